@@ -1,0 +1,1 @@
+"""Lambda functions of the traffic analytics platform (packaged as this package by the stack)."""

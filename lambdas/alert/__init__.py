@@ -1,0 +1,1 @@
+"""Alert: segment window changes in; congestion metrics and SNS alerts out."""

@@ -1,0 +1,1 @@
+"""Code shared by the processor and alert functions: contract rules and metric names."""

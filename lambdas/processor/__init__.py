@@ -1,0 +1,1 @@
+"""Processor: Kinesis readings in; sensor and segment state out; bad records quarantined."""

@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Synthesizes the traffic analytics platform: the state bootstrap stack and one stack per environment.
+
+    pipenv run python main.py              # dev, staging, prod (+ bootstrap) into ./cdktf.out
+    ENVIRONMENT_SUFFIX=pr123 ... main.py   # plus an ad-hoc environment on the dev profile
+
+Configuration is validated before anything is built; a bad value exits with status 2, names the field,
+and leaves any existing output untouched. Output is written to a scratch folder and moved into place
+only when synthesis succeeded, so ``cdktf.out`` is never partial.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from stacks.config import ConfigError, Platform, load
+from stacks.naming import NamingError
+
+
+def synthesize(platform: Platform, outdir: Path) -> None:
+    """Build every stack and synthesize into ``outdir``, replacing it only on success."""
+    # The provider bindings are imported only once the configuration is known to be valid.
+    from cdktf import App
+
+    from stacks.app import build
+
+    outdir = outdir.resolve()
+    scratch = outdir.with_name(f"{outdir.name}.partial-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        app = App(outdir=str(scratch))
+        build(app, platform)
+        app.synth()
+        previous = outdir.with_name(f"{outdir.name}.previous-{os.getpid()}")
+        if outdir.exists():
+            os.rename(outdir, previous)
+        os.rename(scratch, outdir)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> int:
+    try:
+        platform = load(os.environ)
+    except (ConfigError, NamingError) as exc:
+        print(f"synth stopped: {exc}", file=sys.stderr)
+        return 2
+    outdir = Path(os.environ.get("CDKTF_OUTDIR") or "cdktf.out")
+    synthesize(platform, outdir)
+    names = ", ".join(env.suffix for env in platform.environments)
+    print(f"synthesized environments {names} and the state bootstrap into {outdir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""Typed, frozen, validated configuration of every environment.
+
+Everything that differs between environments lives here and nowhere else. Each value is checked when
+its dataclass is constructed, so a bad value stops synth before any resource is built, with a message
+that names the environment and the field (``environment 'dev': field 'processor.memory_mb': ...``).
+No network calls: this module is imported by the tests and by ``main.py`` before the provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from stacks.naming import Kind, NamingError, check, validate_suffix
+
+# Values CloudWatch Logs accepts for retention_in_days.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+DEFAULT_STATE_BUCKET = "tap-traffic-terraform-state"
+ACCESS_LOG_SUFFIX = "-access-logs"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the environment and the field."""
+
+    def __init__(self, environment: str, field_name: str, message: str) -> None:
+        self.environment = environment
+        self.field_name = field_name
+        super().__init__(f"environment {environment!r}: field {field_name!r}: {message}")
+
+
+class StreamMode(str, Enum):
+    """Kinesis capacity mode."""
+
+    ON_DEMAND = "ON_DEMAND"
+    PROVISIONED = "PROVISIONED"
+
+
+def _int(env: str, name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(env, name, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(env, name, f"must be between {low} and {high}, got {value}")
+
+
+def _optional_int(env: str, name: str, value: object, low: int, high: int) -> None:
+    if value is not None:
+        _int(env, name, value, low, high)
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Sizing of one Lambda function."""
+
+    memory_mb: int = 256
+    """Memory (and so CPU share), 128-10240 MB."""
+    timeout_seconds: int = 60
+    """Timeout, 1-900 s."""
+    reserved_concurrency: int | None = None
+    """Reserved concurrency; ``None`` uses the account's unreserved pool."""
+
+    def validate(self, env: str, prefix: str) -> None:
+        _int(env, f"{prefix}.memory_mb", self.memory_mb, 128, 10240)
+        _int(env, f"{prefix}.timeout_seconds", self.timeout_seconds, 1, 900)
+        _optional_int(env, f"{prefix}.reserved_concurrency", self.reserved_concurrency, 1, 1000)
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """Thresholds of the CloudWatch alarms (each evaluated over 5-minute periods)."""
+
+    processor_errors: int = 1
+    """Processor invocation errors per period."""
+    processor_throttles: int = 1
+    """Processor throttles per period."""
+    iterator_age_ms: int = 60_000
+    """Maximum age of the last record the processor read; must stay below the record age limit."""
+    dlq_messages: int = 1
+    """Visible messages in the processor's dead-letter queue."""
+    firehose_freshness_seconds: int = 900
+    """Age of the oldest record not yet delivered to the lake."""
+    iot_rule_failures: int = 1
+    """Failed actions of the ingestion topic rule per period."""
+    congestion_alerts: int = 5
+    """Segment windows entering heavy or severe congestion per period."""
+
+    def validate(self, env: str) -> None:
+        _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
+        _int(env, "alarms.processor_throttles", self.processor_throttles, 1, 1_000_000)
+        _int(env, "alarms.iterator_age_ms", self.iterator_age_ms, 1_000, 604_800_000)
+        _int(env, "alarms.dlq_messages", self.dlq_messages, 1, 1_000_000)
+        _int(env, "alarms.firehose_freshness_seconds", self.firehose_freshness_seconds, 60, 86_400)
+        _int(env, "alarms.iot_rule_failures", self.iot_rule_failures, 1, 1_000_000)
+        _int(env, "alarms.congestion_alerts", self.congestion_alerts, 1, 1_000_000)
+
+
+@dataclass(frozen=True)
+class DataLifecycle:
+    """How long data is kept, in days. ``None`` keeps it (no transition or no expiry)."""
+
+    lake_infrequent_access_days: int | None = None
+    """Move lake objects to STANDARD_IA after this many days (S3 requires at least 30)."""
+    lake_glacier_days: int | None = None
+    """Move lake objects to GLACIER_IR after this many days."""
+    lake_expiration_days: int | None = 30
+    """Delete lake objects after this many days; ``None`` keeps the lake forever."""
+    quarantine_expiration_days: int = 30
+    """Delete quarantined records after this many days."""
+    athena_results_expiration_days: int = 7
+    """Delete Athena query results after this many days."""
+    access_logs_expiration_days: int = 90
+    """Delete S3 access logs after this many days."""
+    noncurrent_version_days: int = 7
+    """Delete noncurrent object versions after this many days."""
+    aggregate_ttl_days: int = 7
+    """DynamoDB TTL of per-window aggregates."""
+
+    def validate(self, env: str) -> None:
+        _optional_int(env, "lifecycle.lake_infrequent_access_days",
+                      self.lake_infrequent_access_days, 30, 36_500)  # fmt: skip
+        _optional_int(env, "lifecycle.lake_glacier_days", self.lake_glacier_days, 1, 36_500)
+        _optional_int(env, "lifecycle.lake_expiration_days", self.lake_expiration_days, 1, 36_500)
+        _int(env, "lifecycle.quarantine_expiration_days", self.quarantine_expiration_days, 1, 36_500)
+        _int(env, "lifecycle.athena_results_expiration_days",
+             self.athena_results_expiration_days, 1, 36_500)  # fmt: skip
+        _int(env, "lifecycle.access_logs_expiration_days", self.access_logs_expiration_days, 1, 36_500)
+        _int(env, "lifecycle.noncurrent_version_days", self.noncurrent_version_days, 1, 36_500)
+        _int(env, "lifecycle.aggregate_ttl_days", self.aggregate_ttl_days, 1, 3_650)
+        steps = [
+            ("lifecycle.lake_infrequent_access_days", self.lake_infrequent_access_days),
+            ("lifecycle.lake_glacier_days", self.lake_glacier_days),
+            ("lifecycle.lake_expiration_days", self.lake_expiration_days),
+        ]
+        present = [(n, v) for n, v in steps if v is not None]
+        for (prev_name, prev), (name, value) in zip(present, present[1:], strict=False):
+            if value <= prev:
+                raise ConfigError(env, name, f"must be greater than {prev_name} ({prev}), got {value}")
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything that differs between environments. Every field documents its default."""
+
+    name: str
+    """Profile name (``dev``, ``staging``, ``prod``); ad-hoc environments use the ``dev`` profile."""
+    region: str = "us-east-1"
+    """AWS region of the environment."""
+    production: bool = False
+    """Production keeps its data: deletion protection and ``prevent_destroy``, no ``force_destroy``."""
+    stream_mode: StreamMode = StreamMode.PROVISIONED
+    """Kinesis capacity mode."""
+    shard_count: int | None = 1
+    """Shards when provisioned; must be ``None`` on demand."""
+    stream_retention_hours: int = 24
+    """Kinesis retention, 24-8760 hours."""
+    log_retention_days: int = 14
+    """Retention of every log group; one of CloudWatch's allowed values."""
+    processor: FunctionSettings = field(default_factory=FunctionSettings)
+    """Processor Lambda sizing."""
+    alert: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
+    """Alert Lambda sizing."""
+    batch_size: int = 100
+    """Records per processor invocation, 1-10000."""
+    batching_window_seconds: int = 1
+    """How long the event source mapping gathers records, 0-300 s."""
+    max_retry_attempts: int = 3
+    """Retries of a failing batch before its records go to the DLQ (bounded, 0-10000)."""
+    max_record_age_seconds: int = 3_600
+    """Records older than this go to the DLQ (bounded, 60-604800 s)."""
+    aggregation_window_seconds: int = 300
+    """Length of a segment aggregation window; divides an hour."""
+    firehose_buffer_seconds: int = 300
+    """How long Firehose buffers before writing a Parquet file to the lake, 60-900 s."""
+    athena_bytes_scanned_cutoff: int = 1 * 1024**3
+    """Per-query bytes-scanned cutoff of the Athena workgroup (at least 10 MB)."""
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    """Alarm thresholds."""
+    lifecycle: DataLifecycle = field(default_factory=DataLifecycle)
+    """Retention of data."""
+    alert_email: str | None = None
+    """E-mail subscribed to the alert topic; ``None`` subscribes nobody."""
+
+    def __post_init__(self) -> None:
+        env = self.name
+        if not isinstance(env, str) or not re.fullmatch(r"^[a-z][a-z0-9-]{0,15}$", env):
+            raise ConfigError(str(env), "name", "must be 1-16 lowercase letters, digits or '-'")
+        if not isinstance(self.region, str) or not _REGION.fullmatch(self.region):
+            raise ConfigError(env, "region", f"{self.region!r} is not an AWS region name")
+        if not isinstance(self.production, bool):
+            raise ConfigError(env, "production", f"must be true or false, got {self.production!r}")
+        if not isinstance(self.stream_mode, StreamMode):
+            raise ConfigError(env, "stream_mode", f"must be one of {[m.value for m in StreamMode]}")
+        if self.stream_mode is StreamMode.PROVISIONED:
+            if self.shard_count is None:
+                raise ConfigError(env, "shard_count", "is required when stream_mode is PROVISIONED")
+            _int(env, "shard_count", self.shard_count, 1, 500)
+        elif self.shard_count is not None:
+            raise ConfigError(env, "shard_count", "must be unset when stream_mode is ON_DEMAND")
+        _int(env, "stream_retention_hours", self.stream_retention_hours, 24, 8760)
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ConfigError(env, "log_retention_days",
+                              f"must be one of {LOG_RETENTION_DAYS}, got {self.log_retention_days!r}")  # fmt: skip
+        for prefix in ("processor", "alert"):
+            settings = getattr(self, prefix)
+            if not isinstance(settings, FunctionSettings):
+                raise ConfigError(env, prefix, "must be a FunctionSettings")
+            settings.validate(env, prefix)
+        _int(env, "batch_size", self.batch_size, 1, 10_000)
+        _int(env, "batching_window_seconds", self.batching_window_seconds, 0, 300)
+        _int(env, "max_retry_attempts", self.max_retry_attempts, 0, 10_000)
+        _int(env, "max_record_age_seconds", self.max_record_age_seconds, 60, 604_800)
+        _int(env, "aggregation_window_seconds", self.aggregation_window_seconds, 60, 3600)
+        if 3600 % self.aggregation_window_seconds:
+            raise ConfigError(env, "aggregation_window_seconds", "must divide 3600 evenly")
+        _int(env, "firehose_buffer_seconds", self.firehose_buffer_seconds, 60, 900)
+        _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff,
+             10 * 1024**2, 2**53)  # fmt: skip
+        if not isinstance(self.alarms, AlarmThresholds):
+            raise ConfigError(env, "alarms", "must be an AlarmThresholds")
+        self.alarms.validate(env)
+        if not isinstance(self.lifecycle, DataLifecycle):
+            raise ConfigError(env, "lifecycle", "must be a DataLifecycle")
+        self.lifecycle.validate(env)
+        if self.alert_email is not None and (
+            not isinstance(self.alert_email, str) or not _EMAIL.fullmatch(self.alert_email)
+        ):
+            raise ConfigError(env, "alert_email", f"{self.alert_email!r} is not an e-mail address")
+        # Contradictions between fields.
+        if self.alarms.iterator_age_ms >= self.max_record_age_seconds * 1000:
+            raise ConfigError(env, "alarms.iterator_age_ms",
+                              "must be below max_record_age_seconds, or records expire before it fires")  # fmt: skip
+        if self.max_record_age_seconds > self.stream_retention_hours * 3600:
+            raise ConfigError(env, "max_record_age_seconds", "must not exceed stream_retention_hours")
+        if self.alarms.firehose_freshness_seconds <= self.firehose_buffer_seconds:
+            raise ConfigError(env, "alarms.firehose_freshness_seconds",
+                              "must exceed firehose_buffer_seconds, or it fires on every buffer")  # fmt: skip
+        reserved = self.processor.reserved_concurrency
+        if reserved is not None and self.shard_count is not None and reserved < self.shard_count:
+            raise ConfigError(env, "processor.reserved_concurrency",
+                              f"must be at least shard_count ({self.shard_count}): one invocation per shard")  # fmt: skip
+        if self.production and self.lifecycle.lake_expiration_days is not None:
+            raise ConfigError(env, "lifecycle.lake_expiration_days",
+                              "must be unset in production: the lake is retained")  # fmt: skip
+
+    def with_name(self, name: str) -> EnvironmentConfig:
+        """The same profile under another environment name (validated again)."""
+        return replace(self, name=name)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """Where Terraform state lives: one bucket, a key per environment."""
+
+    bucket: str = DEFAULT_STATE_BUCKET
+    """State bucket; ``TF_STATE_BUCKET`` overrides it. Must be globally unique in real accounts."""
+    region: str = "us-east-1"
+    """Region of the state bucket."""
+
+    def __post_init__(self) -> None:
+        try:
+            check(Kind.S3_BUCKET, self.bucket)
+        except NamingError as exc:
+            raise ConfigError("state", "state_bucket (TF_STATE_BUCKET)", str(exc)) from None
+        if len(self.bucket) > 63 - len(ACCESS_LOG_SUFFIX):
+            raise ConfigError("state", "state_bucket (TF_STATE_BUCKET)",
+                              f"{self.bucket!r} is too long: at most {63 - len(ACCESS_LOG_SUFFIX)} characters, "
+                              f"so that its access-log bucket '<name>{ACCESS_LOG_SUFFIX}' fits S3's 63")  # fmt: skip
+        if not _REGION.fullmatch(self.region):
+            raise ConfigError("state", "region (TF_STATE_REGION)", f"{self.region!r} is not an AWS region name")
+
+    @property
+    def access_log_bucket(self) -> str:
+        """Bucket receiving the state bucket's access logs."""
+        return f"{self.bucket}{ACCESS_LOG_SUFFIX}"
+
+
+DEV = EnvironmentConfig(name="dev")
+STAGING = EnvironmentConfig(
+    name="staging",
+    shard_count=2,
+    stream_retention_hours=48,
+    log_retention_days=30,
+    processor=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    batch_size=500,
+    batching_window_seconds=2,
+    lifecycle=DataLifecycle(lake_infrequent_access_days=30, lake_expiration_days=90),
+)
+PROD = EnvironmentConfig(
+    name="prod",
+    production=True,
+    stream_mode=StreamMode.ON_DEMAND,
+    shard_count=None,
+    stream_retention_hours=168,
+    log_retention_days=365,
+    processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
+    alert=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    batch_size=1000,
+    batching_window_seconds=5,
+    max_retry_attempts=10,
+    max_record_age_seconds=86_400,
+    alarms=AlarmThresholds(iterator_age_ms=300_000, congestion_alerts=10),
+    lifecycle=DataLifecycle(
+        lake_infrequent_access_days=30,
+        lake_glacier_days=180,
+        lake_expiration_days=None,
+        quarantine_expiration_days=365,
+        athena_results_expiration_days=30,
+        access_logs_expiration_days=365,
+        noncurrent_version_days=30,
+        aggregate_ttl_days=30,
+    ),
+)
+PROFILES: Mapping[str, EnvironmentConfig] = {c.name: c for c in (DEV, STAGING, PROD)}
+AD_HOC_PROFILE = "dev"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deployable environment: its suffix (in every name) and its config."""
+
+    suffix: str
+    config: EnvironmentConfig
+
+
+@dataclass(frozen=True)
+class Platform:
+    """All environments to synthesize, and where their state lives."""
+
+    environments: tuple[Environment, ...]
+    state: StateConfig
+
+
+def load(environ: Mapping[str, str]) -> Platform:
+    """Read the environments to synthesize from process environment variables.
+
+    ``ENVIRONMENT_SUFFIX`` adds one ad-hoc environment on the dev profile; ``TF_STATE_BUCKET`` and
+    ``TF_STATE_REGION`` override where state lives. Raises :class:`ConfigError` or
+    :class:`~stacks.naming.NamingError` naming the variable at fault.
+    """
+    state = StateConfig(
+        bucket=environ.get("TF_STATE_BUCKET") or DEFAULT_STATE_BUCKET,
+        region=environ.get("TF_STATE_REGION") or StateConfig.region,
+    )
+    environments = [Environment(suffix=name, config=config) for name, config in PROFILES.items()]
+    extra = environ.get("ENVIRONMENT_SUFFIX")
+    if extra is not None and extra != "":
+        validate_suffix(extra, field="ENVIRONMENT_SUFFIX")
+        if extra in PROFILES:
+            raise NamingError(
+                f"ENVIRONMENT_SUFFIX: {extra!r} is a standing environment; an ad-hoc environment "
+                "needs its own suffix (e.g. pr123) or its resources would collide with it"
+            )
+        environments.append(Environment(suffix=extra, config=PROFILES[AD_HOC_PROFILE].with_name(extra)))
+    for env in environments:
+        validate_suffix(env.suffix)
+    return Platform(environments=tuple(environments), state=state)

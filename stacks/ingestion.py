@@ -1,0 +1,156 @@
+"""Sensors to Kinesis: the IoT policy sensors connect with, the topic rule, and the data stream.
+
+AWS substitution templates (``${topic(4)}``, ``${iot:Connection.Thing.ThingName}``) are written
+``$${...}`` so that Terraform passes them through instead of reading them as its own interpolation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.iot_policy import IotPolicy
+from cdktf_cdktf_provider_aws.iot_topic_rule import (
+    IotTopicRule,
+    IotTopicRuleErrorAction,
+    IotTopicRuleErrorActionS3,
+    IotTopicRuleKinesis,
+)
+from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStreamStreamModeDetails
+from constructs import Construct
+
+from stacks.config import StreamMode
+from stacks.context import StackContext
+from stacks.iam import Statement, ServiceRole
+from stacks.naming import Kind
+
+SQL_VERSION = "2016-03-23"
+THING_NAME = "$${iot:Connection.Thing.ThingName}"
+# Topic levels: tap/<suffix>/sensors/<sensor id>/readings; the sensor id is level 4.
+SENSOR_ID_FROM_TOPIC = "$${topic(4)}"
+IOT_ERROR_PREFIX = "iot-errors/"
+
+
+@dataclass(frozen=True)
+class IngestionProps:
+    """Props of :class:`Ingestion`."""
+
+    kms_key_arn: str
+    """Key encrypting the stream."""
+    error_bucket_name: str
+    """Bucket (the quarantine) where the rule's error action keeps messages it could not put."""
+    error_bucket_arn: str
+
+
+class Ingestion(Construct):
+    """IoT Core topic rule and sensor policy, and the Kinesis data stream they feed."""
+
+    def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: IngestionProps) -> None:
+        super().__init__(scope, id_)
+        namer, config = ctx.namer, ctx.config
+        provisioned = config.stream_mode is StreamMode.PROVISIONED
+        self.stream_name = namer.name(Kind.KINESIS_STREAM, "readings")
+        self.stream = KinesisStream(
+            self,
+            "stream",
+            name=self.stream_name,
+            stream_mode_details=KinesisStreamStreamModeDetails(stream_mode=config.stream_mode.value),
+            shard_count=config.shard_count if provisioned else None,
+            retention_period=config.stream_retention_hours,
+            encryption_type="KMS",
+            kms_key_id=props.kms_key_arn,
+            enforce_consumer_deletion=not ctx.production,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if ctx.production else None,
+        )
+        rule_name = namer.name(Kind.IOT_RULE, "ingest")
+        rule_arn = ctx.arn("iot", f"rule/{rule_name}")
+        from_this_rule = {
+            ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
+            ("ArnEquals", "aws:SourceArn"): [rule_arn],
+        }
+        self.rule_role = ServiceRole(
+            self,
+            "rule-role",
+            name=namer.name(Kind.IAM_ROLE, "iot-to-kinesis"),
+            service="iot.amazonaws.com",
+            trust_conditions=from_this_rule,
+            description="Lets the ingestion topic rule put readings on the Kinesis stream",
+            statements=[
+                Statement("PutReadings", ["kinesis:PutRecord"], [self.stream.arn]),
+                Statement(
+                    "EncryptReadings",
+                    ["kms:GenerateDataKey"],
+                    [props.kms_key_arn],
+                    {("StringEquals", "kms:ViaService"): [ctx.service_endpoint("kinesis")]},
+                ),
+            ],
+        )
+        self.error_role = ServiceRole(
+            self,
+            "rule-error-role",
+            name=namer.name(Kind.IAM_ROLE, "iot-errors"),
+            service="iot.amazonaws.com",
+            trust_conditions=from_this_rule,
+            description="Lets the ingestion topic rule keep messages it failed to put in the quarantine",
+            statements=[
+                Statement("KeepFailedMessages", ["s3:PutObject"], [f"{props.error_bucket_arn}/{IOT_ERROR_PREFIX}*"]),
+                Statement(
+                    "EncryptFailedMessages",
+                    ["kms:GenerateDataKey"],
+                    [props.kms_key_arn],
+                    {("StringEquals", "kms:ViaService"): [ctx.service_endpoint("s3")]},
+                ),
+            ],
+        )
+        self.topic_filter = namer.topic_filter()
+        self.rule = IotTopicRule(
+            self,
+            "rule",
+            name=rule_name,
+            description=f"Readings published on {self.topic_filter} to the Kinesis stream",
+            enabled=True,
+            sql=f"SELECT * FROM '{self.topic_filter}'",
+            sql_version=SQL_VERSION,
+            kinesis=[
+                IotTopicRuleKinesis(
+                    stream_name=self.stream.name,
+                    partition_key=SENSOR_ID_FROM_TOPIC,
+                    role_arn=self.rule_role.arn,
+                )
+            ],
+            error_action=IotTopicRuleErrorAction(
+                s3=IotTopicRuleErrorActionS3(
+                    bucket_name=props.error_bucket_name,
+                    key=f"{IOT_ERROR_PREFIX}{SENSOR_ID_FROM_TOPIC}/$${{timestamp()}}-$${{newuuid()}}.json",
+                    role_arn=self.error_role.arn,
+                )
+            ),
+            depends_on=[self.rule_role.policy, self.error_role.policy],
+        )
+        self.rule_name = rule_name
+        topic_prefix = namer.sensor_topic_prefix()
+        sensor_policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ConnectAsOwnThing",
+                    "Effect": "Allow",
+                    "Action": "iot:Connect",
+                    "Resource": ctx.arn("iot", f"client/{THING_NAME}"),
+                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+                },
+                {
+                    "Sid": "PublishOwnReadings",
+                    "Effect": "Allow",
+                    "Action": "iot:Publish",
+                    "Resource": ctx.arn("iot", f"topic/{topic_prefix}/{THING_NAME}/readings"),
+                },
+            ],
+        }
+        self.sensor_policy = IotPolicy(
+            self,
+            "sensor-policy",
+            name=namer.name(Kind.IOT_POLICY, "sensor"),
+            policy=json.dumps(sensor_policy, sort_keys=True),
+        )

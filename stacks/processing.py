@@ -1,0 +1,247 @@
+"""The processor and alert functions, their dead-letter queues and event source mappings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cdktf import AssetType, TerraformAsset
+from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
+    LambdaEventSourceMapping,
+    LambdaEventSourceMappingDestinationConfig,
+    LambdaEventSourceMappingDestinationConfigOnFailure,
+)
+from cdktf_cdktf_provider_aws.lambda_function import (
+    LambdaFunction,
+    LambdaFunctionDeadLetterConfig,
+    LambdaFunctionEnvironment,
+    LambdaFunctionLoggingConfig,
+    LambdaFunctionTracingConfig,
+)
+from cdktf_cdktf_provider_aws.sqs_queue import SqsQueue
+from constructs import Construct
+
+from stacks.config import FunctionSettings
+from stacks.context import StackContext
+from stacks.iam import ServiceRole, Statement
+from stacks.lambda_package import stage
+from stacks.naming import Kind
+
+RUNTIME = "python3.12"
+ARCHITECTURE = "arm64"
+QUARANTINE_PREFIX = "rejected/"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+# X-Ray accepts no resource-level permissions: these two actions need Resource "*".
+XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+
+
+@dataclass(frozen=True)
+class ProcessingProps:
+    """Props of :class:`Processing`: the resources the functions read and write."""
+
+    kms_key_arn: str
+    stream_arn: str
+    sensor_state_table_name: str
+    sensor_state_table_arn: str
+    segment_windows_table_name: str
+    segment_windows_table_arn: str
+    segment_windows_stream_arn: str
+    segment_aggregates_table_name: str
+    segment_aggregates_table_arn: str
+    quarantine_bucket_name: str
+    quarantine_bucket_arn: str
+    alert_topic_arn: str
+
+
+class Function(Construct):
+    """One Lambda function with its staged code, role, log group and dead-letter queue."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id_: str,
+        ctx: StackContext,
+        *,
+        concern: str,
+        description: str,
+        settings: FunctionSettings,
+        kms_key_arn: str,
+        environment: Mapping[str, str],
+        statements: Sequence[Statement],
+    ) -> None:
+        super().__init__(scope, id_)
+        namer = ctx.namer
+        self.function_name = namer.name(Kind.LAMBDA_FUNCTION, concern)
+        self.dlq_name = namer.name(Kind.SQS_QUEUE, f"{concern}-dlq")
+        self.dlq = SqsQueue(
+            self,
+            "dlq",
+            name=self.dlq_name,
+            kms_master_key_id=kms_key_arn,
+            kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=DLQ_RETENTION_SECONDS,
+        )
+        self.log_group = CloudwatchLogGroup(
+            self,
+            "logs",
+            name=namer.log_group("lambda", concern),
+            retention_in_days=ctx.config.log_retention_days,
+            kms_key_id=kms_key_arn,
+        )
+        self.role = ServiceRole(
+            self,
+            "role",
+            name=namer.name(Kind.IAM_ROLE, f"{concern}-fn"),
+            service="lambda.amazonaws.com",
+            description=f"Execution role of {self.function_name}",
+            statements=[
+                *statements,
+                Statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+                          [f"{self.log_group.arn}:*"]),  # fmt: skip
+                Statement("SendFailuresToDeadLetterQueue", ["sqs:SendMessage"], [self.dlq.arn]),
+                Statement("Tracing", XRAY_ACTIONS, ["*"]),
+            ],
+        )
+        self.asset = TerraformAsset(self, "code", path=str(stage(concern)), type=AssetType.ARCHIVE)
+        self.function = LambdaFunction(
+            self,
+            "function",
+            function_name=self.function_name,
+            description=description,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            architectures=[ARCHITECTURE],
+            handler=f"lambdas.{concern}.handler.handler",
+            filename=self.asset.path,
+            source_code_hash=self.asset.asset_hash,
+            memory_size=settings.memory_mb,
+            timeout=settings.timeout_seconds,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            kms_key_arn=kms_key_arn,
+            environment=LambdaFunctionEnvironment(variables=dict(environment)),
+            tracing_config=LambdaFunctionTracingConfig(mode="Active"),
+            logging_config=LambdaFunctionLoggingConfig(log_format="JSON", log_group=self.log_group.name),
+            # Stream invocations fail over to the mapping's destination; asynchronous ones land here.
+            dead_letter_config=LambdaFunctionDeadLetterConfig(target_arn=self.dlq.arn),
+            depends_on=[self.log_group, self.role.policy],
+        )
+
+
+class Processing(Construct):
+    """Processor (Kinesis → DynamoDB, quarantine) and alert (window changes → metrics, SNS) functions."""
+
+    def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: ProcessingProps) -> None:
+        super().__init__(scope, id_)
+        config = ctx.config
+        namespace = ctx.namer.metric_namespace()
+        use_key = Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn])
+        common_env = {
+            "ENVIRONMENT_SUFFIX": ctx.namer.environment_suffix,
+            "METRIC_NAMESPACE": namespace,
+            "SEGMENT_WINDOWS_TABLE": props.segment_windows_table_name,
+            "WINDOW_SECONDS": str(config.aggregation_window_seconds),
+            "AGGREGATE_TTL_DAYS": str(config.lifecycle.aggregate_ttl_days),
+        }
+        self.processor = Function(
+            self,
+            "processor",
+            ctx,
+            concern="processor",
+            description="Validates readings from Kinesis, updates sensor and segment state, quarantines bad records",
+            settings=config.processor,
+            kms_key_arn=props.kms_key_arn,
+            environment={
+                **common_env,
+                "SENSOR_STATE_TABLE": props.sensor_state_table_name,
+                "QUARANTINE_BUCKET": props.quarantine_bucket_name,
+                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
+            },
+            statements=[
+                Statement(
+                    "ReadReadingsStream",
+                    ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                     "kinesis:GetShardIterator", "kinesis:ListShards"],
+                    [props.stream_arn],
+                ),  # fmt: skip
+                Statement(
+                    "WriteState",
+                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
+                     "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [props.sensor_state_table_arn, props.segment_windows_table_arn],
+                ),  # fmt: skip
+                Statement("QuarantineRejects", ["s3:PutObject"],
+                          [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]),  # fmt: skip
+                use_key,
+            ],
+        )
+        self.processor_mapping = LambdaEventSourceMapping(
+            self,
+            "processor-mapping",
+            function_name=self.processor.function.arn,
+            event_source_arn=props.stream_arn,
+            starting_position="TRIM_HORIZON",
+            batch_size=config.batch_size,
+            maximum_batching_window_in_seconds=config.batching_window_seconds,
+            function_response_types=["ReportBatchItemFailures"],
+            bisect_batch_on_function_error=True,
+            maximum_retry_attempts=config.max_retry_attempts,
+            maximum_record_age_in_seconds=config.max_record_age_seconds,
+            destination_config=LambdaEventSourceMappingDestinationConfig(
+                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(
+                    destination_arn=self.processor.dlq.arn
+                )
+            ),
+        )
+        self.alert = Function(
+            self,
+            "alert",
+            ctx,
+            concern="alert",
+            description="Turns segment window changes into congestion metrics and SNS alerts",
+            settings=config.alert,
+            kms_key_arn=props.kms_key_arn,
+            environment={
+                **common_env,
+                "SEGMENT_AGGREGATES_TABLE": props.segment_aggregates_table_name,
+                "ALERT_TOPIC_ARN": props.alert_topic_arn,
+            },
+            statements=[
+                Statement(
+                    "ReadWindowChanges",
+                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                     "dynamodb:ListStreams"],
+                    [props.segment_windows_stream_arn],
+                ),  # fmt: skip
+                Statement("ReadWindows", ["dynamodb:Query"], [props.segment_windows_table_arn]),
+                Statement(
+                    "WriteAggregates",
+                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [props.segment_aggregates_table_arn],
+                ),  # fmt: skip
+                Statement(
+                    "PublishOwnMetrics",
+                    ["cloudwatch:PutMetricData"],
+                    ["*"],  # PutMetricData has no resource-level permissions; the namespace condition scopes it
+                    {("StringEquals", "cloudwatch:namespace"): [namespace]},
+                ),
+                Statement("PublishAlerts", ["sns:Publish"], [props.alert_topic_arn]),
+                use_key,
+            ],
+        )
+        self.alert_mapping = LambdaEventSourceMapping(
+            self,
+            "alert-mapping",
+            function_name=self.alert.function.arn,
+            event_source_arn=props.segment_windows_stream_arn,
+            starting_position="TRIM_HORIZON",
+            batch_size=100,
+            maximum_batching_window_in_seconds=config.batching_window_seconds,
+            function_response_types=["ReportBatchItemFailures"],
+            bisect_batch_on_function_error=True,
+            maximum_retry_attempts=config.max_retry_attempts,
+            maximum_record_age_in_seconds=config.max_record_age_seconds,
+            destination_config=LambdaEventSourceMappingDestinationConfig(
+                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=self.alert.dlq.arn)
+            ),
+        )

@@ -1,0 +1,121 @@
+"""Where data rests: DynamoDB state tables and the S3 buckets (lake, quarantine, Athena results, logs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf import TerraformResourceLifecycle
+from cdktf_cdktf_provider_aws.dynamodb_table import (
+    DynamodbTable,
+    DynamodbTableAttribute,
+    DynamodbTablePointInTimeRecovery,
+    DynamodbTableServerSideEncryption,
+    DynamodbTableTtl,
+)
+from constructs import Construct
+
+from stacks.buckets import SecureBucket, SecureBucketProps, Transition
+from stacks.context import StackContext
+from stacks.naming import Kind
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Key schema and change stream of one table."""
+
+    concern: str
+    hash_key: str
+    range_key: str | None = None
+    ttl: bool = False
+    stream_view_type: str | None = None
+
+
+SENSOR_STATE = TableSpec("sensor-state", hash_key="sensor_id")
+"""Latest reading of each sensor (current state; not transient, so no TTL)."""
+SEGMENT_WINDOWS = TableSpec(
+    "segment-windows", hash_key="segment_id", range_key="window_sensor", ttl=True, stream_view_type="NEW_IMAGE"
+)
+"""Each sensor's contribution to a segment's window (``<window start>#<sensor id>``); its stream drives
+the alert function."""
+SEGMENT_AGGREGATES = TableSpec("segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True)
+"""Each segment's aggregate per window, with its congestion level and alert state."""
+TABLES = (SENSOR_STATE, SEGMENT_WINDOWS, SEGMENT_AGGREGATES)
+
+
+class Storage(Construct):
+    """DynamoDB tables and S3 buckets of one environment."""
+
+    def __init__(self, scope: Construct, id_: str, ctx: StackContext, kms_key_arn: str) -> None:
+        super().__init__(scope, id_)
+        self._ctx = ctx
+        self._kms_key_arn = kms_key_arn
+        self.sensor_state = self._table("sensor-state-table", SENSOR_STATE)
+        self.segment_windows = self._table("segment-windows-table", SEGMENT_WINDOWS)
+        self.segment_aggregates = self._table("segment-aggregates-table", SEGMENT_AGGREGATES)
+        self.table_names = tuple(ctx.namer.name(Kind.DYNAMODB_TABLE, s.concern) for s in TABLES)
+
+        life = ctx.config.lifecycle
+        namer = ctx.namer
+        self.access_logs = SecureBucket(
+            self,
+            "access-logs",
+            SecureBucketProps(
+                name=namer.bucket("access-logs", ctx.account_id),
+                production=ctx.production,
+                kms_key_arn=None,
+                noncurrent_version_days=life.noncurrent_version_days,
+                expiration_days=life.access_logs_expiration_days,
+                receives_access_logs=True,
+                source_account=ctx.account_id,
+            ),
+        )
+
+        def bucket(id_: str, concern: str, expiration: int | None, transitions: tuple[Transition, ...] = ()) -> SecureBucket:
+            return SecureBucket(
+                self,
+                id_,
+                SecureBucketProps(
+                    name=namer.bucket(concern, ctx.account_id),
+                    production=ctx.production,
+                    kms_key_arn=kms_key_arn,
+                    noncurrent_version_days=life.noncurrent_version_days,
+                    access_log_bucket=self.access_logs.bucket_id,
+                    expiration_days=expiration,
+                    transitions=transitions,
+                ),
+            )
+
+        transitions = tuple(
+            Transition(days, storage_class)
+            for days, storage_class in (
+                (life.lake_infrequent_access_days, "STANDARD_IA"),
+                (life.lake_glacier_days, "GLACIER_IR"),
+            )
+            if days is not None
+        )
+        self.lake = bucket("lake", "lake", life.lake_expiration_days, transitions)
+        self.quarantine = bucket("quarantine", "quarantine", life.quarantine_expiration_days)
+        self.athena_results = bucket("athena-results", "athena-results", life.athena_results_expiration_days)
+
+    def _table(self, id_: str, spec: TableSpec) -> DynamodbTable:
+        attributes = [DynamodbTableAttribute(name=spec.hash_key, type="S")]
+        if spec.range_key:
+            attributes.append(DynamodbTableAttribute(name=spec.range_key, type="S"))
+        return DynamodbTable(
+            self,
+            id_,
+            name=self._ctx.namer.name(Kind.DYNAMODB_TABLE, spec.concern),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=spec.hash_key,
+            range_key=spec.range_key,
+            attribute=attributes,
+            point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
+            server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._kms_key_arn),
+            ttl=DynamodbTableTtl(attribute_name=TTL_ATTRIBUTE, enabled=True) if spec.ttl else None,
+            stream_enabled=spec.stream_view_type is not None,
+            stream_view_type=spec.stream_view_type,
+            deletion_protection_enabled=self._ctx.production,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if self._ctx.production else None,
+        )
