@@ -23,9 +23,9 @@ from stacks.naming import NamingError
 def synthesize(platform: Platform, outdir: Path) -> None:
     """Build every stack and synthesize into ``outdir``, replacing it only on success."""
     # The provider bindings are imported only once the configuration is known to be valid.
-    from cdktf import App
+    from cdktf import App  # noqa: PLC0415
 
-    from stacks.app import build
+    from stacks.app import build  # noqa: PLC0415
 
     outdir = outdir.resolve()
     scratch = outdir.with_name(f"{outdir.name}.partial-{os.getpid()}")

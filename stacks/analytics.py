@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdktf_cdktf_provider_aws import kinesis_firehose_delivery_stream as fh
 from cdktf_cdktf_provider_aws.athena_named_query import AthenaNamedQuery
 from cdktf_cdktf_provider_aws.athena_workgroup import (
     AthenaWorkgroup,
@@ -23,18 +24,28 @@ from cdktf_cdktf_provider_aws.glue_catalog_table import (
     GlueCatalogTableStorageDescriptorSerDeInfo,
 )
 from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
-    KinesisFirehoseDeliveryStream,
-    KinesisFirehoseDeliveryStreamExtendedS3Configuration,
-    KinesisFirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptions,
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfiguration as Conversion,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfiguration as InputFormat,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfigurationDeserializer as Deserializer,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationInputFormatConfigurationDeserializerOpenXJsonSerDe as OpenXJson,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfiguration as OutputFormat,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfigurationSerializer as Serializer,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationOutputFormatConfigurationSerializerParquetSerDe as ParquetSerDe,
+)
+from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfigurationSchemaConfiguration as SchemaConfiguration,
-    KinesisFirehoseDeliveryStreamKinesisSourceConfiguration,
 )
 from constructs import Construct
 
@@ -67,9 +78,11 @@ class Analytics(Construct):
         super().__init__(scope, id_)
         namer, config = ctx.namer, ctx.config
         self.database = GlueCatalogDatabase(
-            self, "database", name=namer.name(Kind.GLUE, "traffic"),
+            self,
+            "database",
+            name=namer.name(Kind.GLUE, "traffic"),
             description="Traffic readings archived by the platform",
-        )  # fmt: skip
+        )
         self.table_name = namer.name(Kind.GLUE, "readings")
         location = f"s3://{props.lake_bucket_name}/{LAKE_PREFIX}"
         self.table = GlueCatalogTable(
@@ -129,29 +142,44 @@ class Analytics(Construct):
             statements=[
                 Statement(
                     "ReadStream",
-                    ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
-                     "kinesis:GetShardIterator", "kinesis:ListShards"],
+                    [
+                        "kinesis:DescribeStream",
+                        "kinesis:DescribeStreamSummary",
+                        "kinesis:GetRecords",
+                        "kinesis:GetShardIterator",
+                        "kinesis:ListShards",
+                    ],
                     [props.stream_arn],
-                ),  # fmt: skip
+                ),
                 Statement(
                     "WriteLake",
-                    ["s3:AbortMultipartUpload", "s3:GetBucketLocation", "s3:GetObject", "s3:ListBucket",
-                     "s3:ListBucketMultipartUploads", "s3:PutObject"],
+                    [
+                        "s3:AbortMultipartUpload",
+                        "s3:GetBucketLocation",
+                        "s3:GetObject",
+                        "s3:ListBucket",
+                        "s3:ListBucketMultipartUploads",
+                        "s3:PutObject",
+                    ],
                     [props.lake_bucket_arn, f"{props.lake_bucket_arn}/*"],
-                ),  # fmt: skip
-                Statement("ReadSchema", ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
-                          [catalog, database_arn, table_arn]),  # fmt: skip
+                ),
+                Statement(
+                    "ReadSchema",
+                    ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+                    [catalog, database_arn, table_arn],
+                ),
                 Statement(
                     "UseKey",
                     ["kms:Decrypt", "kms:GenerateDataKey"],
                     [props.kms_key_arn],
                     {("StringEquals", "kms:ViaService"): [ctx.service_endpoint("kinesis"), ctx.service_endpoint("s3")]},
                 ),
-                Statement("LogErrors", ["logs:PutLogEvents"],
-                          [f"{self.log_group.arn}:log-stream:{FIREHOSE_LOG_STREAM}"]),  # fmt: skip
+                Statement(
+                    "LogErrors", ["logs:PutLogEvents"], [f"{self.log_group.arn}:log-stream:{FIREHOSE_LOG_STREAM}"]
+                ),
             ],
         )
-        s3 = KinesisFirehoseDeliveryStreamExtendedS3Configuration(
+        s3 = fh.KinesisFirehoseDeliveryStreamExtendedS3Configuration(
             role_arn=self.role.arn,
             bucket_arn=props.lake_bucket_arn,
             prefix=f"{LAKE_PREFIX}{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/",
@@ -159,7 +187,7 @@ class Analytics(Construct):
             buffering_interval=config.firehose_buffer_seconds,
             buffering_size=64,
             kms_key_arn=props.kms_key_arn,
-            cloudwatch_logging_options=KinesisFirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptions(
+            cloudwatch_logging_options=fh.KinesisFirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptions(
                 enabled=True, log_group_name=self.log_group.name, log_stream_name=FIREHOSE_LOG_STREAM
             ),
             data_format_conversion_configuration=Conversion(
@@ -176,12 +204,12 @@ class Analytics(Construct):
                 ),
             ),
         )
-        self.firehose = KinesisFirehoseDeliveryStream(
+        self.firehose = fh.KinesisFirehoseDeliveryStream(
             self,
             "firehose",
             name=firehose_name,
             destination="extended_s3",
-            kinesis_source_configuration=KinesisFirehoseDeliveryStreamKinesisSourceConfiguration(
+            kinesis_source_configuration=fh.KinesisFirehoseDeliveryStreamKinesisSourceConfiguration(
                 kinesis_stream_arn=props.stream_arn, role_arn=self.role.arn
             ),
             extended_s3_configuration=s3,

@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdent
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
 from cdktf_cdktf_provider_aws.kms_key import KmsKey
+from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps
@@ -19,7 +20,6 @@ from stacks.iam import Statement, policy_document
 from stacks.naming import PREFIX
 from stacks.security import KEY_ADMIN_ACTIONS, KEY_USE_ACTIONS
 from stacks.tap_stack import default_tags
-from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTags
 
 BOOTSTRAP_STACK_ID = f"{PREFIX}-state-bootstrap"
 NONCURRENT_STATE_VERSION_DAYS = 90
@@ -31,9 +31,7 @@ class StateBootstrapStack(TerraformStack):
     def __init__(self, scope: Construct, id_: str, state: StateConfig) -> None:
         super().__init__(scope, id_)
         LocalBackend(self, path="terraform.tfstate")
-        AwsProvider(
-            self, "aws", region=state.region, default_tags=[AwsProviderDefaultTags(tags=default_tags("state"))]
-        )
+        AwsProvider(self, "aws", region=state.region, default_tags=[AwsProviderDefaultTags(tags=default_tags("state"))])
         account_id = DataAwsCallerIdentity(self, "current").account_id
         partition = DataAwsPartition(self, "partition").partition
         root = f"arn:{partition}:iam::{account_id}:root"

@@ -92,9 +92,11 @@ class SecureBucket(Construct):
         )
         bucket_id = self.bucket.id
         S3BucketOwnershipControls(
-            self, "ownership", bucket=bucket_id,
+            self,
+            "ownership",
+            bucket=bucket_id,
             rule=S3BucketOwnershipControlsRule(object_ownership="BucketOwnerEnforced"),
-        )  # fmt: skip
+        )
         self.public_access_block = S3BucketPublicAccessBlock(
             self,
             "public-access-block",
@@ -105,9 +107,11 @@ class SecureBucket(Construct):
             restrict_public_buckets=True,
         )
         S3BucketVersioningA(
-            self, "versioning", bucket=bucket_id,
+            self,
+            "versioning",
+            bucket=bucket_id,
             versioning_configuration=S3BucketVersioningVersioningConfiguration(status="Enabled"),
-        )  # fmt: skip
+        )
         default = S3BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultA(
             sse_algorithm="aws:kms" if props.kms_key_arn else "AES256",
             kms_master_key_id=props.kms_key_arn,
@@ -136,15 +140,16 @@ class SecureBucket(Construct):
             )
         statements.extend(props.extra_statements)
         policy = policy_document(self, "policy-document", statements)
-        S3BucketPolicy(
-            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[self.public_access_block]
-        )
+        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[self.public_access_block])
         self._lifecycle(props, bucket_id)
         if props.access_log_bucket is not None:
             S3BucketLoggingA(
-                self, "logging", bucket=bucket_id,
-                target_bucket=props.access_log_bucket, target_prefix=f"{props.name}/",
-            )  # fmt: skip
+                self,
+                "logging",
+                bucket=bucket_id,
+                target_bucket=props.access_log_bucket,
+                target_prefix=f"{props.name}/",
+            )
 
     def _lifecycle(self, props: SecureBucketProps, bucket_id: str) -> None:
         rules = [

@@ -11,15 +11,36 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
+from itertools import pairwise
 
 from stacks.naming import Kind, NamingError, check, validate_suffix
 
 # Values CloudWatch Logs accepts for retention_in_days.
 LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-)  # fmt: skip
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 DEFAULT_STATE_BUCKET = "tap-traffic-terraform-state"
@@ -35,7 +56,7 @@ class ConfigError(ValueError):
         super().__init__(f"environment {environment!r}: field {field_name!r}: {message}")
 
 
-class StreamMode(str, Enum):
+class StreamMode(StrEnum):
     """Kinesis capacity mode."""
 
     ON_DEMAND = "ON_DEMAND"
@@ -122,13 +143,11 @@ class DataLifecycle:
     """DynamoDB TTL of per-window aggregates."""
 
     def validate(self, env: str) -> None:
-        _optional_int(env, "lifecycle.lake_infrequent_access_days",
-                      self.lake_infrequent_access_days, 30, 36_500)  # fmt: skip
+        _optional_int(env, "lifecycle.lake_infrequent_access_days", self.lake_infrequent_access_days, 30, 36_500)
         _optional_int(env, "lifecycle.lake_glacier_days", self.lake_glacier_days, 1, 36_500)
         _optional_int(env, "lifecycle.lake_expiration_days", self.lake_expiration_days, 1, 36_500)
         _int(env, "lifecycle.quarantine_expiration_days", self.quarantine_expiration_days, 1, 36_500)
-        _int(env, "lifecycle.athena_results_expiration_days",
-             self.athena_results_expiration_days, 1, 36_500)  # fmt: skip
+        _int(env, "lifecycle.athena_results_expiration_days", self.athena_results_expiration_days, 1, 36_500)
         _int(env, "lifecycle.access_logs_expiration_days", self.access_logs_expiration_days, 1, 36_500)
         _int(env, "lifecycle.noncurrent_version_days", self.noncurrent_version_days, 1, 36_500)
         _int(env, "lifecycle.aggregate_ttl_days", self.aggregate_ttl_days, 1, 3_650)
@@ -138,7 +157,7 @@ class DataLifecycle:
             ("lifecycle.lake_expiration_days", self.lake_expiration_days),
         ]
         present = [(n, v) for n, v in steps if v is not None]
-        for (prev_name, prev), (name, value) in zip(present, present[1:], strict=False):
+        for (prev_name, prev), (name, value) in pairwise(present):
             if value <= prev:
                 raise ConfigError(env, name, f"must be greater than {prev_name} ({prev}), got {value}")
 
@@ -204,8 +223,9 @@ class EnvironmentConfig:
             raise ConfigError(env, "shard_count", "must be unset when stream_mode is ON_DEMAND")
         _int(env, "stream_retention_hours", self.stream_retention_hours, 24, 8760)
         if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise ConfigError(env, "log_retention_days",
-                              f"must be one of {LOG_RETENTION_DAYS}, got {self.log_retention_days!r}")  # fmt: skip
+            raise ConfigError(
+                env, "log_retention_days", f"must be one of {LOG_RETENTION_DAYS}, got {self.log_retention_days!r}"
+            )
         for prefix in ("processor", "alert"):
             settings = getattr(self, prefix)
             if not isinstance(settings, FunctionSettings):
@@ -219,8 +239,7 @@ class EnvironmentConfig:
         if 3600 % self.aggregation_window_seconds:
             raise ConfigError(env, "aggregation_window_seconds", "must divide 3600 evenly")
         _int(env, "firehose_buffer_seconds", self.firehose_buffer_seconds, 60, 900)
-        _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff,
-             10 * 1024**2, 2**53)  # fmt: skip
+        _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff, 10 * 1024**2, 2**53)
         if not isinstance(self.alarms, AlarmThresholds):
             raise ConfigError(env, "alarms", "must be an AlarmThresholds")
         self.alarms.validate(env)
@@ -233,20 +252,28 @@ class EnvironmentConfig:
             raise ConfigError(env, "alert_email", f"{self.alert_email!r} is not an e-mail address")
         # Contradictions between fields.
         if self.alarms.iterator_age_ms >= self.max_record_age_seconds * 1000:
-            raise ConfigError(env, "alarms.iterator_age_ms",
-                              "must be below max_record_age_seconds, or records expire before it fires")  # fmt: skip
+            raise ConfigError(
+                env, "alarms.iterator_age_ms", "must be below max_record_age_seconds, or records expire before it fires"
+            )
         if self.max_record_age_seconds > self.stream_retention_hours * 3600:
             raise ConfigError(env, "max_record_age_seconds", "must not exceed stream_retention_hours")
         if self.alarms.firehose_freshness_seconds <= self.firehose_buffer_seconds:
-            raise ConfigError(env, "alarms.firehose_freshness_seconds",
-                              "must exceed firehose_buffer_seconds, or it fires on every buffer")  # fmt: skip
+            raise ConfigError(
+                env,
+                "alarms.firehose_freshness_seconds",
+                "must exceed firehose_buffer_seconds, or it fires on every buffer",
+            )
         reserved = self.processor.reserved_concurrency
         if reserved is not None and self.shard_count is not None and reserved < self.shard_count:
-            raise ConfigError(env, "processor.reserved_concurrency",
-                              f"must be at least shard_count ({self.shard_count}): one invocation per shard")  # fmt: skip
+            raise ConfigError(
+                env,
+                "processor.reserved_concurrency",
+                f"must be at least shard_count ({self.shard_count}): one invocation per shard",
+            )
         if self.production and self.lifecycle.lake_expiration_days is not None:
-            raise ConfigError(env, "lifecycle.lake_expiration_days",
-                              "must be unset in production: the lake is retained")  # fmt: skip
+            raise ConfigError(
+                env, "lifecycle.lake_expiration_days", "must be unset in production: the lake is retained"
+            )
 
     def with_name(self, name: str) -> EnvironmentConfig:
         """The same profile under another environment name (validated again)."""
@@ -268,9 +295,12 @@ class StateConfig:
         except NamingError as exc:
             raise ConfigError("state", "state_bucket (TF_STATE_BUCKET)", str(exc)) from None
         if len(self.bucket) > 63 - len(ACCESS_LOG_SUFFIX):
-            raise ConfigError("state", "state_bucket (TF_STATE_BUCKET)",
-                              f"{self.bucket!r} is too long: at most {63 - len(ACCESS_LOG_SUFFIX)} characters, "
-                              f"so that its access-log bucket '<name>{ACCESS_LOG_SUFFIX}' fits S3's 63")  # fmt: skip
+            raise ConfigError(
+                "state",
+                "state_bucket (TF_STATE_BUCKET)",
+                f"{self.bucket!r} is too long: at most {63 - len(ACCESS_LOG_SUFFIX)} characters, "
+                f"so that its access-log bucket '<name>{ACCESS_LOG_SUFFIX}' fits S3's 63",
+            )
         if not _REGION.fullmatch(self.region):
             raise ConfigError("state", "region (TF_STATE_REGION)", f"{self.region!r} is not an AWS region name")
 

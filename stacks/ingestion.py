@@ -22,7 +22,7 @@ from constructs import Construct
 
 from stacks.config import StreamMode
 from stacks.context import StackContext
-from stacks.iam import Statement, ServiceRole
+from stacks.iam import ServiceRole, Statement
 from stacks.naming import Kind
 
 SQL_VERSION = "2016-03-23"

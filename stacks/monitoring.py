@@ -51,29 +51,88 @@ class Monitoring(Construct):
         limits = ctx.config.alarms
         namespace = ctx.namer.metric_namespace()
         self.specs = [
-            AlarmSpec("processor-errors", "Processor invocations failed", "AWS/Lambda", "Errors",
-                      {"FunctionName": props.processor_function_name}, "Sum", limits.processor_errors),
-            AlarmSpec("processor-throttles", "Processor invocations throttled", "AWS/Lambda", "Throttles",
-                      {"FunctionName": props.processor_function_name}, "Sum", limits.processor_throttles),
-            AlarmSpec("processor-iterator-age", "Processor falls behind the stream (ms)", "AWS/Lambda",
-                      "IteratorAge", {"FunctionName": props.processor_function_name}, "Maximum",
-                      limits.iterator_age_ms),
-            AlarmSpec("alert-errors", "Alert function invocations failed", "AWS/Lambda", "Errors",
-                      {"FunctionName": props.alert_function_name}, "Sum", limits.processor_errors),
-            AlarmSpec("processor-dlq-depth", "Readings the processor gave up on", "AWS/SQS",
-                      "ApproximateNumberOfMessagesVisible", {"QueueName": props.processor_dlq_name},
-                      "Maximum", limits.dlq_messages),
-            AlarmSpec("alert-dlq-depth", "Window changes the alert function gave up on", "AWS/SQS",
-                      "ApproximateNumberOfMessagesVisible", {"QueueName": props.alert_dlq_name},
-                      "Maximum", limits.dlq_messages),
-            AlarmSpec("firehose-freshness", "Oldest record not yet in the lake (s)", "AWS/Firehose",
-                      "DeliveryToS3.DataFreshness", {"DeliveryStreamName": props.firehose_name},
-                      "Maximum", limits.firehose_freshness_seconds),
-            AlarmSpec("iot-rule-failures", "Ingestion topic rule failed to put readings", "AWS/IoT",
-                      "Failure", {"RuleName": props.iot_rule_name}, "Sum", limits.iot_rule_failures),
-            AlarmSpec("congestion", "Segment windows entering heavy or severe congestion", namespace,
-                      metrics.CONGESTION_ALERTS, {}, "Sum", limits.congestion_alerts),
-        ]  # fmt: skip
+            AlarmSpec(
+                "processor-errors",
+                "Processor invocations failed",
+                "AWS/Lambda",
+                "Errors",
+                {"FunctionName": props.processor_function_name},
+                "Sum",
+                limits.processor_errors,
+            ),
+            AlarmSpec(
+                "processor-throttles",
+                "Processor invocations throttled",
+                "AWS/Lambda",
+                "Throttles",
+                {"FunctionName": props.processor_function_name},
+                "Sum",
+                limits.processor_throttles,
+            ),
+            AlarmSpec(
+                "processor-iterator-age",
+                "Processor falls behind the stream (ms)",
+                "AWS/Lambda",
+                "IteratorAge",
+                {"FunctionName": props.processor_function_name},
+                "Maximum",
+                limits.iterator_age_ms,
+            ),
+            AlarmSpec(
+                "alert-errors",
+                "Alert function invocations failed",
+                "AWS/Lambda",
+                "Errors",
+                {"FunctionName": props.alert_function_name},
+                "Sum",
+                limits.processor_errors,
+            ),
+            AlarmSpec(
+                "processor-dlq-depth",
+                "Readings the processor gave up on",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                {"QueueName": props.processor_dlq_name},
+                "Maximum",
+                limits.dlq_messages,
+            ),
+            AlarmSpec(
+                "alert-dlq-depth",
+                "Window changes the alert function gave up on",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                {"QueueName": props.alert_dlq_name},
+                "Maximum",
+                limits.dlq_messages,
+            ),
+            AlarmSpec(
+                "firehose-freshness",
+                "Oldest record not yet in the lake (s)",
+                "AWS/Firehose",
+                "DeliveryToS3.DataFreshness",
+                {"DeliveryStreamName": props.firehose_name},
+                "Maximum",
+                limits.firehose_freshness_seconds,
+            ),
+            AlarmSpec(
+                "iot-rule-failures",
+                "Ingestion topic rule failed to put readings",
+                "AWS/IoT",
+                "Failure",
+                {"RuleName": props.iot_rule_name},
+                "Sum",
+                limits.iot_rule_failures,
+            ),
+            AlarmSpec(
+                "congestion",
+                "Segment windows entering heavy or severe congestion",
+                namespace,
+                metrics.CONGESTION_ALERTS,
+                {},
+                "Sum",
+                limits.congestion_alerts,
+            ),
+        ]
         self.alarms = {
             spec.concern: CloudwatchMetricAlarm(
                 self,
@@ -123,46 +182,96 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
     """The dashboard, following a reading from MQTT to alerts."""
     proc, alert = props.processor_function_name, props.alert_function_name
     widgets = [
-        _metric_widget("1. IoT rule: matched, failed", region, [
-            ["AWS/IoT", "TopicMatch", "RuleName", props.iot_rule_name],
-            ["AWS/IoT", "Failure", "RuleName", props.iot_rule_name],
-        ]),
-        _metric_widget("2. Kinesis: records in, read lag (ms)", region, [
-            ["AWS/Kinesis", "IncomingRecords", "StreamName", props.stream_name],
-            ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", props.stream_name,
-             {"stat": "Maximum", "yAxis": "right"}],
-        ]),
-        _metric_widget("3. Processor: invocations, errors, throttles", region, [
-            ["AWS/Lambda", "Invocations", "FunctionName", proc],
-            ["AWS/Lambda", "Errors", "FunctionName", proc],
-            ["AWS/Lambda", "Throttles", "FunctionName", proc],
-            ["AWS/Lambda", "IteratorAge", "FunctionName", proc, {"stat": "Maximum", "yAxis": "right"}],
-        ]),
-        _metric_widget("4. Readings: accepted, duplicates, quarantined", region, [
-            [namespace, metrics.READINGS_ACCEPTED],
-            [namespace, metrics.DUPLICATE_READINGS],
-            [{"expression": f"SEARCH('{{{namespace},{metrics.REASON_DIMENSION}}} "
-                            f"MetricName=\"{metrics.RECORDS_QUARANTINED}\"', 'Sum', {PERIOD_SECONDS})",
-              "label": "Quarantined", "id": "quarantined"}],
-        ]),
-        _metric_widget("5. DynamoDB: consumed writes, throttles", region, [
-            *[["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", t] for t in props.table_names],
-            *[["AWS/DynamoDB", "WriteThrottleEvents", "TableName", t] for t in props.table_names],
-        ]),
-        _metric_widget("6. Congestion: segment windows by level, alerts", region, [
-            *[[namespace, metrics.SEGMENT_WINDOWS, metrics.LEVEL_DIMENSION, level]
-              for level in ("free", "moderate", "heavy", "severe")],
-            [namespace, metrics.CONGESTION_ALERTS],
-            ["AWS/Lambda", "Errors", "FunctionName", alert],
-        ]),
-        _metric_widget("7. Dead-letter queues: waiting messages", region, [
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.processor_dlq_name],
-            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.alert_dlq_name],
-        ], stat="Maximum"),
-        _metric_widget("8. Lake: records delivered, freshness (s)", region, [
-            ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", props.firehose_name],
-            ["AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", props.firehose_name,
-             {"stat": "Maximum", "yAxis": "right"}],
-        ]),
-    ]  # fmt: skip
+        _metric_widget(
+            "1. IoT rule: matched, failed",
+            region,
+            [
+                ["AWS/IoT", "TopicMatch", "RuleName", props.iot_rule_name],
+                ["AWS/IoT", "Failure", "RuleName", props.iot_rule_name],
+            ],
+        ),
+        _metric_widget(
+            "2. Kinesis: records in, read lag (ms)",
+            region,
+            [
+                ["AWS/Kinesis", "IncomingRecords", "StreamName", props.stream_name],
+                [
+                    "AWS/Kinesis",
+                    "GetRecords.IteratorAgeMilliseconds",
+                    "StreamName",
+                    props.stream_name,
+                    {"stat": "Maximum", "yAxis": "right"},
+                ],
+            ],
+        ),
+        _metric_widget(
+            "3. Processor: invocations, errors, throttles",
+            region,
+            [
+                ["AWS/Lambda", "Invocations", "FunctionName", proc],
+                ["AWS/Lambda", "Errors", "FunctionName", proc],
+                ["AWS/Lambda", "Throttles", "FunctionName", proc],
+                ["AWS/Lambda", "IteratorAge", "FunctionName", proc, {"stat": "Maximum", "yAxis": "right"}],
+            ],
+        ),
+        _metric_widget(
+            "4. Readings: accepted, duplicates, quarantined",
+            region,
+            [
+                [namespace, metrics.READINGS_ACCEPTED],
+                [namespace, metrics.DUPLICATE_READINGS],
+                [
+                    {
+                        "expression": f"SEARCH('{{{namespace},{metrics.REASON_DIMENSION}}} "
+                        f"MetricName=\"{metrics.RECORDS_QUARANTINED}\"', 'Sum', {PERIOD_SECONDS})",
+                        "label": "Quarantined",
+                        "id": "quarantined",
+                    }
+                ],
+            ],
+        ),
+        _metric_widget(
+            "5. DynamoDB: consumed writes, throttles",
+            region,
+            [
+                *[["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", t] for t in props.table_names],
+                *[["AWS/DynamoDB", "WriteThrottleEvents", "TableName", t] for t in props.table_names],
+            ],
+        ),
+        _metric_widget(
+            "6. Congestion: segment windows by level, alerts",
+            region,
+            [
+                *[
+                    [namespace, metrics.SEGMENT_WINDOWS, metrics.LEVEL_DIMENSION, level]
+                    for level in ("free", "moderate", "heavy", "severe")
+                ],
+                [namespace, metrics.CONGESTION_ALERTS],
+                ["AWS/Lambda", "Errors", "FunctionName", alert],
+            ],
+        ),
+        _metric_widget(
+            "7. Dead-letter queues: waiting messages",
+            region,
+            [
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.processor_dlq_name],
+                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.alert_dlq_name],
+            ],
+            stat="Maximum",
+        ),
+        _metric_widget(
+            "8. Lake: records delivered, freshness (s)",
+            region,
+            [
+                ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", props.firehose_name],
+                [
+                    "AWS/Firehose",
+                    "DeliveryToS3.DataFreshness",
+                    "DeliveryStreamName",
+                    props.firehose_name,
+                    {"stat": "Maximum", "yAxis": "right"},
+                ],
+            ],
+        ),
+    ]
     return {"widgets": widgets}

@@ -72,8 +72,7 @@ def check(kind: Kind, name: str) -> str:
     rule = kind.value
     if not rule.min_length <= len(name) <= rule.max_length:
         raise NamingError(
-            f"{kind.name.lower()} name {name!r} is {len(name)} characters; "
-            f"allowed {rule.min_length}-{rule.max_length}"
+            f"{kind.name.lower()} name {name!r} is {len(name)} characters; allowed {rule.min_length}-{rule.max_length}"
         )
     if not re.fullmatch(rule.pattern, name):
         raise NamingError(f"{kind.name.lower()} name {name!r} does not match {rule.pattern}")

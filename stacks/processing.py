@@ -97,8 +97,7 @@ class Function(Construct):
             description=f"Execution role of {self.function_name}",
             statements=[
                 *statements,
-                Statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
-                          [f"{self.log_group.arn}:*"]),  # fmt: skip
+                Statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"{self.log_group.arn}:*"]),
                 Statement("SendFailuresToDeadLetterQueue", ["sqs:SendMessage"], [self.dlq.arn]),
                 Statement("Tracing", XRAY_ACTIONS, ["*"]),
             ],
@@ -160,18 +159,29 @@ class Processing(Construct):
             statements=[
                 Statement(
                     "ReadReadingsStream",
-                    ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
-                     "kinesis:GetShardIterator", "kinesis:ListShards"],
+                    [
+                        "kinesis:DescribeStream",
+                        "kinesis:DescribeStreamSummary",
+                        "kinesis:GetRecords",
+                        "kinesis:GetShardIterator",
+                        "kinesis:ListShards",
+                    ],
                     [props.stream_arn],
-                ),  # fmt: skip
+                ),
                 Statement(
                     "WriteState",
-                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
-                     "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [
+                        "dynamodb:BatchGetItem",
+                        "dynamodb:BatchWriteItem",
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                    ],
                     [props.sensor_state_table_arn, props.segment_windows_table_arn],
-                ),  # fmt: skip
-                Statement("QuarantineRejects", ["s3:PutObject"],
-                          [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]),  # fmt: skip
+                ),
+                Statement(
+                    "QuarantineRejects", ["s3:PutObject"], [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]
+                ),
                 use_key,
             ],
         )
@@ -188,9 +198,7 @@ class Processing(Construct):
             maximum_retry_attempts=config.max_retry_attempts,
             maximum_record_age_in_seconds=config.max_record_age_seconds,
             destination_config=LambdaEventSourceMappingDestinationConfig(
-                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(
-                    destination_arn=self.processor.dlq.arn
-                )
+                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=self.processor.dlq.arn)
             ),
         )
         self.alert = Function(
@@ -209,16 +217,20 @@ class Processing(Construct):
             statements=[
                 Statement(
                     "ReadWindowChanges",
-                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
-                     "dynamodb:ListStreams"],
+                    [
+                        "dynamodb:DescribeStream",
+                        "dynamodb:GetRecords",
+                        "dynamodb:GetShardIterator",
+                        "dynamodb:ListStreams",
+                    ],
                     [props.segment_windows_stream_arn],
-                ),  # fmt: skip
+                ),
                 Statement("ReadWindows", ["dynamodb:Query"], [props.segment_windows_table_arn]),
                 Statement(
                     "WriteAggregates",
                     ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                     [props.segment_aggregates_table_arn],
-                ),  # fmt: skip
+                ),
                 Statement(
                     "PublishOwnMetrics",
                     ["cloudwatch:PutMetricData"],

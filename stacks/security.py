@@ -16,17 +16,38 @@ from stacks.naming import Kind
 
 # Administration of the key by the account (no usage: usage goes through the statements below).
 KEY_ADMIN_ACTIONS = (
-    "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey",
-    "kms:DisableKeyRotation", "kms:EnableKey", "kms:EnableKeyRotation", "kms:GetKeyPolicy",
-    "kms:GetKeyRotationStatus", "kms:ListAliases", "kms:ListGrants", "kms:ListKeyPolicies",
-    "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:RevokeGrant", "kms:RotateKeyOnDemand",
-    "kms:ScheduleKeyDeletion", "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias",
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
     "kms:UpdateKeyDescription",
-)  # fmt: skip
+)
 KEY_USE_ACTIONS = (
-    "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
-    "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-)  # fmt: skip
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
 # Services that encrypt this environment's data with the key on behalf of its roles.
 SERVICES_USING_KEY = ("dynamodb", "kinesis", "lambda", "s3", "sns", "sqs")
 
@@ -48,9 +69,7 @@ class Security(Construct):
         super().__init__(scope, id_)
         root = ctx.arn("iam", "root", regional=False)
         in_account = {("StringEquals", "kms:CallerAccount"): [ctx.account_id]}
-        via_services = {
-            ("StringEquals", "kms:ViaService"): [ctx.service_endpoint(s) for s in SERVICES_USING_KEY]
-        }
+        via_services = {("StringEquals", "kms:ViaService"): [ctx.service_endpoint(s) for s in SERVICES_USING_KEY]}
         topic_arn = ctx.arn("sns", props.alert_topic_name)
         statements = [
             Statement(
@@ -105,9 +124,7 @@ class Security(Construct):
             policy=self.policy_document.json,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if ctx.production else None,
         )
-        self.alias = KmsAlias(
-            self, "alias", name=ctx.namer.name(Kind.KMS_ALIAS, "data"), target_key_id=self.key.key_id
-        )
+        self.alias = KmsAlias(self, "alias", name=ctx.namer.name(Kind.KMS_ALIAS, "data"), target_key_id=self.key.key_id)
 
     @property
     def key_arn(self) -> str:

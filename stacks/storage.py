@@ -72,7 +72,9 @@ class Storage(Construct):
             ),
         )
 
-        def bucket(id_: str, concern: str, expiration: int | None, transitions: tuple[Transition, ...] = ()) -> SecureBucket:
+        def bucket(
+            id_: str, concern: str, expiration: int | None, transitions: tuple[Transition, ...] = ()
+        ) -> SecureBucket:
             return SecureBucket(
                 self,
                 id_,

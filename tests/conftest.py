@@ -1,0 +1,110 @@
+"""Session fixtures: the provider is imported and every environment synthesized once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import Platform, load
+from tests.tfjson import StackDoc
+
+ROOT = Path(__file__).resolve().parent.parent
+AD_HOC_SUFFIX = "ci-test"
+ENVIRONMENTS = ("dev", "staging", "prod", AD_HOC_SUFFIX)
+SYNTH_ENV = {"ENVIRONMENT_SUFFIX": AD_HOC_SUFFIX}
+
+
+def require(tool: str) -> bool:
+    """Whether a missing tool must fail the run (CI) rather than skip (a user's fresh machine)."""
+    return os.environ.get(f"TAP_REQUIRE_{tool.upper()}") == "1"
+
+
+def skip_or_fail(tool: str, reason: str) -> None:
+    if require(tool):
+        pytest.fail(f"{reason} (TAP_REQUIRE_{tool.upper()}=1: this run must not skip it)")
+    pytest.skip(reason)
+
+
+@dataclass
+class Synth:
+    platform: Platform
+    docs: dict[str, StackDoc]
+    hcl: dict[str, str]
+
+    def env(self, suffix: str) -> StackDoc:
+        return self.docs[f"tap-{suffix}"]
+
+
+@pytest.fixture(scope="session")
+def platform() -> Platform:
+    return load(SYNTH_ENV)
+
+
+@pytest.fixture(scope="session")
+def synth(platform: Platform) -> Synth:
+    """Every stack built in one fresh ``Testing.app()`` and synthesized once for the whole session."""
+    import cdktf
+
+    from stacks.app import build
+
+    app = cdktf.Testing.app()
+    stacks = build(app, platform)
+    docs = {sid: StackDoc(sid, json.loads(cdktf.Testing.synth(stack))) for sid, stack in stacks.items()}
+    hcl = {sid: str(stack.to_hcl_terraform()["hcl"]) for sid, stack in stacks.items()}
+    return Synth(platform, docs, hcl)
+
+
+def run_main(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``main.py`` as ``cdktf synth`` would, from ``cwd``."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("CDKTF_OUTDIR", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``main.py`` run from the project root into a scratch output folder: what users deploy."""
+    out = tmp_path_factory.mktemp("cli-synth") / "cdktf.out"
+    result = subprocess.run(
+        [sys.executable, "main.py"],
+        cwd=ROOT,
+        env={**os.environ, **SYNTH_ENV, "CDKTF_OUTDIR": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def stack_files(outdir: Path) -> dict[str, Any]:
+    """Synthesized JSON of each stack, and the asset files it ships, keyed by stack id."""
+    found: dict[str, Any] = {}
+    for stack_dir in sorted((outdir / "stacks").iterdir()):
+        assets = sorted(p.relative_to(stack_dir).as_posix() for p in (stack_dir / "assets").rglob("*") if p.is_file())
+        found[stack_dir.name] = {"json": json.loads((stack_dir / "cdk.tf.json").read_text()), "assets": assets}
+    return found
+
+
+@pytest.fixture
+def scratch_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,120 @@
+"""Environment configuration: typed, frozen, validated on construction with messages naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from stacks.config import (
+    DEV,
+    PROD,
+    PROFILES,
+    STAGING,
+    AlarmThresholds,
+    ConfigError,
+    DataLifecycle,
+    EnvironmentConfig,
+    FunctionSettings,
+    StateConfig,
+    StreamMode,
+    load,
+)
+from stacks.naming import NamingError
+
+
+def test_standing_profiles_are_dev_staging_prod() -> None:
+    assert list(PROFILES) == ["dev", "staging", "prod"]
+    assert [c.production for c in (DEV, STAGING, PROD)] == [False, False, True]
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEV.batch_size = 5  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DEV.alarms.dlq_messages = 5  # type: ignore[misc]
+
+
+BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
+    ("region", {"region": "moon-1"}),
+    ("shard_count", {"shard_count": 0}),
+    ("shard_count", {"shard_count": None}),
+    ("shard_count", {"stream_mode": StreamMode.ON_DEMAND, "shard_count": 2}),
+    ("stream_mode", {"stream_mode": "FAST"}),
+    ("stream_retention_hours", {"stream_retention_hours": 12}),
+    ("log_retention_days", {"log_retention_days": 10}),
+    ("processor.memory_mb", {"processor": FunctionSettings(memory_mb=64)}),
+    ("processor.timeout_seconds", {"processor": FunctionSettings(timeout_seconds=901)}),
+    ("alert.reserved_concurrency", {"alert": FunctionSettings(reserved_concurrency=0)}),
+    ("batch_size", {"batch_size": 10_001}),
+    ("batch_size", {"batch_size": True}),
+    ("batching_window_seconds", {"batching_window_seconds": 301}),
+    ("max_retry_attempts", {"max_retry_attempts": -1}),
+    ("max_record_age_seconds", {"max_record_age_seconds": -1}),
+    ("aggregation_window_seconds", {"aggregation_window_seconds": 7 * 60}),
+    ("athena_bytes_scanned_cutoff", {"athena_bytes_scanned_cutoff": 1024}),
+    ("alarms.iterator_age_ms", {"alarms": AlarmThresholds(iterator_age_ms=3_600_000)}),
+    ("alarms.dlq_messages", {"alarms": AlarmThresholds(dlq_messages=0)}),
+    ("alarms.firehose_freshness_seconds", {"alarms": AlarmThresholds(firehose_freshness_seconds=120)}),
+    ("lifecycle.lake_infrequent_access_days", {"lifecycle": DataLifecycle(lake_infrequent_access_days=10)}),
+    (
+        "lifecycle.lake_expiration_days",
+        {"lifecycle": DataLifecycle(lake_infrequent_access_days=60, lake_expiration_days=30)},
+    ),
+    ("lifecycle.aggregate_ttl_days", {"lifecycle": DataLifecycle(aggregate_ttl_days=0)}),
+    ("alert_email", {"alert_email": "not-an-address"}),
+    ("max_record_age_seconds", {"max_record_age_seconds": 200_000, "stream_retention_hours": 24}),
+    ("processor.reserved_concurrency", {"shard_count": 4, "processor": FunctionSettings(reserved_concurrency=2)}),
+]
+
+
+@pytest.mark.parametrize(("field", "changes"), BAD_VALUES, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_VALUES)])
+def test_bad_value_names_environment_and_field(field: str, changes: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        dataclasses.replace(DEV, **changes)
+    assert caught.value.environment == "dev"
+    assert caught.value.field_name == field
+    assert f"environment 'dev': field '{field}'" in str(caught.value)
+
+
+def test_production_keeps_the_lake() -> None:
+    with pytest.raises(ConfigError, match="lifecycle.lake_expiration_days"):
+        dataclasses.replace(PROD, lifecycle=DataLifecycle(lake_expiration_days=365))
+
+
+def test_valid_alternatives_are_accepted() -> None:
+    on_demand = dataclasses.replace(DEV, stream_mode=StreamMode.ON_DEMAND, shard_count=None, alert_email="ops@example.org")
+    assert on_demand.shard_count is None
+    assert EnvironmentConfig(name="qa").region == "us-east-1"
+
+
+def test_load_defaults_to_three_environments() -> None:
+    platform = load({})
+    assert [e.suffix for e in platform.environments] == ["dev", "staging", "prod"]
+    assert platform.state.bucket == "tap-traffic-terraform-state"
+
+
+def test_ad_hoc_environment_uses_dev_profile() -> None:
+    platform = load({"ENVIRONMENT_SUFFIX": "pr123", "TF_STATE_BUCKET": "acme-tap-state"})
+    extra = platform.environments[-1]
+    assert extra.suffix == "pr123"
+    assert extra.config == dataclasses.replace(DEV, name="pr123")
+    assert platform.state.bucket == "acme-tap-state"
+
+
+@pytest.mark.parametrize("suffix", ["PR1", "pr_1", "a" * 17, "pr 1", "prod", "dev", "staging"])
+def test_bad_ad_hoc_suffix_names_the_variable(suffix: str) -> None:
+    with pytest.raises(NamingError, match="ENVIRONMENT_SUFFIX"):
+        load({"ENVIRONMENT_SUFFIX": suffix})
+
+
+@pytest.mark.parametrize("bucket", ["Bad_Bucket", "ab", "x" * 60, "-leading"])
+def test_bad_state_bucket_names_the_field(bucket: str) -> None:
+    with pytest.raises(ConfigError, match=r"state_bucket \(TF_STATE_BUCKET\)"):
+        load({"TF_STATE_BUCKET": bucket})
+
+
+def test_bad_state_region_names_the_field() -> None:
+    with pytest.raises(ConfigError, match="TF_STATE_REGION"):
+        StateConfig(region="nowhere")

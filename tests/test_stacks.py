@@ -1,0 +1,476 @@
+"""Synthesized environment stacks: every part of the path exists, is wired, and is locked down."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from lambdas.common import metrics
+from stacks.config import PROFILES
+from stacks.schema import lake_columns
+from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
+from tests.tfjson import StackDoc, ref, walk_strings
+
+PROFILE_OF = {"dev": "dev", "staging": "staging", "prod": "prod", AD_HOC_SUFFIX: "dev"}
+REQUIRED_TYPES = {
+    "aws_kms_key", "aws_kms_alias", "aws_iam_role", "aws_iam_role_policy", "aws_iot_topic_rule", "aws_iot_policy",
+    "aws_kinesis_stream", "aws_kinesis_firehose_delivery_stream", "aws_glue_catalog_database",
+    "aws_glue_catalog_table", "aws_athena_workgroup", "aws_athena_named_query", "aws_dynamodb_table", "aws_s3_bucket",
+    "aws_s3_bucket_public_access_block", "aws_s3_bucket_policy", "aws_s3_bucket_versioning",
+    "aws_s3_bucket_server_side_encryption_configuration", "aws_s3_bucket_lifecycle_configuration",
+    "aws_s3_bucket_logging", "aws_lambda_function", "aws_lambda_event_source_mapping", "aws_cloudwatch_log_group",
+    "aws_sqs_queue", "aws_sns_topic", "aws_cloudwatch_metric_alarm", "aws_cloudwatch_dashboard",
+}  # fmt: skip
+NAME_ATTRIBUTES = ("name", "bucket", "function_name", "alarm_name", "dashboard_name")
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def env(request: pytest.FixtureRequest, synth: Synth) -> tuple[str, StackDoc]:
+    return request.param, synth.env(request.param)
+
+
+def function(doc: StackDoc, concern: str) -> tuple[str, dict[str, Any]]:
+    for name, body in doc.resources("aws_lambda_function").items():
+        if body["function_name"].startswith(f"tap-{concern}-"):
+            return name, body
+    raise AssertionError(f"no {concern} function")
+
+
+def test_every_resource_type_exists(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    assert REQUIRED_TYPES <= set(doc.doc["resource"]), REQUIRED_TYPES - set(doc.doc["resource"])
+
+
+def test_state_backend_is_s3_per_environment_with_native_locking(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    backend = doc.doc["terraform"]["backend"]
+    assert list(backend) == ["s3"]
+    s3 = backend["s3"]
+    assert s3["key"] == f"tap/{suffix}/terraform.tfstate"
+    assert s3["encrypt"] is True
+    assert s3["use_lockfile"] is True
+    assert "dynamodb_table" not in s3
+    assert s3["bucket"] == "tap-traffic-terraform-state"
+
+
+def test_names_carry_the_suffix(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    iot_suffix = suffix.replace("-", "_")
+    for type_, name, body in doc.all_resources():
+        for attribute in NAME_ATTRIBUTES:
+            value = body.get(attribute)
+            if not isinstance(value, str) or value.startswith("${") or type_ == "aws_cloudwatch_log_stream":
+                continue
+            if type_ in ("aws_iam_role_policy",) and attribute == "name":
+                assert suffix in value
+                continue
+            assert suffix in value or iot_suffix in value, f"{type_}.{name}.{attribute} = {value!r}"
+
+
+def literal_names(doc: StackDoc) -> set[str]:
+    names = set()
+    for type_, _, body in doc.all_resources():
+        if type_ == "aws_cloudwatch_log_stream":
+            continue
+        for attribute in NAME_ATTRIBUTES:
+            value = body.get(attribute)
+            if isinstance(value, str) and not value.startswith("${"):
+                names.add(f"{type_}:{value}")
+    return names
+
+
+def test_names_never_collide_across_environments(synth: Synth) -> None:
+    seen: dict[str, str] = {}
+    for suffix in ENVIRONMENTS:
+        for name in literal_names(synth.env(suffix)):
+            assert name not in seen, f"{name} in both {seen[name]} and {suffix}"
+            seen[name] = suffix
+    assert len(seen) > 40
+
+
+def test_ingestion_rule_puts_on_the_stream_with_error_action(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, rule = doc.one("aws_iot_topic_rule")
+    assert rule["sql_version"] == "2016-03-23"
+    assert rule["sql"] == f"SELECT * FROM 'tap/{suffix}/sensors/+/readings'"
+    (kinesis,) = rule["kinesis"]
+    stream_name, stream = doc.one("aws_kinesis_stream")
+    assert kinesis["stream_name"] == f"${{aws_kinesis_stream.{stream_name}.name}}"
+    assert kinesis["partition_key"] == "$${topic(4)}"
+    assert doc.actions_of(kinesis["role_arn"]) == {"kinesis:PutRecord", "kms:GenerateDataKey"}
+    error_s3 = rule["error_action"]["s3"]
+    quarantine = doc.resolve(error_s3["bucket_name"].replace(".bucket}", ".arn}"))
+    assert quarantine["bucket"].startswith(f"tap-quarantine-{suffix}-")
+    assert error_s3["key"].startswith("iot-errors/$${topic(4)}/")
+    assert doc.actions_of(error_s3["role_arn"]) == {"s3:PutObject", "kms:GenerateDataKey"}
+
+
+def test_sensor_policy_binds_client_id_and_topic_to_thing_name(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, policy = doc.one("aws_iot_policy")
+    statements = {s["Sid"]: s for s in json.loads(policy["policy"])["Statement"]}
+    assert set(statements) == {"ConnectAsOwnThing", "PublishOwnReadings"}
+    assert statements["ConnectAsOwnThing"]["Action"] == "iot:Connect"
+    assert statements["ConnectAsOwnThing"]["Resource"].endswith(":client/$${iot:Connection.Thing.ThingName}")
+    assert statements["PublishOwnReadings"]["Action"] == "iot:Publish"
+    assert statements["PublishOwnReadings"]["Resource"].endswith(
+        f":topic/tap/{suffix}/sensors/$${{iot:Connection.Thing.ThingName}}/readings"
+    )
+
+
+def test_no_unescaped_aws_interpolation(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    for value in walk_strings(doc.doc):
+        for match in re.finditer(r"(?<!\$)\$\{([^}]*)\}", value):
+            expr = match.group(1)
+            assert not expr.startswith(("iot:", "topic(", "timestamp(", "newuuid(", "dt")), value
+
+
+def test_stream_capacity_retention_and_encryption_from_config(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    _, stream = doc.one("aws_kinesis_stream")
+    assert stream["stream_mode_details"]["stream_mode"] == config.stream_mode.value
+    assert stream.get("shard_count") == config.shard_count
+    assert stream["retention_period"] == config.stream_retention_hours
+    assert stream["encryption_type"] == "KMS"
+    assert ref(stream["kms_key_id"]) is not None and ref(stream["kms_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+
+
+def test_processor_mapping_reports_failures_and_sends_exhausted_records_to_the_dlq(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    stream_name, _ = doc.one("aws_kinesis_stream")
+    processor_name, processor = function(doc, "processor")
+    mapping_name, mapping = doc.find(
+        "aws_lambda_event_source_mapping", event_source_arn=f"${{aws_kinesis_stream.{stream_name}.arn}}"
+    )
+    assert mapping["function_name"] == f"${{aws_lambda_function.{processor_name}.arn}}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping["batch_size"] == config.batch_size
+    assert mapping["maximum_batching_window_in_seconds"] == config.batching_window_seconds
+    assert 0 <= mapping["maximum_retry_attempts"] == config.max_retry_attempts
+    assert 0 < mapping["maximum_record_age_in_seconds"] == config.max_record_age_seconds
+    dlq = doc.resolve(mapping["destination_config"]["on_failure"]["destination_arn"])
+    assert dlq["name"] == f"tap-processor-dlq-{suffix}"
+    assert ref(dlq["kms_master_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+
+
+def test_alert_function_is_driven_by_the_window_table_stream(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    alert_name, _ = function(doc, "alert")
+    _, mapping = doc.find("aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{alert_name}.arn}}")
+    table = doc.resolve(mapping["event_source_arn"].replace(".stream_arn}", ".arn}"))
+    assert table["name"] == f"tap-segment-windows-{suffix}"
+    assert table["stream_enabled"] is True
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert doc.resolve(mapping["destination_config"]["on_failure"]["destination_arn"])["name"].startswith("tap-alert-dlq")
+
+
+def test_functions_runtime_packaging_logging_and_tracing(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    for concern, settings in (("processor", config.processor), ("alert", config.alert)):
+        _, fn = function(doc, concern)
+        assert fn["runtime"] == "python3.12"
+        assert fn["architectures"] == ["arm64"]
+        assert fn["handler"] == f"lambdas.{concern}.handler.handler"
+        assert re.fullmatch(r"assets/[^/]+/[0-9A-F]{32}/archive\.zip", fn["filename"]), fn["filename"]
+        assert fn["source_code_hash"] in fn["filename"]
+        assert fn["memory_size"] == settings.memory_mb
+        assert fn["timeout"] == settings.timeout_seconds
+        assert fn.get("reserved_concurrent_executions") == settings.reserved_concurrency
+        assert fn["tracing_config"]["mode"] == "Active"
+        log_group = doc.resolve(fn["logging_config"]["log_group"].replace(".name}", ".arn}"))
+        assert log_group["name"] == f"/aws/lambda/tap-{concern}-{suffix}"
+        assert log_group["retention_in_days"] == config.log_retention_days
+        assert ref(log_group["kms_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+
+
+def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    _, fn = function(doc, "processor")
+    assert doc.actions_of(fn["role"]) == {
+        "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey",
+        "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+    }  # fmt: skip
+    assert "cloudwatch:PutMetricData" not in doc.actions_of(fn["role"])
+    quarantine = next(s for s in doc.role_statements(fn["role"]) if s["actions"] == ["s3:PutObject"])
+    assert quarantine["resources"] == [quarantine["resources"][0]] and quarantine["resources"][0].endswith(
+        ".arn}/rejected/*"
+    )
+
+
+def test_alert_role_publishes_metrics_only_in_its_namespace_and_only_to_the_alert_topic(
+    env: tuple[str, StackDoc],
+) -> None:
+    suffix, doc = env
+    _, fn = function(doc, "alert")
+    statements = doc.role_statements(fn["role"])
+    (put_metric,) = [s for s in statements if "cloudwatch:PutMetricData" in s["actions"]]
+    assert put_metric["actions"] == ["cloudwatch:PutMetricData"]
+    assert put_metric["condition"] == [
+        {"test": "StringEquals", "variable": "cloudwatch:namespace", "values": [f"TAP/Traffic/{suffix}"]}
+    ]
+    (publish,) = [s for s in statements if "sns:Publish" in s["actions"]]
+    topic_name, _ = doc.one("aws_sns_topic")
+    assert publish["resources"] == [f"${{aws_sns_topic.{topic_name}.arn}}"]
+    assert fn["environment"]["variables"]["METRIC_NAMESPACE"] == f"TAP/Traffic/{suffix}"
+
+
+def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    allowed_star = {("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("cloudwatch:PutMetricData",)}
+    for role_name in doc.resources("aws_iam_role"):
+        for statement in doc.role_statements(f"${{aws_iam_role.{role_name}.arn}}"):
+            for action in statement["actions"]:
+                assert action != "*" and not action.endswith(":*"), (role_name, action)
+            if "*" in statement["resources"]:
+                assert tuple(statement["actions"]) in allowed_star, (role_name, statement)
+                if statement["actions"] == ["cloudwatch:PutMetricData"]:
+                    assert statement["condition"], "PutMetricData on * needs its namespace condition"
+
+
+def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
+    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-state", "segment-windows", "segment-aggregates")}
+    for table in tables.values():
+        assert table["billing_mode"] == "PAY_PER_REQUEST"
+        assert table["point_in_time_recovery"] == {"enabled": True}
+        assert table["server_side_encryption"]["enabled"] is True
+        assert ref(table["server_side_encryption"]["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
+    assert "ttl" not in tables[f"tap-sensor-state-{suffix}"]
+    for transient in ("segment-windows", "segment-aggregates"):
+        assert tables[f"tap-{transient}-{suffix}"]["ttl"] == {"attribute_name": "expires_at", "enabled": True}
+
+
+def bucket_parts(doc: StackDoc) -> dict[str, dict[str, dict[str, Any]]]:
+    """For each bucket name: its companion resources by type."""
+    parts: dict[str, dict[str, dict[str, Any]]] = {}
+    for bucket_name, bucket in doc.resources("aws_s3_bucket").items():
+        own = f"${{aws_s3_bucket.{bucket_name}.id}}"
+        parts[bucket["bucket"]] = {
+            type_: body
+            for type_, _, body in doc.all_resources()
+            if type_.startswith("aws_s3_bucket_") and body.get("bucket") == own
+        }
+        parts[bucket["bucket"]]["aws_s3_bucket"] = bucket
+    return parts
+
+
+def test_buckets_are_private_encrypted_versioned_logged_and_tls_only(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    parts = bucket_parts(doc)
+    concerns = {re.sub(rf"^tap-(.*)-{suffix}-.*$", r"\1", name) for name in parts}
+    assert concerns == {"access-logs", "lake", "quarantine", "athena-results"}
+    log_bucket_name = next(n for n, b in doc.resources("aws_s3_bucket").items() if "access-logs" in b["bucket"])
+    for name, p in parts.items():
+        block = p["aws_s3_bucket_public_access_block"]
+        assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                               "restrict_public_buckets"))  # fmt: skip
+        assert p["aws_s3_bucket_versioning"]["versioning_configuration"]["status"] == "Enabled"
+        (rule,) = p["aws_s3_bucket_server_side_encryption_configuration"]["rule"]
+        default = rule["apply_server_side_encryption_by_default"]
+        if "access-logs" in name:
+            assert default["sse_algorithm"] == "AES256"  # S3 access logging cannot target SSE-KMS buckets
+            assert "aws_s3_bucket_logging" not in p
+        else:
+            assert default["sse_algorithm"] == "aws:kms" and rule["bucket_key_enabled"] is True
+            assert ref(default["kms_master_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+            assert p["aws_s3_bucket_logging"]["target_bucket"] == f"${{aws_s3_bucket.{log_bucket_name}.id}}"
+        rules = p["aws_s3_bucket_lifecycle_configuration"]["rule"]
+        assert any(r.get("abort_incomplete_multipart_upload") for r in rules)
+        assert any(r.get("noncurrent_version_expiration") for r in rules)
+        deny = [s for s in doc.policy_statements(p["aws_s3_bucket_policy"]["policy"]) if s["effect"] == "Deny"]
+        assert deny and deny[0]["condition"] == [
+            {"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}
+        ]
+
+
+def test_removal_behaviour_non_prod_cleans_up_prod_retains(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    production = PROFILES[PROFILE_OF[suffix]].production
+    for bucket in doc.resources("aws_s3_bucket").values():
+        assert bucket["force_destroy"] is (not production)
+        assert bucket.get("lifecycle", {}).get("prevent_destroy", False) is production
+    for table in doc.resources("aws_dynamodb_table").values():
+        assert table["deletion_protection_enabled"] is production
+        assert table.get("lifecycle", {}).get("prevent_destroy", False) is production
+    for stateful in ("aws_kinesis_stream", "aws_kms_key"):
+        _, body = doc.one(stateful)
+        assert body.get("lifecycle", {}).get("prevent_destroy", False) is production
+    _, workgroup = doc.one("aws_athena_workgroup")
+    assert workgroup["force_destroy"] is (not production)
+
+
+def test_lake_lifecycle_follows_config(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    life = PROFILES[PROFILE_OF[suffix]].lifecycle
+    lake = next(p for n, p in bucket_parts(doc).items() if n.startswith(f"tap-lake-{suffix}-"))
+    rules = {r["id"]: r for r in lake["aws_s3_bucket_lifecycle_configuration"]["rule"]}
+    current = rules.get("current-objects", {})
+    expiration = current.get("expiration", [{}])[0].get("days")
+    assert expiration == life.lake_expiration_days
+    transitions = {t["storage_class"]: t["days"] for t in current.get("transition", [])}
+    expected = {"STANDARD_IA": life.lake_infrequent_access_days, "GLACIER_IR": life.lake_glacier_days}
+    assert transitions == {k: v for k, v in expected.items() if v is not None}
+
+
+def test_firehose_archives_parquet_through_the_glue_schema(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, firehose = doc.one("aws_kinesis_firehose_delivery_stream")
+    stream_name, _ = doc.one("aws_kinesis_stream")
+    assert firehose["kinesis_source_configuration"]["kinesis_stream_arn"] == f"${{aws_kinesis_stream.{stream_name}.arn}}"
+    s3 = firehose["extended_s3_configuration"]
+    assert s3["prefix"] == "readings/dt=!{timestamp:yyyy-MM-dd}/"
+    assert s3["error_output_prefix"].startswith("firehose-errors/!{firehose:error-output-type}/")
+    assert s3["cloudwatch_logging_options"]["enabled"] is True
+    assert ref(s3["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
+    conversion = s3["data_format_conversion_configuration"]
+    assert "parquet_ser_de" in conversion["output_format_configuration"]["serializer"]
+    table_name, _ = doc.one("aws_glue_catalog_table")
+    assert conversion["schema_configuration"]["table_name"] == f"${{aws_glue_catalog_table.{table_name}.name}}"
+    assert doc.resolve(s3["bucket_arn"])["bucket"].startswith(f"tap-lake-{suffix}-")
+
+
+def test_glue_table_columns_follow_the_contract_with_partition_projection(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    _, table = doc.one("aws_glue_catalog_table")
+    columns = [(c["name"], c["type"]) for c in table["storage_descriptor"]["columns"]]
+    assert columns == [(c.name, c.glue_type) for c in lake_columns()]
+    assert [name for name, _ in columns][:6] == [
+        "sensor_id", "segment_id", "timestamp", "vehicle_count", "average_speed_kmh", "occupancy_percent",
+    ]  # fmt: skip
+    params = table["parameters"]
+    assert params["projection.enabled"] == "true"
+    assert params["projection.dt.type"] == "date"
+    assert params["storage.location.template"].endswith("/readings/dt=$${dt}/")
+    assert table["partition_keys"] == [{"name": "dt", "type": "string"}]
+
+
+def test_athena_workgroup_enforces_encrypted_results_and_cutoff(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    workgroup_name, workgroup = doc.one("aws_athena_workgroup")
+    conf = workgroup["configuration"]
+    assert conf["enforce_workgroup_configuration"] is True
+    assert conf["bytes_scanned_cutoff_per_query"] == config.athena_bytes_scanned_cutoff
+    assert conf["result_configuration"]["encryption_configuration"]["encryption_option"] == "SSE_KMS"
+    location = re.fullmatch(r"s3://(\$\{aws_s3_bucket\.[^.]+)\.bucket\}/results/", conf["result_configuration"]["output_location"])
+    assert location, conf["result_configuration"]["output_location"]
+    assert doc.resolve(location.group(1) + ".arn}")["bucket"].startswith(f"tap-athena-results-{suffix}-")
+    queries = doc.resources("aws_athena_named_query")
+    assert len(queries) >= 3
+    for query in queries.values():
+        assert query["workgroup"] == f"${{aws_athena_workgroup.{workgroup_name}.name}}"
+        assert "FROM " in query["query"] and "dt >=" in query["query"]
+
+
+EXPECTED_ALARMS = {
+    "processor-errors": ("AWS/Lambda", "Errors", "FunctionName", "tap-processor-{s}"),
+    "processor-throttles": ("AWS/Lambda", "Throttles", "FunctionName", "tap-processor-{s}"),
+    "processor-iterator-age": ("AWS/Lambda", "IteratorAge", "FunctionName", "tap-processor-{s}"),
+    "processor-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "tap-processor-dlq-{s}"),
+    "firehose-freshness": ("AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", "tap-lake-{s}"),
+    "iot-rule-failures": ("AWS/IoT", "Failure", "RuleName", "tap_ingest_{u}"),
+}
+
+
+def test_alarms_watch_the_right_dimensions_and_notify_the_topic(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    topic_name, _ = doc.one("aws_sns_topic")
+    alarms = {a["alarm_name"]: a for a in doc.resources("aws_cloudwatch_metric_alarm").values()}
+    for concern, (namespace, metric, dimension, value) in EXPECTED_ALARMS.items():
+        alarm = alarms[f"tap-{concern}-{suffix}"]
+        assert (alarm["namespace"], alarm["metric_name"]) == (namespace, metric)
+        assert alarm["dimensions"] == {dimension: value.format(s=suffix, u=suffix.replace("-", "_"))}
+        assert alarm["alarm_actions"] == [f"${{aws_sns_topic.{topic_name}.arn}}"]
+    congestion = alarms[f"tap-congestion-{suffix}"]
+    assert (congestion["namespace"], congestion["metric_name"]) == (f"TAP/Traffic/{suffix}", metrics.CONGESTION_ALERTS)
+    assert congestion["threshold"] == config.alarms.congestion_alerts
+    assert alarms[f"tap-processor-iterator-age-{suffix}"]["threshold"] == config.alarms.iterator_age_ms
+    # Every dimension value names a resource of this stack.
+    names = {v for _, _, b in doc.all_resources() for k, v in b.items() if k in NAME_ATTRIBUTES}
+    for alarm in alarms.values():
+        for value in (alarm.get("dimensions") or {}).values():
+            assert value in names, value
+
+
+def test_dashboard_follows_the_whole_path(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, dashboard = doc.one("aws_cloudwatch_dashboard")
+    body = json.loads(dashboard["dashboard_body"])
+    namespaces = {m[0] for w in body["widgets"] for m in w["properties"]["metrics"] if isinstance(m[0], str)}
+    assert {"AWS/IoT", "AWS/Kinesis", "AWS/Lambda", "AWS/SQS", "AWS/Firehose", "AWS/DynamoDB"} <= namespaces
+    assert f"TAP/Traffic/{suffix}" in namespaces
+    text = dashboard["dashboard_body"]
+    for name in (f"tap-readings-{suffix}", f"tap-processor-{suffix}", f"tap-alert-{suffix}"):
+        assert name in text
+
+
+def test_kms_key_rotates_and_only_environment_services_use_it(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, key = doc.one("aws_kms_key")
+    assert key["enable_key_rotation"] is True
+    statements = {s["sid"]: s for s in doc.policy_statements(key["policy"])}
+    via = next(c for c in statements["UseThroughEnvironmentServices"]["condition"] if c["variable"] == "kms:ViaService")
+    services = sorted(v.split(".")[0] for v in via["values"])
+    assert services == ["dynamodb", "kinesis", "lambda", "s3", "sns", "sqs"]
+    logs = statements["CloudWatchLogsForEnvironmentLogGroups"]
+    arns = logs["condition"][0]["values"]
+    assert len(arns) == len(doc.resources("aws_cloudwatch_log_group"))
+    assert all(suffix in a for a in arns)
+    for statement in statements.values():
+        assert "kms:*" not in statement["actions"]
+
+
+def test_topic_is_encrypted_and_subscription_follows_config(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    _, topic = doc.one("aws_sns_topic")
+    assert ref(topic["kms_master_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+    assert "aws_sns_topic_subscription" not in doc.doc["resource"]  # no e-mail configured in the profiles
+
+
+def test_outputs_name_what_users_need(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    outputs = set(doc.doc["output"])
+    assert {
+        "iot_topic_filter", "kinesis_stream_name", "sensor_state_table_name", "segment_windows_table_name",
+        "segment_aggregates_table_name", "lake_bucket_name", "quarantine_bucket_name", "athena_results_bucket_name",
+        "athena_workgroup_name", "alert_topic_arn", "processor_function_name", "alert_function_name",
+        "processor_dlq_url",
+    } <= outputs  # fmt: skip
+
+
+def test_no_machine_path_leaks_into_output(synth: Synth) -> None:
+    for doc in synth.docs.values():
+        text = json.dumps(doc.doc)
+        assert str(ROOT) not in text
+        assert "/tmp/" not in text
+
+
+def test_bootstrap_stack_creates_a_locked_down_state_bucket(synth: Synth) -> None:
+    doc = synth.docs["tap-state-bootstrap"]
+    assert "local" in doc.doc["terraform"]["backend"]
+    parts = bucket_parts(doc)
+    state = parts["tap-traffic-terraform-state"]
+    assert state["aws_s3_bucket_versioning"]["versioning_configuration"]["status"] == "Enabled"
+    (rule,) = state["aws_s3_bucket_server_side_encryption_configuration"]["rule"]
+    assert rule["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"
+    assert all(state["aws_s3_bucket_public_access_block"][k] is True for k in ("block_public_acls", "block_public_policy"))
+    statements = doc.policy_statements(state["aws_s3_bucket_policy"]["policy"])
+    assert any(s["effect"] == "Deny" and s["condition"][0]["variable"] == "aws:SecureTransport" for s in statements)
+    rules = state["aws_s3_bucket_lifecycle_configuration"]["rule"]
+    assert any(r.get("noncurrent_version_expiration") for r in rules)
+    assert state["aws_s3_bucket"]["lifecycle"]["prevent_destroy"] is True
+    _, key = doc.one("aws_kms_key")
+    assert key["enable_key_rotation"] is True
