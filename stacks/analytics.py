@@ -245,7 +245,7 @@ class Analytics(Construct):
                 description=description,
                 database=self.database.name,
                 workgroup=self.workgroup.name,
-                query=sql.format(table=f'"{self.database.name}"."{self.table_name}"'),
+                query=sql.format(table=f"{self.database.name}.{self.table_name}"),
             )
             for query_id, description, sql in NAMED_QUERIES
         ]
@@ -262,7 +262,7 @@ NAMED_QUERIES: tuple[tuple[str, str, str], ...] = (
        avg(occupancy_percent) AS occupancy_percent
 FROM {table}
 WHERE dt >= date_format(current_date - interval '1' day, '%Y-%m-%d')
-  AND from_iso8601_timestamp("timestamp") >= current_timestamp - interval '24' hour
+  AND from_iso8601_timestamp(timestamp) >= current_timestamp - interval '24' hour
 GROUP BY segment_id
 HAVING sum(vehicle_count) > 0
 ORDER BY sum(vehicle_count * average_speed_kmh) / sum(vehicle_count) / min(coalesce(speed_limit_kmh, 50))
@@ -272,7 +272,7 @@ LIMIT 20""",
         "hourly-volume-per-segment",
         "Vehicles per hour for each segment over the last 7 days",
         """SELECT segment_id,
-       date_trunc('hour', from_iso8601_timestamp("timestamp")) AS hour,
+       date_trunc('hour', from_iso8601_timestamp(timestamp)) AS hour,
        sum(vehicle_count) AS vehicles,
        count(*) AS readings
 FROM {table}
@@ -284,7 +284,7 @@ ORDER BY 1, 2""",
         "speed-profile-by-hour-of-day",
         "Vehicle-weighted mean speed per segment and hour of day (UTC) over the last 30 days",
         """SELECT segment_id,
-       hour(from_iso8601_timestamp("timestamp")) AS hour_of_day,
+       hour(from_iso8601_timestamp(timestamp)) AS hour_of_day,
        sum(vehicle_count * average_speed_kmh) / nullif(sum(vehicle_count), 0) AS average_speed_kmh,
        sum(vehicle_count) AS vehicles
 FROM {table}

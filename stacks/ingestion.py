@@ -6,7 +6,6 @@ AWS substitution templates (``${topic(4)}``, ``${iot:Connection.Thing.ThingName}
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
@@ -22,7 +21,7 @@ from constructs import Construct
 
 from stacks.config import StreamMode
 from stacks.context import StackContext
-from stacks.iam import ServiceRole, Statement
+from stacks.iam import ServiceRole, Statement, policy_document
 from stacks.naming import Kind
 
 SQL_VERSION = "2016-03-23"
@@ -130,27 +129,27 @@ class Ingestion(Construct):
         )
         self.rule_name = rule_name
         topic_prefix = namer.sensor_topic_prefix()
-        sensor_policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "ConnectAsOwnThing",
-                    "Effect": "Allow",
-                    "Action": "iot:Connect",
-                    "Resource": ctx.arn("iot", f"client/{THING_NAME}"),
-                    "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-                },
-                {
-                    "Sid": "PublishOwnReadings",
-                    "Effect": "Allow",
-                    "Action": "iot:Publish",
-                    "Resource": ctx.arn("iot", f"topic/{topic_prefix}/{THING_NAME}/readings"),
-                },
+        # IoT policies share IAM's grammar; a policy document keeps the JSON well-formed in JSON and HCL output.
+        sensor_policy = policy_document(
+            self,
+            "sensor-policy-document",
+            [
+                Statement(
+                    "ConnectAsOwnThing",
+                    ["iot:Connect"],
+                    [ctx.arn("iot", f"client/{THING_NAME}")],
+                    {("Bool", "iot:Connection.Thing.IsAttached"): ["true"]},
+                ),
+                Statement(
+                    "PublishOwnReadings",
+                    ["iot:Publish"],
+                    [ctx.arn("iot", f"topic/{topic_prefix}/{THING_NAME}/readings")],
+                ),
             ],
-        }
+        )
         self.sensor_policy = IotPolicy(
             self,
             "sensor-policy",
             name=namer.name(Kind.IOT_POLICY, "sensor"),
-            policy=json.dumps(sensor_policy, sort_keys=True),
+            policy=sensor_policy.json,
         )

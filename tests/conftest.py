@@ -18,6 +18,8 @@ from stacks.config import Platform, load
 from tests.tfjson import StackDoc
 
 ROOT = Path(__file__).resolve().parent.parent
+# jsii's Node 20 end-of-life banner would bury test output; the bindings still run on it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 AD_HOC_SUFFIX = "ci-test"
 ENVIRONMENTS = ("dev", "staging", "prod", AD_HOC_SUFFIX)
 SYNTH_ENV = {"ENVIRONMENT_SUFFIX": AD_HOC_SUFFIX}
@@ -52,9 +54,10 @@ def platform() -> Platform:
 @pytest.fixture(scope="session")
 def synth(platform: Platform) -> Synth:
     """Every stack built in one fresh ``Testing.app()`` and synthesized once for the whole session."""
-    import cdktf
+    # Imported here so that pure unit tests do not pay for loading the provider bindings.
+    import cdktf  # noqa: PLC0415
 
-    from stacks.app import build
+    from stacks.app import build  # noqa: PLC0415
 
     app = cdktf.Testing.app()
     stacks = build(app, platform)

@@ -79,12 +79,14 @@ def test_bad_value_names_environment_and_field(field: str, changes: dict[str, An
 
 
 def test_production_keeps_the_lake() -> None:
-    with pytest.raises(ConfigError, match="lifecycle.lake_expiration_days"):
+    with pytest.raises(ConfigError, match=r"lifecycle\.lake_expiration_days"):
         dataclasses.replace(PROD, lifecycle=DataLifecycle(lake_expiration_days=365))
 
 
 def test_valid_alternatives_are_accepted() -> None:
-    on_demand = dataclasses.replace(DEV, stream_mode=StreamMode.ON_DEMAND, shard_count=None, alert_email="ops@example.org")
+    on_demand = dataclasses.replace(
+        DEV, stream_mode=StreamMode.ON_DEMAND, shard_count=None, alert_email="ops@example.org"
+    )
     assert on_demand.shard_count is None
     assert EnvironmentConfig(name="qa").region == "us-east-1"
 

@@ -1,0 +1,67 @@
+# Everything a newcomer needs, from a fresh machine with Python 3.11+ and Node.js 20+:
+#   make synth   synthesize every environment into cdktf.out/ (no AWS account needed)
+#   make test    lint, type-check and run the whole test suite, including the checkov gate
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PIPENV_VERSION := 2026.10.3
+TOOLS := .venv-tools
+PIPENV := $(TOOLS)/bin/pipenv
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_YES := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# jsii warns loudly on Node 20 (end of life); the bindings still work with it. Prefer Node 22+.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+LINTED := stacks lambdas main.py tests tools
+TYPED := stacks lambdas main.py
+
+.PHONY: help synth test lint typecheck pytest deps deps-dev checkov check-tools clean
+
+help:
+	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
+	@echo "make test    - ruff, mypy and the whole pytest suite (synthesis, terraform validate, checkov)"
+	@echo "make clean   - remove virtual environments and build output"
+
+check-tools:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version)'
+	@command -v node >/dev/null || { echo "Node.js 20+ is required (cdktf runs on the jsii runtime)"; exit 1; }
+	@node -e 'process.exit(parseInt(process.versions.node) >= 20 ? 0 : (console.error("Node.js 20+ is required, found " + process.version), 1))'
+
+$(PIPENV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet pipenv==$(PIPENV_VERSION)
+
+.venv/.synced: Pipfile.lock | $(PIPENV)
+	$(PIPENV) sync --dev
+	@touch $@
+
+.venv-checkov/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
+deps: check-tools .venv/.synced
+checkov: .venv-checkov/.installed
+
+synth: deps
+	$(PIPENV) run python main.py
+
+lint: deps
+	$(PIPENV) run ruff check $(LINTED)
+	$(PIPENV) run ruff format --check $(LINTED)
+
+typecheck: deps
+	$(PIPENV) run mypy $(TYPED)
+
+pytest: deps checkov
+	$(PIPENV) run pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .venv .venv-tools .venv-checkov .build cdktf.out .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Command-line tools around the platform (run as ``python -m tools.<name>``)."""
