@@ -1,7 +1,7 @@
 """The state bootstrap stack: creates the bucket every environment keeps its Terraform state in.
 
-It keeps its own state locally (it cannot live in the bucket it creates). Apply it once per account,
-before the first environment; it never needs destroying.
+It keeps its own state locally, in ``terraform.tap-state-bootstrap.tfstate`` in the project folder (it
+cannot live in the bucket it creates). Apply it once per account, before the first environment.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class StateBootstrapStack(TerraformStack):
 
     def __init__(self, scope: Construct, id_: str, state: StateConfig) -> None:
         super().__init__(scope, id_)
-        LocalBackend(self, path="terraform.tfstate")
+        # Relative to cdktf.out/stacks/<stack>: the state file lives in the project folder, outside the
+        # synth output that main.py replaces on every run.
+        LocalBackend(self, path=f"../../../terraform.{id_}.tfstate")
         AwsProvider(self, "aws", region=state.region, default_tags=[AwsProviderDefaultTags(tags=default_tags("state"))])
         account_id = DataAwsCallerIdentity(self, "current").account_id
         partition = DataAwsPartition(self, "partition").partition

@@ -468,7 +468,7 @@ def test_no_machine_path_leaks_into_output(synth: Synth) -> None:
 
 def test_bootstrap_stack_creates_a_locked_down_state_bucket(synth: Synth) -> None:
     doc = synth.docs["tap-state-bootstrap"]
-    assert "local" in doc.doc["terraform"]["backend"]
+    assert doc.doc["terraform"]["backend"] == {"local": {"path": "../../../terraform.tap-state-bootstrap.tfstate"}}
     parts = bucket_parts(doc)
     state = parts["tap-traffic-terraform-state"]
     assert state["aws_s3_bucket_versioning"]["versioning_configuration"]["status"] == "Enabled"
