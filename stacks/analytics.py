@@ -50,7 +50,7 @@ from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
 from constructs import Construct
 
 from stacks.context import StackContext
-from stacks.iam import ServiceRole, Statement
+from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.naming import Kind
 from stacks.schema import lake_columns
 
@@ -142,13 +142,7 @@ class Analytics(Construct):
             statements=[
                 Statement(
                     "ReadStream",
-                    [
-                        "kinesis:DescribeStream",
-                        "kinesis:DescribeStreamSummary",
-                        "kinesis:GetRecords",
-                        "kinesis:GetShardIterator",
-                        "kinesis:ListShards",
-                    ],
+                    KINESIS_READ_ACTIONS,
                     [props.stream_arn],
                 ),
                 Statement(

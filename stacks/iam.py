@@ -19,6 +19,15 @@ from cdktf_cdktf_provider_aws.iam_role import IamRole
 from cdktf_cdktf_provider_aws.iam_role_policy import IamRolePolicy
 from constructs import Construct
 
+# What a consumer of a Kinesis stream needs (Lambda event source mappings, Firehose sources).
+KINESIS_READ_ACTIONS = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+)
+
 # (test, variable) -> values
 Conditions = Mapping[tuple[str, str], Sequence[str]]
 

@@ -24,7 +24,7 @@ from constructs import Construct
 
 from stacks.config import FunctionSettings
 from stacks.context import StackContext
-from stacks.iam import ServiceRole, Statement
+from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.lambda_package import stage
 from stacks.naming import Kind
 
@@ -32,6 +32,7 @@ RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
 QUARANTINE_PREFIX = "rejected/"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+ALERT_BATCH_SIZE = 100
 # X-Ray accepts no resource-level permissions: these two actions need Resource "*".
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
@@ -132,6 +133,7 @@ class Processing(Construct):
 
     def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: ProcessingProps) -> None:
         super().__init__(scope, id_)
+        self._ctx = ctx
         config = ctx.config
         namespace = ctx.namer.metric_namespace()
         use_key = Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn])
@@ -159,13 +161,7 @@ class Processing(Construct):
             statements=[
                 Statement(
                     "ReadReadingsStream",
-                    [
-                        "kinesis:DescribeStream",
-                        "kinesis:DescribeStreamSummary",
-                        "kinesis:GetRecords",
-                        "kinesis:GetShardIterator",
-                        "kinesis:ListShards",
-                    ],
+                    KINESIS_READ_ACTIONS,
                     [props.stream_arn],
                 ),
                 Statement(
@@ -185,22 +181,7 @@ class Processing(Construct):
                 use_key,
             ],
         )
-        self.processor_mapping = LambdaEventSourceMapping(
-            self,
-            "processor-mapping",
-            function_name=self.processor.function.arn,
-            event_source_arn=props.stream_arn,
-            starting_position="TRIM_HORIZON",
-            batch_size=config.batch_size,
-            maximum_batching_window_in_seconds=config.batching_window_seconds,
-            function_response_types=["ReportBatchItemFailures"],
-            bisect_batch_on_function_error=True,
-            maximum_retry_attempts=config.max_retry_attempts,
-            maximum_record_age_in_seconds=config.max_record_age_seconds,
-            destination_config=LambdaEventSourceMappingDestinationConfig(
-                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=self.processor.dlq.arn)
-            ),
-        )
+        self.processor_mapping = self._mapping("processor-mapping", self.processor, props.stream_arn, config.batch_size)
         self.alert = Function(
             self,
             "alert",
@@ -241,19 +222,26 @@ class Processing(Construct):
                 use_key,
             ],
         )
-        self.alert_mapping = LambdaEventSourceMapping(
+        self.alert_mapping = self._mapping(
+            "alert-mapping", self.alert, props.segment_windows_stream_arn, ALERT_BATCH_SIZE
+        )
+
+    def _mapping(self, id_: str, fn: Function, source_arn: str, batch_size: int) -> LambdaEventSourceMapping:
+        """Stream → function, reporting partial failures, bisecting, bounded retries, DLQ on failure."""
+        config = self._ctx.config
+        return LambdaEventSourceMapping(
             self,
-            "alert-mapping",
-            function_name=self.alert.function.arn,
-            event_source_arn=props.segment_windows_stream_arn,
+            id_,
+            function_name=fn.function.arn,
+            event_source_arn=source_arn,
             starting_position="TRIM_HORIZON",
-            batch_size=100,
+            batch_size=batch_size,
             maximum_batching_window_in_seconds=config.batching_window_seconds,
             function_response_types=["ReportBatchItemFailures"],
             bisect_batch_on_function_error=True,
             maximum_retry_attempts=config.max_retry_attempts,
             maximum_record_age_in_seconds=config.max_record_age_seconds,
             destination_config=LambdaEventSourceMappingDestinationConfig(
-                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=self.alert.dlq.arn)
+                on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=fn.dlq.arn)
             ),
         )
