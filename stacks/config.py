@@ -184,8 +184,9 @@ class EnvironmentConfig:
     """Processor Lambda sizing."""
     alert: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
     """Alert Lambda sizing."""
-    batch_size: int = 100
-    """Records per processor invocation, 1-10000."""
+    batch_size: int = 10_000
+    """Most records per processor invocation, 1-10000 (Kinesis's maximum: fewer requests per reading
+    when catching up; the batching window decides how full batches are in steady state)."""
     batching_window_seconds: int = 1
     """How long the event source mapping gathers records, 0-300 s."""
     max_retry_attempts: int = 3
@@ -317,7 +318,6 @@ STAGING = EnvironmentConfig(
     stream_retention_hours=48,
     log_retention_days=30,
     processor=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
-    batch_size=500,
     batching_window_seconds=2,
     lifecycle=DataLifecycle(lake_infrequent_access_days=30, lake_expiration_days=90),
 )
@@ -330,7 +330,6 @@ PROD = EnvironmentConfig(
     log_retention_days=365,
     processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
     alert=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
-    batch_size=1000,
     batching_window_seconds=5,
     max_retry_attempts=10,
     max_record_age_seconds=86_400,

@@ -26,13 +26,12 @@ from stacks.config import FunctionSettings
 from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.lambda_package import stage
+from stacks.layout import ALERT_BATCH_SIZE, QUARANTINE_PREFIX, RuntimeNames, alert_environment, processor_environment
 from stacks.naming import Kind
 
 RUNTIME = "python3.12"
 ARCHITECTURE = "arm64"
-QUARANTINE_PREFIX = "rejected/"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-ALERT_BATCH_SIZE = 100
 # X-Ray accepts no resource-level permissions: these two actions need Resource "*".
 XRAY_ACTIONS = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
 
@@ -137,13 +136,15 @@ class Processing(Construct):
         config = ctx.config
         namespace = ctx.namer.metric_namespace()
         use_key = Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn])
-        common_env = {
-            "ENVIRONMENT_SUFFIX": ctx.namer.environment_suffix,
-            "METRIC_NAMESPACE": namespace,
-            "SEGMENT_WINDOWS_TABLE": props.segment_windows_table_name,
-            "WINDOW_SECONDS": str(config.aggregation_window_seconds),
-            "AGGREGATE_TTL_DAYS": str(config.lifecycle.aggregate_ttl_days),
-        }
+        names = RuntimeNames(
+            environment_suffix=ctx.namer.environment_suffix,
+            metric_namespace=namespace,
+            sensor_state_table=props.sensor_state_table_name,
+            segment_windows_table=props.segment_windows_table_name,
+            segment_aggregates_table=props.segment_aggregates_table_name,
+            quarantine_bucket=props.quarantine_bucket_name,
+            alert_topic_arn=props.alert_topic_arn,
+        )
         self.processor = Function(
             self,
             "processor",
@@ -152,12 +153,7 @@ class Processing(Construct):
             description="Validates readings from Kinesis, updates sensor and segment state, quarantines bad records",
             settings=config.processor,
             kms_key_arn=props.kms_key_arn,
-            environment={
-                **common_env,
-                "SENSOR_STATE_TABLE": props.sensor_state_table_name,
-                "QUARANTINE_BUCKET": props.quarantine_bucket_name,
-                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
-            },
+            environment=processor_environment(names, config),
             statements=[
                 Statement(
                     "ReadReadingsStream",
@@ -165,14 +161,8 @@ class Processing(Construct):
                     [props.stream_arn],
                 ),
                 Statement(
-                    "WriteState",
-                    [
-                        "dynamodb:BatchGetItem",
-                        "dynamodb:BatchWriteItem",
-                        "dynamodb:GetItem",
-                        "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
-                    ],
+                    "ReadAndWriteState",
+                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
                     [props.sensor_state_table_arn, props.segment_windows_table_arn],
                 ),
                 Statement(
@@ -190,11 +180,7 @@ class Processing(Construct):
             description="Turns segment window changes into congestion metrics and SNS alerts",
             settings=config.alert,
             kms_key_arn=props.kms_key_arn,
-            environment={
-                **common_env,
-                "SEGMENT_AGGREGATES_TABLE": props.segment_aggregates_table_name,
-                "ALERT_TOPIC_ARN": props.alert_topic_arn,
-            },
+            environment=alert_environment(names, config),
             statements=[
                 Statement(
                     "ReadWindowChanges",
@@ -206,10 +192,9 @@ class Processing(Construct):
                     ],
                     [props.segment_windows_stream_arn],
                 ),
-                Statement("ReadWindows", ["dynamodb:Query"], [props.segment_windows_table_arn]),
                 Statement(
-                    "WriteAggregates",
-                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    "ReadAndWriteAggregates",
+                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
                     [props.segment_aggregates_table_arn],
                 ),
                 Statement(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
@@ -16,32 +14,8 @@ from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps, Transition
 from stacks.context import StackContext
+from stacks.layout import SEGMENT_AGGREGATES, SEGMENT_WINDOWS, SENSOR_STATE, TABLES, TTL_ATTRIBUTE, TableSpec
 from stacks.naming import Kind
-
-TTL_ATTRIBUTE = "expires_at"
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """Key schema and change stream of one table."""
-
-    concern: str
-    hash_key: str
-    range_key: str | None = None
-    ttl: bool = False
-    stream_view_type: str | None = None
-
-
-SENSOR_STATE = TableSpec("sensor-state", hash_key="sensor_id")
-"""Latest reading of each sensor (current state; not transient, so no TTL)."""
-SEGMENT_WINDOWS = TableSpec(
-    "segment-windows", hash_key="segment_id", range_key="window_sensor", ttl=True, stream_view_type="NEW_IMAGE"
-)
-"""Each sensor's contribution to a segment's window (``<window start>#<sensor id>``); its stream drives
-the alert function."""
-SEGMENT_AGGREGATES = TableSpec("segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True)
-"""Each segment's aggregate per window, with its congestion level and alert state."""
-TABLES = (SENSOR_STATE, SEGMENT_WINDOWS, SEGMENT_AGGREGATES)
 
 
 class Storage(Construct):

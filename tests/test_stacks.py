@@ -200,8 +200,8 @@ def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) 
     _, fn = function(doc, "processor")
     assert doc.actions_of(fn["role"]) == {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
-        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem",
-        "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey",
+        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "s3:PutObject",
+        "kms:Decrypt", "kms:GenerateDataKey",
         "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
     }  # fmt: skip

@@ -1,19 +1,25 @@
-"""Alert entry point (DynamoDB stream of the segment windows table)."""
+"""Alert entry point (DynamoDB stream of the segment windows table, ReportBatchItemFailures)."""
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
-logger = logging.getLogger(__name__)
-logger.setLevel(logging.INFO)
+from lambdas.alert.service import Alerter, Settings
+
+_alerter: Alerter | None = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Report which segment windows changed. Metrics and alerts come with the data path."""
-    changed = sorted(
-        {r["dynamodb"]["Keys"]["segment_id"]["S"] for r in event.get("Records", []) if r.get("eventName") != "REMOVE"}
-    )
-    logger.info(json.dumps({"changed_segments": changed}))
-    return {"batchItemFailures": []}
+    global _alerter  # noqa: PLW0603 - one alerter per execution environment
+    if _alerter is None:
+        _alerter = Alerter(Settings.from_env())
+    return _alerter.handle(event)
+
+
+def install(instance: Alerter | None) -> None:
+    """Use ``instance`` for the next invocations (``None``: build from the environment again).
+
+    For tests and the local run, which bring their own clients, clock or environment.
+    """
+    global _alerter  # noqa: PLW0603
+    _alerter = instance

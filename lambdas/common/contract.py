@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 # Rejection reason codes (contract README).
@@ -276,23 +277,73 @@ class Measurement:
     speed_limit_kmh: float
 
 
+def exact(value: float | int) -> Decimal:
+    """The decimal a JSON number was written as (its shortest round-tripping form), exactly."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Sums:
+    """Exact running sums of distinct readings: adding them in any grouping or order gives one result.
+
+    They are what the stores keep per sensor and window, so an aggregate over many sensors and windows
+    equals the aggregate over all their readings at once.
+    """
+
+    readings: int = 0
+    vehicles: int = 0
+    speed_x_vehicles: Decimal = Decimal(0)
+    occupancy: Decimal = Decimal(0)
+    min_speed_limit: Decimal | None = None
+
+    @classmethod
+    def of(cls, m: Measurement) -> Sums:
+        return cls(
+            1, m.vehicle_count, m.vehicle_count * exact(m.average_speed_kmh), exact(m.occupancy_percent),
+            exact(m.speed_limit_kmh),
+        )  # fmt: skip
+
+    def __add__(self, other: Sums) -> Sums:
+        limits = [x for x in (self.min_speed_limit, other.min_speed_limit) if x is not None]
+        with localcontext(_EXACT):
+            return Sums(
+                self.readings + other.readings,
+                self.vehicles + other.vehicles,
+                self.speed_x_vehicles + other.speed_x_vehicles,
+                self.occupancy + other.occupancy,
+                min(limits) if limits else None,
+            )
+
+    def aggregate(self) -> Aggregate:
+        if not self.readings or self.min_speed_limit is None:
+            raise ValueError("an aggregate needs at least one reading")
+        with localcontext(_EXACT):
+            speed = float(self.speed_x_vehicles / self.vehicles) if self.vehicles else 0.0
+            occupancy = float(self.occupancy / self.readings)
+        limit = float(self.min_speed_limit)
+        return Aggregate(
+            readings=self.readings,
+            vehicles=self.vehicles,
+            average_speed_kmh=speed,
+            occupancy_percent=occupancy,
+            speed_limit_kmh=limit,
+            congestion_level=congestion_level(self.vehicles, speed, occupancy, limit),
+        )
+
+
+_EXACT = Context(prec=80)
+
+
+def total(sums: Iterable[Sums]) -> Sums:
+    result = Sums()
+    for s in sums:
+        result = result + s
+    return result
+
+
 def aggregate(measurements: Iterable[Measurement]) -> Aggregate:
-    """Aggregate distinct readings. Sums use ``math.fsum``: the result does not depend on their order."""
-    items = list(measurements)
-    if not items:
-        raise ValueError("an aggregate needs at least one reading")
-    vehicles = sum(m.vehicle_count for m in items)
-    speed = math.fsum(m.vehicle_count * m.average_speed_kmh for m in items) / vehicles if vehicles else 0.0
-    occupancy = math.fsum(m.occupancy_percent for m in items) / len(items)
-    limit = min(m.speed_limit_kmh for m in items)
-    return Aggregate(
-        readings=len(items),
-        vehicles=vehicles,
-        average_speed_kmh=speed,
-        occupancy_percent=occupancy,
-        speed_limit_kmh=limit,
-        congestion_level=congestion_level(vehicles, speed, occupancy, limit),
-    )
+    """Aggregate distinct readings, with exact decimal sums (independent of order and grouping)."""
+    return total(Sums.of(m) for m in measurements).aggregate()
 
 
 def window_start_ns(instant_ns: int, window_seconds: int) -> int:

@@ -1,26 +1,29 @@
-"""Processor entry point (Kinesis event source mapping with ReportBatchItemFailures)."""
+"""Processor entry point (Kinesis event source mapping with ReportBatchItemFailures).
+
+Thin: the processor is built on the first invocation from the environment the stack sets, and reused
+while the execution environment lives.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-import logging
 from typing import Any
 
-logger = logging.getLogger(__name__)
-logger.setLevel(logging.INFO)
+from lambdas.processor.service import Processor, Settings
+
+_processor: Processor | None = None
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Decode the batch and report what it holds. Storage and quarantine come with the data path."""
-    decoded = 0
-    undecodable = []
-    for record in event.get("Records", []):
-        try:
-            json.loads(base64.b64decode(record["kinesis"]["data"]))
-            decoded += 1
-        except (ValueError, KeyError):
-            undecodable.append(record["kinesis"]["sequenceNumber"])
-    logger.info(json.dumps({"decoded": decoded, "undecodable": len(undecodable)}))
-    # Until quarantine exists, undecodable records are reported as failures so none is lost.
-    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in undecodable]}
+    global _processor  # noqa: PLW0603 - one processor per execution environment
+    if _processor is None:
+        _processor = Processor(Settings.from_env())
+    return _processor.handle(event)
+
+
+def install(instance: Processor | None) -> None:
+    """Use ``instance`` for the next invocations (``None``: build from the environment again).
+
+    For tests and the local run, which bring their own clients, clock or environment.
+    """
+    global _processor  # noqa: PLW0603
+    _processor = instance

@@ -1,0 +1,175 @@
+"""The functions' AWS adapter toolkit: lazily created, injectable clients and bounded retries.
+
+Clients are created on first use (tests start moto first, and a cold start pays only for what it uses)
+and can be passed in, so tests inject moto-backed or fault-injecting clients. Everything here turns
+AWS faults into results the callers can act on; nothing retries without bound.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common.log import log_event
+
+BOTO_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=15)
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "SlowDown",
+        "RequestTimeout",
+        "TransactionConflictException",
+    }
+)
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+
+
+class Clients:
+    """boto3 clients by service name, created on first use unless injected."""
+
+    def __init__(self, **injected: Any) -> None:
+        self._clients: dict[str, Any] = dict(injected)
+
+    def __getitem__(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            import boto3  # noqa: PLC0415 - imported on first use: the cold start pays only when needed
+
+            client = boto3.client(service, config=BOTO_CONFIG)  # type: ignore[call-overload]  # any service
+            self._clients[service] = client
+        return client
+
+
+@dataclass
+class Backoff:
+    """Bounded exponential backoff with full jitter; ``sleep`` is injectable so tests do not wait."""
+
+    attempts: int = 6
+    base_seconds: float = 0.05
+    cap_seconds: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def pauses(self) -> Iterator[None]:
+        """Yields before each attempt after the first, sleeping in between; ``attempts`` in total."""
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(self.rng.uniform(0, min(self.cap_seconds, self.base_seconds * 2**attempt)))
+            yield
+
+
+def is_retryable(error: Exception) -> bool:
+    """Throttling, server-side and connection faults: worth another attempt."""
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return code in RETRYABLE_CODES or status >= 500
+    return isinstance(error, BotoCoreError)
+
+
+def call_with_retries(backoff: Backoff, call: Callable[[], Any]) -> Any:
+    """``call()``, retried on retryable faults within ``backoff``; the last fault is raised."""
+    last: Exception | None = None
+    for _ in backoff.pauses():
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as error:
+            if not is_retryable(error):
+                raise
+            last = error
+    assert last is not None
+    raise last
+
+
+Key = tuple[str, tuple[tuple[str, str], ...]]  # (table, ((attribute, serialized value), ...))
+
+
+def key_of(table: str, key_attributes: Sequence[str], item: Mapping[str, Any]) -> Key:
+    """A hashable identity of a (serialized) item or key in ``table``."""
+    return table, tuple((a, repr(item[a])) for a in key_attributes)
+
+
+def batch_get(
+    client: Any,
+    keys: Mapping[str, Sequence[Mapping[str, Any]]],
+    backoff: Backoff,
+    *,
+    consistent: bool = True,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Mapping[str, Any]]]]:
+    """BatchGetItem in chunks of 100 keys across tables; ``UnprocessedKeys`` and throttling retried.
+
+    Returns (items by table, keys still unread after the retries by table). A fault that retrying
+    cannot fix leaves its chunk unread rather than raising, so the caller can fail just those records.
+    """
+    found: dict[str, list[dict[str, Any]]] = {table: [] for table in keys}
+    pending = [(table, k) for table, table_keys in keys.items() for k in table_keys]
+    unread: dict[str, list[Mapping[str, Any]]] = {}
+    for start in range(0, len(pending), BATCH_GET_LIMIT):
+        chunk: dict[str, list[Mapping[str, Any]]] = {}
+        for table, k in pending[start : start + BATCH_GET_LIMIT]:
+            chunk.setdefault(table, []).append(k)
+        for _ in backoff.pauses():
+            request = {t: {"Keys": list(ks), "ConsistentRead": consistent} for t, ks in chunk.items()}
+            try:
+                response = client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as error:
+                log_event("warning", "batch_get_failed", error=str(error), retryable=is_retryable(error))
+                if not is_retryable(error):
+                    break
+                continue
+            for table, items in response.get("Responses", {}).items():
+                found[table].extend(items)
+            chunk = {t: list(v["Keys"]) for t, v in response.get("UnprocessedKeys", {}).items() if v.get("Keys")}
+            if not chunk:
+                break
+        for table, ks in chunk.items():
+            unread.setdefault(table, []).extend(ks)
+    return found, unread
+
+
+def batch_write(client: Any, puts: Sequence[tuple[str, dict[str, Any]]], backoff: Backoff) -> list[int]:
+    """BatchWriteItem of ``(table, serialized item)`` puts in chunks of 25 across tables.
+
+    ``UnprocessedItems`` and throttling are retried within ``backoff``. Returns the indexes (into
+    ``puts``) of the items that are still not written; every other item is stored.
+    """
+    failed: list[int] = []
+    for start in range(0, len(puts), BATCH_WRITE_LIMIT):
+        chunk = list(range(start, min(start + BATCH_WRITE_LIMIT, len(puts))))
+        for _ in backoff.pauses():
+            request: dict[str, list[dict[str, Any]]] = {}
+            for index in chunk:
+                table, item = puts[index]
+                request.setdefault(table, []).append({"PutRequest": {"Item": item}})
+            try:
+                response = client.batch_write_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as error:
+                log_event("warning", "batch_write_failed", error=str(error), retryable=is_retryable(error))
+                if not is_retryable(error):
+                    break
+                continue
+            unprocessed = response.get("UnprocessedItems", {})
+            if not unprocessed:
+                chunk = []
+                break
+            left = {(table, _identity(r["PutRequest"]["Item"])) for table, rs in unprocessed.items() for r in rs}
+            chunk = [i for i in chunk if (puts[i][0], _identity(puts[i][1])) in left]
+        failed.extend(chunk)
+    return failed
+
+
+def _identity(item: Mapping[str, Any]) -> str:
+    return repr(sorted(item.items()))

@@ -1,0 +1,256 @@
+"""The processor's pure logic: classify records, and merge readings into stored state idempotently.
+
+Items are plain dicts in boto3's "resource" shape (numbers as ``Decimal``); the store serializes them.
+
+Window items hold each sensor's distinct readings in a segment window, keyed by the reading's UTC
+instant, with their exact sums. The sequence number that first delivered a reading is kept with it, and
+the sequence numbers of later copies are kept in ``duplicates``. So a redelivery of the same record (a
+Lambda retry or a shard
+replay) changes nothing, while a republished copy (a new record) is counted once as a duplicate, however
+often it is itself redelivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from lambdas.common.contract import (
+    NS_PER_SECOND,
+    Measurement,
+    Reading,
+    Rejection,
+    Sums,
+    congestion_level,
+    exact,
+    format_instant,
+    parse_reading,
+    total,
+    window_start_ns,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KinesisRecord:
+    """One record of a Kinesis event, as Lambda delivers it."""
+
+    sequence_number: str
+    partition_key: str
+    shard_id: str
+    data: bytes
+    arrival_seconds: float
+
+
+def records_from_event(event: Mapping[str, Any]) -> list[KinesisRecord]:
+    """Decode the Lambda Kinesis event (``Records[].kinesis.data`` is base64)."""
+    records = []
+    for raw in event.get("Records", []):
+        kinesis = raw["kinesis"]
+        records.append(
+            KinesisRecord(
+                sequence_number=kinesis["sequenceNumber"],
+                partition_key=kinesis.get("partitionKey", ""),
+                shard_id=str(raw.get("eventID", "")).split(":", 1)[0],
+                data=base64.b64decode(kinesis["data"]),
+                arrival_seconds=float(kinesis.get("approximateArrivalTimestamp", 0)),
+            )
+        )
+    return records
+
+
+@dataclass
+class Classified:
+    readings: list[tuple[KinesisRecord, Reading]] = field(default_factory=list)
+    rejects: list[tuple[KinesisRecord, Rejection]] = field(default_factory=list)
+
+
+def classify(records: Iterable[KinesisRecord], now_ns: int) -> Classified:
+    """Apply the contract to every record."""
+    result = Classified()
+    for record in records:
+        outcome = parse_reading(record.data, now_ns)
+        if isinstance(outcome, Reading):
+            result.readings.append((record, outcome))
+        else:
+            result.rejects.append((record, outcome))
+    return result
+
+
+def quarantine_object(
+    prefix: str, rejects: Sequence[tuple[KinesisRecord, Rejection]], now_ns: int
+) -> tuple[str, bytes]:
+    """Key and NDJSON body of the one quarantine object for a batch's rejects.
+
+    The key is derived from the rejected sequence numbers, so a retried batch rewrites the same object;
+    each line carries its sequence number, so readers count distinct records across objects.
+    """
+    now = format_instant(now_ns)
+    lines = [
+        json.dumps(
+            {
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "sequence_number": record.sequence_number,
+                "partition_key": record.partition_key,
+                "shard_id": record.shard_id,
+                "approximate_arrival_timestamp": record.arrival_seconds,
+                "quarantined_at": now,
+                "payload_base64": base64.b64encode(record.data).decode("ascii"),
+            },
+            sort_keys=True,
+        )
+        for record, rejection in rejects
+    ]
+    first, last = rejects[0][0], rejects[-1][0]
+    key = f"{prefix}dt={now[:10]}/{first.shard_id or 'shard'}/{first.sequence_number}-{last.sequence_number}.ndjson"
+    return key, ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def to_decimal(value: float | int) -> Decimal:
+    """Exact DynamoDB number for a float (its shortest round-tripping decimal form)."""
+    return exact(value)
+
+
+def window_start(reading: Reading, window_seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` start of the reading's window."""
+    return format_instant(window_start_ns(reading.instant_ns, window_seconds))[:19] + "Z"
+
+
+WindowKey = tuple[str, str]  # (segment_id, window_sensor)
+
+
+def window_key(reading: Reading, window_seconds: int) -> WindowKey:
+    return reading.segment_id, f"{window_start(reading, window_seconds)}#{reading.sensor_id}"
+
+
+@dataclass
+class WindowMerge:
+    """Result of merging a batch's readings into one window item."""
+
+    item: dict[str, Any] | None
+    """The item to write, or ``None`` when nothing changed."""
+    new: list[str] = field(default_factory=list)
+    """Sequence numbers of records that added a reading."""
+    duplicates: list[str] = field(default_factory=list)
+    """Sequence numbers of records that were newly counted as duplicates."""
+    redelivered: list[str] = field(default_factory=list)
+    """Sequence numbers already accounted for by an earlier delivery."""
+
+
+def merge_window(
+    existing: Mapping[str, Any] | None,
+    contributions: Sequence[tuple[str, Reading]],
+    *,
+    key: WindowKey,
+    window_seconds: int,
+    ttl_days: int,
+) -> WindowMerge:
+    """Add ``(sequence number, reading)`` pairs, in delivery order, to a window item.
+
+    The item keeps the readings as one JSON attribute (``{instant: [vehicles, speed, occupancy,
+    limit, first sequence number]}``) and their exact sums as numbers, which the alert function and
+    the read-back combine without parsing the readings.
+    """
+    first = contributions[0][1]
+    readings: dict[str, list[Any]] = json.loads(existing["readings"]) if existing else {}
+    duplicates: set[str] = set(existing.get("duplicates", ())) if existing else set()
+    merge = WindowMerge(item=None)
+    for sequence_number, reading in contributions:
+        stored = readings.get(reading.key)
+        if stored is None:
+            readings[reading.key] = [
+                reading.vehicle_count,
+                reading.average_speed_kmh,
+                reading.occupancy_percent,
+                reading.speed_limit_kmh,
+                sequence_number,
+            ]
+            merge.new.append(sequence_number)
+        elif stored[4] == sequence_number or sequence_number in duplicates:
+            merge.redelivered.append(sequence_number)
+        else:
+            duplicates.add(sequence_number)
+            merge.duplicates.append(sequence_number)
+    if not merge.new and not merge.duplicates:
+        return merge
+    start_ns = window_start_ns(first.instant_ns, window_seconds)
+    expires = (start_ns // NS_PER_SECOND) + window_seconds + ttl_days * 86400
+    sums = total(Sums.of(Measurement(r[0], r[1], r[2], r[3])) for r in readings.values())
+    item: dict[str, Any] = {
+        "segment_id": key[0],
+        "window_sensor": key[1],
+        "window_start": key[1].split("#", 1)[0],
+        "sensor_id": first.sensor_id,
+        "readings": json.dumps(readings, sort_keys=True, separators=(",", ":")),
+        **sums_attributes(sums),
+        "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
+    }
+    if duplicates:
+        item["duplicates"] = duplicates
+    merge.item = item
+    return merge
+
+
+def sums_attributes(sums: Sums) -> dict[str, Any]:
+    """Exact sums as DynamoDB numbers."""
+    return {
+        "reading_count": sums.readings,
+        "vehicles": sums.vehicles,
+        "speed_x_vehicles": sums.speed_x_vehicles,
+        "occupancy_sum": sums.occupancy,
+        "min_speed_limit": sums.min_speed_limit,
+    }
+
+
+def sums_of(item: Mapping[str, Any]) -> Sums:
+    """The exact sums a stored window item carries."""
+    return Sums(
+        int(item["reading_count"]),
+        int(item["vehicles"]),
+        Decimal(item["speed_x_vehicles"]),
+        Decimal(item["occupancy_sum"]),
+        Decimal(item["min_speed_limit"]),
+    )
+
+
+def measurements(window_item: Mapping[str, Any]) -> list[Measurement]:
+    """The distinct readings of a stored window item."""
+    return [Measurement(r[0], r[1], r[2], r[3]) for r in json.loads(window_item["readings"]).values()]
+
+
+def latest_per_sensor(readings: Iterable[tuple[str, Reading]]) -> dict[str, tuple[str, Reading]]:
+    """For each sensor, the batch's newest reading (first delivery wins between equal instants)."""
+    latest: dict[str, tuple[str, Reading]] = {}
+    for sequence_number, reading in readings:
+        current = latest.get(reading.sensor_id)
+        if current is None or reading.instant_ns > current[1].instant_ns:
+            latest[reading.sensor_id] = (sequence_number, reading)
+    return latest
+
+
+def merge_sensor_state(
+    existing: Mapping[str, Any] | None, sequence_number: str, reading: Reading
+) -> dict[str, Any] | None:
+    """The new sensor state, or ``None`` when the stored state is as new or newer (never goes back)."""
+    if existing is not None and int(existing.get("instant_ns", -(2**63))) >= reading.instant_ns:
+        return None
+    return {
+        "sensor_id": reading.sensor_id,
+        "segment_id": reading.segment_id,
+        "timestamp": reading.timestamp,
+        "reading_key": reading.key,
+        "instant_ns": reading.instant_ns,
+        "vehicle_count": reading.vehicle_count,
+        "average_speed_kmh": to_decimal(reading.average_speed_kmh),
+        "occupancy_percent": to_decimal(reading.occupancy_percent),
+        "speed_limit_kmh": to_decimal(reading.speed_limit_kmh),
+        "interval_seconds": reading.interval_seconds,
+        "congestion_level": congestion_level(
+            reading.vehicle_count, reading.average_speed_kmh, reading.occupancy_percent, reading.speed_limit_kmh
+        ),
+        "sequence_number": sequence_number,
+    }
