@@ -20,11 +20,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 LINTED := stacks lambdas main.py tests tools
 TYPED := stacks lambdas main.py
 
-.PHONY: help synth test lint typecheck pytest deps deps-dev checkov check-tools clean
+.PHONY: help synth test simulate lint typecheck pytest deps checkov check-tools clean
 
 help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
 	@echo "make test    - ruff, mypy and the whole pytest suite (synthesis, terraform validate, checkov)"
+	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.simulate --help)"
 	@echo "make clean   - remove virtual environments and build output"
 
 check-tools:
@@ -50,6 +51,9 @@ checkov: .venv-checkov/.installed
 
 synth: deps
 	$(PIPENV) run python main.py
+
+simulate: deps
+	$(PIPENV) run python -m tools.simulate $(ARGS)
 
 lint: deps
 	$(PIPENV) run ruff check $(LINTED)

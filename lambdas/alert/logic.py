@@ -93,9 +93,11 @@ def fold(
     partials = _decode(existing["partials"]) if existing else {}
     updated = {**partials, **change.partials}
     agg = total(updated.values()).aggregate()
-    if existing is not None and updated == partials:
-        return Folded(None, agg, alert=False)
     alert = agg.congestion_level in ALERT_LEVELS and not (existing and "alerted_at" in existing)
+    if existing is not None and updated == partials and not alert:
+        # Nothing new. (An unchanged window whose alert is still due, after a failed publish gave its
+        # claim back, goes on to claim and send it.)
+        return Folded(None, agg, alert=False)
     item: dict[str, Any] = {
         "segment_id": window[0],
         "window_start": window[1],

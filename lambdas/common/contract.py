@@ -1,8 +1,9 @@
 """The reading contract (``contracts/``) as pure functions: parse, validate, congestion, aggregate.
 
 Validation accepts and rejects exactly what ``traffic-reading.schema.json`` does, with ``format:
-date-time`` asserted as RFC 3339 and ``pattern`` read with ECMA-262 semantics (``$`` is the end of the
-string), plus the contract's semantic rules. It is hand-written for speed; a property test checks it
+date-time`` asserted as RFC 3339 (as the JSON Schema test suite reads it, leap seconds included) and
+``pattern`` read with ECMA-262 semantics (``$`` is the end of the string, not before a final newline),
+plus the contract's semantic rules. It is hand-written for speed; a property test checks it
 against a JSON Schema validator.
 
 No AWS and no I/O here.
@@ -154,15 +155,17 @@ def _days_in_month(year: int, month: int) -> int:
 def parse_instant(value: str) -> int:
     """RFC 3339 date-time with an explicit offset → UTC nanoseconds since the epoch.
 
-    A leap second (``:60``) is valid and counts as the last nanosecond of its minute; fractions
-    finer than a nanosecond are truncated. Raises ``ValueError`` for anything else.
+    As JSON Schema's ``date-time`` format: 'T' and 'Z' in either case, any number of fraction digits,
+    year 0000 invalid, and a leap second (``:60``) valid only at 23:59 UTC (after the offset); it counts
+    as the last nanosecond of that minute. Fractions finer than a nanosecond are truncated. Raises
+    ``ValueError`` for anything else.
     """
     match = _DATE_TIME.fullmatch(value)
     if not match:
         raise ValueError("not an RFC 3339 date-time with offset")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, zulu, sign, off_h, off_m = match.groups()[6:]
-    if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
+    if year == 0 or not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
         raise ValueError("no such date")
     if hour > 23 or minute > 59 or second > 60:
         raise ValueError("no such time")
@@ -173,6 +176,8 @@ def parse_instant(value: str) -> int:
         offset_minutes = (int(off_h) * 60 + int(off_m)) * (1 if sign == "+" else -1)
     nanos = int((fraction or "0")[:9].ljust(9, "0"))
     if second == 60:
+        if (hour * 60 + minute - offset_minutes) % 1440 != 1439:
+            raise ValueError("a leap second is only valid at 23:59:60 UTC")
         second, nanos = 59, NS_PER_SECOND - 1
     seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
     return (seconds - offset_minutes * 60) * NS_PER_SECOND + nanos

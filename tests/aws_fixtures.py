@@ -1,0 +1,139 @@
+"""moto-backed AWS for handler tests: the environment's resources, created from the stack's definitions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+from lambdas.common.aws import Backoff, Clients
+from stacks.config import PROFILES
+from tools.simulate import Targets, create_targets, moto_streams_client
+
+SHARD = "shardId-000000000000"
+
+
+@dataclass
+class Env:
+    clients: Clients
+    targets: Targets
+    sleeps: list[float] = field(default_factory=list)
+
+    def backoff(self, attempts: int = 6) -> Backoff:
+        return Backoff(attempts=attempts, sleep=self.sleeps.append)
+
+
+@contextmanager
+def moto_env(suffix: str = "dev") -> Iterator[Env]:
+    from moto import mock_aws  # noqa: PLC0415
+
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    try:
+        with mock_aws():
+            config = PROFILES.get(suffix) or PROFILES["dev"].with_name(suffix)
+            clients = Clients(dynamodbstreams=moto_streams_client(config.region))
+            yield Env(clients, create_targets(suffix, config, clients))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def kinesis_event(
+    payloads: list[bytes], first_sequence: int = 1, partition_keys: list[str] | None = None
+) -> dict[str, Any]:
+    """A Kinesis event exactly as Lambda delivers it."""
+    records = []
+    for i, payload in enumerate(payloads):
+        sequence = f"{first_sequence + i:056d}"
+        records.append(
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": (partition_keys or ["sensor"] * len(payloads))[i],
+                    "sequenceNumber": sequence,
+                    "data": base64.b64encode(payload).decode(),
+                    "approximateArrivalTimestamp": 1780315140.5,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{SHARD}:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/tap-processor-fn-dev",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev",
+            }
+        )
+    return {"Records": records}
+
+
+def reading(
+    sensor: str,
+    segment: str,
+    timestamp: str,
+    *,
+    vehicles: int = 10,
+    speed: float = 45.0,
+    occupancy: float = 12.0,
+    **extra: Any,
+) -> bytes:
+    return json.dumps(
+        {
+            "sensor_id": sensor,
+            "segment_id": segment,
+            "timestamp": timestamp,
+            "vehicle_count": vehicles,
+            "average_speed_kmh": speed,
+            "occupancy_percent": occupancy,
+            **extra,
+        }
+    ).encode()
+
+
+class Faults:
+    """Fault injection on a moto-backed client through botocore's ``before-call`` hook.
+
+    ``plan`` maps an operation name to a function of the call count and the (JSON) request returning a fake
+    ``(status, parsed response)`` to short-circuit the call with, raising to simulate a crash, or
+    returning ``None`` to let moto answer.
+    """
+
+    def __init__(self, client: Any, plan: dict[str, Callable[[int, dict[str, Any]], Any]]) -> None:
+        self.calls: dict[str, int] = {}
+        self.plan = plan
+        client.meta.events.register_first("before-call.*.*", self._before_call)
+
+    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
+        name = model.name
+        self.calls[name] = self.calls.get(name, 0) + 1
+        rule = self.plan.get(name)
+        if rule is None:
+            return None
+        body = params.get("body") or b"{}"
+        try:
+            request = json.loads(body)
+        except (TypeError, ValueError):  # not a JSON protocol (S3): the rule gets no request
+            request = {}
+        outcome = rule(self.calls[name], request)
+        if outcome is None:
+            return None
+        status, parsed = outcome
+        response = AWSResponse("https://fault.invalid", status, {}, None)
+        return response, parsed
+
+
+def throttled(code: str = "ProvisionedThroughputExceededException") -> tuple[int, dict[str, Any]]:
+    return 400, {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+
+def server_error() -> tuple[int, dict[str, Any]]:
+    return 500, {"Error": {"Code": "InternalError", "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 500}}

@@ -1,0 +1,131 @@
+"""The alert handler under moto: aggregates per the contract, one alert per congested window, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lambdas.alert.service import Alerter
+from lambdas.alert.service import Settings as AlertSettings
+from lambdas.common.contract import Measurement, aggregate, parse_instant
+from lambdas.processor.service import Processor, deserialize
+from lambdas.processor.service import Settings as ProcessorSettings
+from stacks.config import PROFILES
+from stacks.layout import alert_environment, processor_environment
+from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error
+from tools.simulate import dynamodb_stream_records, subscribe_alert_queue
+
+NOW = parse_instant("2026-06-01T12:00:00Z")
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    with moto_env() as e:
+        yield e
+
+
+def alerter(env: Env) -> Alerter:
+    settings = AlertSettings.from_env(alert_environment(env.targets.runtime_names(), PROFILES["dev"]))
+    return Alerter(settings, clients=env.clients, backoff=env.backoff(3))
+
+
+def process(env: Env, payloads: list[bytes], first_sequence: int = 1) -> None:
+    settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+    fn = Processor(settings, clients=env.clients, backoff=env.backoff(), clock=lambda: NOW)
+    assert fn.handle(kinesis_event(payloads, first_sequence))["batchItemFailures"] == []
+
+
+def changes(env: Env, after: int = 0) -> dict[str, Any]:
+    return {"Records": dynamodb_stream_records(env.clients, env.targets.segment_windows_table)[after:]}
+
+
+def aggregates(env: Env) -> dict[tuple[str, str], dict[str, Any]]:
+    items = env.clients["dynamodb"].scan(TableName=env.targets.segment_aggregates_table)["Items"]
+    return {(i["segment_id"]["S"], i["window_start"]["S"]): deserialize(i) for i in items}
+
+
+def delivered(env: Env, queue: str) -> list[dict[str, Any]]:
+    sqs, found = env.clients["sqs"], []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            found.append(json.loads(json.loads(m["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return found
+
+
+JAM = [  # seg-a jammed in the 11:50 window; seg-b flowing
+    reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=20, speed=10.0, occupancy=70.0),
+    reading("s2", "seg-a", "2026-06-01T11:51:00Z", vehicles=10, speed=14.0, occupancy=85.0),
+    reading("s3", "seg-b", "2026-06-01T11:50:00Z", vehicles=15, speed=48.0, occupancy=10.0),
+]
+
+
+def count_calls(client: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    client.meta.events.register(
+        "before-call.*.*", lambda model, **_: counts.__setitem__(model.name, counts.get(model.name, 0) + 1)
+    )
+    return counts
+
+
+def test_congested_window_alerts_once_with_contract_aggregates_and_one_metric_call(env: Env) -> None:
+    queue = subscribe_alert_queue(env.clients, env.targets)
+    process(env, JAM)
+    metric_calls = count_calls(env.clients["cloudwatch"])
+    assert alerter(env).handle(changes(env)) == {"batchItemFailures": []}
+    stored = aggregates(env)
+    seg_a = stored[("seg-a", "2026-06-01T11:50:00Z")]
+    expected = aggregate([Measurement(20, 10.0, 70.0, 50.0), Measurement(10, 14.0, 85.0, 50.0)])
+    assert (int(seg_a["readings"]), int(seg_a["vehicles"]), seg_a["congestion_level"]) == (2, 30, "severe")
+    assert float(seg_a["average_speed_kmh"]) == expected.average_speed_kmh
+    assert seg_a["alerted_level"] == "severe"
+    assert stored[("seg-b", "2026-06-01T11:50:00Z")]["congestion_level"] == "free"
+    (alert,) = delivered(env, queue)
+    assert (alert["segment_id"], alert["window_start"], alert["congestion_level"]) == (
+        "seg-a", "2026-06-01T11:50:00Z", "severe",
+    )  # fmt: skip
+    assert metric_calls == {"PutMetricData": 1}
+    metrics = env.clients["cloudwatch"].list_metrics(Namespace="TAP/Traffic/dev")["Metrics"]
+    dimensions = {tuple(sorted(d["Name"] for d in m.get("Dimensions", []))) for m in metrics}
+    assert dimensions <= {("Level",), ()}, "no per-sensor or per-segment metric"
+
+
+def test_retries_and_replays_send_no_second_alert(env: Env) -> None:
+    queue = subscribe_alert_queue(env.clients, env.targets)
+    process(env, JAM)
+    fn = alerter(env)
+    fn.handle(changes(env))
+    before = aggregates(env)
+    fn.handle(changes(env))  # the same batch again (a retry)
+    process(env, [reading("s9", "seg-a", "2026-06-01T11:52:00Z", vehicles=5, speed=5.0, occupancy=90.0)], 10)
+    fn.handle(changes(env))  # the window grows and stays congested: still the same one alert
+    assert len(delivered(env, queue)) == 1
+    after = aggregates(env)
+    assert (
+        after[("seg-a", "2026-06-01T11:50:00Z")]["alerted_at"]
+        == before[("seg-a", "2026-06-01T11:50:00Z")]["alerted_at"]
+    )
+    assert int(after[("seg-a", "2026-06-01T11:50:00Z")]["readings"]) == 3
+
+
+def test_a_failed_publish_gives_the_claim_back_and_the_retry_alerts(env: Env) -> None:
+    queue = subscribe_alert_queue(env.clients, env.targets)
+    process(env, JAM)
+    faults = Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if n <= 3 else None})
+    fn = alerter(env)
+    event = changes(env)
+    failures = fn.handle(event)["batchItemFailures"]
+    assert len(failures) == 1
+    assert "alerted_at" not in aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    assert fn.handle(event) == {"batchItemFailures": []}
+    assert faults.calls["Publish"] == 4
+    assert len(delivered(env, queue)) == 1
+
+
+def test_ttl_removals_are_ignored(env: Env) -> None:
+    removal = {"Records": [{"eventName": "REMOVE", "dynamodb": {"Keys": {}, "SequenceNumber": "1"}}]}
+    assert alerter(env).handle(removal) == {"batchItemFailures": []}
+    assert aggregates(env) == {}

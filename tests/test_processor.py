@@ -1,0 +1,263 @@
+"""The processor handler under moto: validated, stored once, quarantined with reasons, faults survived."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lambdas.common.contract import parse_instant
+from lambdas.processor import handler as processor_handler
+from lambdas.processor.service import Processor, Settings, deserialize
+from stacks.config import PROFILES
+from stacks.layout import processor_environment
+from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
+
+NOW = parse_instant("2026-06-01T12:00:00Z")
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    with moto_env() as e:
+        yield e
+
+
+def processor(env: Env, attempts: int = 6) -> Processor:
+    settings = Settings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+    return Processor(settings, clients=env.clients, backoff=env.backoff(attempts), clock=lambda: NOW)
+
+
+def table(env: Env, name: str) -> list[dict[str, Any]]:
+    items = env.clients["dynamodb"].scan(TableName=name, ConsistentRead=True)["Items"]
+    return sorted((deserialize(i) for i in items), key=lambda i: json.dumps(i, default=str, sort_keys=True))
+
+
+def state(env: Env) -> dict[str, Any]:
+    t = env.targets
+    return {"sensors": table(env, t.sensor_state_table), "windows": table(env, t.segment_windows_table)}
+
+
+def quarantine(env: Env) -> list[dict[str, Any]]:
+    s3 = env.clients["s3"]
+    lines = []
+    for obj in s3.list_objects_v2(Bucket=env.targets.quarantine_bucket).get("Contents", []):
+        body = s3.get_object(Bucket=env.targets.quarantine_bucket, Key=obj["Key"])["Body"].read()
+        lines.extend(json.loads(line) for line in body.splitlines())
+    return lines
+
+
+def stored_readings(env: Env) -> dict[tuple[str, str], list[Any]]:
+    found = {}
+    for item in table(env, env.targets.segment_windows_table):
+        for key, value in json.loads(item["readings"]).items():
+            assert (item["sensor_id"], key) not in found, "a reading stored twice"
+            found[(item["sensor_id"], key)] = value
+    return found
+
+
+def lambda_retries(fn: Processor, event: dict[str, Any], limit: int = 10) -> int:
+    """Invoke as the event source mapping would: on failures, again from the lowest failed record."""
+    records = event["Records"]
+    invocations = 0
+    while records and invocations < limit:
+        invocations += 1
+        try:
+            failures = [f["itemIdentifier"] for f in fn.handle({"Records": records})["batchItemFailures"]]
+        except RuntimeError:  # a crash: the whole batch comes back
+            continue
+        if not failures:
+            return invocations
+        first = min(i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] in failures)
+        records = records[first:]
+    return invocations
+
+
+MIXED = [
+    reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=10, speed=40.0, occupancy=20.0),
+    b"not json at all",
+    reading("s2", "seg-a", "2026-06-01T11:50:30Z", vehicles=30, speed=20.0, occupancy=60.0),
+    reading("s1", "seg-a", "2026-06-01T11:51:00Z", vehicles=-1),
+    reading("s3", "seg-b", "2026-06-01T13:00:00Z"),
+    reading("s1", "seg-a", "2026-06-01T11:52:00Z", vehicles=12, speed=42.0, occupancy=22.0),
+]
+
+
+def test_valid_readings_are_stored_and_bad_ones_quarantined_without_failing_the_batch(env: Env) -> None:
+    response = processor(env).handle(kinesis_event(MIXED))
+    assert response == {"batchItemFailures": []}
+    readings = stored_readings(env)
+    assert sorted(readings) == [
+        ("s1", "2026-06-01T11:50:00.000000000Z"),
+        ("s1", "2026-06-01T11:52:00.000000000Z"),
+        ("s2", "2026-06-01T11:50:30.000000000Z"),
+    ]
+    rejected = {line["sequence_number"]: line for line in quarantine(env)}
+    assert {seq[-1]: line["reason"] for seq, line in rejected.items()} == {
+        "2": "malformed_json",
+        "4": "schema_violation",
+        "5": "future_timestamp",
+    }
+    malformed = rejected[f"{2:056d}"]
+    assert base64.b64decode(malformed["payload_base64"]) == b"not json at all"
+    assert malformed["quarantined_at"].startswith("2026-06-01T12:00:00")
+    assert malformed["shard_id"] == "shardId-000000000000"
+    sensors = {s["sensor_id"]: s for s in state(env)["sensors"]}
+    assert sensors["s1"]["timestamp"] == "2026-06-01T11:52:00Z"
+    assert sensors["s2"]["congestion_level"] == "heavy"
+    windows = {w["window_sensor"]: w for w in state(env)["windows"]}
+    s1 = windows["2026-06-01T11:50:00Z#s1"]
+    assert (s1["segment_id"], int(s1["reading_count"]), int(s1["vehicles"])) == ("seg-a", 2, 22)
+
+
+def test_the_same_batch_twice_changes_nothing(env: Env) -> None:
+    fn = processor(env)
+    fn.handle(kinesis_event(MIXED))
+    before = state(env), quarantine(env)
+    assert fn.handle(kinesis_event(MIXED)) == {"batchItemFailures": []}
+    assert (state(env), quarantine(env)) == before
+
+
+def test_a_republished_copy_is_one_duplicate_however_often_it_is_redelivered(env: Env) -> None:
+    fn = processor(env)
+    original = reading("s1", "seg-a", "2026-06-01T11:50:00Z")
+    fn.handle(kinesis_event([original], first_sequence=1))
+    for _ in range(3):  # the copy (a new record) delivered, then retried twice
+        fn.handle(kinesis_event([original], first_sequence=2))
+    (window,) = state(env)["windows"]
+    assert int(window["reading_count"]) == 1
+    assert window["duplicates"] == {f"{2:056d}"}
+    # the same reading written with another offset is the same instant, so the same reading
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T13:50:00+02:00")], first_sequence=3))
+    assert int(state(env)["windows"][0]["reading_count"]) == 1
+
+
+def test_an_older_reading_never_overwrites_newer_sensor_state(env: Env) -> None:
+    fn = processor(env)
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:55:00Z", vehicles=5)], first_sequence=1))
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=9)], first_sequence=2))
+    (sensor,) = state(env)["sensors"]
+    assert (sensor["timestamp"], int(sensor["vehicle_count"])) == ("2026-06-01T11:55:00Z", 5)
+    assert len(stored_readings(env)) == 2  # the older reading still counts in its window
+
+
+def many(n: int, sensors: int = 10) -> list[bytes]:
+    return [
+        reading(f"s{i % sensors}", f"seg-{i % 3}", f"2026-06-01T{10 + i // 600:02d}:{(i // sensors) % 60:02d}:00Z")
+        for i in range(n)
+    ]
+
+
+def test_unprocessed_items_are_retried_with_bounded_backoff(env: Env) -> None:
+    faults = Faults(
+        env.clients["dynamodb"],
+        {"BatchWriteItem": lambda n, params: (200, {"UnprocessedItems": params["RequestItems"]}) if n <= 2 else None},
+    )
+    response = processor(env).handle(kinesis_event(many(200)))
+    assert response == {"batchItemFailures": []}
+    assert len(stored_readings(env)) == 200
+    assert faults.calls["BatchWriteItem"] > 2
+    assert len(env.sleeps) == 2 and all(0 <= s <= 1.0 for s in env.sleeps)
+
+
+def test_persistent_unprocessed_items_fail_only_their_records_and_lambda_retries_store_them_once(env: Env) -> None:
+    payloads = many(100)
+    Faults(
+        env.clients["dynamodb"],
+        {
+            "BatchWriteItem": lambda n, params: (
+                (200, {"UnprocessedItems": params["RequestItems"]}) if 3 <= n <= 8 else None
+            )
+        },
+    )
+    fn = processor(env, attempts=3)
+    first = fn.handle(kinesis_event(payloads))["batchItemFailures"]
+    assert first, "the items that stayed unprocessed must be reported"
+    failed = {f["itemIdentifier"] for f in first}
+    sensors = {s["sensor_id"]: s for s in state(env)["sensors"]}
+    for (sensor, key), value in stored_readings(env).items():
+        if value[4] in failed:  # its window is stored: then its sensor state must be what is missing
+            assert sensors.get(sensor, {}).get("reading_key") != key, "a completely stored record was failed"
+    assert lambda_retries(fn, kinesis_event(payloads)) >= 1
+    assert len(stored_readings(env)) == 100
+
+
+def test_throttling_is_retried(env: Env) -> None:
+    Faults(env.clients["dynamodb"], {"BatchGetItem": lambda n, _: throttled() if n == 1 else None,
+                                     "BatchWriteItem": lambda n, _: throttled() if n in (1, 2) else None})  # fmt: skip
+    assert processor(env).handle(kinesis_event(many(50))) == {"batchItemFailures": []}
+    assert len(stored_readings(env)) == 50
+    assert len(env.sleeps) == 3
+
+
+def test_throttling_beyond_the_bound_fails_records_instead_of_waiting_forever(env: Env) -> None:
+    Faults(env.clients["dynamodb"], {"BatchWriteItem": lambda n, _: throttled()})
+    failures = processor(env, attempts=4).handle(kinesis_event(many(30)))["batchItemFailures"]
+    assert len(failures) == 30
+    assert len(env.sleeps) == 3 * 2  # 4 attempts per chunk; 30 readings -> window items + sensor states in 2 chunks
+
+
+def test_s3_errors_fail_the_rejected_records_until_the_quarantine_is_written(env: Env) -> None:
+    faults = Faults(env.clients["s3"], {"PutObject": lambda n, _: server_error() if n <= 7 else None})
+    fn = processor(env, attempts=3)
+    event = kinesis_event(MIXED)
+    response = fn.handle(event)
+    assert {f["itemIdentifier"][-1] for f in response["batchItemFailures"]} == {"2", "4", "5"}
+    assert len(stored_readings(env)) == 3, "valid records are stored meanwhile"
+    lambda_retries(fn, event)
+    assert faults.calls["PutObject"] >= 8
+    assert sorted(line["reason"] for line in quarantine_distinct(env)) == [
+        "future_timestamp",
+        "malformed_json",
+        "schema_violation",
+    ]
+    assert len(stored_readings(env)) == 3
+
+
+def quarantine_distinct(env: Env) -> list[dict[str, Any]]:
+    return list({line["sequence_number"]: line for line in quarantine(env)}.values())
+
+
+def test_a_crash_mid_batch_then_lambda_retries_leaves_every_reading_exactly_once(env: Env) -> None:
+    def crash(n: int, _: Any) -> Any:
+        if n == 2:
+            raise RuntimeError("the execution environment died")
+        return None
+
+    Faults(env.clients["dynamodb"], {"BatchWriteItem": crash})
+    payloads = many(120)
+    fn = processor(env)
+    with pytest.raises(RuntimeError):
+        fn.handle(kinesis_event(payloads))
+    partial = len(stored_readings(env))
+    assert 0 < partial < 120
+    assert lambda_retries(fn, kinesis_event(payloads)) == 1
+    assert len(stored_readings(env)) == 120
+
+
+def test_the_handler_builds_the_processor_from_the_stack_environment(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in processor_environment(env.targets.runtime_names(), PROFILES["dev"]).items():
+        monkeypatch.setenv(key, value)
+    processor_handler.install(None)
+    try:
+        payload = reading("s9", "seg-z", "2020-01-01T00:00:00Z")
+        assert processor_handler.handler(kinesis_event([payload]), None) == {"batchItemFailures": []}
+    finally:
+        processor_handler.install(None)
+    assert ("s9", "2020-01-01T00:00:00.000000000Z") in stored_readings(env)
+
+
+def test_requests_per_batch_are_batched(env: Env) -> None:
+    counts: dict[str, int] = {}
+
+    def count(model: Any, **_: Any) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    env.clients["dynamodb"].meta.events.register("before-call.*.*", count)
+    env.clients["s3"].meta.events.register("before-call.*.*", count)
+    payloads = [reading(f"s{i % 100}", f"seg-{i % 100 // 4}", f"2026-06-01T11:{i // 100:02d}:00Z") for i in range(1000)]
+    assert processor(env).handle(kinesis_event(payloads)) == {"batchItemFailures": []}
+    # 1,000 readings of 100 sensors over 10 minutes: 200 window items + 100 sensor states
+    assert counts == {"BatchGetItem": 3, "BatchWriteItem": 12}
