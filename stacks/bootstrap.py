@@ -85,7 +85,7 @@ class StateBootstrapStack(TerraformStack):
                 production=True,
                 kms_key_arn=key.arn,
                 noncurrent_version_days=NONCURRENT_STATE_VERSION_DAYS,
-                access_log_bucket=logs.bucket_id,
+                access_log_bucket=logs,
             ),
         )
         TerraformOutput(self, "state_bucket_name", value=bucket.name, description="Terraform state bucket")

@@ -56,8 +56,8 @@ class SecureBucketProps:
     S3 server access logging cannot deliver to an SSE-KMS bucket."""
     noncurrent_version_days: int
     """Days before noncurrent versions are deleted."""
-    access_log_bucket: str | None = None
-    """Bucket (id) receiving this bucket's server access logs; ``None`` only for the log bucket itself."""
+    access_log_bucket: SecureBucket | None = None
+    """Bucket receiving this bucket's server access logs; ``None`` only for the log bucket itself."""
     expiration_days: int | None = None
     """Delete current objects after this many days; default ``None`` keeps them."""
     transitions: Sequence[Transition] = field(default_factory=tuple)
@@ -140,15 +140,19 @@ class SecureBucket(Construct):
             )
         statements.extend(props.extra_statements)
         policy = policy_document(self, "policy-document", statements)
-        S3BucketPolicy(self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[self.public_access_block])
+        self.policy = S3BucketPolicy(
+            self, "policy", bucket=bucket_id, policy=policy.json, depends_on=[self.public_access_block]
+        )
         self._lifecycle(props, bucket_id)
         if props.access_log_bucket is not None:
+            # S3 checks that the target's policy lets the logging service write before it accepts this.
             S3BucketLoggingA(
                 self,
                 "logging",
                 bucket=bucket_id,
-                target_bucket=props.access_log_bucket,
+                target_bucket=props.access_log_bucket.bucket_id,
                 target_prefix=f"{props.name}/",
+                depends_on=[props.access_log_bucket.policy],
             )
 
     def _lifecycle(self, props: SecureBucketProps, bucket_id: str) -> None:

@@ -57,7 +57,7 @@ class Storage(Construct):
                     production=ctx.production,
                     kms_key_arn=kms_key_arn,
                     noncurrent_version_days=life.noncurrent_version_days,
-                    access_log_bucket=self.access_logs.bucket_id,
+                    access_log_bucket=self.access_logs,
                     expiration_days=expiration,
                     transitions=transitions,
                 ),

@@ -1,0 +1,124 @@
+"""moto's server, as ``tools.deploy_local`` runs it: ``python -m tools.emulator -H ... -p ... -c ... -k ...``.
+
+Two adjustments, both listed in ``tools/moto_gaps.py``:
+
+- moto evaluates S3 bucket-policy statements without their conditions (its documented restriction) and
+  reports any statement whose conditions fail as a Deny, so the stacks' TLS-only ``Deny`` (condition
+  ``aws:SecureTransport = false``) refuses every object request. This server only listens over TLS,
+  so it evaluates conditions with ``aws:SecureTransport = true``: the Deny then applies as in AWS.
+- the response-encoding and Kinesis speed-ups of ``tools.moto_speedups`` (no change to what is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+from typing import Any
+
+from tools import moto_speedups
+
+REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
+
+
+def evaluate_bucket_policies_over_tls() -> None:
+    """Evaluate each bucket-policy statement's conditions against what this server knows of a request.
+
+    A statement whose conditions use keys the server cannot know, or that do not hold, does not apply
+    (moto instead drops conditions, and reports a Deny for any statement whose conditions fail).
+    """
+    from moto.iam.access_control import IAMPolicy, PermissionResult  # noqa: PLC0415
+    from moto.s3.models import FakeBucket  # noqa: PLC0415
+
+    def holds(conditions: dict[str, dict[str, Any]]) -> bool:
+        for operator, tests in conditions.items():
+            for key, expected in tests.items():
+                values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
+                if operator not in ("Bool", "StringEquals") or key not in REQUEST_CONTEXT:
+                    return False
+                if REQUEST_CONTEXT[key].lower() not in values:
+                    return False
+        return True
+
+    def get_permission(self: FakeBucket, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+        applicable = [
+            {k: v for k, v in statement.items() if k != "Condition"}
+            for statement in statements
+            if not statement.get("Condition") or holds(statement["Condition"])
+        ]
+        if not applicable:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps({**document, "Statement": applicable})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
+def iot_tags() -> None:
+    """Tags for IoT resources, which moto 5.2 does not implement (ListTagsForResource answers 500).
+
+    The provider reads them after creating a policy or topic rule and retries the 500 for minutes; with
+    no tags read back, the provider's default tags would also show as a perpetual diff.
+    """
+    from moto.core.responses import ActionResult, EmptyResult  # noqa: PLC0415
+    from moto.iot.responses import IoTResponse  # noqa: PLC0415
+
+    tags: dict[str, dict[str, str]] = {}
+
+    def arn_of(response: IoTResponse, kind: str, name: str) -> str:
+        return f"arn:aws:iot:{response.region}:{response.current_account}:{kind}/{name}"
+
+    create_policy, create_topic_rule = IoTResponse.create_policy, IoTResponse.create_topic_rule
+
+    def recorded_create_policy(self: IoTResponse) -> Any:
+        result = create_policy(self)
+        given = self._get_param("tags") or []
+        tags[arn_of(self, "policy", self._get_param("policyName"))] = {t["Key"]: t.get("Value", "") for t in given}
+        return result
+
+    def recorded_create_topic_rule(self: IoTResponse) -> Any:
+        result = create_topic_rule(self)
+        header = self.headers.get("x-amz-tagging", "")
+        parsed = dict(urllib.parse.parse_qsl(header, keep_blank_values=True))
+        tags[arn_of(self, "rule", self._get_param("ruleName"))] = parsed
+        return result
+
+    def list_tags_for_resource(self: IoTResponse) -> Any:
+        found = tags.get(self._get_param("resourceArn"), {})
+        return ActionResult({"tags": [{"Key": k, "Value": v} for k, v in sorted(found.items())]})
+
+    def tag_resource(self: IoTResponse) -> Any:
+        target = tags.setdefault(self._get_param("resourceArn"), {})
+        for tag in self._get_param("tags") or []:
+            target[tag["Key"]] = tag.get("Value", "")
+        return EmptyResult()
+
+    def untag_resource(self: IoTResponse) -> Any:
+        target = tags.setdefault(self._get_param("resourceArn"), {})
+        for key in self.querystring.get("tagKeys", []):
+            target.pop(key, None)
+        return EmptyResult()
+
+    IoTResponse.create_policy = recorded_create_policy  # type: ignore[method-assign]
+    IoTResponse.create_topic_rule = recorded_create_topic_rule  # type: ignore[method-assign]
+    IoTResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    IoTResponse.tag_resource = tag_resource  # type: ignore[attr-defined]
+    IoTResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
+
+
+def main(argv: list[str]) -> None:
+    if "-c" not in argv and "--ssl-cert" not in argv:
+        raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
+    evaluate_bucket_policies_over_tls()
+    iot_tags()
+    moto_speedups.install()
+    from moto.server import main as moto_main  # noqa: PLC0415
+
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
