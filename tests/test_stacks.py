@@ -290,6 +290,9 @@ def test_buckets_are_private_encrypted_versioned_logged_and_tls_only(env: tuple[
             assert default["sse_algorithm"] == "aws:kms" and rule["bucket_key_enabled"] is True
             assert ref(default["kms_master_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
             assert p["aws_s3_bucket_logging"]["target_bucket"] == f"${{aws_s3_bucket.{log_bucket_name}.id}}"
+            # S3 refuses the logging configuration until the target's policy lets the logging service write.
+            (dependency,) = p["aws_s3_bucket_logging"]["depends_on"]
+            assert dependency.startswith("aws_s3_bucket_policy.storage_access-logs_policy")
         rules = p["aws_s3_bucket_lifecycle_configuration"]["rule"]
         assert any(r.get("abort_incomplete_multipart_upload") for r in rules)
         assert any(r.get("noncurrent_version_expiration") for r in rules)

@@ -109,11 +109,45 @@ def iot_tags() -> None:
     IoTResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
 
 
+def lambda_configuration() -> None:
+    """moto 5.2 drops a function's DeadLetterConfig and LoggingConfig: keep and return them."""
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415
+
+    init, get_configuration = LambdaFunction.__init__, LambdaFunction.get_configuration
+
+    def recording_init(self: LambdaFunction, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self._kept = {k: spec[k] for k in ("DeadLetterConfig", "LoggingConfig") if spec.get(k)}  # type: ignore[attr-defined]
+
+    def configuration(self: LambdaFunction, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**get_configuration(self, *args, **kwargs), **getattr(self, "_kept", {})}
+
+    LambdaFunction.__init__ = recording_init  # type: ignore[method-assign]
+    LambdaFunction.get_configuration = configuration  # type: ignore[method-assign]
+
+
+def kinesis_tags_on_create() -> None:
+    """moto 5.2 ignores the Tags of CreateStream: apply them as AddTagsToStream would."""
+    from moto.kinesis.responses import KinesisResponse  # noqa: PLC0415
+
+    create_stream = KinesisResponse.create_stream
+
+    def create_with_tags(self: KinesisResponse) -> Any:
+        result = create_stream(self)
+        if tags := self._get_param("Tags"):
+            self.kinesis_backend.add_tags_to_stream(None, self._get_param("StreamName"), tags)
+        return result
+
+    KinesisResponse.create_stream = create_with_tags  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> None:
     if "-c" not in argv and "--ssl-cert" not in argv:
         raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
     evaluate_bucket_policies_over_tls()
     iot_tags()
+    lambda_configuration()
+    kinesis_tags_on_create()
     moto_speedups.install()
     from moto.server import main as moto_main  # noqa: PLC0415
 

@@ -24,6 +24,48 @@ class Gap:
 
 
 EXCLUSIONS: tuple[Gap, ...] = ()
+"""Overrides applied to scratch copies. Empty so far: every gap met up to now is filled in the emulator
+(``tools/emulator.py``) instead, so the stacks are deployed exactly as synthesized."""
+
+FILLED_IN_THE_EMULATOR: tuple[Gap, ...] = (
+    Gap(
+        "aws_s3_bucket_policy (TLS-only Deny)",
+        'terraform init: Unable to access object "tap/dev/terraform.tfstate" in S3 bucket ... HeadObject, '
+        "StatusCode: 403, api error Forbidden",
+        "moto",
+        "moto drops statement conditions (and reports failed conditions as Deny); the emulator runs over TLS "
+        "and evaluates aws:SecureTransport = true",
+    ),
+    Gap(
+        "aws_iot_policy, aws_iot_topic_rule",
+        "apply hangs: retrying request IoT/ListTagsForResource (HTTP 500, 'The list_tags_for_resource action "
+        "has not been implemented')",
+        "moto",
+        "the emulator keeps IoT tags given at creation and answers List/Tag/UntagResource",
+    ),
+    Gap(
+        "aws_kinesis_stream",
+        "second plan: ~ tags_all = { + Environment, + ManagedBy, + Project } (CreateStream Tags ignored)",
+        "moto",
+        "the emulator applies CreateStream's Tags",
+    ),
+    Gap(
+        "aws_lambda_function",
+        "second plan: + dead_letter_config, + logging_config (not returned by GetFunction)",
+        "moto",
+        "the emulator keeps and returns DeadLetterConfig and LoggingConfig",
+    ),
+)
+
+OPEN: tuple[Gap, ...] = (
+    Gap(
+        "aws_athena_named_query",
+        "destroy hangs: 'Still destroying... 8m40s' (DeleteNamedQuery not answered)",
+        "moto",
+        "not yet handled",
+    ),
+)
+"""Gaps found but not yet handled (issue 4 is still open)."""
 
 
 def apply_exclusions(stack_dir: Path) -> None:
