@@ -20,12 +20,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 LINTED := stacks lambdas main.py tests tools
 TYPED := stacks lambdas main.py
 
-.PHONY: help synth test simulate lint typecheck pytest deps checkov check-tools clean
+.PHONY: help synth test simulate deploy-local lint typecheck pytest deps checkov check-tools clean
 
 help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
 	@echo "make test    - ruff, mypy and the whole pytest suite (synthesis, terraform validate, checkov)"
 	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.simulate --help)"
+	@echo "make deploy-local - terraform plan/apply/re-plan/destroy of every environment against moto's server"
 	@echo "make clean   - remove virtual environments and build output"
 
 check-tools:
@@ -54,6 +55,9 @@ synth: deps
 
 simulate: deps
 	$(PIPENV) run python -m tools.simulate $(ARGS)
+
+deploy-local: deps
+	$(PIPENV) run python -m tools.deploy_local $(ARGS)
 
 lint: deps
 	$(PIPENV) run ruff check $(LINTED)

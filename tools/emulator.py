@@ -141,6 +141,29 @@ def kinesis_tags_on_create() -> None:
     KinesisResponse.create_stream = create_with_tags  # type: ignore[method-assign]
 
 
+def keep_table_stream_records() -> None:
+    """Leave DynamoDB stream records for their readers.
+
+    With an event source mapping on a table's stream, moto 5.2 hands each record to its Lambda model
+    (which cannot run code without Docker) and then drops the records, so nothing is left to read; the
+    local run plays the mapping's part instead.
+    """
+    from moto.awslambda.models import LambdaBackend  # noqa: PLC0415
+
+    LambdaBackend.send_dynamodb_items = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
+
+
+def athena_delete_named_query() -> None:
+    """moto 5.2 does not implement DeleteNamedQuery (destroy then retries for many minutes)."""
+    from moto.athena.responses import AthenaResponse  # noqa: PLC0415
+
+    def delete_named_query(self: AthenaResponse) -> str:
+        self.athena_backend.named_queries.pop(self._get_param("NamedQueryId"), None)
+        return "{}"
+
+    AthenaResponse.delete_named_query = delete_named_query  # type: ignore[attr-defined]
+
+
 def main(argv: list[str]) -> None:
     if "-c" not in argv and "--ssl-cert" not in argv:
         raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
@@ -148,6 +171,8 @@ def main(argv: list[str]) -> None:
     iot_tags()
     lambda_configuration()
     kinesis_tags_on_create()
+    keep_table_stream_records()
+    athena_delete_named_query()
     moto_speedups.install()
     from moto.server import main as moto_main  # noqa: PLC0415
 

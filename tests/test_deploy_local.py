@@ -1,0 +1,49 @@
+"""Every environment planned, applied, re-planned with no changes and (non-prod) destroyed with terraform
+against moto's server, and the data path run on the deployed dev environment (``tools.deploy_local``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import skip_or_fail
+from tools import deploy_local
+from tools.terraform_local import find_toolchain
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> deploy_local.Deployment:
+    if find_toolchain() is None:
+        skip_or_fail("terraform", "terraform binary or hashicorp/aws provider mirror not found")
+    return deploy_local.deploy_all(tmp_path_factory.mktemp("deploy-local"))
+
+
+def test_every_environment_deploys_replans_clean_and_non_prod_destroys(deployment: deploy_local.Deployment) -> None:
+    runs = {r.stack: r for r in deployment.runs}
+    assert set(runs) == {"tap-state-bootstrap", "tap-dev", "tap-staging", "tap-prod"}
+    for stack, run in runs.items():
+        # deploy() raises on a non-empty second plan or on anything left after destroy
+        assert {"init", "plan", "apply", "replan"} <= set(run.seconds), stack
+        assert ("destroy" in run.seconds) is (not run.production), stack
+        assert run.resources > (15 if stack == "tap-state-bootstrap" else 90), (stack, run.resources)
+
+
+def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_local.Deployment) -> None:
+    (dev,) = [r for r in deployment.runs if r.stack == "tap-dev"]
+    summary = dev.simulate
+    assert summary is not None
+    assert summary["records_in"] == summary["accepted"] + summary["duplicates"] + sum(summary["quarantined"].values())
+    assert summary["accepted"] == 20 * 30
+    assert summary["run"]["window_changes"] > 0, "the alert function saw the deployed table's stream"
+    assert all(count > 0 for count in summary["quarantined"].values())
+
+
+def test_scratch_copies_leave_the_synthesized_output_untouched(deployment: deploy_local.Deployment) -> None:
+    for stack in ("tap-dev", "tap-prod"):
+        synthesized = deployment.outdir / "stacks" / stack
+        assert not list(synthesized.glob("*_override.tf.json"))
+        assert not (synthesized / ".terraform").exists()
+        assert list((deployment.workdir / "stacks" / stack).glob("*_override.tf.json"))
+    assert isinstance(deployment.workdir, Path)
