@@ -7,9 +7,7 @@ synthesized output). The list is as short as moto allows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
