@@ -250,6 +250,18 @@ def sensor_partition_key(payload: bytes) -> str:
     return value if isinstance(value, str) and value else "unknown-sensor"
 
 
+def drain(get_records: Callable[[str], dict[str, Any]], iterator: str | None) -> list[dict[str, Any]]:
+    """Every record a shard iterator reaches, page by page, until a page comes back empty."""
+    records: list[dict[str, Any]] = []
+    while iterator:
+        page = get_records(iterator)
+        if not page["Records"]:
+            break
+        records.extend(page["Records"])
+        iterator = page.get("NextShardIterator")
+    return records
+
+
 def kinesis_records(clients: Clients, stream: str) -> dict[str, list[dict[str, Any]]]:
     """Every record of every shard, in order, read back with GetRecords."""
     kinesis = clients["kinesis"]
@@ -259,14 +271,7 @@ def kinesis_records(clients: Clients, stream: str) -> dict[str, list[dict[str, A
         iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
             "ShardIterator"
         ]
-        records: list[dict[str, Any]] = []
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            records.extend(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-        found[shard] = records
+        found[shard] = drain(lambda it: kinesis.get_records(ShardIterator=it, Limit=10_000), iterator)
     return found
 
 
@@ -359,12 +364,7 @@ def dynamodb_stream_records(clients: Clients, table: str) -> list[dict[str, Any]
         iterator = streams.get_shard_iterator(
             StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            records.extend(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
+        records.extend(drain(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator))
     return records
 
 
