@@ -71,6 +71,8 @@ SERVICES = (
     "sts",
 )
 DUMMY_CREDENTIALS = {"access_key": "testing", "secret_key": "testing"}
+# The traffic the local run sends through the deployed dev environment.
+SIMULATE_SENSORS, SIMULATE_MINUTES, SIMULATE_NOW = 20, 30, "2026-06-01T12:00:00Z"
 
 
 def log(message: str) -> None:
@@ -268,11 +270,11 @@ class Deployment:
                 "--outputs",
                 str(outputs),
                 "--sensors",
-                "20",
+                str(SIMULATE_SENSORS),
                 "--minutes",
-                "30",
+                str(SIMULATE_MINUTES),
                 "--now",
-                "2026-06-01T12:00:00Z",
+                SIMULATE_NOW,
                 "--summary",
                 str(summary),
             ],
