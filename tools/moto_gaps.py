@@ -7,7 +7,9 @@ synthesized output). The list is as short as moto allows.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -78,3 +80,14 @@ SLOW_BUT_CORRECT = (
 
 OPEN: tuple[Gap, ...] = ()
 """Gaps found but not handled: none."""
+
+
+def apply_exclusions(stack_dir: Path) -> None:
+    """Write the exclusions for the resources this stack has into ``moto_gaps_override.tf.json``."""
+    synthesized = json.loads((stack_dir / "cdk.tf.json").read_text())
+    resources: dict[str, dict[str, Any]] = {}
+    for gap in EXCLUSIONS:
+        for name in synthesized.get("resource", {}).get(gap.resource_type, {}):
+            resources.setdefault(gap.resource_type, {})[name] = dict(gap.attributes or {"count": 0})
+    if resources:
+        (stack_dir / "moto_gaps_override.tf.json").write_text(json.dumps({"resource": resources}, indent=2) + "\n")
