@@ -10,8 +10,9 @@ import pytest
 
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
+from lambdas.common.aws import deserialize
 from lambdas.common.contract import Measurement, aggregate, parse_instant
-from lambdas.processor.service import Processor, deserialize
+from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
 from stacks.layout import alert_environment, processor_environment

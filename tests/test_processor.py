@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from lambdas.common.aws import deserialize
 from lambdas.common.contract import parse_instant
 from lambdas.processor import handler as processor_handler
-from lambdas.processor.service import Processor, Settings, deserialize
+from lambdas.processor.service import Processor, Settings
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled

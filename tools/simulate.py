@@ -31,11 +31,11 @@ from typing import Any
 from lambdas.alert import handler as alert_handler
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
-from lambdas.common.aws import Backoff, Clients
+from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.common.contract import REASONS, Sums, format_instant, parse_instant, total
 from lambdas.processor import handler as processor_handler
 from lambdas.processor.logic import sums_of
-from lambdas.processor.service import Processor, deserialize
+from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (

@@ -21,10 +21,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.alert import logic
-from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries
+from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
 from lambdas.common.contract import format_instant
 from lambdas.common.log import log_event
-from lambdas.processor.service import deserialize, serialize
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -92,6 +93,20 @@ def call_with_retries(backoff: Backoff, call: Callable[[], Any]) -> Any:
             last = error
     assert last is not None
     raise last
+
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain item (numbers as ``Decimal``) in DynamoDB's attribute-value shape."""
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An attribute-value item as plain Python values."""
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # (table, ((attribute, serialized value), ...))

@@ -14,25 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries
+from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
 from lambdas.common.contract import REASONS, Reading
 from lambdas.common.log import emit_metrics, log_event
 from lambdas.processor import logic
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
-
-
-def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 @dataclass(frozen=True)
