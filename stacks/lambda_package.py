@@ -42,6 +42,9 @@ def stage(function: str) -> Path:
         digest.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
     target = BUILD_DIR / f"{function}-{digest.hexdigest()[:16]}"
     if target.is_dir():
+        # Anything run from the staged folder may have left bytecode behind: never package it.
+        for cache in target.rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
         return target
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{function}-", dir=BUILD_DIR))

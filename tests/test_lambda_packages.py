@@ -29,7 +29,7 @@ def test_staged_package_imports_without_the_project(function: str, tmp_path: Pat
         n for n in names if n.startswith("lambdas/") and n.split("/")[1] not in (function, "common", "__init__.py")
     ]
     result = subprocess.run(
-        [sys.executable, "-I", "-c", PROBE, str(staged), f"lambdas.{function}.handler"],
+        [sys.executable, "-I", "-B", "-c", PROBE, str(staged), f"lambdas.{function}.handler"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
