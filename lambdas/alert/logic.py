@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from lambdas.common import metrics
-from lambdas.common.contract import ALERT_LEVELS, LEVELS, NS_PER_SECOND, Aggregate, Sums, parse_instant, total
+from lambdas.common.aws import deserialize
+from lambdas.common.contract import ALERT_LEVELS, LEVELS, NS_PER_SECOND, Aggregate, Sums, exact, parse_instant, total
 
 WindowId = tuple[str, str]  # (segment_id, window_start)
-_deserializer = TypeDeserializer()
 
 
 @dataclass
@@ -40,7 +38,7 @@ def changed_windows(event: Mapping[str, Any]) -> dict[WindowId, WindowChange]:
     for record in event.get("Records", []):
         if record.get("eventName") not in ("INSERT", "MODIFY"):
             continue
-        image = {k: _deserializer.deserialize(v) for k, v in record["dynamodb"]["NewImage"].items()}
+        image = deserialize(record["dynamodb"]["NewImage"])
         window = (image["segment_id"], image["window_start"])
         change = changed.setdefault(window, WindowChange())
         change.partials[image["sensor_id"]] = Sums(
@@ -104,9 +102,9 @@ def fold(
         "partials": _encode(updated),
         "readings": agg.readings,
         "vehicles": agg.vehicles,
-        "average_speed_kmh": Decimal(repr(agg.average_speed_kmh)),
-        "occupancy_percent": Decimal(repr(agg.occupancy_percent)),
-        "speed_limit_kmh": Decimal(repr(agg.speed_limit_kmh)),
+        "average_speed_kmh": exact(agg.average_speed_kmh),
+        "occupancy_percent": exact(agg.occupancy_percent),
+        "speed_limit_kmh": exact(agg.speed_limit_kmh),
         "congestion_level": agg.congestion_level,
         "expires_at": parse_instant(window[1]) // NS_PER_SECOND + window_seconds + ttl_days * 86400,
     }

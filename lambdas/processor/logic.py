@@ -110,11 +110,6 @@ def quarantine_object(
     return key, ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def to_decimal(value: float | int) -> Decimal:
-    """Exact DynamoDB number for a float (its shortest round-tripping decimal form)."""
-    return exact(value)
-
-
 def window_start(reading: Reading, window_seconds: int) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` start of the reading's window."""
     return format_instant(window_start_ns(reading.instant_ns, window_seconds))[:19] + "Z"
@@ -217,11 +212,6 @@ def sums_of(item: Mapping[str, Any]) -> Sums:
     )
 
 
-def measurements(window_item: Mapping[str, Any]) -> list[Measurement]:
-    """The distinct readings of a stored window item."""
-    return [Measurement(r[0], r[1], r[2], r[3]) for r in json.loads(window_item["readings"]).values()]
-
-
 def latest_per_sensor(readings: Iterable[tuple[str, Reading]]) -> dict[str, tuple[str, Reading]]:
     """For each sensor, the batch's newest reading (first delivery wins between equal instants)."""
     latest: dict[str, tuple[str, Reading]] = {}
@@ -245,9 +235,9 @@ def merge_sensor_state(
         "reading_key": reading.key,
         "instant_ns": reading.instant_ns,
         "vehicle_count": reading.vehicle_count,
-        "average_speed_kmh": to_decimal(reading.average_speed_kmh),
-        "occupancy_percent": to_decimal(reading.occupancy_percent),
-        "speed_limit_kmh": to_decimal(reading.speed_limit_kmh),
+        "average_speed_kmh": exact(reading.average_speed_kmh),
+        "occupancy_percent": exact(reading.occupancy_percent),
+        "speed_limit_kmh": exact(reading.speed_limit_kmh),
         "interval_seconds": reading.interval_seconds,
         "congestion_level": congestion_level(
             reading.vehicle_count, reading.average_speed_kmh, reading.occupancy_percent, reading.speed_limit_kmh
