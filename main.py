@@ -28,6 +28,7 @@ def synthesize(platform: Platform, outdir: Path) -> None:
     from stacks.app import build  # noqa: PLC0415
 
     outdir = outdir.resolve()
+    outdir.parent.mkdir(parents=True, exist_ok=True)
     scratch = outdir.with_name(f"{outdir.name}.partial-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
