@@ -25,7 +25,7 @@ from constructs import Construct
 from stacks.config import FunctionSettings
 from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
-from stacks.lambda_package import stage
+from stacks.lambda_package import package
 from stacks.layout import ALERT_BATCH_SIZE, QUARANTINE_PREFIX, RuntimeNames, alert_environment, processor_environment
 from stacks.naming import Kind
 
@@ -102,7 +102,8 @@ class Function(Construct):
                 Statement("Tracing", XRAY_ACTIONS, ["*"]),
             ],
         )
-        self.asset = TerraformAsset(self, "code", path=str(stage(concern)), type=AssetType.ARCHIVE)
+        code = package(concern)
+        self.asset = TerraformAsset(self, "code", path=str(code.path), type=AssetType.FILE)
         self.function = LambdaFunction(
             self,
             "function",
@@ -113,7 +114,7 @@ class Function(Construct):
             architectures=[ARCHITECTURE],
             handler=f"lambdas.{concern}.handler.handler",
             filename=self.asset.path,
-            source_code_hash=self.asset.asset_hash,
+            source_code_hash=code.base64_sha256,
             memory_size=settings.memory_mb,
             timeout=settings.timeout_seconds,
             reserved_concurrent_executions=settings.reserved_concurrency,

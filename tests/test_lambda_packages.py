@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from stacks.lambda_package import stage
+from stacks.lambda_package import ZIP_DATE, package, stage
 
 PROBE = """
 import sys
@@ -37,3 +40,23 @@ def test_staged_package_imports_without_the_project(function: str, tmp_path: Pat
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("function", ["processor", "alert"])
+def test_package_is_reproducible_and_matches_the_staged_code(function: str) -> None:
+    first = package(function)
+    built = first.path.read_bytes()
+    first.path.unlink()
+    again = package(function)
+    assert again.path == first.path
+    assert again.path.read_bytes() == built, "the same code must give the same zip bytes"
+    assert again.base64_sha256 == base64.b64encode(hashlib.sha256(built).digest()).decode()
+    staged = stage(function)
+    with zipfile.ZipFile(again.path) as archive:
+        infos = archive.infolist()
+        assert [i.filename for i in infos] == sorted(i.filename for i in infos)
+        assert {i.date_time for i in infos} == {ZIP_DATE}
+        assert {i.external_attr >> 16 for i in infos} == {0o100644}
+        assert {i.filename: archive.read(i) for i in infos} == {
+            p.relative_to(staged).as_posix(): p.read_bytes() for p in staged.rglob("*.py")
+        }

@@ -183,8 +183,8 @@ def test_functions_runtime_packaging_logging_and_tracing(env: tuple[str, StackDo
         assert fn["runtime"] == "python3.12"
         assert fn["architectures"] == ["arm64"]
         assert fn["handler"] == f"lambdas.{concern}.handler.handler"
-        assert re.fullmatch(r"assets/[^/]+/[0-9A-F]{32}/archive\.zip", fn["filename"]), fn["filename"]
-        assert fn["source_code_hash"] in fn["filename"]
+        assert re.fullmatch(rf"assets/[^/]+/[0-9A-F]{{32}}/{concern}-[0-9a-f]{{16}}\.zip", fn["filename"]), fn["filename"]
+        assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", fn["source_code_hash"]), "base64 SHA-256 of the zip"
         assert fn["memory_size"] == settings.memory_mb
         assert fn["timeout"] == settings.timeout_seconds
         assert fn.get("reserved_concurrent_executions") == settings.reserved_concurrency
