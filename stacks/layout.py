@@ -28,16 +28,18 @@ class TableSpec:
     stream_view_type: str | None = None
 
 
-SENSOR_STATE = TableSpec("sensor-state", hash_key="sensor_id")
-"""Latest reading of each sensor (current state; not transient, so no TTL)."""
-SEGMENT_WINDOWS = TableSpec(
-    "segment-windows", hash_key="segment_id", range_key="window_sensor", ttl=True, stream_view_type="NEW_IMAGE"
+SENSOR_WINDOWS = TableSpec(
+    "sensor-windows", hash_key="sensor_id", range_key="window_segment", ttl=True, stream_view_type="NEW_IMAGE"
 )
-"""Each sensor's distinct readings in a segment's window (sort key ``<window start>#<sensor id>``); its
-stream drives the alert function."""
+"""Each sensor's distinct readings per window and segment (sort key ``<window start>#<segment id>``),
+with their exact sums and the sensor's latest reading so far. A sensor's current state is its newest
+item (one ``Query``, newest first, limit 1), so a reading touches exactly one item: 1,000 readings of
+1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. The stream drives the alert function. Items
+expire ``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no current state
+(its history stays in the data lake)."""
 SEGMENT_AGGREGATES = TableSpec("segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True)
 """Each segment's aggregate per window, with its congestion level and alert state."""
-TABLES = (SENSOR_STATE, SEGMENT_WINDOWS, SEGMENT_AGGREGATES)
+TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES)
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,7 @@ class RuntimeNames:
 
     environment_suffix: str
     metric_namespace: str
-    sensor_state_table: str
-    segment_windows_table: str
+    sensor_windows_table: str
     segment_aggregates_table: str
     quarantine_bucket: str
     alert_topic_arn: str
@@ -57,7 +58,6 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
     """Environment variables of the processor function."""
     return {
         **_common_environment(names, config),
-        "SENSOR_STATE_TABLE": names.sensor_state_table,
         "QUARANTINE_BUCKET": names.quarantine_bucket,
         "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
     }
@@ -76,7 +76,7 @@ def _common_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[
     return {
         "ENVIRONMENT_SUFFIX": names.environment_suffix,
         "METRIC_NAMESPACE": names.metric_namespace,
-        "SEGMENT_WINDOWS_TABLE": names.segment_windows_table,
+        "SENSOR_WINDOWS_TABLE": names.sensor_windows_table,
         "WINDOW_SECONDS": str(config.aggregation_window_seconds),
         "AGGREGATE_TTL_DAYS": str(config.lifecycle.aggregate_ttl_days),
     }

@@ -113,12 +113,12 @@ class _LazyPackageLoader(importlib.abc.Loader):
         self._submodules = submodules
 
     def exec_module(self, module: ModuleType) -> None:
-        exec(self._code, module.__dict__)  # noqa: S102 - the package's own code, minus its imports
+        exec(self._code, module.__dict__)
         # publication.publish() replaced the module in sys.modules with its public face.
         public = sys.modules[module.__name__]
         submodules = frozenset(self._submodules)
 
-        def __getattr__(name: str) -> ModuleType:  # noqa: N807 - PEP 562 hook
+        def __getattr__(name: str) -> ModuleType:
             if name in submodules:
                 return importlib.import_module(f"{module.__name__}.{name}")
             raise AttributeError(f"module {module.__name__!r} has no attribute {name!r}")

@@ -42,11 +42,9 @@ class ProcessingProps:
 
     kms_key_arn: str
     stream_arn: str
-    sensor_state_table_name: str
-    sensor_state_table_arn: str
-    segment_windows_table_name: str
-    segment_windows_table_arn: str
-    segment_windows_stream_arn: str
+    sensor_windows_table_name: str
+    sensor_windows_table_arn: str
+    sensor_windows_stream_arn: str
     segment_aggregates_table_name: str
     segment_aggregates_table_arn: str
     quarantine_bucket_name: str
@@ -140,8 +138,7 @@ class Processing(Construct):
         names = RuntimeNames(
             environment_suffix=ctx.namer.environment_suffix,
             metric_namespace=namespace,
-            sensor_state_table=props.sensor_state_table_name,
-            segment_windows_table=props.segment_windows_table_name,
+            sensor_windows_table=props.sensor_windows_table_name,
             segment_aggregates_table=props.segment_aggregates_table_name,
             quarantine_bucket=props.quarantine_bucket_name,
             alert_topic_arn=props.alert_topic_arn,
@@ -164,7 +161,7 @@ class Processing(Construct):
                 Statement(
                     "ReadAndWriteState",
                     ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
-                    [props.sensor_state_table_arn, props.segment_windows_table_arn],
+                    [props.sensor_windows_table_arn],
                 ),
                 Statement(
                     "QuarantineRejects", ["s3:PutObject"], [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]
@@ -191,7 +188,7 @@ class Processing(Construct):
                         "dynamodb:GetShardIterator",
                         "dynamodb:ListStreams",
                     ],
-                    [props.segment_windows_stream_arn],
+                    [props.sensor_windows_stream_arn],
                 ),
                 Statement(
                     "ReadAndWriteAggregates",
@@ -209,7 +206,7 @@ class Processing(Construct):
             ],
         )
         self.alert_mapping = self._mapping(
-            "alert-mapping", self.alert, props.segment_windows_stream_arn, ALERT_BATCH_SIZE
+            "alert-mapping", self.alert, props.sensor_windows_stream_arn, ALERT_BATCH_SIZE
         )
 
     def _mapping(self, id_: str, fn: Function, source_arn: str, batch_size: int) -> LambdaEventSourceMapping:

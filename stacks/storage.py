@@ -14,7 +14,7 @@ from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps, Transition
 from stacks.context import StackContext
-from stacks.layout import SEGMENT_AGGREGATES, SEGMENT_WINDOWS, SENSOR_STATE, TABLES, TTL_ATTRIBUTE, TableSpec
+from stacks.layout import SEGMENT_AGGREGATES, SENSOR_WINDOWS, TABLES, TTL_ATTRIBUTE, TableSpec
 from stacks.naming import Kind
 
 
@@ -25,8 +25,7 @@ class Storage(Construct):
         super().__init__(scope, id_)
         self._ctx = ctx
         self._kms_key_arn = kms_key_arn
-        self.sensor_state = self._table("sensor-state-table", SENSOR_STATE)
-        self.segment_windows = self._table("segment-windows-table", SEGMENT_WINDOWS)
+        self.sensor_windows = self._table("sensor-windows-table", SENSOR_WINDOWS)
         self.segment_aggregates = self._table("segment-aggregates-table", SEGMENT_AGGREGATES)
         self.table_names = tuple(ctx.namer.name(Kind.DYNAMODB_TABLE, s.concern) for s in TABLES)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from botocore.awsrequest import AWSResponse
 
 from lambdas.common.aws import Backoff, Clients
 from stacks.config import PROFILES
-from tools.simulate import Targets, create_targets, moto_streams_client
+from tools.simulate import Targets, in_moto
 
 SHARD = "shardId-000000000000"
 
@@ -31,21 +30,9 @@ class Env:
 
 @contextmanager
 def moto_env(suffix: str = "dev") -> Iterator[Env]:
-    from moto import mock_aws  # noqa: PLC0415
-
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    try:
-        with mock_aws():
-            config = PROFILES.get(suffix) or PROFILES["dev"].with_name(suffix)
-            clients = Clients(dynamodbstreams=moto_streams_client(config.region))
-            yield Env(clients, create_targets(suffix, config, clients))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    config = PROFILES.get(suffix) or PROFILES["dev"].with_name(suffix)
+    with in_moto(suffix, config) as (clients, targets):
+        yield Env(clients, targets)
 
 
 def kinesis_event(

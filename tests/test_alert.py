@@ -40,7 +40,7 @@ def process(env: Env, payloads: list[bytes], first_sequence: int = 1) -> None:
 
 
 def changes(env: Env, after: int = 0) -> dict[str, Any]:
-    return {"Records": dynamodb_stream_records(env.clients, env.targets.segment_windows_table)[after:]}
+    return {"Records": dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)[after:]}
 
 
 def aggregates(env: Env) -> dict[tuple[str, str], dict[str, Any]]:

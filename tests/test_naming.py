@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stacks.naming import Kind, Namer, NamingError, check, validate_suffix
 
 suffixes = st.from_regex(r"\A[a-z0-9-]{1,16}\Z")
-CONCERNS = ("sensor-state", "segment-aggregates", "processor-dlq", "firehose-lake", "iot-to-kinesis", "alerts")
+CONCERNS = ("sensor-windows", "segment-aggregates", "processor-dlq", "firehose-lake", "iot-to-kinesis", "alerts")
 ACCOUNT = "123456789012"
 
 

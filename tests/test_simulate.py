@@ -162,14 +162,13 @@ def test_replaying_everything_changes_nothing_and_sends_no_second_alert() -> Non
     with moto_env() as env:
         first = simulate.run(env.clients, env.targets, options)
         tables = {t: simulate.scan(env.clients, t) for t in
-                  (env.targets.sensor_state_table, env.targets.segment_windows_table,
-                   env.targets.segment_aggregates_table)}  # fmt: skip
+                  (env.targets.sensor_windows_table, env.targets.segment_aggregates_table)}  # fmt: skip
         # Replay the whole shard and the whole table stream through the handlers.
         shards = simulate.kinesis_records(env.clients, env.targets.stream_name)
         for shard, records in shards.items():
             event = simulate.kinesis_event(shard, records, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/x")
             assert processor_handler.handler(event, None) == {"batchItemFailures": []}
-        changes = simulate.dynamodb_stream_records(env.clients, env.targets.segment_windows_table)
+        changes = simulate.dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)
         assert alert_handler.handler({"Records": changes}, None) == {"batchItemFailures": []}
         assert {t: simulate.scan(env.clients, t) for t in tables} == tables
         queue = env.clients["sqs"].get_queue_url(QueueName="tap-simulate-alerts-dev")["QueueUrl"]

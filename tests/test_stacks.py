@@ -167,7 +167,7 @@ def test_alert_function_is_driven_by_the_window_table_stream(env: tuple[str, Sta
     alert_name, _ = function(doc, "alert")
     _, mapping = doc.find("aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{alert_name}.arn}}")
     table = doc.resolve(mapping["event_source_arn"].replace(".stream_arn}", ".arn}"))
-    assert table["name"] == f"tap-segment-windows-{suffix}"
+    assert table["name"] == f"tap-sensor-windows-{suffix}"
     assert table["stream_enabled"] is True
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert doc.resolve(mapping["destination_config"]["on_failure"]["destination_arn"])["name"].startswith(
@@ -183,7 +183,8 @@ def test_functions_runtime_packaging_logging_and_tracing(env: tuple[str, StackDo
         assert fn["runtime"] == "python3.12"
         assert fn["architectures"] == ["arm64"]
         assert fn["handler"] == f"lambdas.{concern}.handler.handler"
-        assert re.fullmatch(rf"assets/[^/]+/[0-9A-F]{{32}}/{concern}-[0-9a-f]{{16}}\.zip", fn["filename"]), fn["filename"]
+        zip_path = rf"assets/[^/]+/[0-9A-F]{{32}}/{concern}-[0-9a-f]{{16}}\.zip"
+        assert re.fullmatch(zip_path, fn["filename"]), fn["filename"]
         assert re.fullmatch(r"[A-Za-z0-9+/]{43}=", fn["source_code_hash"]), "base64 SHA-256 of the zip"
         assert fn["memory_size"] == settings.memory_mb
         assert fn["timeout"] == settings.timeout_seconds
@@ -245,14 +246,18 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env:
 def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
-    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-state", "segment-windows", "segment-aggregates")}
+    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates")}
     for table in tables.values():
         assert table["billing_mode"] == "PAY_PER_REQUEST"
         assert table["point_in_time_recovery"] == {"enabled": True}
         assert table["server_side_encryption"]["enabled"] is True
         assert ref(table["server_side_encryption"]["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
-    assert "ttl" not in tables[f"tap-sensor-state-{suffix}"]
-    for transient in ("segment-windows", "segment-aggregates"):
+    # a sensor's items sort by window: its newest item is its current state (one Query, newest first)
+    windows = tables[f"tap-sensor-windows-{suffix}"]
+    assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_segment")
+    aggregates = tables[f"tap-segment-aggregates-{suffix}"]
+    assert (aggregates["hash_key"], aggregates["range_key"]) == ("segment_id", "window_start")
+    for transient in ("sensor-windows", "segment-aggregates"):
         assert tables[f"tap-{transient}-{suffix}"]["ttl"] == {"attribute_name": "expires_at", "enabled": True}
 
 
@@ -455,7 +460,7 @@ def test_outputs_name_what_users_need(env: tuple[str, StackDoc]) -> None:
     _, doc = env
     outputs = set(doc.doc["output"])
     assert {
-        "iot_topic_filter", "kinesis_stream_name", "sensor_state_table_name", "segment_windows_table_name",
+        "iot_topic_filter", "kinesis_stream_name", "sensor_windows_table_name",
         "segment_aggregates_table_name", "lake_bucket_name", "quarantine_bucket_name", "athena_results_bucket_name",
         "athena_workgroup_name", "alert_topic_arn", "processor_function_name", "alert_function_name",
         "processor_dlq_url",

@@ -93,7 +93,7 @@ def run(
     """Run ``argv`` to completion (output discarded unless it fails) and measure it."""
     peaks: dict[int, tuple[str, float]] = {}
     started = time.perf_counter()
-    proc = subprocess.Popen(  # noqa: S603 - argv is built by our own benchmark code
+    proc = subprocess.Popen(
         list(argv),
         env=dict(env) if env is not None else None,
         cwd=cwd,

@@ -23,7 +23,8 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,7 @@ from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
     ALERT_BATCH_SIZE,
     SEGMENT_AGGREGATES,
-    SEGMENT_WINDOWS,
-    SENSOR_STATE,
+    SENSOR_WINDOWS,
     TABLES,
     TTL_ATTRIBUTE,
     RuntimeNames,
@@ -62,8 +62,7 @@ class Targets:
     environment: str
     region: str
     stream_name: str
-    sensor_state_table: str
-    segment_windows_table: str
+    sensor_windows_table: str
     segment_aggregates_table: str
     quarantine_bucket: str
     alert_topic_arn: str
@@ -74,8 +73,7 @@ class Targets:
         return RuntimeNames(
             environment_suffix=self.environment,
             metric_namespace=self.metric_namespace,
-            sensor_state_table=self.sensor_state_table,
-            segment_windows_table=self.segment_windows_table,
+            sensor_windows_table=self.sensor_windows_table,
             segment_aggregates_table=self.segment_aggregates_table,
             quarantine_bucket=self.quarantine_bucket,
             alert_topic_arn=self.alert_topic_arn,
@@ -89,8 +87,7 @@ class Targets:
             environment=environment,
             region=region,
             stream_name=value["kinesis_stream_name"],
-            sensor_state_table=value["sensor_state_table_name"],
-            segment_windows_table=value["segment_windows_table_name"],
+            sensor_windows_table=value["sensor_windows_table_name"],
             segment_aggregates_table=value["segment_aggregates_table_name"],
             quarantine_bucket=value["quarantine_bucket_name"],
             alert_topic_arn=value["alert_topic_arn"],
@@ -138,8 +135,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         environment=environment,
         region=region,
         stream_name=stream,
-        sensor_state_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_STATE.concern),
-        segment_windows_table=namer.name(Kind.DYNAMODB_TABLE, SEGMENT_WINDOWS.concern),
+        sensor_windows_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_WINDOWS.concern),
         segment_aggregates_table=namer.name(Kind.DYNAMODB_TABLE, SEGMENT_AGGREGATES.concern),
         quarantine_bucket=quarantine,
         alert_topic_arn=topic,
@@ -378,9 +374,20 @@ def scan(clients: Clients, table: str) -> list[dict[str, Any]]:
     return items
 
 
-def count(clients: Clients, table: str) -> int:
-    pages = clients["dynamodb"].get_paginator("scan").paginate(TableName=table, Select="COUNT")
-    return sum(page["Count"] for page in pages)
+def sensor_state(clients: Clients, table: str, sensor_id: str) -> dict[str, Any] | None:
+    """A sensor's current state: the ``latest`` reading of its newest window item (one Query)."""
+    page = clients["dynamodb"].query(
+        TableName=table,
+        KeyConditionExpression="sensor_id = :sensor",
+        ExpressionAttributeValues={":sensor": {"S": sensor_id}},
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    if not page["Items"]:
+        return None
+    item = deserialize(page["Items"][0])
+    return {"sensor_id": sensor_id, "segment_id": item["segment_id"], **item["latest"]}
 
 
 def quarantined(clients: Clients, bucket: str, prefix: str) -> dict[str, int]:
@@ -418,7 +425,7 @@ def published_metrics(clients: Clients, namespace: str, start: float, end: float
 def summarize(
     clients: Clients, targets: Targets, records_in: int, alert_queue: str | None, started: float
 ) -> dict[str, Any]:
-    windows = scan(clients, targets.segment_windows_table)
+    windows = scan(clients, targets.sensor_windows_table)
     by_segment: dict[str, list[Sums]] = defaultdict(list)
     for item in windows:
         by_segment[item["segment_id"]].append(sums_of(item))
@@ -442,7 +449,7 @@ def summarize(
         "duplicates": duplicates,
         "quarantined": quarantined(clients, targets.quarantine_bucket, "rejected/"),
         "segments": {segment: total(found).aggregate().as_dict() for segment, found in sorted(by_segment.items())},
-        "sensors": count(clients, targets.sensor_state_table),
+        "sensors": len({item["sensor_id"] for item in windows}),
         "alerts": sorted(alerts, key=lambda a: (a["segment_id"], a["window_start"])),
         "alerts_delivered": delivered,
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
@@ -526,7 +533,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     t_process = time.monotonic() - t0
 
     t0 = time.monotonic()
-    changes = dynamodb_stream_records(clients, targets.segment_windows_table)
+    changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
     alerted = deliver(
         changes,
         sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
@@ -629,18 +636,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_in_moto(environment: str, options: RunOptions) -> dict[str, Any]:
-    from moto import mock_aws  # noqa: PLC0415 - a development dependency, only for the local run
-
     from tools import moto_speedups  # noqa: PLC0415
 
     moto_speedups.install()
-
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        os.environ.setdefault(key, value)
-    with mock_aws():
-        clients = Clients(dynamodbstreams=moto_streams_client(options.config.region))
-        targets = create_targets(environment, options.config, clients)
+    with in_moto(environment, options.config) as (clients, targets):
         return run(clients, targets, options)
+
+
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@contextmanager
+def in_moto(environment: str, config: EnvironmentConfig) -> Iterator[tuple[Clients, Targets]]:
+    """An environment's data-path resources in moto (in process), with dummy credentials meanwhile."""
+    from moto import mock_aws  # noqa: PLC0415 - a development dependency, only for local runs
+
+    saved = {key: os.environ.get(key) for key in MOTO_CREDENTIALS}
+    os.environ.update(MOTO_CREDENTIALS)
+    try:
+        with mock_aws():
+            clients = Clients(dynamodbstreams=moto_streams_client(config.region))
+            yield clients, create_targets(environment, config, clients)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def moto_streams_client(region: str) -> Any:

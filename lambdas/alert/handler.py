@@ -1,4 +1,4 @@
-"""Alert entry point (DynamoDB stream of the segment windows table, ReportBatchItemFailures)."""
+"""Alert entry point (DynamoDB stream of the sensor windows table, ReportBatchItemFailures)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Items are plain dicts in boto3's "resource" shape (numbers as ``Decimal``); the store serializes them.
 
-Window items hold each sensor's distinct readings in a segment window, keyed by the reading's UTC
-instant, with their exact sums. The sequence number that first delivered a reading is kept with it, and
+Window items hold one sensor's distinct readings in one window of one segment, keyed by the reading's
+UTC instant, with their exact sums and the newest of them (``latest``: the sensor's current state when
+the item is the sensor's newest). The sequence number that first delivered a reading is kept with it, and
 the sequence numbers of later copies are kept in ``duplicates``. So a redelivery of the same record (a
 Lambda retry or a shard
 replay) changes nothing, while a republished copy (a new record) is counted once as a duplicate, however
@@ -115,11 +116,12 @@ def window_start(reading: Reading, window_seconds: int) -> str:
     return format_instant(window_start_ns(reading.instant_ns, window_seconds))[:19] + "Z"
 
 
-WindowKey = tuple[str, str]  # (segment_id, window_sensor)
+WindowKey = tuple[str, str]  # (sensor_id, window_segment)
 
 
 def window_key(reading: Reading, window_seconds: int) -> WindowKey:
-    return reading.segment_id, f"{window_start(reading, window_seconds)}#{reading.sensor_id}"
+    """The item key: the sensor, then ``<window start>#<segment>`` (sorts by window: newest is last)."""
+    return reading.sensor_id, f"{window_start(reading, window_seconds)}#{reading.segment_id}"
 
 
 @dataclass
@@ -176,12 +178,13 @@ def merge_window(
     expires = (start_ns // NS_PER_SECOND) + window_seconds + ttl_days * 86400
     sums = total(Sums.of(Measurement(r[0], r[1], r[2], r[3])) for r in readings.values())
     item: dict[str, Any] = {
-        "segment_id": key[0],
-        "window_sensor": key[1],
+        "sensor_id": key[0],
+        "window_segment": key[1],
         "window_start": key[1].split("#", 1)[0],
-        "sensor_id": first.sensor_id,
+        "segment_id": first.segment_id,
         "readings": json.dumps(readings, sort_keys=True, separators=(",", ":")),
         **sums_attributes(sums),
+        "latest": latest_reading(readings),
         "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
     }
     if duplicates:
@@ -212,35 +215,16 @@ def sums_of(item: Mapping[str, Any]) -> Sums:
     )
 
 
-def latest_per_sensor(readings: Iterable[tuple[str, Reading]]) -> dict[str, tuple[str, Reading]]:
-    """For each sensor, the batch's newest reading (first delivery wins between equal instants)."""
-    latest: dict[str, tuple[str, Reading]] = {}
-    for sequence_number, reading in readings:
-        current = latest.get(reading.sensor_id)
-        if current is None or reading.instant_ns > current[1].instant_ns:
-            latest[reading.sensor_id] = (sequence_number, reading)
-    return latest
-
-
-def merge_sensor_state(
-    existing: Mapping[str, Any] | None, sequence_number: str, reading: Reading
-) -> dict[str, Any] | None:
-    """The new sensor state, or ``None`` when the stored state is as new or newer (never goes back)."""
-    if existing is not None and int(existing.get("instant_ns", -(2**63))) >= reading.instant_ns:
-        return None
+def latest_reading(readings: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """The newest of a window's readings (keys are fixed-width UTC instants, so the largest is newest)."""
+    instant = max(readings)
+    vehicles, speed, occupancy, limit, sequence_number = readings[instant]
     return {
-        "sensor_id": reading.sensor_id,
-        "segment_id": reading.segment_id,
-        "timestamp": reading.timestamp,
-        "reading_key": reading.key,
-        "instant_ns": reading.instant_ns,
-        "vehicle_count": reading.vehicle_count,
-        "average_speed_kmh": exact(reading.average_speed_kmh),
-        "occupancy_percent": exact(reading.occupancy_percent),
-        "speed_limit_kmh": exact(reading.speed_limit_kmh),
-        "interval_seconds": reading.interval_seconds,
-        "congestion_level": congestion_level(
-            reading.vehicle_count, reading.average_speed_kmh, reading.occupancy_percent, reading.speed_limit_kmh
-        ),
+        "timestamp": instant,
+        "vehicle_count": vehicles,
+        "average_speed_kmh": exact(speed),
+        "occupancy_percent": exact(occupancy),
+        "speed_limit_kmh": exact(limit),
+        "congestion_level": congestion_level(vehicles, speed, occupancy, limit),
         "sequence_number": sequence_number,
     }

@@ -27,8 +27,7 @@ from lambdas.processor import logic
 class Settings:
     """What the processor is told by its environment (set by the stack)."""
 
-    sensor_state_table: str
-    segment_windows_table: str
+    sensor_windows_table: str
     quarantine_bucket: str
     quarantine_prefix: str
     metric_namespace: str
@@ -38,8 +37,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
-            sensor_state_table=env["SENSOR_STATE_TABLE"],
-            segment_windows_table=env["SEGMENT_WINDOWS_TABLE"],
+            sensor_windows_table=env["SENSOR_WINDOWS_TABLE"],
             quarantine_bucket=env["QUARANTINE_BUCKET"],
             quarantine_prefix=env.get("QUARANTINE_PREFIX", "rejected/"),
             metric_namespace=env["METRIC_NAMESPACE"],
@@ -110,6 +108,7 @@ class Processor:
         return set()
 
     def _store(self, readings: list[tuple[logic.KinesisRecord, Reading]], outcome: Outcome) -> set[str]:
+        """Merge the readings into their window items: one read and at most one write per item."""
         if not readings:
             return set()
         s = self.settings
@@ -118,22 +117,14 @@ class Processor:
             by_window.setdefault(logic.window_key(reading, s.window_seconds), []).append(
                 (record.sequence_number, reading)
             )
-        latest = logic.latest_per_sensor((r.sequence_number, reading) for r, reading in readings)
-        window_keys = [{"segment_id": {"S": seg}, "window_sensor": {"S": ws}} for seg, ws in by_window]
-        sensor_keys = [{"sensor_id": {"S": sensor}} for sensor in latest]
-        found, unread = batch_get(
-            self.clients["dynamodb"],
-            {s.segment_windows_table: window_keys, s.sensor_state_table: sensor_keys},
-            self.backoff,
-        )
+        keys = [{"sensor_id": {"S": sensor}, "window_segment": {"S": ws}} for sensor, ws in by_window]
+        found, unread = batch_get(self.clients["dynamodb"], {s.sensor_windows_table: keys}, self.backoff)
         unread_windows = {
-            (k["segment_id"]["S"], k["window_sensor"]["S"]) for k in unread.get(s.segment_windows_table, [])
+            (k["sensor_id"]["S"], k["window_segment"]["S"]) for k in unread.get(s.sensor_windows_table, [])
         }
-        unread_sensors = {k["sensor_id"]["S"] for k in unread.get(s.sensor_state_table, [])}
         windows = {
-            (i["segment_id"]["S"], i["window_sensor"]["S"]): deserialize(i) for i in found[s.segment_windows_table]
+            (i["sensor_id"]["S"], i["window_segment"]["S"]): deserialize(i) for i in found[s.sensor_windows_table]
         }
-        sensors = {i["sensor_id"]["S"]: deserialize(i) for i in found[s.sensor_state_table]}
 
         failed: set[str] = set()
         puts: list[tuple[str, dict[str, Any]]] = []
@@ -150,18 +141,9 @@ class Processor:
             outcome.redelivered += len(merge.redelivered)
             if merge.item is None:
                 continue
-            puts.append((s.segment_windows_table, serialize(merge.item)))
+            puts.append((s.sensor_windows_table, serialize(merge.item)))
             put_records.append(sequences)
             counted.append((len(merge.new), len(merge.duplicates)))
-        for sensor, (sequence, reading) in latest.items():
-            if sensor in unread_sensors:
-                failed.add(sequence)
-                continue
-            state = logic.merge_sensor_state(sensors.get(sensor), sequence, reading)
-            if state is not None:
-                puts.append((s.sensor_state_table, serialize(state)))
-                put_records.append([sequence])
-                counted.append((0, 0))
         not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff))
         for index, sequences in enumerate(put_records):
             if index in not_written:
