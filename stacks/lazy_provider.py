@@ -203,19 +203,33 @@ def _kernel_started() -> bool:
     return bool(getattr(reference_map, "_assembly_to_module", None))
 
 
+NODE_OPTION = '--require "{}"'.format(str(NODE_HOOK).replace("\\", "\\\\").replace('"', '\\"'))
+
+
 def _add_node_hook() -> None:
     """Preload the node side of the hook in the jsii kernel, unless the kernel is already running."""
     if _kernel_started():
         return
-    option = '--require "{}"'.format(str(NODE_HOOK).replace("\\", "\\\\").replace('"', '\\"'))
     current = os.environ.get("NODE_OPTIONS", "")
-    if option not in current:
-        os.environ["NODE_OPTIONS"] = f"{current} {option}".strip()
+    if NODE_OPTION not in current:
+        os.environ["NODE_OPTIONS"] = f"{current} {NODE_OPTION}".strip()
+
+
+def _remove_node_hook() -> None:
+    """The stock path on both sides: a parent process may have passed the hook down in NODE_OPTIONS."""
+    current = os.environ.get("NODE_OPTIONS", "")
+    if NODE_OPTION in current:
+        remaining = " ".join(current.replace(NODE_OPTION, " ").split())
+        if remaining:
+            os.environ["NODE_OPTIONS"] = remaining
+        else:
+            del os.environ["NODE_OPTIONS"]
 
 
 def install() -> bool:
     """Install the lazy import (idempotent, cheap: nothing is imported); ``False`` for the stock path."""
     if os.environ.get(SWITCH, "lazy") == "stock":
+        _remove_node_hook()
         return False
     if any(isinstance(finder, _LazyPackageFinder) for finder in sys.meta_path):
         return True

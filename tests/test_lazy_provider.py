@@ -1,0 +1,175 @@
+"""The lazy provider import: the same bytes as a stock synthesis, a fraction of the provider loaded, and
+the stock path whenever anything is not as expected."""
+
+from __future__ import annotations
+
+import filecmp
+import importlib.machinery
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stacks import lazy_provider
+from tests.conftest import ROOT, SYNTH_ENV
+
+PACKAGE_DIR = Path(str(importlib.machinery.PathFinder.find_spec(lazy_provider.PACKAGE).origin)).parent  # type: ignore[union-attr]
+FIRST_TYPE = re.compile(rb'jsii_type="@cdktf/provider-aws\.([A-Za-z0-9]+)\.')
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def synth(outdir: Path, mode: str) -> None:
+    env = {**os.environ, **SYNTH_ENV, "CDKTF_OUTDIR": str(outdir), lazy_provider.SWITCH: mode}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def tree(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_lazy_synthesis_is_byte_identical_to_stock(tmp_path: Path) -> None:
+    synth(tmp_path / "lazy", "lazy")
+    synth(tmp_path / "stock", "stock")
+    lazy, stock = tree(tmp_path / "lazy"), tree(tmp_path / "stock")
+    assert sorted(lazy) == sorted(stock)
+    assert len(lazy) >= 10, "every stack's JSON, manifest and assets"
+    different = [name for name in lazy if not filecmp.cmp(lazy[name], stock[name], shallow=False)]
+    assert different == []
+
+
+PROBE = """
+import json, os, sys
+import stacks
+from stacks.app import build
+from stacks.config import load
+import cdktf
+build(cdktf.Testing.app(), load({}))
+loaded = sorted(m for m in sys.modules if m.startswith("cdktf_cdktf_provider_aws."))
+print(json.dumps({"loaded": loaded, "node_options": os.environ.get("NODE_OPTIONS", "")}))
+"""
+
+
+def test_building_every_stack_loads_only_the_submodules_it_uses() -> None:
+    probe = json.loads(run_python(PROBE).splitlines()[-1])
+    loaded = set(probe["loaded"]) - {f"{lazy_provider.PACKAGE}._jsii"}
+    assert 20 <= len(loaded) <= 100, sorted(loaded)
+    assert f"{lazy_provider.PACKAGE}.s3_bucket" in loaded
+    assert str(lazy_provider.NODE_HOOK) in probe["node_options"]
+    stock = json.loads(run_python(PROBE, {lazy_provider.SWITCH: "stock"}).splitlines()[-1])
+    assert len(stock["loaded"]) > 2000, "the stock import loads every submodule"
+    assert str(lazy_provider.NODE_HOOK) not in stock["node_options"]
+
+
+def test_every_submodule_maps_to_its_jsii_namespace() -> None:
+    code = lazy_provider.lazy_package_code((PACKAGE_DIR / "__init__.py").read_text(), "__init__.py")
+    assert code is not None
+    submodules = code[1]
+    assert len(submodules) > 2000
+    mismatched = []
+    for name in submodules:
+        with (PACKAGE_DIR / name / "__init__.py").open("rb") as source:
+            found = None
+            while found is None and (chunk := source.read(1 << 16)):
+                found = FIRST_TYPE.search(chunk)
+        if found is None or found.group(1).decode() != lazy_provider.jsii_namespace(name):
+            mismatched.append(name)
+    assert mismatched == []
+
+
+def test_a_layout_it_does_not_know_is_left_to_the_stock_import() -> None:
+    source = (PACKAGE_DIR / "__init__.py").read_text()
+    lazy = lazy_provider.lazy_package_code(source, "__init__.py")
+    assert lazy is not None and "s3_bucket" in lazy[1]
+    assert lazy_provider.lazy_package_code(source + "\nEXTRA = 1\n", "x") is None  # code after the imports
+    assert lazy_provider.lazy_package_code(source + "\nfrom . import not_in_all\n", "x") is None
+    assert lazy_provider.lazy_package_code(source.replace("publication.publish()", "pass"), "x") is None
+
+
+FALLBACK_PROBE = """
+import json, sys
+import stacks
+import cdktf_cdktf_provider_aws
+from jsii import _reference_map as refs
+mapped = "@cdktf/provider-aws.sqsQueue.SqsQueue"
+refs._try_import_type_module(mapped)
+after_mapped = sum(m.startswith("cdktf_cdktf_provider_aws.") for m in sys.modules)
+# a namespace the map does not know (as if jsii named a submodule unexpectedly): import everything
+del refs._submodule_fqn_map["@cdktf/provider-aws.snsTopic"]
+refs._try_import_type_module("@cdktf/provider-aws.snsTopic.SnsTopic")
+print(json.dumps({
+    "after_mapped": after_mapped,
+    "sqs": "@cdktf/provider-aws.sqsQueue.SqsQueue" in refs._types,
+    "sns": "@cdktf/provider-aws.snsTopic.SnsTopic" in refs._types,
+    "after_fallback": sum(m.startswith("cdktf_cdktf_provider_aws.") for m in sys.modules),
+}))
+"""
+
+
+def test_jsii_finds_unimported_types_and_falls_back_to_everything_when_unmapped() -> None:
+    found = json.loads(run_python(FALLBACK_PROBE).splitlines()[-1])
+    assert found["sqs"] and found["after_mapped"] <= 5, found
+    assert found["sns"] and found["after_fallback"] > 2000, found
+
+
+NODE_PROBE = """
+const { lazySource } = require(process.argv[1]);
+const stock = ['"use strict";', 'exports.a = exports.b = void 0;', 'exports.a = require("./a");',
+               'exports.b = require("./b-c");', ''].join('\\n');
+const lazy = lazySource(stock);
+const fake = { exports: {} };
+let required = [];
+new Function('exports', 'require', lazy)(fake.exports, (p) => { required.push(p); return { p }; });
+const before = required.length;
+const b = fake.exports.b;
+console.log(JSON.stringify({
+  before, after: required, b: b.p, again: fake.exports.b === b,
+  keys: Object.keys(fake.exports).sort(),
+  unknown: lazySource(stock + 'const x = require("other");\\n'),
+  none: lazySource('"use strict";\\n'),
+}));
+"""
+
+
+def test_node_hook_makes_reexports_lazy_and_leaves_other_shapes_alone() -> None:
+    result = subprocess.run(
+        ["node", "-e", NODE_PROBE, str(lazy_provider.NODE_HOOK)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 and "command not found" in result.stderr:
+        pytest.skip("node is not installed")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found == {
+        "before": 0,
+        "after": ["./b-c"],
+        "b": "./b-c",
+        "again": True,
+        "keys": ["a", "b"],
+        "unknown": None,
+        "none": None,
+    }
