@@ -24,7 +24,8 @@ kernel starts; it makes the package index's re-exports lazy getters, in memory.
 Never a wrong result: whatever is not exactly as expected (another package layout, a jsii without the
 lazy hooks, the kernel already running) makes that part fall back to the stock path; the output is
 byte-identical either way (``tests/test_lazy_provider.py`` synthesizes both and compares).
-``TAP_PROVIDER_IMPORT=stock`` turns all of it off.
+``TAP_PROVIDER_IMPORT=stock`` turns all of it off (``lazy-python`` keeps only the Python side, for
+the benchmark).
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def _patch_type_resolution() -> bool:
         return found
 
     resolve._tap_fallback = True  # type: ignore[attr-defined]
-    _reference_map._try_import_type_module = resolve
+    _reference_map._try_import_type_module = resolve  # type: ignore[assignment]
     return True
 
 
@@ -235,6 +236,9 @@ def install() -> bool:
         return True
     if PACKAGE in sys.modules:
         return False  # imported the stock way already: nothing left to save
-    _add_node_hook()
+    if os.environ.get(SWITCH) == "lazy-python":  # diagnostics (make bench): the Python side only
+        _remove_node_hook()
+    else:
+        _add_node_hook()
     sys.meta_path.insert(0, _LazyPackageFinder())
     return True

@@ -127,14 +127,9 @@ def run(
         sampler.join()
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv)} exited {proc.returncode}:\n{stderr.decode(errors='replace')[-4000:]}"
-        )
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{stderr.decode(errors='replace')[-4000:]}")
     return Run(
         wall_s=wall,
         returncode=proc.returncode,
-        processes=tuple(
-            ProcessPeak(pid, _family(name), round(hwm, 1))
-            for pid, (name, hwm) in sorted(peaks.items())
-        ),
+        processes=tuple(ProcessPeak(pid, _family(name), round(hwm, 1)) for pid, (name, hwm) in sorted(peaks.items())),
     )

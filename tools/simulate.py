@@ -555,6 +555,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "window_changes": len(changes),
         "alert_invocations": alerted.invocations,
         "readings_per_second": round(len(options.payloads) / max(t_process, 1e-9)),
+        "total_seconds": round(time.time() - started, 3),
     }
     return summary
 
@@ -576,6 +577,12 @@ def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
             f"processor: {run_info['readings_per_second']:,} records/s over {run_info['processor_invocations']} "
             f"invocations; alert: {run_info['window_changes']:,} window changes in "
             f"{run_info['alert_invocations']} invocations",
+            file=out,
+        )
+        seconds = run_info["total_seconds"]
+        print(
+            f"end to end: {summary['records_in']:,} records in {seconds:.1f} s "
+            f"({summary['records_in'] / max(seconds, 1e-9):,.0f} readings/s)",
             file=out,
         )
 

@@ -1,0 +1,495 @@
+"""Benchmarks of what users pay for, with targets and pass/fail: ``make bench`` (``python -m tools.bench``).
+
+Nothing here is a test: timings on a shared machine are noisy, so each figure is a median (or a
+median ratio of runs taken alternately) and the script prints them, with the machine, as a Markdown
+table (``--output BENCHMARKS.md`` writes the whole report). Sections:
+
+- synth: all environments (``main.py``) vs a stock one-bucket cdktf app with the same provider
+  (``tools/stock_app.py``), alternately, A B A B ...; wall time and each process's own peak memory;
+  then each option tried, measured the same way.
+- processor/alert pure logic on one core for batches of 100, 1,000 and 10,000 readings.
+- AWS requests per 1,000 valid readings (``tools.request_counts``, on moto).
+- cold start: import time of each handler module in a fresh interpreter vs a bare ``import boto3``.
+- processor peak memory for a 10,000-record batch vs the configured Lambda memory.
+- the local run (``tools.simulate``) on 100,000 generated readings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lambdas.common.contract import Aggregate, Sums, parse_instant, total
+from lambdas.processor import logic
+from stacks.config import PROFILES
+from tools import proctree
+from tools.simulate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW_NS = parse_instant("2026-06-01T12:00:00Z")
+WINDOW_SECONDS = PROFILES["prod"].aggregation_window_seconds
+TTL_DAYS = PROFILES["prod"].lifecycle.aggregate_ttl_days
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str
+    measure: str
+    value: str
+    target: str
+    ok: bool | None  # None: reported, no target
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.ok is None else ("pass" if self.ok else "FAIL")
+
+
+def mib(value: float) -> str:
+    return f"{value:,.0f} MiB"
+
+
+# --------------------------------------------------------------------------------------------- synth
+
+
+def synth_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NODE_OPTIONS", "TAP_PROVIDER_IMPORT")}
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    env.update(extra)
+    return env
+
+
+def run_ours(env: Mapping[str, str] | None = None, argv: Sequence[str] = ("main.py",)) -> proctree.Run:
+    with tempfile.TemporaryDirectory(prefix="tap-bench-") as scratch:
+        full = dict(env or synth_env())
+        full["CDKTF_OUTDIR"] = str(Path(scratch) / "cdktf.out")
+        return proctree.run([sys.executable, *argv], env=full, cwd=ROOT)
+
+
+def run_stock() -> proctree.Run:
+    with tempfile.TemporaryDirectory(prefix="tap-bench-stock-") as scratch:
+        return proctree.run([sys.executable, "-m", "tools.stock_app", scratch], env=synth_env(), cwd=ROOT)
+
+
+def describe(run: proctree.Run) -> str:
+    nodes = sorted((p.peak_mib for p in run.processes if p.name == "node"), reverse=True)
+    node = " + ".join(f"{n:.0f}" for n in nodes)
+    return f"python {run.peak_of('python'):.0f} MiB, node {node} MiB"
+
+
+def synth_section(pairs: int, option_runs: int) -> list[Row]:
+    ours: list[proctree.Run] = []
+    stock: list[proctree.Run] = []
+    for _ in range(pairs):  # alternate, so drift on the machine hits both alike
+        ours.append(run_ours())
+        stock.append(run_stock())
+    ratios = [a.wall_s / b.wall_s for a, b in zip(ours, stock, strict=True)]
+    ratio = statistics.median(ratios)
+    python_peak = max(r.peak_of("python") for r in ours)
+    total_peak = max(r.total_mib for r in ours)
+    rows = [
+        Row(
+            "synth",
+            f"stock one-bucket app, median of {pairs}",
+            f"{statistics.median(r.wall_s for r in stock):.2f} s",
+            "",
+            None,
+        ),
+        Row(
+            "synth",
+            "stock one-bucket app, peaks",
+            f"{describe(max(stock, key=lambda r: r.total_mib))}; total {mib(max(r.total_mib for r in stock))}",
+            "",
+            None,
+        ),
+        Row(
+            "synth",
+            f"all environments (main.py), median of {pairs}",
+            f"{statistics.median(r.wall_s for r in ours):.2f} s",
+            "",
+            None,
+        ),
+        Row(
+            "synth",
+            "ratio all environments / stock one-bucket (median of pairs)",
+            f"{ratio:.3f} ({', '.join(f'{r:.3f}' for r in ratios)})",
+            "<= 0.35 (stretch <= 0.2)",
+            ratio <= 0.35,
+        ),
+        Row("synth", "Python peak (own VmHWM)", mib(python_peak), "<= 100 MB", python_peak * 1.048576 <= 100),
+        Row(
+            "synth",
+            "total peak (sum of every process's own peak)",
+            f"{mib(total_peak)}: {describe(max(ours, key=lambda r: r.total_mib))}",
+            "<= 700 MB",
+            total_peak * 1.048576 <= 700,
+        ),
+    ]
+    rows.extend(option_rows(statistics.median(r.wall_s for r in ours), option_runs))
+    return rows
+
+
+def option_rows(baseline_s: float, runs: int) -> list[Row]:
+    """Each option measured on the all-environments synth, against the adopted configuration."""
+
+    def measure(label: str, run: Callable[[], proctree.Run]) -> Row:
+        results = [run() for _ in range(runs)]
+        wall = statistics.median(r.wall_s for r in results)
+        change = (wall / baseline_s - 1) * 100
+        peak = max(r.total_mib for r in results)
+        return Row("synth options", label, f"{wall:.2f} s ({change:+.0f}%), total peak {mib(peak)}", "", None)
+
+    with tempfile.TemporaryDirectory(prefix="tap-jsii-cache-") as cold_root:
+        cold = Path(cold_root)
+
+        def cold_cache() -> proctree.Run:
+            shutil.rmtree(cold, ignore_errors=True)
+            cold.mkdir()
+            return run_ours(synth_env(JSII_RUNTIME_PACKAGE_CACHE_ROOT=str(cold)))
+
+        return [
+            measure(
+                "stock import on both sides (TAP_PROVIDER_IMPORT=stock)",
+                lambda: run_ours(synth_env(TAP_PROVIDER_IMPORT="stock")),
+            ),
+            measure(
+                "lazy Python import only (node loads the whole provider)",
+                lambda: run_ours(synth_env(TAP_PROVIDER_IMPORT="lazy-python")),
+            ),
+            measure(
+                "jsii package cache disabled (JSII_RUNTIME_PACKAGE_CACHE=disabled)",
+                lambda: run_ours(synth_env(JSII_RUNTIME_PACKAGE_CACHE="disabled")),
+            ),
+            measure("jsii package cache cold (empty JSII_RUNTIME_PACKAGE_CACHE_ROOT)", cold_cache),
+            measure(
+                "node --max-semi-space-size=64", lambda: run_ours(synth_env(NODE_OPTIONS="--max-semi-space-size=64"))
+            ),
+            measure("node --jitless", lambda: run_ours(synth_env(NODE_OPTIONS="--jitless"))),
+            measure(
+                "interpreter exits normally (no os._exit after synth)",
+                lambda: run_ours(argv=("-c", "import sys, main; sys.exit(main.main())")),
+            ),
+            measure("python -O (skips the bindings' runtime type checks)", lambda: run_ours(argv=("-O", "main.py"))),
+        ]
+
+
+# ------------------------------------------------------------------------------------ pure logic
+
+
+def kinesis_event(payloads: Sequence[bytes]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "partitionKey": "sensor",
+                    "sequenceNumber": f"{i:056d}",
+                    "data": base64.b64encode(p).decode("ascii"),
+                    "approximateArrivalTimestamp": NOW_NS / 1e9,
+                },
+                "eventID": f"shardId-000000000000:{i:056d}",
+            }
+            for i, p in enumerate(payloads, start=1)
+        ]
+    }
+
+
+def pure_pipeline(event: Mapping[str, Any]) -> dict[tuple[str, str], Aggregate]:
+    """The processor's and alert's pure logic on one batch, without I/O: decode, validate (quarantine
+    decisions included), merge into window items, fold the items' exact sums into each segment's
+    aggregate and its congestion level."""
+    classified = logic.classify(logic.records_from_event(event), NOW_NS)
+    by_window: dict[logic.WindowKey, list[tuple[str, Any]]] = {}
+    for record, reading in classified.readings:
+        by_window.setdefault(logic.window_key(reading, WINDOW_SECONDS), []).append((record.sequence_number, reading))
+    segments: dict[tuple[str, str], list[Sums]] = defaultdict(list)
+    for key, contributions in by_window.items():
+        merge = logic.merge_window(None, contributions, key=key, window_seconds=WINDOW_SECONDS, ttl_days=TTL_DAYS)
+        if merge.item is not None and merge.sums is not None:
+            segments[(merge.item["segment_id"], merge.item["window_start"])].append(merge.sums)
+    return {window: total(sums).aggregate() for window, sums in segments.items()}
+
+
+def bench_payloads(n: int) -> list[bytes]:
+    """``n`` realistic records (200 sensors, one reading a minute, ~2 % duplicates and bad records)."""
+    minutes = n // 200 + 2
+    return generate(200, minutes, start_ns=NOW_NS - minutes * 60 * 10**9, now_ns=NOW_NS)[:n]
+
+
+def throughput(n: int, repeats: int) -> float:
+    event = kinesis_event(bench_payloads(n))
+    for _ in range(max(3, repeats // 5)):
+        pure_pipeline(event)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pure_pipeline(event)
+        times.append(time.perf_counter() - started)
+    return n / statistics.median(times)
+
+
+def logic_section() -> list[Row]:
+    rows = []
+    for n, repeats in ((100, 301), (1000, 61), (10000, 11)):
+        rate = throughput(n, repeats)
+        rows.append(
+            Row(
+                "pure logic",
+                f"batch of {n:,} readings, one core, median of {repeats}",
+                f"{rate:,.0f} readings/s",
+                ">= 50,000 readings/s",
+                rate >= 50_000,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------- requests
+
+
+def requests_section() -> list[Row]:
+    from tools import request_counts  # noqa: PLC0415 - loads moto
+
+    rows = []
+    for measured in request_counts.measure():
+        if measured.scenario.startswith("alert"):
+            metric_calls = measured.counts.get("cloudwatch:PutMetricData", 0) / measured.invocations
+            rows.append(
+                Row(
+                    "requests",
+                    f"{measured.scenario}: PutMetricData per invocation",
+                    f"{metric_calls:g}",
+                    "<= 1",
+                    metric_calls <= 1,
+                )
+            )
+            continue
+        dynamodb = measured.per_thousand("dynamodb")
+        s3 = measured.service("s3")
+        has_rejects = "malformed" in measured.scenario
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(measured.counts.items()) if k.startswith("dynamodb"))
+        rows.append(
+            Row(
+                "requests",
+                f"{measured.scenario}: DynamoDB per 1,000 valid readings",
+                f"{dynamodb:g} ({calls})",
+                "<= 50",
+                dynamodb <= 50,
+            )
+        )
+        rows.append(
+            Row(
+                "requests",
+                f"{measured.scenario}: S3 requests in the batch",
+                str(s3),
+                "1 (batch has rejects)" if has_rejects else "0 (no rejects)",
+                s3 == (1 if has_rejects else 0),
+            )
+        )
+    return rows
+
+
+# -------------------------------------------------------------------------------------- cold start
+
+IMPORT_PROBE = (
+    "import time, importlib, sys; t = time.perf_counter(); importlib.import_module(sys.argv[1]); "
+    "print(time.perf_counter() - t)"
+)
+
+
+def import_seconds(module: str, path: Path) -> float:
+    env = {**os.environ, "PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, module], env=env, cwd=path, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
+def cold_start_section(rounds: int) -> list[Row]:
+    from stacks.lambda_package import stage  # noqa: PLC0415
+
+    packages = {fn: stage(fn) for fn in ("processor", "alert")}
+    # compile once, as Lambda's own bytecode cache would after the first cold start of a version
+    for path in packages.values():
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(path)], check=True)
+    samples: dict[str, list[float]] = defaultdict(list)
+    for _ in range(rounds):  # alternately, in the same run
+        samples["boto3"].append(import_seconds("boto3", ROOT))
+        for fn, path in packages.items():
+            samples[fn].append(import_seconds(f"lambdas.{fn}.handler", path))
+    for path in packages.values():  # never ship bytecode (stage() strips it too)
+        for cache in path.rglob("__pycache__"):
+            shutil.rmtree(cache)
+    boto3 = statistics.median(samples["boto3"])
+    rows = [Row("cold start", f"bare import boto3, median of {rounds}", f"{boto3 * 1000:.0f} ms", "", None)]
+    for fn in packages:
+        ratio = statistics.median(samples[fn]) / boto3
+        rows.append(
+            Row(
+                "cold start",
+                f"import lambdas.{fn}.handler (fresh interpreter) / import boto3",
+                f"{statistics.median(samples[fn]) * 1000:.0f} ms, ratio {ratio:.2f}",
+                "<= 1.5x",
+                ratio <= 1.5,
+            )
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ memory
+
+MEMORY_PROBE = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from tools.bench import kinesis_event, bench_payloads, NOW_NS
+from tools.request_counts import _processor
+from tools.simulate import in_moto
+from stacks.config import PROFILES
+with in_moto("prod", PROFILES["prod"]) as (clients, targets):
+    fn = _processor(clients, targets)
+    event = kinesis_event(bench_payloads(10_000))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import tracemalloc
+    tracemalloc.start()
+    response = fn.handle(event)
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert not response["batchItemFailures"], response
+print(json.dumps({"rss_before_kib": before, "rss_after_kib": after, "traced_peak": traced}))
+"""
+
+
+def memory_section() -> list[Row]:
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(ROOT)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    configured = PROFILES["prod"].processor.memory_mb
+    peak_mib = found["rss_after_kib"] / 1024
+    handler_mib = found["traced_peak"] / 2**20
+    return [
+        Row(
+            "memory",
+            "processor, 10,000-record batch: process peak RSS (Python + boto3 + moto in-process)",
+            mib(peak_mib),
+            f"<= {configured // 2} MB (half of prod's {configured} MB)",
+            peak_mib * 1.048576 <= configured / 2,
+        ),
+        Row(
+            "memory",
+            "processor, 10,000-record batch: allocated by the handler itself (tracemalloc peak)",
+            mib(handler_mib),
+            "",
+            None,
+        ),
+    ]
+
+
+# ------------------------------------------------------------------------------------------- local
+
+
+def local_run_section() -> list[Row]:
+    out = subprocess.run(
+        [sys.executable, "-m", "tools.simulate", "--sensors", "200", "--minutes", "500"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    summary_line = next(line for line in reversed((out.stdout + out.stderr).splitlines()) if "readings/s" in line)
+    seconds = float(summary_line.split(" in ")[1].split(" s")[0])
+    return [
+        Row(
+            "local run",
+            "tools.simulate, 200 sensors x 500 min (~102,000 records)",
+            summary_line.strip(),
+            "< 60 s",
+            seconds < 60,
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def machine() -> list[str]:
+    import cdktf  # noqa: PLC0415
+
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    mem_kib = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    from importlib.metadata import version  # noqa: PLC0415
+
+    return [
+        f"- Machine: {os.cpu_count()} cores, {mem_kib / 2**20:.1f} GiB RAM, {platform.platform()}",
+        f"- Python {platform.python_version()}, Node {node}, cdktf {version('cdktf')}, "
+        f"cdktf-cdktf-provider-aws {version('cdktf-cdktf-provider-aws')}, jsii {version('jsii')}, "
+        f"boto3 {version('boto3')}, moto {version('moto')}",
+        f"- cdktf module: {Path(cdktf.__file__).parent}",
+    ]
+
+
+def render(rows: Sequence[Row], command: str, seconds: float) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} in {seconds:.0f} s.",
+        "",
+        *machine(),
+        "",
+        "| section | measure | value | target | result |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [f"| {r.section} | {r.measure} | {r.value} | {r.target or '-'} | {r.verdict} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5, help="alternating synth pairs (at least 5)")
+    parser.add_argument("--option-runs", type=int, default=3, help="runs per synth option")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--output", type=Path, help="also write the report (Markdown) to this file")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    chosen = args.only or SECTIONS
+    rows: list[Row] = []
+    runners: dict[str, Callable[[], list[Row]]] = {
+        "synth": lambda: synth_section(args.pairs, args.option_runs),
+        "logic": logic_section,
+        "requests": requests_section,
+        "cold-start": lambda: cold_start_section(11),
+        "memory": memory_section,
+        "local-run": local_run_section,
+    }
+    for name in chosen:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        rows.extend(runners[name]())
+    command = "python -m tools.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = render(rows, command.strip(), time.perf_counter() - started)
+    print(report)
+    if args.output:
+        args.output.write_text(report)
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
