@@ -20,11 +20,12 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 LINTED := stacks lambdas main.py tests tools
 TYPED := stacks lambdas main.py
 
-.PHONY: help synth test simulate deploy-local lint typecheck pytest deps checkov check-tools clean
+.PHONY: help synth test bench simulate deploy-local lint typecheck pytest deps checkov check-tools clean
 
 help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
 	@echo "make test    - ruff, mypy and the whole pytest suite (synthesis, terraform validate, checkov)"
+	@echo "make bench   - benchmarks with targets (writes BENCHMARKS.md; not part of make test)"
 	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.simulate --help)"
 	@echo "make deploy-local - terraform plan/apply/re-plan/destroy of every environment against moto's server"
 	@echo "make clean   - remove virtual environments and build output"
@@ -52,6 +53,9 @@ checkov: .venv-checkov/.installed
 
 synth: deps
 	$(PIPENV) run python main.py
+
+bench: deps
+	$(PIPENV) run python -m tools.bench --output BENCHMARKS.md $(ARGS)
 
 simulate: deps
 	$(PIPENV) run python -m tools.simulate $(ARGS)

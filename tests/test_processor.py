@@ -253,3 +253,22 @@ def test_the_handler_builds_the_processor_from_the_stack_environment(env: Env, m
     finally:
         processor_handler.install(None)
     assert ("s9", "2020-01-01T00:00:00.000000000Z") in stored_readings(env)
+
+
+def test_one_pass_sums_equal_the_contract_sums_of_each_reading() -> None:
+    import random  # noqa: PLC0415
+
+    from lambdas.common.contract import Measurement, Sums, total  # noqa: PLC0415
+    from lambdas.processor.logic import row_sums  # noqa: PLC0415
+
+    rng = random.Random(5)
+    for size in (1, 2, 7, 400):
+        rows = [
+            [rng.randint(0, 10000), round(rng.uniform(0, 300), rng.randint(0, 6)), rng.uniform(0, 100),
+             rng.choice([5, 30.5, 50, 200]), "seq"]
+            for _ in range(size)
+        ]  # fmt: skip
+        expected = Sums()
+        for row in rows:  # the contract's own pairwise addition
+            expected = expected + Sums.of(Measurement(*row[:4]))
+        assert row_sums(rows) == expected == total(Sums.of(Measurement(*row[:4])) for row in rows)
