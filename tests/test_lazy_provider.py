@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stacks import lazy_provider
-from tests.conftest import ROOT, SYNTH_ENV
+from tests.conftest import ROOT, SYNTH_ENV, run_main
 
 PACKAGE_DIR = Path(str(importlib.machinery.PathFinder.find_spec(lazy_provider.PACKAGE).origin)).parent  # type: ignore[union-attr]
 FIRST_TYPE = re.compile(rb'jsii_type="@cdktf/provider-aws\.([A-Za-z0-9]+)\.')
@@ -35,18 +35,11 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600)
     return result.stdout
 
 
-def synth(outdir: Path, mode: str) -> None:
-    env = {**os.environ, **SYNTH_ENV, "CDKTF_OUTDIR": str(outdir), lazy_provider.SWITCH: mode}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def synth(folder: Path, mode: str) -> Path:
+    folder.mkdir()
+    result = run_main(folder, {**SYNTH_ENV, lazy_provider.SWITCH: mode})
     assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "cdktf.out"
 
 
 def tree(root: Path) -> dict[str, Path]:
@@ -54,9 +47,7 @@ def tree(root: Path) -> dict[str, Path]:
 
 
 def test_lazy_synthesis_is_byte_identical_to_stock(tmp_path: Path) -> None:
-    synth(tmp_path / "lazy", "lazy")
-    synth(tmp_path / "stock", "stock")
-    lazy, stock = tree(tmp_path / "lazy"), tree(tmp_path / "stock")
+    lazy, stock = tree(synth(tmp_path / "lazy", "lazy")), tree(synth(tmp_path / "stock", "stock"))
     assert sorted(lazy) == sorted(stock)
     assert len(lazy) >= 10, "every stack's JSON, manifest and assets"
     different = [name for name in lazy if not filecmp.cmp(lazy[name], stock[name], shallow=False)]
