@@ -295,6 +295,26 @@ def kinesis_event(shard: str, records: Sequence[dict[str, Any]], region: str, st
     }
 
 
+def failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
+    """What a Kinesis event source mapping sends its on-failure destination: metadata, no records."""
+    first, last = batch[0]["ApproximateArrivalTimestamp"], batch[-1]["ApproximateArrivalTimestamp"]
+    return {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
+        "version": "1.0",
+        "timestamp": format_instant(time.time_ns()),
+        "KinesisBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": batch[0]["SequenceNumber"],
+            "endSequenceNumber": batch[-1]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": first.isoformat(),
+            "approximateArrivalOfLastRecord": last.isoformat(),
+            "batchSize": len(batch),
+            "streamArn": stream_arn,
+        },
+    }
+
+
 @dataclass
 class Delivery:
     invocations: int = 0
@@ -499,20 +519,9 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     mapping = MappingSettings(options.batch_size, config.max_retry_attempts)
     progress = Progress("processor", sum(len(r) for r in shards.values()), out)
 
-    def give_up(batch: Sequence[dict[str, Any]]) -> None:
+    def give_up(shard: str, batch: Sequence[dict[str, Any]]) -> None:
         clients["sqs"].send_message(
-            QueueUrl=targets.processor_dlq_url,
-            MessageBody=json.dumps(
-                {
-                    "requestContext": {"condition": "RetryAttemptsExhausted"},
-                    "KinesisBatchInfo": {
-                        "streamArn": stream_arn,
-                        "startSequenceNumber": batch[0]["SequenceNumber"],
-                        "endSequenceNumber": batch[-1]["SequenceNumber"],
-                        "batchSize": len(batch),
-                    },
-                }
-            ),
+            QueueUrl=targets.processor_dlq_url, MessageBody=json.dumps(failure_record(shard, batch, stream_arn))
         )
 
     t0 = time.monotonic()
@@ -524,7 +533,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
             make_event=lambda batch, shard=shard: kinesis_event(shard, batch, targets.region, stream_arn),  # type: ignore[misc]
             invoke=lambda event: processor_handler.handler(event, None),
             settings=mapping,
-            on_give_up=give_up,
+            on_give_up=lambda batch, shard=shard: give_up(shard, batch),  # type: ignore[misc]
             progress=progress,
         )
         processed.invocations += stats.invocations
@@ -593,7 +602,7 @@ def balanced(summary: Mapping[str, Any]) -> bool:
     )
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", type=Path, help="NDJSON readings, one payload per line (sent as is)")
     parser.add_argument("--sensors", type=int, default=40, help="sensors to generate (without --input)")
@@ -606,7 +615,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--outputs", type=Path, help="terraform output -json of a deployed stack (with --endpoint-url)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' JSON log lines")
     parser.add_argument("--endpoint-url", help="use this AWS endpoint (an emulator) instead of in-process moto")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

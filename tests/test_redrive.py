@@ -1,0 +1,154 @@
+"""``tools.redrive`` on moto end to end: batches the mapping gave up on come back, stored exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from lambdas.common.contract import Reading, parse_instant, parse_reading
+from lambdas.processor.service import Processor, Settings
+from stacks.config import PROFILES
+from stacks.layout import processor_environment
+from tests.aws_fixtures import Env, Faults, moto_env, throttled
+from tools import redrive, simulate
+
+NOW = parse_instant("2026-06-01T12:00:00Z")
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    with moto_env() as e:
+        yield e
+
+
+def processor(env: Env) -> Processor:
+    settings = Settings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+    return Processor(settings, clients=env.clients, backoff=env.backoff(2), clock=lambda: NOW)
+
+
+def queued(env: Env) -> int:
+    """Messages in the on-failure queue, visible or being handled."""
+    attributes = env.clients["sqs"].get_queue_attributes(
+        QueueUrl=env.targets.processor_dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def run_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:
+    return redrive.redrive(
+        env.clients,
+        env.targets.processor_dlq_url,
+        redrive.local_submitter(processor(env)),
+        batch_size=10_000,
+        visibility_timeout=visibility_timeout,
+    )
+
+
+def stored(env: Env) -> dict[tuple[str, str], int]:
+    """How many times each (sensor, instant) is stored across the window items."""
+    counts: dict[tuple[str, str], int] = {}
+    for item in simulate.scan(env.clients, env.targets.sensor_windows_table):
+        for instant in json.loads(item["readings"]):
+            counts[(item["sensor_id"], instant)] = counts.get((item["sensor_id"], instant), 0) + 1
+    return counts
+
+
+def expected(payloads: list[bytes]) -> set[tuple[str, str]]:
+    found = set()
+    for payload in payloads:
+        outcome = parse_reading(payload, NOW)
+        if isinstance(outcome, Reading):
+            found.add((outcome.sensor_id, outcome.key))
+    return found
+
+
+def fail_every_batch(env: Env, payloads: list[bytes]) -> dict[str, bool]:
+    """Deliver the stream to the processor while DynamoDB throttles every write, so the mapping gives up
+    on each batch after its retries and sends the batch's metadata to the on-failure queue."""
+    broken = {"on": True}
+    Faults(env.clients["dynamodb"], {"BatchWriteItem": lambda n, _: throttled() if broken["on"] else None})
+    simulate.put_readings(env.clients, env.targets.stream_name, payloads, simulate.sensor_partition_key)
+    stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
+        "StreamDescriptionSummary"
+    ]["StreamARN"]
+    fn = processor(env)
+    for shard, records in simulate.kinesis_records(env.clients, env.targets.stream_name).items():
+        simulate.deliver(
+            records,
+            sequence_of=lambda r: r["SequenceNumber"],
+            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", stream_arn),  # type: ignore[misc]
+            invoke=fn.handle,
+            settings=simulate.MappingSettings(batch_size=40, max_retry_attempts=1),
+            on_give_up=lambda batch, shard=shard: env.clients["sqs"].send_message(  # type: ignore[misc]
+                QueueUrl=env.targets.processor_dlq_url,
+                MessageBody=json.dumps(simulate.failure_record(shard, batch, stream_arn)),
+            ),
+        )
+    return broken
+
+
+def payloads() -> list[bytes]:
+    return simulate.generate(12, 15, start_ns=NOW - 15 * 60 * 1_000_000_000, now_ns=NOW, seed=3)
+
+
+def test_redrive_stores_every_failed_record_exactly_once_and_empties_the_queue(env: Env) -> None:
+    sent = payloads()
+    broken = fail_every_batch(env, sent)
+    assert stored(env) == {}, "nothing may be stored while every write is throttled"
+    messages = queued(env)
+    assert messages >= 4
+    broken["on"] = False
+
+    report = run_redrive(env)
+    assert report.drained and report.count("stored") == messages
+    assert sum(o.records for o in report.outcomes) == len(sent)
+    assert queued(env) == 0
+    counts = stored(env)
+    assert set(counts) == expected(sent)
+    assert set(counts.values()) == {1}, "a reading stored twice"
+
+    again = run_redrive(env)
+    assert again.outcomes == [] and stored(env) == counts
+
+
+def test_a_batch_that_fails_again_stays_in_the_queue_until_it_is_stored(env: Env) -> None:
+    sent = payloads()
+    broken = fail_every_batch(env, sent)
+    messages = queued(env)
+    still_broken = run_redrive(env, visibility_timeout=0)  # visible again at once, as after the timeout
+    assert not still_broken.drained and still_broken.count("failed") == messages
+    assert queued(env) == messages, "a message is deleted only once its records are stored"
+    assert stored(env) == {}
+    broken["on"] = False
+    assert run_redrive(env).drained
+    assert queued(env) == 0
+    assert set(stored(env)) == expected(sent)
+
+
+def test_records_gone_from_the_stream_keep_the_message(env: Env) -> None:
+    sent = payloads()[:30]
+    simulate.put_readings(env.clients, env.targets.stream_name, sent, lambda _: "one-shard")
+    (shard, records), *_ = simulate.kinesis_records(env.clients, env.targets.stream_name).items()
+    stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
+        "StreamDescriptionSummary"
+    ]["StreamARN"]
+    body = simulate.failure_record(shard, records[:10], stream_arn)
+    body["KinesisBatchInfo"]["startSequenceNumber"] = str(int(records[0]["SequenceNumber"]) - 1)  # trimmed away
+    env.clients["sqs"].send_message(QueueUrl=env.targets.processor_dlq_url, MessageBody=json.dumps(body))
+    env.clients["sqs"].send_message(QueueUrl=env.targets.processor_dlq_url, MessageBody='{"not": "a record"}')
+    report = run_redrive(env)
+    assert sorted(o.status for o in report.outcomes) == ["expired", "unusable"]
+    assert queued(env) == 2
+    assert set(stored(env)) == expected(sent[:10]), "what the stream still holds is replayed (idempotently)"
+
+
+def test_bad_arguments_exit_2() -> None:
+    with pytest.raises(SystemExit) as exited:
+        redrive.main(["--env", "Not_An_Env"])
+    assert exited.value.code == 2
+    with pytest.raises(SystemExit) as exited:
+        redrive.main(["--env", "dev", "--local", "--endpoint-url", "http://127.0.0.1:9"])
+    assert exited.value.code == 2

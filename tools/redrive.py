@@ -1,0 +1,278 @@
+"""Replays the processor's failed batches: from its dead-letter queue, through the processor again.
+
+    python -m tools.redrive --env prod                      # re-invoke the deployed processor function
+    python -m tools.redrive --env dev --local --outputs outputs.json   # run the processor code here
+
+The processor's Kinesis event source mapping sends a batch it gave up on to the on-failure queue as
+metadata only (``KinesisBatchInfo``: stream, shard, first and last sequence number). For each message
+this reads those records back from the stream (while the stream still retains them), hands them to the
+processor in events shaped like the mapping's, and deletes the message only when every record of it is
+stored (no ``batchItemFailures``, no function error). A message whose records are partly gone from the
+stream (retention passed), or that failed again, stays in the queue and is reported; the processor's
+merge is idempotent, so replaying a batch twice never counts a reading twice.
+
+``--local`` runs the processor's own code in this process with the deployed resources' names from
+``terraform output -json`` (``--outputs``); without it the deployed function is invoked (needs
+``lambda:InvokeFunction`` on it, and SQS/Kinesis read access). Exit status: 0 when the queue was
+drained, 1 when messages remain, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdas.common.aws import Clients
+from stacks.config import PROFILES
+from stacks.naming import Kind, Namer, NamingError
+from tools.simulate import kinesis_event
+
+MAX_EVENT_BYTES = 5 * 1024 * 1024
+"""A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
+Submit = Callable[[dict[str, Any]], list[str]]
+"""Hands a Kinesis event to the processor; returns the sequence numbers it reports as failed."""
+
+
+class Unusable(Exception):
+    """A message this tool cannot act on (not a Kinesis on-failure record)."""
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    stream_arn: str
+    shard_id: str
+    start: str
+    end: str
+    size: int
+
+    @classmethod
+    def of(cls, body: str) -> BatchInfo:
+        try:
+            info = json.loads(body)["KinesisBatchInfo"]
+            return cls(info["streamArn"], info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"],
+                       int(info.get("batchSize", 0)))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as error:
+            raise Unusable(f"not a Kinesis on-failure record: {error!r}") from None
+
+    @property
+    def stream_name(self) -> str:
+        return self.stream_arn.rsplit("/", 1)[-1]
+
+    @property
+    def region(self) -> str:
+        return self.stream_arn.split(":")[3]
+
+
+@dataclass
+class Outcome:
+    message_id: str
+    status: str  # "stored", "failed", "expired", "unusable"
+    records: int = 0
+    detail: str = ""
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def drained(self) -> bool:
+        return all(o.status == "stored" for o in self.outcomes)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+
+def fetch(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
+    """The batch's records, in order, and whether all of them are still in the stream."""
+    try:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=info.stream_name, ShardId=info.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=info.start,
+        )["ShardIterator"]  # fmt: skip
+    except kinesis.exceptions.InvalidArgumentException:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=info.stream_name, ShardId=info.shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+    start, end = int(info.start), int(info.end)
+    records: list[dict[str, Any]] = []
+    reached_end = False
+    while iterator and not reached_end:
+        page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        for record in page["Records"]:
+            sequence = int(record["SequenceNumber"])
+            if sequence > end:
+                reached_end = True
+                break
+            if sequence >= start:
+                records.append(record)
+            if sequence == end:
+                reached_end = True
+                break
+        iterator = page.get("NextShardIterator")
+        if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+            break
+    complete = reached_end and bool(records) and int(records[0]["SequenceNumber"]) == start
+    return records, complete
+
+
+def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[str, Any]]]:
+    """Consecutive runs of at most ``limit`` records and about ``MAX_EVENT_BYTES`` of base64 data."""
+    found, current, size = [], [], 0
+    for record in records:
+        encoded = (len(record["Data"]) + 2) // 3 * 4 + 200
+        if current and (len(current) >= limit or size + encoded > MAX_EVENT_BYTES):
+            found.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += encoded
+    if current:
+        found.append(current)
+    return found
+
+
+def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, batch_size: int) -> list[str]:
+    """Hand the records to the processor in order; the sequence numbers still failing afterwards."""
+    failed: list[str] = []
+    for chunk in chunks(records, batch_size):
+        failed.extend(submit(kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)))
+    return failed
+
+
+def redrive(
+    clients: Clients,
+    queue_url: str,
+    submit: Submit,
+    *,
+    batch_size: int,
+    max_messages: int = 1000,
+    visibility_timeout: int = 900,
+) -> Report:
+    """Replay every message in the queue once; delete those whose records are all stored."""
+    sqs, kinesis = clients["sqs"], clients["kinesis"]
+    report = Report()
+    seen: set[str] = set()
+    while len(report.outcomes) < max_messages:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=visibility_timeout,
+            AttributeNames=["All"],
+        ).get("Messages", [])  # fmt: skip
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            outcome = _handle(message, kinesis, submit, batch_size)
+            report.outcomes.append(outcome)
+            if outcome.status == "stored":
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            print(f"{outcome.message_id}: {outcome.status} ({outcome.records} records) {outcome.detail}".rstrip(),
+                  file=sys.stderr)  # fmt: skip
+    return report
+
+
+def _handle(message: dict[str, Any], kinesis: Any, submit: Submit, batch_size: int) -> Outcome:
+    message_id = message["MessageId"]
+    try:
+        info = BatchInfo.of(message["Body"])
+    except Unusable as error:
+        return Outcome(message_id, "unusable", detail=str(error))
+    records, complete = fetch(kinesis, info)
+    try:
+        failed = replay(info, records, submit, batch_size)
+    except Exception as error:
+        return Outcome(message_id, "failed", len(records), f"processor error: {error}")
+    if failed:
+        return Outcome(message_id, "failed", len(records), f"{len(failed)} record(s) still failing")
+    if not complete:
+        return Outcome(message_id, "expired", len(records),
+                       f"the stream no longer holds all of {info.start}..{info.end}: kept for inspection")  # fmt: skip
+    return Outcome(message_id, "stored", len(records))
+
+
+# ----------------------------------------------------------------------------------------- submitters
+
+
+def lambda_submitter(client: Any, function_name: str) -> Submit:
+    """Invoke the deployed processor synchronously, as its event source mapping would."""
+
+    def submit(event: dict[str, Any]) -> list[str]:
+        response = client.invoke(FunctionName=function_name, InvocationType="RequestResponse",
+                                 Payload=json.dumps(event).encode())  # fmt: skip
+        payload = json.loads(response["Payload"].read() or b"{}")
+        if response.get("FunctionError"):
+            raise RuntimeError(f"{response['FunctionError']}: {payload}")
+        return [f["itemIdentifier"] for f in payload.get("batchItemFailures", [])]
+
+    return submit
+
+
+def local_submitter(processor: Any) -> Submit:
+    """Run the processor's code in this process (``lambdas.processor.service.Processor``)."""
+
+    def submit(event: dict[str, Any]) -> list[str]:
+        return [f["itemIdentifier"] for f in processor.handle(event)["batchItemFailures"]]
+
+    return submit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.redrive", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", required=True, help="environment suffix (dev, staging, prod, pr123, ...)")
+    parser.add_argument("--region", help="AWS region (default: the environment profile's)")
+    parser.add_argument("--local", action="store_true", help="run the processor code here instead of invoking it")
+    parser.add_argument("--outputs", type=Path, help="terraform output -json of the environment (with --local)")
+    parser.add_argument("--max-messages", type=int, default=1000)
+    parser.add_argument("--endpoint-url", help="send every AWS call here (an emulator)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        namer = Namer(args.env)
+    except NamingError as error:
+        parser.error(str(error))
+    if args.local and args.outputs is None:
+        parser.error("--local needs --outputs (terraform output -json of the environment)")
+    config = PROFILES.get(args.env) or PROFILES["dev"].with_name(args.env)
+    region = args.region or config.region
+    clients = _clients(region, args.endpoint_url)
+    queue_url = clients["sqs"].get_queue_url(QueueName=namer.name(Kind.SQS_QUEUE, "processor-dlq"))["QueueUrl"]
+    if args.local:
+        submit = local_submitter(_local_processor(args.env, region, args.outputs, clients, config))
+    else:
+        submit = lambda_submitter(clients["lambda"], namer.name(Kind.LAMBDA_FUNCTION, "processor"))
+    report = redrive(clients, queue_url, submit, batch_size=config.batch_size, max_messages=args.max_messages)
+    print(
+        f"redrive {args.env}: {report.count('stored')} message(s) stored and deleted, {report.count('failed')} "
+        f"failed again, {report.count('expired')} with expired records, {report.count('unusable')} unusable",
+        file=sys.stderr,
+    )
+    return 0 if report.drained else 1
+
+
+def _clients(region: str, endpoint_url: str | None) -> Clients:
+    import boto3  # noqa: PLC0415
+
+    services = ("sqs", "kinesis", "lambda", "dynamodb", "s3")
+    return Clients(**{s: boto3.client(s, region_name=region, endpoint_url=endpoint_url) for s in services})
+
+
+def _local_processor(env: str, region: str, outputs: Path, clients: Clients, config: Any) -> Any:
+    from lambdas.processor.service import Processor, Settings  # noqa: PLC0415
+    from stacks.layout import processor_environment  # noqa: PLC0415
+    from tools.simulate import Targets  # noqa: PLC0415
+
+    targets = Targets.from_outputs(env, region, json.loads(outputs.read_text()))
+    return Processor(Settings.from_env(processor_environment(targets.runtime_names(), config)), clients=clients)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
