@@ -547,13 +547,17 @@ NOTES = """## How these are measured
 SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5, help="alternating synth pairs (at least 5)")
     parser.add_argument("--option-runs", type=int, default=3, help="runs per synth option")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
     parser.add_argument("--output", type=Path, help="also write the report (Markdown) to this file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     started = time.perf_counter()
     chosen = args.only or SECTIONS
     rows: list[Row] = []
