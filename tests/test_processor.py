@@ -255,20 +255,29 @@ def test_the_handler_builds_the_processor_from_the_stack_environment(env: Env, m
     assert ("s9", "2020-01-01T00:00:00.000000000Z") in stored_readings(env)
 
 
-def test_one_pass_sums_equal_the_contract_sums_of_each_reading() -> None:
+def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
     import random  # noqa: PLC0415
 
-    from lambdas.common.contract import Measurement, Sums, total  # noqa: PLC0415
-    from lambdas.processor.logic import row_sums  # noqa: PLC0415
+    from lambdas.common.contract import Measurement, Sums, exact, total  # noqa: PLC0415
+    from lambdas.processor.logic import encode_readings, summarize  # noqa: PLC0415
 
     rng = random.Random(5)
     for size in (1, 2, 7, 400):
-        rows = [
-            [rng.randint(0, 10000), round(rng.uniform(0, 300), rng.randint(0, 6)), rng.uniform(0, 100),
-             rng.choice([5, 30.5, 50, 200]), "seq"]
-            for _ in range(size)
-        ]  # fmt: skip
+        readings = {
+            f"2026-06-01T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{i % 60:02d}.{i:09d}Z": [
+                rng.randint(0, 10000), round(rng.uniform(0, 300), rng.randint(0, 6)), rng.uniform(0, 100),
+                rng.choice([5.0, 30.5, 50.0, 200.0, 1e-7, 123456789.125]), f"{rng.getrandbits(150):056d}",
+            ]
+            for i in range(size)
+        }  # fmt: skip
         expected = Sums()
-        for row in rows:  # the contract's own pairwise addition
+        for row in readings.values():  # the contract's own pairwise addition
             expected = expected + Sums.of(Measurement(*row[:4]))
-        assert row_sums(rows) == expected == total(Sums.of(Measurement(*row[:4])) for row in rows)
+        sums, latest = summarize(readings)
+        assert sums == expected == total(Sums.of(Measurement(*row[:4])) for row in readings.values())
+        newest = max(readings)
+        assert latest["timestamp"] == newest and latest["sequence_number"] == readings[newest][4]
+        assert latest["average_speed_kmh"] == exact(readings[newest][1])
+        encoded = encode_readings(readings)
+        assert encoded == json.dumps(readings, sort_keys=True, separators=(",", ":"))
+        assert json.loads(encoded) == readings
