@@ -208,7 +208,7 @@ def merge_window(
 
 
 _READINGS_DECODER = json.JSONDecoder()
-_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_string = json.encoder.encode_basestring_ascii
 
 
 def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
