@@ -68,8 +68,8 @@ def synth(platform: Platform) -> Synth:
 
 def run_main(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``main.py`` as ``cdktf synth`` would, from ``cwd``."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("CDKTF_OUTDIR", None)
+    full_env = {k: v for k, v in os.environ.items() if k not in ("CDKTF_OUTDIR", "ENVIRONMENT_SUFFIX")}
+    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
         cwd=cwd,

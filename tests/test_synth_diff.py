@@ -117,7 +117,10 @@ def test_removing_an_environment_destroys_its_stateful_resources(
     assert status == 1 and "`tap-ci-test`: `aws_s3_bucket." in report
 
 
-def test_git_refs_are_synthesized_in_a_scratch_worktree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_git_refs_are_synthesized_in_a_scratch_worktree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)  # the standing environments only
     inside = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     if inside.returncode != 0:
         pytest.skip("not a git checkout")

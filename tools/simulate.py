@@ -498,15 +498,14 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     started = time.time()
     alert_queue = subscribe_alert_queue(clients, targets)
     config = options.config
-    for key, value in {
-        **processor_environment(targets.runtime_names(), config),
-        **alert_environment(targets.runtime_names(), config),
-    }.items():
-        os.environ[key] = value
+    # The handlers' settings come from the environment the stack gives them, built here without touching
+    # this process's environment (which would leak ENVIRONMENT_SUFFIX and the rest into later commands).
+    names = targets.runtime_names()
+    processor_settings = ProcessorSettings.from_env(processor_environment(names, config))
     processor_handler.install(
-        Processor(ProcessorSettings.from_env(), clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
+        Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
     )
-    alert_handler.install(Alerter(AlertSettings.from_env(), clients=clients))
+    alert_handler.install(Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients))
     print(f"simulating {len(options.payloads):,} records on environment {targets.environment}", file=out)
 
     t0 = time.monotonic()
