@@ -281,3 +281,31 @@ def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
         encoded = encode_readings(readings)
         assert encoded == json.dumps(readings, sort_keys=True, separators=(",", ":"))
         assert json.loads(encoded) == readings
+
+
+def test_unprocessed_items_are_recognised_whatever_order_dynamodb_returns_them_in(env: Env) -> None:
+    """DynamoDB may hand back an unprocessed item with its map keys and set members in another order."""
+
+    def reorder(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: list(reversed(v)) if k == "SS" else reorder(v) for k, v in reversed(list(value.items()))}
+        if isinstance(value, list):
+            return [reorder(v) for v in value]
+        return value
+
+    Faults(
+        env.clients["dynamodb"],
+        {
+            "BatchWriteItem": lambda n, params: (
+                (200, {"UnprocessedItems": reorder(params["RequestItems"])}) if n <= 2 else None
+            )
+        },
+    )
+    original = reading("s1", "seg-a", "2026-06-01T11:50:00Z")
+    processor(env).handle(kinesis_event([original], first_sequence=1))
+    # a republished copy adds a string set ("duplicates") to the item, next to the "latest" map
+    response = processor(env).handle(kinesis_event([original, *many(40)], first_sequence=2))
+    assert response == {"batchItemFailures": []}
+    assert len(stored_readings(env)) == 41
+    (window,) = [w for w in state(env)["windows"] if w["sensor_id"] == "s1" and "duplicates" in w]
+    assert window["duplicates"] == {f"{2:056d}"}

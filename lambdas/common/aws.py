@@ -7,6 +7,7 @@ AWS faults into results the callers can act on; nothing retries without bound.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -187,4 +188,15 @@ def batch_write(client: Any, puts: Sequence[tuple[str, dict[str, Any]]], backoff
 
 
 def _identity(item: Mapping[str, Any]) -> str:
-    return repr(sorted(item.items()))
+    """The same text for the same item, however DynamoDB orders map keys and set members."""
+    return json.dumps(_canonical(item), sort_keys=True)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: sorted(map(_canonical, v)) if k in ("SS", "NS", "BS") else _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    return value
