@@ -32,8 +32,9 @@ SENSOR_WINDOWS = TableSpec(
     "sensor-windows", hash_key="sensor_id", range_key="window_segment", ttl=True, stream_view_type="NEW_IMAGE"
 )
 """Each sensor's distinct readings per window and segment (sort key ``<window start>#<segment id>``),
-with their exact sums and the sensor's latest reading so far. A sensor's current state is its newest
-item (one ``Query``, newest first, limit 1), so a reading touches exactly one item: 1,000 readings of
+with their exact sums and the item's newest reading. A sensor's current state is the newest reading
+of its newest window (a ``Query`` newest first; a sensor moved to another segment within that window
+has an item per segment there), so a reading touches exactly one item: 1,000 readings of
 1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. The stream drives the alert function. Items
 expire ``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no current state
 (its history stays in the data lake)."""

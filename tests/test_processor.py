@@ -309,3 +309,13 @@ def test_unprocessed_items_are_recognised_whatever_order_dynamodb_returns_them_i
     assert len(stored_readings(env)) == 41
     (window,) = [w for w in state(env)["windows"] if w["sensor_id"] == "s1" and "duplicates" in w]
     assert window["duplicates"] == {f"{2:056d}"}
+
+
+def test_current_state_follows_a_sensor_that_moves_segment_within_a_window(env: Env) -> None:
+    fn = processor(env)
+    fn.handle(kinesis_event([reading("s1", "seg-b", "2026-06-01T11:50:10Z", vehicles=3)], first_sequence=1))
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:50:50Z", vehicles=8)], first_sequence=2))
+    (sensor,) = state(env)["sensors"]
+    assert (sensor["segment_id"], sensor["timestamp"], int(sensor["vehicle_count"])) == (
+        "seg-a", "2026-06-01T11:50:50.000000000Z", 8,
+    )  # fmt: skip

@@ -79,7 +79,9 @@ def check_aws(argv: list[str]) -> None:
     assert operation in operations, f"aws {service} has no operation {operation}"
     for word in rest:
         if word.startswith("--"):
-            assert word in operations[operation] | AWS_GLOBAL, f"aws {service} {operation}: no parameter {word}"
+            known = operations[operation] | AWS_GLOBAL
+            negated = word.startswith("--no-") and f"--{word[5:]}" in known  # the CLI's --no-<boolean>
+            assert word in known or negated, f"aws {service} {operation}: no parameter {word}"
 
 
 def check_terraform(argv: list[str], stacks: set[str]) -> None:

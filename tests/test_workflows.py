@@ -102,6 +102,13 @@ def test_applies_run_in_a_github_environment_one_at_a_time_per_state() -> None:
     assert apply["environment"] == "${{ inputs.github-environment }}"
     for job in (plan, apply):
         assert job["concurrency"] == {"group": "tap-state-${{ inputs.suffix }}", "cancel-in-progress": False}
+    plan_scripts = "\n".join(s.get("run", "") for s in plan["steps"])
+    assert "-lock=false" in plan_scripts and "-out=tfplan" in plan_scripts
+    plan_role = next(s for s in plan["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    apply_role = next(s for s in apply["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    assert plan_role["with"]["role-to-assume"] == "${{ vars[inputs.plan-role-variable] }}", "plans run code: read-only"
+    assert apply_role["with"]["role-to-assume"] == "${{ vars[inputs.apply-role-variable] }}"
+    assert not any("make" in s.get("run", "") for s in apply["steps"]), "the apply job runs no project code"
     scripts = [s.get("run", "") for s in apply["steps"]]
     assert any("apply -input=false -lock-timeout=10m tfplan" in s for s in scripts), "apply exactly the saved plan"
     assert not any("-auto-approve" in s for s in scripts)
@@ -117,7 +124,11 @@ def test_main_promotes_dev_then_staging_then_prod() -> None:
         assert jobs[env]["with"]["github-environment"] == env
         assert jobs[env]["with"]["suffix"] == env
         assert Namer(env).stack_id() == f"tap-{env}"
-        assert jobs[env]["with"]["role-variable"] == f"AWS_APPLY_ROLE_ARN_{env.upper()}"
+        assert jobs[env]["with"]["plan-role-variable"] == f"AWS_PLAN_ROLE_ARN_{env.upper()}"
+        assert jobs[env]["with"]["apply-role-variable"] == f"AWS_APPLY_ROLE_ARN_{env.upper()}"
+    document = load(ROOT / ".github/workflows/deploy.yml")
+    assert document["concurrency"] == {"group": "deploy-main", "cancel-in-progress": False}
+    assert jobs["test"]["if"] == "github.ref == 'refs/heads/main'"
 
 
 def test_pull_requests_plan_every_environment_with_read_only_roles_and_comment_once() -> None:

@@ -7,7 +7,10 @@ The processor's Kinesis event source mapping sends a batch it gave up on to the 
 metadata only (``KinesisBatchInfo``: stream, shard, first and last sequence number). For each message
 this reads those records back from the stream (while the stream still retains them), hands them to the
 processor in events shaped like the mapping's, and deletes the message only when every record of it is
-stored (no ``batchItemFailures``, no function error). A message whose records are partly gone from the
+stored (no ``batchItemFailures``, no function error). Run it with the processor's event source mapping
+disabled (see docs/operations.md): the processor merges read-then-write, relying on one writer per
+sensor, so a replay racing the live mapping on the same sensor could lose one of the two updates.
+A message whose records are partly gone from the
 stream (retention passed), or that failed again, stays in the queue and is reported; the processor's
 merge is idempotent, so replaying a batch twice never counts a reading twice.
 
@@ -167,6 +170,10 @@ def redrive(
             break
         for message in fresh:
             seen.add(message["MessageId"])
+            # restart the message's visibility timeout now: the ones before it may have taken a while
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=visibility_timeout
+            )
             outcome = _handle(message, kinesis, submit, batch_size)
             report.outcomes.append(outcome)
             if outcome.status == "stored":
@@ -182,11 +189,12 @@ def _handle(message: dict[str, Any], kinesis: Any, submit: Submit, batch_size: i
         info = BatchInfo.of(message["Body"])
     except Unusable as error:
         return Outcome(message_id, "unusable", detail=str(error))
-    records, complete = fetch(kinesis, info)
+    records: list[dict[str, Any]] = []
     try:
+        records, complete = fetch(kinesis, info)
         failed = replay(info, records, submit, batch_size)
-    except Exception as error:
-        return Outcome(message_id, "failed", len(records), f"processor error: {error}")
+    except Exception as error:  # a read or function error: the message stays for another try
+        return Outcome(message_id, "failed", len(records), f"{type(error).__name__}: {error}")
     if failed:
         return Outcome(message_id, "failed", len(records), f"{len(failed)} record(s) still failing")
     if not complete:

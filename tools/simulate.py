@@ -395,18 +395,30 @@ def scan(clients: Clients, table: str) -> list[dict[str, Any]]:
 
 
 def sensor_state(clients: Clients, table: str, sensor_id: str) -> dict[str, Any] | None:
-    """A sensor's current state: the ``latest`` reading of its newest window item (one Query)."""
-    page = clients["dynamodb"].query(
+    """A sensor's current state: the newest ``latest`` reading among its items of its newest window.
+
+    The newest item (sort keys ``<window start>#<segment>`` sort by window) names that window; a sensor
+    moved to another segment within it has one item per segment there, so those are all read."""
+    dynamodb = clients["dynamodb"]
+    newest = dynamodb.query(
         TableName=table,
         KeyConditionExpression="sensor_id = :sensor",
         ExpressionAttributeValues={":sensor": {"S": sensor_id}},
         ScanIndexForward=False,
         Limit=1,
         ConsistentRead=True,
-    )
-    if not page["Items"]:
+    )["Items"]
+    if not newest:
         return None
-    item = deserialize(page["Items"][0])
+    window = newest[0]["window_start"]["S"]
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        KeyConditionExpression="sensor_id = :sensor AND begins_with(window_segment, :window)",
+        ExpressionAttributeValues={":sensor": {"S": sensor_id}, ":window": {"S": f"{window}#"}},
+        ConsistentRead=True,
+    )
+    items = [deserialize(item) for page in pages for item in page["Items"]]
+    item = max(items, key=lambda i: i["latest"]["timestamp"])
     return {"sensor_id": sensor_id, "segment_id": item["segment_id"], **item["latest"]}
 
 

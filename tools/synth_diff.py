@@ -145,7 +145,11 @@ class Source:
         if given.is_dir():
             return given
         self._scratch = Path(tempfile.mkdtemp(prefix="tap-synth-diff-"))
-        return synthesize_ref(self.spec, self._scratch, self.environ)
+        try:
+            return synthesize_ref(self.spec, self._scratch, self.environ)
+        except BaseException:
+            self.__exit__()  # __exit__ does not run when __enter__ raises
+            raise
 
     def __exit__(self, *_: object) -> None:
         if self._scratch is not None:
