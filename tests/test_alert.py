@@ -130,3 +130,21 @@ def test_ttl_removals_are_ignored(env: Env) -> None:
     removal = {"Records": [{"eventName": "REMOVE", "dynamodb": {"Keys": {}, "SequenceNumber": "1"}}]}
     assert alerter(env).handle(removal) == {"batchItemFailures": []}
     assert aggregates(env) == {}
+
+
+def test_values_beyond_dynamodb_number_limits_are_stored_and_aggregated_exactly(env: Env) -> None:
+    """The schema allows values DynamoDB numbers cannot hold (38 digits, magnitudes 1e-130..1e126): an
+    occupancy of 1e-300, or a window whose exact sum needs 42 digits. They must not block the shard."""
+    tiny = [
+        reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=1, speed=1e-40, occupancy=1e-300),
+        reading("s1", "seg-a", "2026-06-01T11:51:00Z", vehicles=1, speed=50.0, occupancy=60.0),
+        reading("s2", "seg-a", "2026-06-01T11:52:00Z", vehicles=2, speed=0.1, occupancy=1e-129),
+    ]
+    process(env, tiny)
+    assert alerter(env).handle(changes(env)) == {"batchItemFailures": []}
+    stored = aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    expected = aggregate([Measurement(1, 1e-40, 1e-300, 50.0), Measurement(1, 50.0, 60.0, 50.0),
+                          Measurement(2, 0.1, 1e-129, 50.0)])  # fmt: skip
+    assert int(stored["readings"]) == 3
+    assert float(stored["average_speed_kmh"]) == expected.average_speed_kmh
+    assert float(stored["occupancy_percent"]) == expected.occupancy_percent

@@ -16,7 +16,17 @@ from typing import Any
 
 from lambdas.common import metrics
 from lambdas.common.aws import deserialize
-from lambdas.common.contract import ALERT_LEVELS, LEVELS, NS_PER_SECOND, Aggregate, Sums, exact, parse_instant, total
+from lambdas.common.contract import (
+    ALERT_LEVELS,
+    LEVELS,
+    NS_PER_SECOND,
+    Aggregate,
+    Sums,
+    exact,
+    exact_text,
+    parse_instant,
+    total,
+)
 
 WindowId = tuple[str, str]  # (segment_id, window_start)
 
@@ -102,9 +112,9 @@ def fold(
         "partials": _encode(updated),
         "readings": agg.readings,
         "vehicles": agg.vehicles,
-        "average_speed_kmh": exact(agg.average_speed_kmh),
-        "occupancy_percent": exact(agg.occupancy_percent),
-        "speed_limit_kmh": exact(agg.speed_limit_kmh),
+        "average_speed_kmh": exact_text(exact(agg.average_speed_kmh)),
+        "occupancy_percent": exact_text(exact(agg.occupancy_percent)),
+        "speed_limit_kmh": exact_text(exact(agg.speed_limit_kmh)),
         "congestion_level": agg.congestion_level,
         "expires_at": parse_instant(window[1]) // NS_PER_SECOND + window_seconds + ttl_days * 86400,
     }

@@ -301,6 +301,12 @@ def exact(value: float | int) -> Decimal:
     return _decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
+def exact_text(value: Decimal | None) -> str | None:
+    """An exact decimal as stored: text, because a DynamoDB number holds at most 38 digits between
+    1e-130 and 1e126, and the schema accepts readings (1e-300) and sums (1e-40 + 50) beyond that."""
+    return None if value is None else str(value)
+
+
 _decimal = lru_cache(maxsize=8192)(Decimal)
 """Decimals are immutable: readings repeat their values, so convert each written form once."""
 

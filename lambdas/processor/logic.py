@@ -29,6 +29,7 @@ from lambdas.common.contract import (
     Sums,
     congestion_level,
     exact,
+    exact_text,
     format_instant,
     parse_reading,
     window_start_ns,
@@ -156,8 +157,8 @@ def merge_window(
     """Add ``(sequence number, reading)`` pairs, in delivery order, to a window item.
 
     The item keeps the readings as one JSON attribute (``{instant: [vehicles, speed, occupancy,
-    limit, first sequence number]}``) and their exact sums as numbers, which the alert function and
-    the read-back combine without parsing the readings.
+    limit, first sequence number]}``) and their exact sums (decimals as text, see ``exact_text``),
+    which the alert function and the read-back combine without parsing the readings.
     """
     first = contributions[0][1]
     readings: dict[str, list[Any]] = _READINGS_DECODER.decode(existing["readings"]) if existing else {}
@@ -191,12 +192,12 @@ def merge_window(
         "window_start": key[1].split("#", 1)[0],
         "segment_id": first.segment_id,
         "readings": encode_readings(readings),
-        # the exact sums, as DynamoDB numbers (what sums_of reads back)
+        # the exact sums (what sums_of reads back); decimals as text, see exact_text
         "reading_count": sums.readings,
         "vehicles": sums.vehicles,
-        "speed_x_vehicles": sums.speed_x_vehicles,
-        "occupancy_sum": sums.occupancy,
-        "min_speed_limit": sums.min_speed_limit,
+        "speed_x_vehicles": exact_text(sums.speed_x_vehicles),
+        "occupancy_sum": exact_text(sums.occupancy),
+        "min_speed_limit": exact_text(sums.min_speed_limit),
         "latest": latest,
         "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
     }
@@ -253,9 +254,9 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[Sums, dict[str, An
     latest = {
         "timestamp": newest,
         "vehicle_count": row[0],
-        "average_speed_kmh": newest_numbers[0],
-        "occupancy_percent": newest_numbers[1],
-        "speed_limit_kmh": newest_numbers[2],
+        "average_speed_kmh": exact_text(newest_numbers[0]),
+        "occupancy_percent": exact_text(newest_numbers[1]),
+        "speed_limit_kmh": exact_text(newest_numbers[2]),
         "congestion_level": congestion_level(row[0], row[1], row[2], row[3]),
         "sequence_number": row[4],
     }
