@@ -39,9 +39,6 @@ class Run:
         """The largest single-process peak among processes called ``name`` (e.g. python, node)."""
         return max((p.peak_mib for p in self.processes if p.name == name), default=0.0)
 
-    def total_of(self, name: str) -> float:
-        return sum(p.peak_mib for p in self.processes if p.name == name)
-
     @property
     def total_mib(self) -> float:
         """The sum of every process's own peak: an upper bound of the tree's peak at any instant."""

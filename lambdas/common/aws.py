@@ -110,14 +110,6 @@ def deserialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
-Key = tuple[str, tuple[tuple[str, str], ...]]  # (table, ((attribute, serialized value), ...))
-
-
-def key_of(table: str, key_attributes: Sequence[str], item: Mapping[str, Any]) -> Key:
-    """A hashable identity of a (serialized) item or key in ``table``."""
-    return table, tuple((a, repr(item[a])) for a in key_attributes)
-
-
 def batch_get(
     client: Any,
     keys: Mapping[str, Sequence[Mapping[str, Any]]],

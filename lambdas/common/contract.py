@@ -334,7 +334,7 @@ class Sums:
 
     def __add__(self, other: Sums) -> Sums:
         limits = [x for x in (self.min_speed_limit, other.min_speed_limit) if x is not None]
-        with localcontext(_EXACT):
+        with localcontext(EXACT_CONTEXT):
             return Sums(
                 self.readings + other.readings,
                 self.vehicles + other.vehicles,
@@ -346,7 +346,7 @@ class Sums:
     def aggregate(self) -> Aggregate:
         if not self.readings or self.min_speed_limit is None:
             raise ValueError("an aggregate needs at least one reading")
-        with localcontext(_EXACT):
+        with localcontext(EXACT_CONTEXT):
             speed = float(self.speed_x_vehicles / self.vehicles) if self.vehicles else 0.0
             occupancy = float(self.occupancy / self.readings)
         limit = float(self.min_speed_limit)
@@ -360,7 +360,7 @@ class Sums:
         )
 
 
-_EXACT = EXACT_CONTEXT = Context(prec=80)
+EXACT_CONTEXT = Context(prec=80)
 """Enough digits that sums of readings' decimals are exact."""
 
 
@@ -369,7 +369,7 @@ def total(sums: Iterable[Sums]) -> Sums:
     readings = vehicles = 0
     speed_x_vehicles = occupancy = Decimal(0)
     limit: Decimal | None = None
-    with localcontext(_EXACT):
+    with localcontext(EXACT_CONTEXT):
         for s in sums:
             readings += s.readings
             vehicles += s.vehicles
