@@ -35,7 +35,6 @@ from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.common.contract import REASONS, Sums, format_instant, parse_instant, total
 from lambdas.processor import handler as processor_handler
-from lambdas.processor.logic import sums_of
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
@@ -460,7 +459,7 @@ def summarize(
     windows = scan(clients, targets.sensor_windows_table)
     by_segment: dict[str, list[Sums]] = defaultdict(list)
     for item in windows:
-        by_segment[item["segment_id"]].append(sums_of(item))
+        by_segment[item["segment_id"]].append(Sums.from_attributes(item))
     accepted = sum(int(item["reading_count"]) for item in windows)
     duplicates = sum(len(item.get("duplicates", ())) for item in windows)
     alerts = [

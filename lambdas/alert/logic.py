@@ -51,13 +51,7 @@ def changed_windows(event: Mapping[str, Any]) -> dict[WindowId, WindowChange]:
         image = deserialize(record["dynamodb"]["NewImage"])
         window = (image["segment_id"], image["window_start"])
         change = changed.setdefault(window, WindowChange())
-        change.partials[image["sensor_id"]] = Sums(
-            int(image["reading_count"]),
-            int(image["vehicles"]),
-            Decimal(image["speed_x_vehicles"]),
-            Decimal(image["occupancy_sum"]),
-            Decimal(image["min_speed_limit"]),
-        )
+        change.partials[image["sensor_id"]] = Sums.from_attributes(image)
         change.sequence_numbers.append(record["dynamodb"]["SequenceNumber"])
     return changed
 

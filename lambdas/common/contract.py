@@ -332,6 +332,27 @@ class Sums:
             exact(m.speed_limit_kmh),
         )  # fmt: skip
 
+    def attributes(self) -> dict[str, Any]:
+        """The sums as a stored item's attributes (decimals as text, see ``exact_text``)."""
+        return {
+            "reading_count": self.readings,
+            "vehicles": self.vehicles,
+            "speed_x_vehicles": exact_text(self.speed_x_vehicles),
+            "occupancy_sum": exact_text(self.occupancy),
+            "min_speed_limit": exact_text(self.min_speed_limit),
+        }
+
+    @classmethod
+    def from_attributes(cls, item: Mapping[str, Any]) -> Sums:
+        """The sums a stored item carries (written by :meth:`attributes`)."""
+        return cls(
+            int(item["reading_count"]),
+            int(item["vehicles"]),
+            Decimal(item["speed_x_vehicles"]),
+            Decimal(item["occupancy_sum"]),
+            Decimal(item["min_speed_limit"]),
+        )
+
     def __add__(self, other: Sums) -> Sums:
         limits = [x for x in (self.min_speed_limit, other.min_speed_limit) if x is not None]
         with localcontext(EXACT_CONTEXT):

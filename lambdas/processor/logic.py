@@ -192,12 +192,7 @@ def merge_window(
         "window_start": key[1].split("#", 1)[0],
         "segment_id": first.segment_id,
         "readings": encode_readings(readings),
-        # the exact sums (what sums_of reads back); decimals as text, see exact_text
-        "reading_count": sums.readings,
-        "vehicles": sums.vehicles,
-        "speed_x_vehicles": exact_text(sums.speed_x_vehicles),
-        "occupancy_sum": exact_text(sums.occupancy),
-        "min_speed_limit": exact_text(sums.min_speed_limit),
+        **sums.attributes(),
         "latest": latest,
         "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
     }
@@ -261,14 +256,3 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[Sums, dict[str, An
         "sequence_number": row[4],
     }
     return Sums(readings_count, vehicles, speed_x_vehicles, occupancy, limit), latest
-
-
-def sums_of(item: Mapping[str, Any]) -> Sums:
-    """The exact sums a stored window item carries."""
-    return Sums(
-        int(item["reading_count"]),
-        int(item["vehicles"]),
-        Decimal(item["speed_x_vehicles"]),
-        Decimal(item["occupancy_sum"]),
-        Decimal(item["min_speed_limit"]),
-    )
