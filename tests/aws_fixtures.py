@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,9 +12,7 @@ from botocore.awsrequest import AWSResponse
 
 from lambdas.common.aws import Backoff, Clients
 from stacks.config import PROFILES
-from tools.simulate import Targets, in_moto
-
-SHARD = "shardId-000000000000"
+from tools.simulate import Targets, in_moto, payload_event
 
 
 @dataclass
@@ -38,29 +35,8 @@ def moto_env(suffix: str = "dev") -> Iterator[Env]:
 def kinesis_event(
     payloads: list[bytes], first_sequence: int = 1, partition_keys: list[str] | None = None
 ) -> dict[str, Any]:
-    """A Kinesis event exactly as Lambda delivers it."""
-    records = []
-    for i, payload in enumerate(payloads):
-        sequence = f"{first_sequence + i:056d}"
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": (partition_keys or ["sensor"] * len(payloads))[i],
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(payload).decode(),
-                    "approximateArrivalTimestamp": 1780315140.5,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{SHARD}:{sequence}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/tap-processor-fn-dev",
-                "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev",
-            }
-        )
-    return {"Records": records}
+    """A Kinesis event exactly as Lambda delivers it (see ``tools.simulate.payload_event``)."""
+    return payload_event(payloads, first_sequence=first_sequence, partition_keys=partition_keys)
 
 
 def reading(

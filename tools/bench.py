@@ -17,7 +17,6 @@ table (``--output BENCHMARKS.md`` writes the whole report). Sections:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -38,7 +37,7 @@ from lambdas.common.contract import Aggregate, Sums, parse_instant, total
 from lambdas.processor import logic
 from stacks.config import PROFILES
 from tools import proctree
-from tools.simulate import generate
+from tools.simulate import generate, payload_event
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
@@ -217,23 +216,6 @@ def option_rows(baseline: Sequence[proctree.Run], runs: int) -> list[Row]:
 # ------------------------------------------------------------------------------------ pure logic
 
 
-def kinesis_event(payloads: Sequence[bytes]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "kinesis": {
-                    "partitionKey": "sensor",
-                    "sequenceNumber": f"{i:056d}",
-                    "data": base64.b64encode(p).decode("ascii"),
-                    "approximateArrivalTimestamp": NOW_NS / 1e9,
-                },
-                "eventID": f"shardId-000000000000:{i:056d}",
-            }
-            for i, p in enumerate(payloads, start=1)
-        ]
-    }
-
-
 def pure_pipeline(event: Mapping[str, Any]) -> dict[tuple[str, str], Aggregate]:
     """The processor's and alert's pure logic on one batch, without I/O: decode, validate (quarantine
     decisions included), merge into window items, fold the items' exact sums into each segment's
@@ -257,7 +239,7 @@ def bench_payloads(n: int) -> list[bytes]:
 
 
 def throughput(n: int, repeats: int) -> float:
-    event = kinesis_event(bench_payloads(n))
+    event = payload_event(bench_payloads(n))
     for _ in range(max(3, repeats // 5)):
         pure_pipeline(event)
     times = []
@@ -418,7 +400,7 @@ def memory_section() -> list[Row]:
         url = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory(prefix="tap-bench-mem-") as scratch:
             event_file = Path(scratch) / "event.json"
-            event_file.write_text(json.dumps(kinesis_event(bench_payloads(10_000))))
+            event_file.write_text(json.dumps(payload_event(bench_payloads(10_000))))
             for name in ("dev", "staging", "prod"):
                 config = PROFILES[name]
                 targets = create_targets(name, config, endpoint_clients(url, config.region))

@@ -9,7 +9,6 @@ service and operation before it leaves botocore. The counts depend only on the b
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 from collections import Counter
@@ -26,11 +25,10 @@ from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
 from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
-from tools.simulate import Targets, dynamodb_stream_records, in_moto
+from tools.simulate import Targets, dynamodb_stream_records, in_moto, payload_event
 
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
 SERVICES = ("dynamodb", "s3", "cloudwatch", "sns")
-SHARD = "shardId-000000000000"
 
 
 @contextmanager
@@ -51,26 +49,6 @@ def counting(clients: Clients) -> Iterator[Counter[str]]:
     finally:
         for client, handler in handlers:
             client.meta.events.unregister("before-call.*.*", handler)
-
-
-def kinesis_event(payloads: list[bytes]) -> dict[str, Any]:
-    """A Kinesis event as Lambda delivers it (sequence numbers 1, 2, ...)."""
-    records = []
-    for index, payload in enumerate(payloads, start=1):
-        sequence = f"{index:056d}"
-        records.append(
-            {
-                "kinesis": {
-                    "partitionKey": "sensor",
-                    "sequenceNumber": sequence,
-                    "data": base64.b64encode(payload).decode("ascii"),
-                    "approximateArrivalTimestamp": NOW_NS / 1e9,
-                },
-                "eventSource": "aws:kinesis",
-                "eventID": f"{SHARD}:{sequence}",
-            }
-        )
-    return {"Records": records}
 
 
 def reading(sensor: int, segment: int, minute: int) -> bytes:
@@ -149,7 +127,7 @@ def processor_scenario(scenario: Scenario) -> Measured:
     with in_moto("dev", PROFILES["dev"]) as (clients, targets):
         fn = _processor(clients, targets)
         with counting(clients) as counts:
-            response = fn.handle(kinesis_event(scenario.payloads()))
+            response = fn.handle(payload_event(scenario.payloads()))
         if response["batchItemFailures"]:
             raise AssertionError(f"{scenario.name}: records failed: {response}")
         return Measured(scenario.name, scenario.valid, 1, dict(counts))
@@ -158,7 +136,7 @@ def processor_scenario(scenario: Scenario) -> Measured:
 def alert_scenario() -> Measured:
     """The window changes of 1,000 sensors' readings, in alert invocations of the mapping's batch size."""
     with in_moto("dev", PROFILES["dev"]) as (clients, targets):
-        _processor(clients, targets).handle(kinesis_event(distinct_sensors()))
+        _processor(clients, targets).handle(payload_event(distinct_sensors()))
         changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
         fn = _alerter(clients, targets)
         invocations = 0

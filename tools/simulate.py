@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,31 @@ def kinesis_event(shard: str, records: Sequence[dict[str, Any]], region: str, st
             for r in records
         ]
     }
+
+
+def payload_event(
+    payloads: Sequence[bytes],
+    *,
+    first_sequence: int = 1,
+    partition_keys: Sequence[str] | None = None,
+    arrival_seconds: float = 1780315140.5,
+    shard: str = "shardId-000000000000",
+    region: str = "us-east-1",
+    stream_arn: str = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev",
+) -> dict[str, Any]:
+    """The event Lambda would hand the processor for ``payloads`` put on one shard, with sequence
+    numbers ``first_sequence``, ``first_sequence + 1``, ... (56 digits, as Kinesis writes them)."""
+    arrival = datetime.fromtimestamp(arrival_seconds, UTC)
+    records = [
+        {
+            "SequenceNumber": f"{first_sequence + i:056d}",
+            "PartitionKey": partition_keys[i] if partition_keys else "sensor",
+            "Data": payload,
+            "ApproximateArrivalTimestamp": arrival,
+        }
+        for i, payload in enumerate(payloads)
+    ]
+    return kinesis_event(shard, records, region, stream_arn)
 
 
 def failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
