@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -374,12 +373,6 @@ print(json.dumps({"before_kib": before, "peak_kib": peak_kib()}))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def memory_section() -> list[Row]:
     """The processor in its own interpreter, as in Lambda: the handler, boto3 and the event, nothing else.
 
@@ -388,14 +381,13 @@ def memory_section() -> list[Row]:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     from stacks.layout import processor_environment  # noqa: PLC0415
-    from tools.simulate import MOTO_CREDENTIALS, create_targets, endpoint_clients  # noqa: PLC0415
+    from tools.deploy_local import free_port  # noqa: PLC0415
+    from tools.simulate import MOTO_CREDENTIALS, create_targets, endpoint_clients, moto_credentials  # noqa: PLC0415
 
     rows = []
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    saved = {key: os.environ.get(key) for key in MOTO_CREDENTIALS}
-    os.environ.update(MOTO_CREDENTIALS)
     try:
         url = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory(prefix="tap-bench-mem-") as scratch:
@@ -403,7 +395,8 @@ def memory_section() -> list[Row]:
             event_file.write_text(json.dumps(payload_event(bench_payloads(10_000))))
             for name in ("dev", "staging", "prod"):
                 config = PROFILES[name]
-                targets = create_targets(name, config, endpoint_clients(url, config.region))
+                with moto_credentials():
+                    targets = create_targets(name, config, endpoint_clients(url, config.region))
                 env = {
                     **os.environ,
                     **MOTO_CREDENTIALS,
@@ -431,11 +424,6 @@ def memory_section() -> list[Row]:
                 )
     finally:
         server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return rows
 
 

@@ -112,15 +112,20 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
 def moto_server(folder: Path) -> Iterator[tuple[str, Path]]:
     """moto's server over TLS on a free loopback port; yields its URL and CA bundle, always stops it.
 
     TLS, because the stacks' bucket policies deny insecure transport, and moto enforces them.
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     cert, key = self_signed_certificate(folder)
     process = subprocess.Popen(
         [sys.executable, "-m", "tools.emulator", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)],

@@ -33,7 +33,7 @@ from typing import Any
 from lambdas.common.aws import Clients
 from stacks.config import PROFILES
 from stacks.naming import Kind, Namer, NamingError
-from tools.simulate import kinesis_event
+from tools.simulate import endpoint_clients, kinesis_event
 
 MAX_EVENT_BYTES = 5 * 1024 * 1024
 """A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--local needs --outputs (terraform output -json of the environment)")
     config = PROFILES.get(args.env) or PROFILES["dev"].with_name(args.env)
     region = args.region or config.region
-    clients = _clients(region, args.endpoint_url)
+    clients = endpoint_clients(args.endpoint_url, region)
     queue_url = clients["sqs"].get_queue_url(QueueName=namer.name(Kind.SQS_QUEUE, "processor-dlq"))["QueueUrl"]
     if args.local:
         submit = local_submitter(_local_processor(args.env, region, args.outputs, clients, config))
@@ -264,13 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     return 0 if report.drained else 1
-
-
-def _clients(region: str, endpoint_url: str | None) -> Clients:
-    import boto3  # noqa: PLC0415
-
-    services = ("sqs", "kinesis", "lambda", "dynamodb", "s3")
-    return Clients(**{s: boto3.client(s, region_name=region, endpoint_url=endpoint_url) for s in services})
 
 
 def _local_processor(env: str, region: str, outputs: Path, clients: Clients, config: Any) -> Any:

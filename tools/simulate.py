@@ -707,22 +707,28 @@ MOTO_CREDENTIALS = {
 
 
 @contextmanager
-def in_moto(environment: str, config: EnvironmentConfig) -> Iterator[tuple[Clients, Targets]]:
-    """An environment's data-path resources in moto (in process), with dummy credentials meanwhile."""
-    from moto import mock_aws  # noqa: PLC0415 - a development dependency, only for local runs
-
+def moto_credentials() -> Iterator[None]:
+    """Dummy AWS credentials in this process's environment while the block runs, then as before."""
     saved = {key: os.environ.get(key) for key in MOTO_CREDENTIALS}
     os.environ.update(MOTO_CREDENTIALS)
     try:
-        with mock_aws():
-            clients = Clients(dynamodbstreams=moto_streams_client(config.region))
-            yield clients, create_targets(environment, config, clients)
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def in_moto(environment: str, config: EnvironmentConfig) -> Iterator[tuple[Clients, Targets]]:
+    """An environment's data-path resources in moto (in process), with dummy credentials meanwhile."""
+    from moto import mock_aws  # noqa: PLC0415 - a development dependency, only for local runs
+
+    with moto_credentials(), mock_aws():
+        clients = Clients(dynamodbstreams=moto_streams_client(config.region))
+        yield clients, create_targets(environment, config, clients)
 
 
 def moto_streams_client(region: str) -> Any:
@@ -735,10 +741,11 @@ def moto_streams_client(region: str) -> Any:
     )
 
 
-def endpoint_clients(endpoint_url: str, region: str) -> Clients:
+def endpoint_clients(endpoint_url: str | None, region: str) -> Clients:
+    """Clients of the data path's services in ``region``, all sent to ``endpoint_url`` when given."""
     import boto3  # noqa: PLC0415
 
-    services = ("dynamodb", "dynamodbstreams", "kinesis", "s3", "sns", "sqs", "cloudwatch")
+    services = ("dynamodb", "dynamodbstreams", "kinesis", "s3", "sns", "sqs", "cloudwatch", "lambda")
     return Clients(**{s: boto3.client(s, endpoint_url=endpoint_url, region_name=region) for s in services})
 
 
