@@ -10,9 +10,18 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
+from lambdas.alert.service import Alerter
+from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients
+from lambdas.common.contract import parse_instant
+from lambdas.processor.service import Processor
+from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
+from stacks.layout import alert_environment, processor_environment
 from tools.simulate import Targets, in_moto, payload_event
+
+NOW = parse_instant("2026-06-01T12:00:00Z")
+"""Processing time of the handler tests."""
 
 
 @dataclass
@@ -23,6 +32,15 @@ class Env:
 
     def backoff(self, attempts: int = 6) -> Backoff:
         return Backoff(attempts=attempts, sleep=self.sleeps.append)
+
+    def processor(self, attempts: int = 6) -> Processor:
+        """The processor on these resources, configured as the stack configures it, at ``NOW``."""
+        settings = ProcessorSettings.from_env(processor_environment(self.targets.runtime_names(), PROFILES["dev"]))
+        return Processor(settings, clients=self.clients, backoff=self.backoff(attempts), clock=lambda: NOW)
+
+    def alerter(self, attempts: int = 3) -> Alerter:
+        settings = AlertSettings.from_env(alert_environment(self.targets.runtime_names(), PROFILES["dev"]))
+        return Alerter(settings, clients=self.clients, backoff=self.backoff(attempts))
 
 
 @contextmanager

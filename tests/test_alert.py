@@ -9,17 +9,10 @@ from typing import Any
 import pytest
 
 from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import deserialize
-from lambdas.common.contract import Measurement, aggregate, parse_instant
-from lambdas.processor.service import Processor
-from lambdas.processor.service import Settings as ProcessorSettings
-from stacks.config import PROFILES
-from stacks.layout import alert_environment, processor_environment
+from lambdas.common.contract import Measurement, aggregate
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error
 from tools.simulate import dynamodb_stream_records, subscribe_alert_queue
-
-NOW = parse_instant("2026-06-01T12:00:00Z")
 
 
 @pytest.fixture
@@ -29,14 +22,11 @@ def env() -> Iterator[Env]:
 
 
 def alerter(env: Env) -> Alerter:
-    settings = AlertSettings.from_env(alert_environment(env.targets.runtime_names(), PROFILES["dev"]))
-    return Alerter(settings, clients=env.clients, backoff=env.backoff(3))
+    return env.alerter()
 
 
 def process(env: Env, payloads: list[bytes], first_sequence: int = 1) -> None:
-    settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
-    fn = Processor(settings, clients=env.clients, backoff=env.backoff(), clock=lambda: NOW)
-    assert fn.handle(kinesis_event(payloads, first_sequence))["batchItemFailures"] == []
+    assert env.processor().handle(kinesis_event(payloads, first_sequence))["batchItemFailures"] == []
 
 
 def changes(env: Env, after: int = 0) -> dict[str, Any]:

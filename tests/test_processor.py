@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 
 from lambdas.common.aws import deserialize
-from lambdas.common.contract import parse_instant
 from lambdas.processor import handler as processor_handler
-from lambdas.processor.service import Processor, Settings
+from lambdas.processor.service import Processor
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
 from tools.simulate import sensor_state
-
-NOW = parse_instant("2026-06-01T12:00:00Z")
 
 
 @pytest.fixture
@@ -29,8 +26,7 @@ def env() -> Iterator[Env]:
 
 
 def processor(env: Env, attempts: int = 6) -> Processor:
-    settings = Settings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
-    return Processor(settings, clients=env.clients, backoff=env.backoff(attempts), clock=lambda: NOW)
+    return env.processor(attempts)
 
 
 def table(env: Env, name: str) -> list[dict[str, Any]]:

@@ -7,14 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lambdas.common.contract import Reading, parse_instant, parse_reading
-from lambdas.processor.service import Processor, Settings
-from stacks.config import PROFILES
-from stacks.layout import processor_environment
-from tests.aws_fixtures import Env, Faults, moto_env, throttled
+from lambdas.common.contract import Reading, parse_reading
+from lambdas.processor.service import Processor
+from tests.aws_fixtures import NOW, Env, Faults, moto_env, throttled
 from tools import redrive, simulate
-
-NOW = parse_instant("2026-06-01T12:00:00Z")
 
 
 @pytest.fixture
@@ -24,8 +20,7 @@ def env() -> Iterator[Env]:
 
 
 def processor(env: Env) -> Processor:
-    settings = Settings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
-    return Processor(settings, clients=env.clients, backoff=env.backoff(2), clock=lambda: NOW)
+    return env.processor(attempts=2)
 
 
 def queued(env: Env) -> int:
