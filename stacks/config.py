@@ -195,6 +195,9 @@ class EnvironmentConfig:
     """Records older than this go to the DLQ (bounded, 60-604800 s)."""
     aggregation_window_seconds: int = 300
     """Length of a segment aggregation window; divides an hour."""
+    max_reading_age_seconds: int = 86_400
+    """Readings older than this at their arrival are quarantined as ``stale_timestamp`` (contract); at
+    most ``lifecycle.aggregate_ttl_days``, so an accepted reading is never written already expired."""
     firehose_buffer_seconds: int = 300
     """How long Firehose buffers before writing a Parquet file to the lake, 60-900 s."""
     athena_bytes_scanned_cutoff: int = 1 * 1024**3
@@ -239,6 +242,7 @@ class EnvironmentConfig:
         _int(env, "aggregation_window_seconds", self.aggregation_window_seconds, 60, 3600)
         if 3600 % self.aggregation_window_seconds:
             raise ConfigError(env, "aggregation_window_seconds", "must divide 3600 evenly")
+        _int(env, "max_reading_age_seconds", self.max_reading_age_seconds, 1, 3_650 * 86_400)
         _int(env, "firehose_buffer_seconds", self.firehose_buffer_seconds, 60, 900)
         _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff, 10 * 1024**2, 2**53)
         if not isinstance(self.alarms, AlarmThresholds):
@@ -255,6 +259,13 @@ class EnvironmentConfig:
         if self.alarms.iterator_age_ms >= self.max_record_age_seconds * 1000:
             raise ConfigError(
                 env, "alarms.iterator_age_ms", "must be below max_record_age_seconds, or records expire before it fires"
+            )
+        if self.max_reading_age_seconds > self.lifecycle.aggregate_ttl_days * 86_400:
+            raise ConfigError(
+                env,
+                "max_reading_age_seconds",
+                f"must not exceed lifecycle.aggregate_ttl_days ({self.lifecycle.aggregate_ttl_days} d = "
+                f"{self.lifecycle.aggregate_ttl_days * 86_400} s): state of older readings is already expired",
             )
         if self.max_record_age_seconds > self.stream_retention_hours * 3600:
             raise ConfigError(env, "max_record_age_seconds", "must not exceed stream_retention_hours")

@@ -18,28 +18,54 @@ ALERT_BATCH_SIZE = 1000
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index (all attributes projected, on-demand like its table)."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    range_type: str = "S"
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """Key schema, TTL and change stream of one table."""
+    """Key schema, TTL, change stream and indexes of one table."""
 
     concern: str
     hash_key: str
     range_key: str | None = None
     ttl: bool = False
     stream_view_type: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
+
+    def attribute_types(self) -> dict[str, str]:
+        """Every key attribute of the table and its indexes, with its DynamoDB type."""
+        types = {self.hash_key: "S"}
+        if self.range_key:
+            types[self.range_key] = "S"
+        for index in self.indexes:
+            types[index.hash_key] = "S"
+            types[index.range_key] = index.range_type
+        return types
 
 
 SENSOR_WINDOWS = TableSpec(
-    "sensor-windows", hash_key="sensor_id", range_key="window_segment", ttl=True, stream_view_type="NEW_IMAGE"
+    "sensor-windows", hash_key="sensor_id", range_key="window_part", ttl=True, stream_view_type="NEW_IMAGE"
 )
-"""Each sensor's distinct readings per window and segment (sort key ``<window start>#<segment id>``),
-with their exact sums and the item's newest reading. A sensor's current state is the newest reading
-of its newest window (a ``Query`` newest first; a sensor moved to another segment within that window
-has an item per segment there), so a reading touches exactly one item: 1,000 readings of
-1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. The stream drives the alert function. Items
-expire ``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no current state
-(its history stays in the data lake)."""
-SEGMENT_AGGREGATES = TableSpec("segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True)
-"""Each segment's aggregate per window, with its congestion level and alert state."""
+"""Each sensor's distinct readings per window (sort key ``<window start>#<part>``, see
+``lambdas.processor.logic``: a window's readings are split over bounded parts), with their exact sums
+per segment and the part's newest reading. A sensor's current state is the newest reading of its
+newest window (a ``Query`` newest first, then that window's parts), so a reading touches one item:
+1,000 readings of 1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. The stream drives the alert
+function. Items expire ``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no
+current state (its history stays in the data lake)."""
+PENDING_ALERTS = IndexSpec("pending-alerts", hash_key="alert_pending", range_key="alert_lease_until", range_type="N")
+"""Sparse: only aggregates whose alert is claimed but not yet sent carry ``alert_pending``; the alert
+function queries it for claims whose lease ran out (``lambdas.alert.service``)."""
+SEGMENT_AGGREGATES = TableSpec(
+    "segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True, indexes=(PENDING_ALERTS,)
+)
+"""Each segment's aggregate per window, with its congestion level, version and alert state."""
 TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES)
 
 
@@ -61,6 +87,7 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
         **_common_environment(names, config),
         "QUARANTINE_BUCKET": names.quarantine_bucket,
         "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
+        "MAX_READING_AGE_SECONDS": str(config.max_reading_age_seconds),
     }
 
 
@@ -70,7 +97,14 @@ def alert_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[st
         **_common_environment(names, config),
         "SEGMENT_AGGREGATES_TABLE": names.segment_aggregates_table,
         "ALERT_TOPIC_ARN": names.alert_topic_arn,
+        "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(config)),
     }
+
+
+def claim_lease_seconds(config: EnvironmentConfig) -> int:
+    """How long an alert claim is its owner's: past the alert function's timeout (Lambda has ended the
+    invocation by then), with a minute for clocks and the runtime's shutdown."""
+    return config.alert.timeout_seconds + 60
 
 
 def _common_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:

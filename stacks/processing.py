@@ -26,7 +26,14 @@ from stacks.config import FunctionSettings
 from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.lambda_package import package
-from stacks.layout import ALERT_BATCH_SIZE, QUARANTINE_PREFIX, RuntimeNames, alert_environment, processor_environment
+from stacks.layout import (
+    ALERT_BATCH_SIZE,
+    PENDING_ALERTS,
+    QUARANTINE_PREFIX,
+    RuntimeNames,
+    alert_environment,
+    processor_environment,
+)
 from stacks.naming import Kind
 
 RUNTIME = "python3.12"
@@ -191,9 +198,14 @@ class Processing(Construct):
                     [props.sensor_windows_stream_arn],
                 ),
                 Statement(
-                    "ReadAndWriteAggregates",
-                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+                    "ReadAndWriteAggregates",  # conditional writes: optimistic locking and alert claims
+                    ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                     [props.segment_aggregates_table_arn],
+                ),
+                Statement(
+                    "FindExpiredAlertClaims",
+                    ["dynamodb:Query"],
+                    [f"{props.segment_aggregates_table_arn}/index/{PENDING_ALERTS.name}"],
                 ),
                 Statement(
                     "PublishOwnMetrics",

@@ -6,6 +6,7 @@ from cdktf import TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.dynamodb_table import (
     DynamodbTable,
     DynamodbTableAttribute,
+    DynamodbTableGlobalSecondaryIndex,
     DynamodbTablePointInTimeRecovery,
     DynamodbTableServerSideEncryption,
     DynamodbTableTtl,
@@ -75,9 +76,13 @@ class Storage(Construct):
         self.athena_results = bucket("athena-results", "athena-results", life.athena_results_expiration_days)
 
     def _table(self, id_: str, spec: TableSpec) -> DynamodbTable:
-        attributes = [DynamodbTableAttribute(name=spec.hash_key, type="S")]
-        if spec.range_key:
-            attributes.append(DynamodbTableAttribute(name=spec.range_key, type="S"))
+        attributes = [DynamodbTableAttribute(name=name, type=kind) for name, kind in spec.attribute_types().items()]
+        indexes = [
+            DynamodbTableGlobalSecondaryIndex(
+                name=index.name, hash_key=index.hash_key, range_key=index.range_key, projection_type="ALL"
+            )
+            for index in spec.indexes
+        ]
         return DynamodbTable(
             self,
             id_,
@@ -86,6 +91,7 @@ class Storage(Construct):
             hash_key=spec.hash_key,
             range_key=spec.range_key,
             attribute=attributes,
+            global_secondary_index=indexes or None,
             point_in_time_recovery=DynamodbTablePointInTimeRecovery(enabled=True),
             server_side_encryption=DynamodbTableServerSideEncryption(enabled=True, kms_key_arn=self._kms_key_arn),
             ttl=DynamodbTableTtl(attribute_name=TTL_ATTRIBUTE, enabled=True) if spec.ttl else None,

@@ -72,7 +72,10 @@ def test_congested_window_alerts_once_with_contract_aggregates_and_one_metric_ca
     expected = aggregate([Measurement(20, 10.0, 70.0, 50.0), Measurement(10, 14.0, 85.0, 50.0)])
     assert (int(seg_a["readings"]), int(seg_a["vehicles"]), seg_a["congestion_level"]) == (2, 30, "severe")
     assert float(seg_a["average_speed_kmh"]) == expected.average_speed_kmh
-    assert seg_a["alerted_level"] == "severe"
+    assert (seg_a["alert_level"], seg_a["alert_state"], seg_a["alert_id"]) == (
+        "severe", "sent", "dev:seg-a:2026-06-01T11:50:00Z",
+    )  # fmt: skip
+    assert "alert_pending" not in seg_a, "a sent alert leaves the pending-alerts index"
     assert stored[("seg-b", "2026-06-01T11:50:00Z")]["congestion_level"] == "free"
     (alert,) = delivered(env, queue)
     assert (alert["segment_id"], alert["window_start"], alert["congestion_level"]) == (
@@ -102,7 +105,7 @@ def test_retries_and_replays_send_no_second_alert(env: Env) -> None:
     assert int(after[("seg-a", "2026-06-01T11:50:00Z")]["readings"]) == 3
 
 
-def test_a_failed_publish_gives_the_claim_back_and_the_retry_alerts(env: Env) -> None:
+def test_a_failed_publish_keeps_the_claim_pending_and_the_retry_publishes_it(env: Env) -> None:
     queue = subscribe_alert_queue(env.clients, env.targets)
     process(env, JAM)
     faults = Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if n <= 3 else None})
@@ -110,7 +113,9 @@ def test_a_failed_publish_gives_the_claim_back_and_the_retry_alerts(env: Env) ->
     event = changes(env)
     failures = fn.handle(event)["batchItemFailures"]
     assert len(failures) == 1
-    assert "alerted_at" not in aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    pending = aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    assert (pending["alert_state"], pending["alert_pending"]) == ("pending", "pending")
+    assert "alerted_at" not in pending
     assert fn.handle(event) == {"batchItemFailures": []}
     assert faults.calls["Publish"] == 4
     assert len(delivered(env, queue)) == 1

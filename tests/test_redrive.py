@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from lambdas.common.contract import Reading, parse_reading
 from lambdas.processor.service import Processor
-from tests.aws_fixtures import NOW, Env, Faults, moto_env, throttled
+from tests.aws_fixtures import Env, Faults, moto_env, reading, throttled
 from tools import redrive, simulate
+
+NOW = time.time_ns()
+"""moto stamps every record with the real arrival time, so the traffic is generated around it."""
+MAX_AGE_NS = 86_400 * 10**9
 
 
 @pytest.fixture
@@ -32,11 +37,11 @@ def queued(env: Env) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def run_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:
+def run_redrive(env: Env, visibility_timeout: int = 900, fn: Processor | None = None) -> redrive.Report:
     return redrive.redrive(
         env.clients,
         env.targets.processor_dlq_url,
-        redrive.local_submitter(processor(env)),
+        redrive.local_submitter(fn or processor(env)),
         batch_size=10_000,
         visibility_timeout=visibility_timeout,
     )
@@ -51,21 +56,21 @@ def stored(env: Env) -> dict[tuple[str, str], int]:
     return counts
 
 
-def expected(payloads: list[bytes]) -> set[tuple[str, str]]:
+def expected(messages: list[simulate.Message]) -> set[tuple[str, str]]:
     found = set()
-    for payload in payloads:
-        outcome = parse_reading(payload, NOW)
+    for message in messages:
+        outcome = parse_reading(message.payload, NOW, thing=message.thing, max_age_ns=MAX_AGE_NS)
         if isinstance(outcome, Reading):
             found.add((outcome.sensor_id, outcome.key))
     return found
 
 
-def fail_every_batch(env: Env, payloads: list[bytes]) -> dict[str, bool]:
+def fail_every_batch(env: Env, messages: list[simulate.Message]) -> dict[str, bool]:
     """Deliver the stream to the processor while DynamoDB throttles every write, so the mapping gives up
     on each batch after its retries and sends the batch's metadata to the on-failure queue."""
     broken = {"on": True}
     Faults(env.clients["dynamodb"], {"BatchWriteItem": lambda n, _: throttled() if broken["on"] else None})
-    simulate.put_readings(env.clients, env.targets.stream_name, payloads, simulate.sensor_partition_key)
+    simulate.put_messages(env.clients, env.targets.stream_name, messages)
     stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
         "StreamDescriptionSummary"
     ]["StreamARN"]
@@ -85,8 +90,9 @@ def fail_every_batch(env: Env, payloads: list[bytes]) -> dict[str, bool]:
     return broken
 
 
-def payloads() -> list[bytes]:
-    return simulate.generate(12, 15, start_ns=NOW - 15 * 60 * 1_000_000_000, now_ns=NOW, seed=3)
+def payloads() -> list[simulate.Message]:
+    start = NOW - 15 * 60 * 1_000_000_000
+    return simulate.generate(12, 15, start_ns=start - start % 60_000_000_000, now_ns=NOW, seed=3)
 
 
 def test_redrive_stores_every_failed_record_exactly_once_and_empties_the_queue(env: Env) -> None:
@@ -125,7 +131,7 @@ def test_a_batch_that_fails_again_stays_in_the_queue_until_it_is_stored(env: Env
 
 def test_records_gone_from_the_stream_keep_the_message(env: Env) -> None:
     sent = payloads()[:30]
-    simulate.put_readings(env.clients, env.targets.stream_name, sent, lambda _: "one-shard")
+    simulate.put_messages(env.clients, env.targets.stream_name, sent)
     (shard, records), *_ = simulate.kinesis_records(env.clients, env.targets.stream_name).items()
     stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
         "StreamDescriptionSummary"
@@ -138,6 +144,27 @@ def test_records_gone_from_the_stream_keep_the_message(env: Env) -> None:
     assert sorted(o.status for o in report.outcomes) == ["expired", "unusable"]
     assert queued(env) == 2
     assert set(stored(env)) == expected(sent[:10]), "what the stream still holds is replayed (idempotently)"
+
+
+def test_a_redrive_hours_later_judges_time_by_arrival_and_still_refuses_the_future_reading(env: Env) -> None:
+    """Issue 11: the time rules used the invocation's clock, so a redrive hours later accepted every
+    reading that had been 301 s ahead. Arrival time is the record's own: the verdict never changes."""
+    ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW // 10**9 + 3_600))
+    message = simulate.Message("s1", reading("s1", "seg-a", ahead))
+    fail_every_batch(env, [message])["on"] = False
+    later = Processor(processor(env).settings, clients=env.clients, backoff=env.backoff(2),
+                      clock=lambda: NOW + 5 * 3_600 * 10**9)  # fmt: skip
+    assert run_redrive(env, fn=later).drained
+    assert stored(env) == {}, "a reading from the future at its arrival is never stored"
+    rejected = [
+        json.loads(line)
+        for obj in env.clients["s3"].list_objects_v2(Bucket=env.targets.quarantine_bucket)["Contents"]
+        for line in env.clients["s3"]
+        .get_object(Bucket=env.targets.quarantine_bucket, Key=obj["Key"])["Body"]
+        .read()
+        .splitlines()
+    ]
+    assert {r["reason"] for r in rejected} == {"future_timestamp"}
 
 
 def test_bad_arguments_exit_2() -> None:

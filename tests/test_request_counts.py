@@ -41,10 +41,13 @@ def test_alert_sends_one_metric_call_per_invocation(measured: dict[str, Measured
     alert = measured["alert:3"]
     assert alert.invocations == 1
     assert alert.counts["cloudwatch:PutMetricData"] == alert.invocations
-    # 100 congested segment windows: one aggregate read and write pass, one alert each
+    # 100 congested segment windows: one read of them all, then per window one conditional write (which
+    # claims its alert), the alert, and its conditional "sent" mark; one look for expired claims
     assert alert.counts == {
         "cloudwatch:PutMetricData": 1,
         "dynamodb:BatchGetItem": 1,
-        "dynamodb:BatchWriteItem": 4,
+        "dynamodb:PutItem": 100,
+        "dynamodb:Query": 1,
+        "dynamodb:UpdateItem": 100,
         "sns:Publish": 100,
     }

@@ -1,15 +1,24 @@
 """Run the whole data path on this machine: the real handlers against moto, no AWS account.
 
-    python -m tools.simulate [--input readings.ndjson] [--sensors 40 --minutes 30] [--now RFC3339]
-                             [--batch-size N] [--summary summary.json] [--env dev]
+    python -m tools.simulate [--input readings.ndjson [--input-format payload|envelope]]
+                             [--sensors 40 --minutes 30] [--now RFC3339] [--batch-size N]
+                             [--shards N [--parallel]] [--summary summary.json] [--env dev]
 
 Creates the stream, tables, buckets, queue and topic as the stack defines them (``stacks.layout`` and
-``stacks.naming``, the same definitions the constructs use), puts the readings on the emulated Kinesis
-stream, reads them back with GetRecords and hands them to the processor handler exactly as the event
-source mapping would (same event shape, batches of ``--batch-size``, retrying from the first failed
-record, bisecting on errors, giving up to the DLQ after the configured retries), then feeds the segment
-windows table's stream to the alert handler the same way. The summary is read back from the emulated
-stores. ``--endpoint-url`` runs against an already deployed environment (see ``--outputs``) instead.
+``stacks.naming``, the same definitions the constructs use), puts each message on the emulated Kinesis
+stream with the partition key the topic rule gives it (the thing name, the topic's fourth level),
+reads them back with GetRecords and hands them to the processor handler exactly as the event source
+mapping would (same event shape, batches of ``--batch-size``, retrying from the first failed record,
+bisecting on errors, giving up to the DLQ after the configured retries), then feeds the segment windows
+table's stream to the alert handler the same way. ``--now`` is the arrival time of every record. The
+summary is read back from the emulated stores and the alert topic. ``--endpoint-url`` runs against an
+already deployed environment (see ``--outputs``) instead.
+
+``--parallel`` runs every Kinesis shard with its own worker thread, as Lambda runs one invocation per
+shard at once, and the table's stream with ``--alert-workers`` threads (default: the number of Kinesis
+shards). moto gives a table stream a single shard, so its records are routed to the alert workers by a
+hash of the item's partition key (the sensor), as the table's partitions would split them; records of
+one item stay in order on one worker. moto applies each request atomically, as DynamoDB does.
 """
 
 from __future__ import annotations
@@ -20,10 +29,14 @@ import json
 import logging
 import os
 import random
+import re
 import sys
+import threading
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +47,7 @@ from lambdas.alert import handler as alert_handler
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients, deserialize
-from lambdas.common.contract import REASONS, Sums, format_instant, parse_instant, total
+from lambdas.common.contract import ALERT_LEVELS, REASONS, Sums, decode_sums, format_instant, parse_instant, total
 from lambdas.processor import handler as processor_handler
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
@@ -96,19 +109,31 @@ class Targets:
         )
 
 
-def create_targets(environment: str, config: EnvironmentConfig, clients: Clients) -> Targets:
-    """Create the environment's data path on the emulator from the stack's own definitions."""
+def create_targets(environment: str, config: EnvironmentConfig, clients: Clients, shards: int | None = None) -> Targets:
+    """Create the environment's data path on the emulator from the stack's own definitions
+    (``shards``: a provisioned stream of that many shards instead of the config's)."""
     namer = Namer(environment)
     region = config.region
     for spec in TABLES:
-        attributes = [{"AttributeName": spec.hash_key, "AttributeType": "S"}]
+        attributes = [{"AttributeName": n, "AttributeType": t} for n, t in spec.attribute_types().items()]
         schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
         if spec.range_key:
-            attributes.append({"AttributeName": spec.range_key, "AttributeType": "S"})
             schema.append({"AttributeName": spec.range_key, "KeyType": "RANGE"})
         extra: dict[str, Any] = {}
         if spec.stream_view_type:
             extra["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": spec.stream_view_type}
+        if spec.indexes:
+            extra["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.hash_key, "KeyType": "HASH"},
+                        {"AttributeName": index.range_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in spec.indexes
+            ]
         name = namer.name(Kind.DYNAMODB_TABLE, spec.concern)
         clients["dynamodb"].create_table(
             TableName=name,
@@ -125,7 +150,9 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
     location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     clients["s3"].create_bucket(Bucket=quarantine, **location)
     stream = namer.name(Kind.KINESIS_STREAM, "readings")
-    if config.stream_mode is StreamMode.PROVISIONED:
+    if shards is not None:
+        clients["kinesis"].create_stream(StreamName=stream, ShardCount=shards)
+    elif config.stream_mode is StreamMode.PROVISIONED:
         clients["kinesis"].create_stream(StreamName=stream, ShardCount=config.shard_count)
     else:
         clients["kinesis"].create_stream(StreamName=stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
@@ -147,27 +174,65 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
 # ---------------------------------------------------------------------------------------------- input
 
 
-def generate(sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: int = 7) -> list[bytes]:
-    """Realistic readings: sensors in groups of four per segment, one reading a minute each.
+@dataclass(frozen=True)
+class Message:
+    """One MQTT message as the topic rule hands it to Kinesis: the thing it was published as (the
+    topic's fourth level, which becomes the partition key) and the raw payload."""
 
-    Some segments congest for a while (slow and occupied), a few readings are republished (duplicates)
-    and a few records are bad (not JSON, breaking the schema, or from the future).
+    thing: str
+    payload: bytes
+
+
+UNKNOWN_THING = "unknown"
+_TOPIC_LEVEL = re.compile(r"[^/+#]{1,128}")
+
+
+def topic(environment: str, thing: str) -> str:
+    """The topic a sensor publishes its readings on (contract: ``tap/<environment>/sensors/<thing>/readings``)."""
+    return f"tap/{environment}/sensors/{thing}/readings"
+
+
+def thing_of(payload: bytes) -> str:
+    """The thing a payload is published as by default: its own ``sensor_id`` when that can be a topic
+    level, else ``unknown`` (a payload without one)."""
+    try:
+        value = json.loads(payload).get("sensor_id")
+    except (ValueError, AttributeError):
+        value = None
+    return value if isinstance(value, str) and _TOPIC_LEVEL.fullmatch(value) else UNKNOWN_THING
+
+
+def own_topic(payloads: Sequence[bytes]) -> list[Message]:
+    """Each payload published on the topic of its own ``sensor_id`` (see :func:`thing_of`)."""
+    return [Message(thing_of(p), p) for p in payloads]
+
+
+def generate(sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: int = 7) -> list[Message]:
+    """Realistic traffic: sensors in groups of four per segment, one reading a minute each.
+
+    Some segments congest (slow and occupied) in every other ten minutes of the clock, so each window
+    of a congested period is congested throughout (which windows alert does not depend on the order
+    readings arrive in); a few readings are republished (duplicates), and a few records are bad: not
+    JSON, breaking the schema, published under another sensor's thing name, from the future, or
+    older than the environment keeps (``stale_timestamp`` at the default 24 h).
     """
     rng = random.Random(seed)
     segments = max(1, sensors // 4)
     congested = {f"seg-{i:03d}" for i in range(segments) if i % 5 == 0}
-    payloads: list[bytes] = []
+    messages: list[Message] = []
     for minute in range(minutes):
         instant = start_ns + minute * 60 * 1_000_000_000
+        clock_minute = instant // 60_000_000_000
         for sensor in range(sensors):
             segment = f"seg-{sensor % segments:03d}"
             limit = 80 if sensor % segments % 2 else 50
-            jam = segment in congested and (minute // 10) % 2 == 1
+            jam = segment in congested and (clock_minute // 10) % 2 == 1
             vehicles = rng.randint(0, 3) if minute % 17 == 0 and sensor % 7 == 0 else rng.randint(5, 40)
             speed = rng.uniform(5, 0.4 * limit) if jam else rng.uniform(0.7 * limit, 1.1 * limit)
             occupancy = rng.uniform(55, 95) if jam else rng.uniform(2, 30)
+            thing = f"sensor-{sensor:04d}"
             reading = {
-                "sensor_id": f"sensor-{sensor:04d}",
+                "sensor_id": thing,
                 "segment_id": segment,
                 "timestamp": format_instant(instant)[:19] + "Z",
                 "vehicle_count": vehicles,
@@ -177,27 +242,54 @@ def generate(sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: in
                 "firmware": "2.4.1",
             }
             payload = json.dumps(reading).encode()
-            payloads.append(payload)
+            messages.append(Message(thing, payload))
             roll = rng.random()
             if roll < 0.01:
-                payloads.append(payload)  # republished by the sensor
+                messages.append(Message(thing, payload))  # republished by the sensor
             elif roll < 0.013:
-                payloads.append(b'{"sensor_id": "sensor-' + str(sensor).encode() + b'", "broken":')
+                messages.append(Message(thing, b'{"sensor_id": "' + thing.encode() + b'", "broken":'))
             elif roll < 0.016:
-                payloads.append(json.dumps({**reading, "vehicle_count": -1}).encode())
+                messages.append(Message(thing, json.dumps({**reading, "vehicle_count": -1}).encode()))
             elif roll < 0.018:
                 ahead = format_instant(now_ns + 3_600 * 1_000_000_000)[:19] + "Z"
-                payloads.append(json.dumps({**reading, "timestamp": ahead}).encode())
-    return payloads
+                messages.append(Message(thing, json.dumps({**reading, "timestamp": ahead}).encode()))
+            elif roll < 0.020:
+                other = f"sensor-{(sensor + 1) % sensors:04d}"
+                messages.append(Message(other, json.dumps({**reading, "timestamp": reading["timestamp"]}).encode()))
+            elif roll < 0.022:
+                old = format_instant(now_ns - 2 * 86_400 * 1_000_000_000)[:19] + "Z"
+                messages.append(Message(thing, json.dumps({**reading, "timestamp": old}).encode()))
+    return messages
 
 
-def read_input(path: Path) -> list[bytes]:
-    """NDJSON: one payload per line, sent as is (blank lines included, bad lines included)."""
+def read_lines(path: Path) -> list[bytes]:
     data = path.read_bytes()
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     return [line.rstrip(b"\r") for line in lines]
+
+
+def read_input(path: Path, input_format: str = "payload", environment: str = "dev") -> list[Message]:
+    """NDJSON input. ``payload``: one payload per line, sent as is (blank and bad lines included) on the
+    topic of its own ``sensor_id``. ``envelope``: ``{"topic": "tap/<env>/sensors/<thing>/readings",
+    "payload": "<raw payload>"}`` per line. Raises ``ValueError`` naming the line for a bad envelope."""
+    lines = read_lines(path)
+    if input_format == "payload":
+        return own_topic(lines)
+    messages = []
+    pattern = re.compile(rf"tap/{re.escape(environment)}/sensors/([^/+#]{{1,128}})/readings")
+    for number, line in enumerate(lines, 1):
+        try:
+            envelope = json.loads(line)
+            match = pattern.fullmatch(envelope["topic"])
+            payload = envelope["payload"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not an envelope {{'topic': ..., 'payload': ...}} ({exc})") from None
+        if not match or not isinstance(payload, str):
+            raise ValueError(f"{path}:{number}: topic must be {topic(environment, '<thing>')}, payload a string")
+        messages.append(Message(match.group(1), payload.encode("utf-8", "surrogatepass")))
+    return messages
 
 
 # ------------------------------------------------------------------------------------------ the path
@@ -225,25 +317,15 @@ class Progress:
             print(f"  {self.label}: {self.done}/{self.total} ({rate:,.0f}/s)", file=self.stream, flush=True)
 
 
-def put_readings(
-    clients: Clients, stream: str, payloads: Sequence[bytes], partition_key: Callable[[bytes], str]
-) -> None:
+def put_messages(clients: Clients, stream: str, messages: Sequence[Message]) -> None:
+    """Put each message on the stream as the topic rule does: its thing name is the partition key."""
     kinesis = clients["kinesis"]
-    for start in range(0, len(payloads), PUT_RECORDS_LIMIT):
-        chunk = payloads[start : start + PUT_RECORDS_LIMIT]
-        entries = [{"Data": p, "PartitionKey": partition_key(p)} for p in chunk]
+    for start in range(0, len(messages), PUT_RECORDS_LIMIT):
+        chunk = messages[start : start + PUT_RECORDS_LIMIT]
+        entries = [{"Data": m.payload, "PartitionKey": m.thing} for m in chunk]
         while entries:
             response = kinesis.put_records(StreamName=stream, Records=entries)
             entries = [e for e, r in zip(entries, response["Records"], strict=True) if "ErrorCode" in r]
-
-
-def sensor_partition_key(payload: bytes) -> str:
-    """As the topic rule does: the sensor id from the topic (here from the payload, else a fixed key)."""
-    try:
-        value = json.loads(payload).get("sensor_id")
-    except (ValueError, AttributeError):
-        value = None
-    return value if isinstance(value, str) and value else "unknown-sensor"
 
 
 def drain(get_records: Callable[[str], dict[str, Any]], iterator: str | None) -> list[dict[str, Any]]:
@@ -271,8 +353,12 @@ def kinesis_records(clients: Clients, stream: str) -> dict[str, list[dict[str, A
     return found
 
 
-def kinesis_event(shard: str, records: Sequence[dict[str, Any]], region: str, stream_arn: str) -> dict[str, Any]:
-    """The event Lambda hands a Kinesis-triggered function."""
+def kinesis_event(
+    shard: str, records: Sequence[dict[str, Any]], region: str, stream_arn: str, arrival_ns: int | None = None
+) -> dict[str, Any]:
+    """The event Lambda hands a Kinesis-triggered function (``arrival_ns``: every record's arrival time
+    instead of the stream's, for the local run's ``--now``)."""
+    arrival = None if arrival_ns is None else arrival_ns / 1_000_000_000
     return {
         "Records": [
             {
@@ -281,7 +367,9 @@ def kinesis_event(shard: str, records: Sequence[dict[str, Any]], region: str, st
                     "partitionKey": r["PartitionKey"],
                     "sequenceNumber": r["SequenceNumber"],
                     "data": base64.b64encode(r["Data"]).decode("ascii"),
-                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp(),
+                    "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()
+                    if arrival is None
+                    else arrival,
                 },
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",
@@ -300,18 +388,19 @@ def payload_event(
     *,
     first_sequence: int = 1,
     partition_keys: Sequence[str] | None = None,
-    arrival_seconds: float = 1780315140.5,
+    arrival_seconds: float = 1780315200.0,  # 2026-06-01T12:00:00Z, the handler tests' NOW
     shard: str = "shardId-000000000000",
     region: str = "us-east-1",
     stream_arn: str = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev",
 ) -> dict[str, Any]:
     """The event Lambda would hand the processor for ``payloads`` put on one shard, with sequence
-    numbers ``first_sequence``, ``first_sequence + 1``, ... (56 digits, as Kinesis writes them)."""
+    numbers ``first_sequence``, ``first_sequence + 1``, ... (56 digits, as Kinesis writes them), each
+    published on its own sensor's topic unless ``partition_keys`` says otherwise."""
     arrival = datetime.fromtimestamp(arrival_seconds, UTC)
     records = [
         {
             "SequenceNumber": f"{first_sequence + i:056d}",
-            "PartitionKey": partition_keys[i] if partition_keys else "sensor",
+            "PartitionKey": partition_keys[i] if partition_keys else thing_of(payload),
             "Data": payload,
             "ApproximateArrivalTimestamp": arrival,
         }
@@ -420,10 +509,10 @@ def scan(clients: Clients, table: str) -> list[dict[str, Any]]:
 
 
 def sensor_state(clients: Clients, table: str, sensor_id: str) -> dict[str, Any] | None:
-    """A sensor's current state: the newest ``latest`` reading among its items of its newest window.
+    """A sensor's current state: the newest ``latest`` reading among the parts of its newest window.
 
-    The newest item (sort keys ``<window start>#<segment>`` sort by window) names that window; a sensor
-    moved to another segment within it has one item per segment there, so those are all read."""
+    The newest item (sort keys ``<window start>#<part>`` sort by window) names that window; its parts
+    are all read, since a part's newest reading need not be the window's."""
     dynamodb = clients["dynamodb"]
     newest = dynamodb.query(
         TableName=table,
@@ -438,24 +527,25 @@ def sensor_state(clients: Clients, table: str, sensor_id: str) -> dict[str, Any]
     window = newest[0]["window_start"]["S"]
     pages = dynamodb.get_paginator("query").paginate(
         TableName=table,
-        KeyConditionExpression="sensor_id = :sensor AND begins_with(window_segment, :window)",
+        KeyConditionExpression="sensor_id = :sensor AND begins_with(window_part, :window)",
         ExpressionAttributeValues={":sensor": {"S": sensor_id}, ":window": {"S": f"{window}#"}},
         ConsistentRead=True,
     )
     items = [deserialize(item) for page in pages for item in page["Items"]]
     item = max(items, key=lambda i: i["latest"]["timestamp"])
-    return {"sensor_id": sensor_id, "segment_id": item["segment_id"], **item["latest"]}
+    return {"sensor_id": sensor_id, **item["latest"]}
 
 
 def quarantined(clients: Clients, bucket: str, prefix: str) -> dict[str, int]:
-    """Distinct quarantined records per reason code, from the quarantine objects."""
+    """Distinct quarantined records (by shard and sequence number) per reason code, from the quarantine
+    objects; every code is listed, in the contract's order."""
     s3 = clients["s3"]
-    reasons: dict[str, str] = {}
+    reasons: dict[tuple[str, str], str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().splitlines():
                 entry = json.loads(line)
-                reasons[entry["sequence_number"]] = entry["reason"]
+                reasons[(entry["shard_id"], entry["sequence_number"])] = entry["reason"]
     counts = Counter(reasons.values())
     return {reason: counts.get(reason, 0) for reason in REASONS}
 
@@ -480,37 +570,52 @@ def published_metrics(clients: Clients, namespace: str, start: float, end: float
 
 
 def summarize(
-    clients: Clients, targets: Targets, records_in: int, alert_queue: str | None, started: float
+    clients: Clients, targets: Targets, records_in: int, alert_queue: str | None, window_seconds: int
 ) -> dict[str, Any]:
+    """What the stores and the alert topic hold after a run (nothing that depends on how it ran)."""
     windows = scan(clients, targets.sensor_windows_table)
     by_segment: dict[str, list[Sums]] = defaultdict(list)
+    by_window: dict[tuple[str, str], list[Sums]] = defaultdict(list)
     for item in windows:
-        by_segment[item["segment_id"]].append(Sums.from_attributes(item))
-    accepted = sum(int(item["reading_count"]) for item in windows)
-    duplicates = sum(len(item.get("duplicates", ())) for item in windows)
-    alerts = [
-        {"segment_id": item["segment_id"], "window_start": item["window_start"], "level": item["alerted_level"]}
-        for item in scan(clients, targets.segment_aggregates_table)
-        if "alerted_at" in item
-    ]
-    delivered = None
-    if alert_queue:
-        attributes = clients["sqs"].get_queue_attributes(
-            QueueUrl=alert_queue, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
-        delivered = int(attributes["ApproximateNumberOfMessages"])
+        for segment, sums in decode_sums(item["segments"]).items():
+            by_segment[segment].append(sums)
+            by_window[(segment, item["window_start"])].append(sums)
+    accepted = sum(s.readings for found in by_segment.values() for s in found)
+    duplicates = sum(int(item.get("duplicates", 0)) for item in windows)
+    congested = sorted(
+        f"{segment}:{start}"
+        for (segment, start), found in by_window.items()
+        if total(found).aggregate().congestion_level in ALERT_LEVELS
+    )
+    alerts = read_alerts(clients, alert_queue) if alert_queue else []
     return {
         "environment": targets.environment,
+        "window_seconds": window_seconds,
         "records_in": records_in,
         "accepted": accepted,
         "duplicates": duplicates,
         "quarantined": quarantined(clients, targets.quarantine_bucket, "rejected/"),
         "segments": {segment: total(found).aggregate().as_dict() for segment, found in sorted(by_segment.items())},
         "sensors": len({item["sensor_id"] for item in windows}),
-        "alerts": sorted(alerts, key=lambda a: (a["segment_id"], a["window_start"])),
-        "alerts_delivered": delivered,
-        "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
+        "congested_windows": congested,
+        "alerts": alerts,
+        "alerts_delivered": None if alert_queue is None else len(alerts),
     }
+
+
+def read_alerts(clients: Clients, queue: str) -> list[dict[str, Any]]:
+    """Every alert message the topic delivered to the run's queue (each delivery once, copies included)."""
+    sqs, found = clients["sqs"], []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages", []
+    ):
+        for message in messages:
+            body = json.loads(json.loads(message["Body"])["Message"])
+            found.append(
+                {"alert_id": body["alert_id"], "segment_id": body["segment_id"], "window_start": body["window_start"]}
+            )
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return sorted(found, key=lambda a: a["alert_id"])
 
 
 def subscribe_alert_queue(clients: Clients, targets: Targets) -> str:
@@ -524,14 +629,66 @@ def subscribe_alert_queue(clients: Clients, targets: Targets) -> str:
 
 @dataclass
 class RunOptions:
-    payloads: list[bytes]
+    messages: list[Message]
     now_ns: int
+    """The arrival time of every record."""
     batch_size: int
     config: EnvironmentConfig
+    parallel: bool = False
+    alert_workers: int | None = None
+
+
+@contextmanager
+def atomic_requests() -> Iterator[None]:
+    """moto handles each request under one lock while the block runs: DynamoDB applies a request (a
+    conditional write above all) atomically, and moto's in-process backend does not on its own when
+    several threads call it."""
+    from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
+
+    original = BotocoreStubber.process_request
+    lock = threading.Lock()
+
+    def process_request(self: Any, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+def deliver_all(
+    lanes: Mapping[str, Sequence[dict[str, Any]]],
+    parallel: bool,
+    deliver_lane: Callable[[str, Sequence[dict[str, Any]]], Delivery],
+) -> Delivery:
+    """Deliver each lane (a shard, or an alert worker's share) on its own thread when ``parallel``."""
+    if parallel and len(lanes) > 1:
+        with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+            results = list(pool.map(lambda lane: deliver_lane(*lane), lanes.items()))
+    else:
+        results = [deliver_lane(name, records) for name, records in lanes.items()]
+    done = Delivery()
+    for stats in results:
+        done.invocations += stats.invocations
+        done.retries += stats.retries
+        done.gave_up += stats.gave_up
+    return done
+
+
+def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
+    """Stream records split over ``workers`` by a hash of the item's partition key (order kept per item)."""
+    lanes: dict[str, list[dict[str, Any]]] = {f"alert-{i}": [] for i in range(workers)}
+    for record in changes:
+        sensor = record["dynamodb"]["Keys"]["sensor_id"]["S"]
+        lanes[f"alert-{zlib.crc32(sensor.encode()) % workers}"].append(record)
+    return lanes
 
 
 def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.stderr) -> dict[str, Any]:
-    """Put the payloads through the whole path and return the summary read back from the stores."""
+    """Put the messages through the whole path and return the summary read back from the stores."""
     started = time.time()
     alert_queue = subscribe_alert_queue(clients, targets)
     config = options.config
@@ -543,10 +700,11 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
     )
     alert_handler.install(Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients))
-    print(f"simulating {len(options.payloads):,} records on environment {targets.environment}", file=out)
+    mode = "in parallel" if options.parallel else "serially"
+    print(f"simulating {len(options.messages):,} records on environment {targets.environment} ({mode})", file=out)
 
     t0 = time.monotonic()
-    put_readings(clients, targets.stream_name, options.payloads, sensor_partition_key)
+    put_messages(clients, targets.stream_name, options.messages)
     shards = kinesis_records(clients, targets.stream_name)
     t_put = time.monotonic() - t0
     stream_arn = clients["kinesis"].describe_stream_summary(StreamName=targets.stream_name)["StreamDescriptionSummary"][
@@ -555,42 +713,47 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     mapping = MappingSettings(options.batch_size, config.max_retry_attempts)
     progress = Progress("processor", sum(len(r) for r in shards.values()), out)
 
-    def give_up(shard: str, batch: Sequence[dict[str, Any]]) -> None:
-        clients["sqs"].send_message(
-            QueueUrl=targets.processor_dlq_url, MessageBody=json.dumps(failure_record(shard, batch, stream_arn))
+    def process_shard(shard: str, records: Sequence[dict[str, Any]]) -> Delivery:
+        def give_up(batch: Sequence[dict[str, Any]]) -> None:
+            clients["sqs"].send_message(
+                QueueUrl=targets.processor_dlq_url, MessageBody=json.dumps(failure_record(shard, batch, stream_arn))
+            )
+
+        return deliver(
+            records,
+            sequence_of=lambda r: r["SequenceNumber"],
+            make_event=lambda batch: kinesis_event(shard, batch, targets.region, stream_arn, options.now_ns),
+            invoke=lambda event: processor_handler.handler(event, None),
+            settings=mapping,
+            on_give_up=give_up,
+            progress=progress,
+        )
+
+    def alert_lane(_: str, records: Sequence[dict[str, Any]]) -> Delivery:
+        return deliver(
+            records,
+            sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
+            make_event=lambda batch: {"Records": list(batch)},
+            invoke=lambda event: alert_handler.handler(event, None),
+            settings=MappingSettings(ALERT_BATCH_SIZE, config.max_retry_attempts),
+            on_give_up=lambda batch: None,
         )
 
     t0 = time.monotonic()
-    processed = Delivery()
-    for shard, records in shards.items():
-        stats = deliver(
-            records,
-            sequence_of=lambda r: r["SequenceNumber"],
-            make_event=lambda batch, shard=shard: kinesis_event(shard, batch, targets.region, stream_arn),  # type: ignore[misc]
-            invoke=lambda event: processor_handler.handler(event, None),
-            settings=mapping,
-            on_give_up=lambda batch, shard=shard: give_up(shard, batch),  # type: ignore[misc]
-            progress=progress,
-        )
-        processed.invocations += stats.invocations
-        processed.retries += stats.retries
-        processed.gave_up += stats.gave_up
+    processed = deliver_all(shards, options.parallel, process_shard)
     t_process = time.monotonic() - t0
 
     t0 = time.monotonic()
     changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
-    alerted = deliver(
-        changes,
-        sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
-        make_event=lambda batch: {"Records": list(batch)},
-        invoke=lambda event: alert_handler.handler(event, None),
-        settings=MappingSettings(ALERT_BATCH_SIZE, config.max_retry_attempts),
-        on_give_up=lambda batch: None,
-    )
+    workers = (options.alert_workers or len(shards)) if options.parallel else 1
+    alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
     t_alert = time.monotonic() - t0
 
-    summary = summarize(clients, targets, len(options.payloads), alert_queue, started)
+    summary = summarize(clients, targets, len(options.messages), alert_queue, config.aggregation_window_seconds)
     summary["run"] = {
+        "parallel": options.parallel,
+        "shards": len(shards),
+        "alert_workers": workers,
         "put_seconds": round(t_put, 3),
         "processor_seconds": round(t_process, 3),
         "alert_seconds": round(t_alert, 3),
@@ -599,7 +762,10 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "records_to_dlq": processed.gave_up,
         "window_changes": len(changes),
         "alert_invocations": alerted.invocations,
-        "readings_per_second": round(len(options.payloads) / max(t_process, 1e-9)),
+        "alert_retries": alerted.retries,
+        "alert_records_to_dlq": alerted.gave_up,
+        "readings_per_second": round(len(options.messages) / max(t_process, 1e-9)),
+        "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
         "total_seconds": round(time.time() - started, 3),
     }
     return summary
@@ -615,7 +781,7 @@ def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
     )
     levels = Counter(s["congestion_level"] for s in summary["segments"].values())
     print(f"segments {len(summary['segments'])}: " + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())), file=out)
-    print(f"alerts sent {len(summary['alerts'])}; metrics published {len(summary['metrics'])}", file=out)
+    print(f"alerts sent {len(summary['alerts'])}; congested windows {len(summary['congested_windows'])}", file=out)
     run_info = summary.get("run", {})
     if run_info:
         print(
@@ -640,11 +806,31 @@ def balanced(summary: Mapping[str, Any]) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, help="NDJSON readings, one payload per line (sent as is)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        help="NDJSON input: one payload per line, sent as is on the topic of its own sensor_id (or of thing "
+        "'unknown'); see --input-format",
+    )
+    parser.add_argument(
+        "--input-format",
+        choices=("payload", "envelope"),
+        default="payload",
+        help='envelope: each line is {"topic": "tap/<env>/sensors/<thing>/readings", "payload": "<raw payload>"}; '
+        "the thing level becomes the partition key, as the topic rule sets it",
+    )
     parser.add_argument("--sensors", type=int, default=40, help="sensors to generate (without --input)")
     parser.add_argument("--minutes", type=int, default=30, help="minutes of traffic to generate")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
-    parser.add_argument("--now", help="processing time, RFC 3339 (default: now)")
+    parser.add_argument("--now", help="arrival time of every record, RFC 3339 (default: now)")
+    parser.add_argument("--shards", type=int, help="create the stream with this many shards (default: from config)")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="one concurrent worker per Kinesis shard, and --alert-workers for the table stream (moto gives "
+        "it one shard: its records are routed by a hash of the item's partition key, as partitions would)",
+    )
+    parser.add_argument("--alert-workers", type=int, help="concurrent alert workers with --parallel (default: shards)")
     parser.add_argument("--batch-size", type=int, help="records per processor invocation (default: from config)")
     parser.add_argument("--env", default="dev", help="environment whose profile and names to use")
     parser.add_argument("--summary", type=Path, help="write the summary JSON here")
@@ -664,14 +850,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("tap").setLevel(logging.WARNING)  # the handlers' per-batch log lines
     config = PROFILES.get(args.env) or PROFILES["dev"].with_name(args.env)
     now_ns = parse_instant(args.now) if args.now else time.time_ns()
+    for name in ("shards", "alert_workers", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 10_000:
+            print(f"--{name.replace('_', '-')} must be between 1 and 10000", file=sys.stderr)
+            return 2
     if args.input:
-        payloads = read_input(args.input)
+        try:
+            messages = read_input(args.input, args.input_format, args.env)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
     else:
         start = now_ns - args.minutes * 60 * 1_000_000_000
-        payloads = generate(
+        messages = generate(
             args.sensors, args.minutes, start_ns=start - start % 60_000_000_000, now_ns=now_ns, seed=args.seed
         )
-    options = RunOptions(payloads, now_ns, args.batch_size or config.batch_size, config)
+    options = RunOptions(
+        messages, now_ns, args.batch_size or config.batch_size, config, args.parallel, args.alert_workers
+    )
     os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
     if args.endpoint_url:
         if not args.outputs:
@@ -681,7 +878,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         targets = Targets.from_outputs(args.env, config.region, json.loads(args.outputs.read_text()))
         summary = run(clients, targets, options)
     else:
-        summary = run_in_moto(args.env, options)
+        summary = run_in_moto(args.env, options, args.shards)
     report(summary)
     if args.summary:
         args.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -691,11 +888,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def run_in_moto(environment: str, options: RunOptions) -> dict[str, Any]:
+def run_in_moto(environment: str, options: RunOptions, shards: int | None = None) -> dict[str, Any]:
     from tools import moto_speedups  # noqa: PLC0415
 
     moto_speedups.install()
-    with in_moto(environment, options.config) as (clients, targets):
+    with in_moto(environment, options.config, shards) as (clients, targets), atomic_requests():
         return run(clients, targets, options)
 
 
@@ -722,13 +919,15 @@ def moto_credentials() -> Iterator[None]:
 
 
 @contextmanager
-def in_moto(environment: str, config: EnvironmentConfig) -> Iterator[tuple[Clients, Targets]]:
+def in_moto(
+    environment: str, config: EnvironmentConfig, shards: int | None = None
+) -> Iterator[tuple[Clients, Targets]]:
     """An environment's data-path resources in moto (in process), with dummy credentials meanwhile."""
     from moto import mock_aws  # noqa: PLC0415 - a development dependency, only for local runs
 
     with moto_credentials(), mock_aws():
         clients = Clients(dynamodbstreams=moto_streams_client(config.region))
-        yield clients, create_targets(environment, config, clients)
+        yield clients, create_targets(environment, config, clients, shards)
 
 
 def moto_streams_client(region: str) -> Any:

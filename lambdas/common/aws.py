@@ -148,15 +148,23 @@ def batch_get(
     return found, unread
 
 
-def batch_write(client: Any, puts: Sequence[tuple[str, dict[str, Any]]], backoff: Backoff) -> list[int]:
+def batch_write(
+    client: Any, puts: Sequence[tuple[str, dict[str, Any]]], backoff: Backoff, keys: Mapping[str, Sequence[str]]
+) -> list[int]:
     """BatchWriteItem of ``(table, serialized item)`` puts in chunks of 25 across tables.
 
-    ``UnprocessedItems`` and throttling are retried within ``backoff``. Returns the indexes (into
-    ``puts``) of the items that are still not written; every other item is stored.
+    ``UnprocessedItems`` (recognised by their key attributes, ``keys[table]``) and throttling are retried
+    within ``backoff``. A chunk DynamoDB refuses outright (a ``ValidationException`` such as an item
+    over 400 KB fails the whole request) is retried one item per request, so that only the refused
+    item fails, never the other 24. Returns the indexes (into ``puts``) of the items still not written;
+    every other item is stored.
     """
     failed: list[int] = []
-    for start in range(0, len(puts), BATCH_WRITE_LIMIT):
-        chunk = list(range(start, min(start + BATCH_WRITE_LIMIT, len(puts))))
+    indexes = list(range(len(puts)))
+    chunks = [indexes[start : start + BATCH_WRITE_LIMIT] for start in range(0, len(puts), BATCH_WRITE_LIMIT)]
+    while chunks:
+        chunk = chunks.pop(0)
+        refused = False
         for _ in backoff.pauses():
             request: dict[str, list[dict[str, Any]]] = {}
             for index in chunk:
@@ -167,28 +175,22 @@ def batch_write(client: Any, puts: Sequence[tuple[str, dict[str, Any]]], backoff
             except (ClientError, BotoCoreError) as error:
                 log_event("warning", "batch_write_failed", error=str(error), retryable=is_retryable(error))
                 if not is_retryable(error):
+                    refused = True
                     break
                 continue
             unprocessed = response.get("UnprocessedItems", {})
             if not unprocessed:
                 chunk = []
                 break
-            left = {(table, _identity(r["PutRequest"]["Item"])) for table, rs in unprocessed.items() for r in rs}
-            chunk = [i for i in chunk if (puts[i][0], _identity(puts[i][1])) in left]
+            left = {(t, _key_of(r["PutRequest"]["Item"], keys[t])) for t, rs in unprocessed.items() for r in rs}
+            chunk = [i for i in chunk if (puts[i][0], _key_of(puts[i][1], keys[puts[i][0]])) in left]
+        if refused and len(chunk) > 1:
+            chunks[:0] = [[index] for index in chunk]  # isolate the refused item
+            continue
         failed.extend(chunk)
-    return failed
+    return sorted(failed)
 
 
-def _identity(item: Mapping[str, Any]) -> str:
-    """The same text for the same item, however DynamoDB orders map keys and set members."""
-    return json.dumps(_canonical(item), sort_keys=True)
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: sorted(map(_canonical, v)) if k in ("SS", "NS", "BS") else _canonical(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_canonical(v) for v in value]
-    if isinstance(value, bytes | bytearray):
-        return value.hex()
-    return value
+def _key_of(item: Mapping[str, Any], names: Sequence[str]) -> str:
+    """An item's primary key as text (DynamoDB returns unprocessed items whole; their key identifies them)."""
+    return json.dumps([item[name] for name in names], sort_keys=True)

@@ -1,10 +1,19 @@
 """The reading contract (``contracts/``) as pure functions: parse, validate, congestion, aggregate.
 
-Validation accepts and rejects exactly what ``traffic-reading.schema.json`` does, with ``format:
-date-time`` asserted as RFC 3339 (as the JSON Schema test suite reads it, leap seconds included) and
-``pattern`` read with ECMA-262 semantics (``$`` is the end of the string, not before a final newline),
-plus the contract's semantic rules. It is hand-written for speed; a property test checks it
-against a JSON Schema validator.
+Validation accepts and rejects exactly what ``traffic-reading.schema.json`` (contract version 2) does,
+with ``format: date-time`` asserted as RFC 3339 and ``pattern`` read with ECMA-262 semantics (``$`` is
+the end of the string, not before a final newline); the ``timestamp`` pattern excludes leap seconds and
+fractions finer than a nanosecond. Then the contract's semantic rules, in its order: origin
+(``sensor_mismatch``), then the time rules against the record's *arrival* time (``future_timestamp``,
+``stale_timestamp``). It is hand-written for speed; a property test checks it against a JSON Schema
+validator.
+
+Numbers are exact: JSON numbers are decoded as :class:`~decimal.Decimal` (and integers of any length),
+never as binary floats, and every decision (ranges, congestion thresholds, aggregates) compares exact
+values: ``ratio < 0.25`` is ``4 * speed < limit``, a mean ``>= 80`` is ``sum >= 80 * n``. Sums are kept
+in :data:`EXACT_CONTEXT` (10,000 significant digits): exact for every literal whose digits span fewer
+than ~9,990 decimal places (a value of ``1e-9000`` added to ``50`` is still exact); only beyond that is
+the 10,000th digit rounded, which bounds the memory a crafted literal such as ``1e-999999999`` can take.
 
 No AWS and no I/O here.
 """
@@ -12,21 +21,25 @@ No AWS and no I/O here.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal, InvalidOperation, localcontext
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 # Rejection reason codes (contract README).
 MALFORMED_JSON = "malformed_json"
 SCHEMA_VIOLATION = "schema_violation"
+SENSOR_MISMATCH = "sensor_mismatch"
 FUTURE_TIMESTAMP = "future_timestamp"
-REASONS = (MALFORMED_JSON, SCHEMA_VIOLATION, FUTURE_TIMESTAMP)
+STALE_TIMESTAMP = "stale_timestamp"
+REASONS = (MALFORMED_JSON, SCHEMA_VIOLATION, SENSOR_MISMATCH, FUTURE_TIMESTAMP, STALE_TIMESTAMP)
+"""Every rejection code, in the contract's order (the first that applies is the record's)."""
 
 FUTURE_TOLERANCE_NS = 300 * 1_000_000_000
+DEFAULT_MAX_READING_AGE_SECONDS = 86_400
 DEFAULT_SPEED_LIMIT_KMH = 50
 DEFAULT_INTERVAL_SECONDS = 60
 NS_PER_SECOND = 1_000_000_000
@@ -35,9 +48,9 @@ LEVELS = ("free", "moderate", "heavy", "severe")
 ALERT_LEVELS = frozenset({"heavy", "severe"})
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-# RFC 3339 date-time (the JSON Schema "date-time" format); 'T' and 'Z' are case-insensitive.
+# The schema's timestamp pattern (no second 60, 1-9 fraction digits) with the parts RFC 3339 checks.
 _DATE_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):([0-5]\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
     re.ASCII,
 )
 _REQUIRED = ("sensor_id", "segment_id", "timestamp", "vehicle_count", "average_speed_kmh", "occupancy_percent")
@@ -56,9 +69,9 @@ class Reading(NamedTuple):
     timestamp: str
     instant_ns: int
     vehicle_count: int
-    average_speed_kmh: float
-    occupancy_percent: float
-    speed_limit_kmh: float
+    average_speed_kmh: Decimal
+    occupancy_percent: Decimal
+    speed_limit_kmh: Decimal
     interval_seconds: int
 
     @property
@@ -84,15 +97,37 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-"""``json.loads(text, parse_constant=...)`` without building a decoder per call."""
+def _any_decimal(text: str) -> Decimal:
+    """A number literal as its exact decimal, however long. An exponent beyond what ``Decimal`` holds
+    (about 10**18) stands for a value so large that it fails every range (infinity), or so small that
+    it is the smallest positive decimal of the same sign: only the contract's ranges can see it."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        mantissa, _, exponent = text.lower().partition("e")
+        if Decimal(mantissa) == 0:
+            return Decimal(0)
+        sign = "-" if mantissa.startswith("-") else ""
+        return Decimal(f"{sign}Infinity") if not exponent.startswith("-") else Decimal(f"{sign}1e-999999999999999999")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=Decimal)
+"""Floats as exact decimals, integers as ints (the common case, decided in C)."""
+_LONG_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_decimal, parse_int=_any_decimal)
+"""For the rare document the fast one refuses: an integer past Python's digit limit, or an exponent
+past ``Decimal``'s. Every number literal is valid JSON however many digits it has."""
 
 
 def decode(payload: bytes) -> dict[str, Any]:
     """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``)."""
     try:
         text = payload.decode("utf-8")
-        document = _DECODER.decode(text)
+        try:
+            document = _DECODER.decode(text)
+        except (InvalidOperation, ValueError) as exc:
+            if isinstance(exc, ValueError) and "digits" not in str(exc):
+                raise
+            document = _LONG_DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _Invalid(MALFORMED_JSON, f"not UTF-8 JSON: {type(exc).__name__}") from None
     if not isinstance(document, dict):
@@ -101,7 +136,7 @@ def decode(payload: bytes) -> dict[str, Any]:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | Decimal) and not isinstance(value, bool)
 
 
 def _is_integer(value: object) -> bool:
@@ -110,20 +145,22 @@ def _is_integer(value: object) -> bool:
         return False
     if isinstance(value, int):
         return True
-    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    return isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
 
 
-def _number(document: Mapping[str, Any], name: str, low: float, high: float, *, integer: bool) -> Any:
+def _number(document: Mapping[str, Any], name: str, low: int, high: int, *, integer: bool) -> Any:
+    """The value, exactly as written (an ``int`` or a ``Decimal``), if the schema allows it."""
     value = document[name]
-    kind = type(value)  # the JSON decoder makes exact ints and floats; bool is neither here
-    if (kind is int or (kind is float and (not integer or value.is_integer()))) and low <= value <= high:
+    kind = type(value)  # the JSON decoder makes ints and Decimals; bool is neither here
+    if (kind is int or (kind is Decimal and not integer)) and low <= value <= high:
         return value  # the common case, decided without the detailed checks below
     if integer and not _is_integer(value):
         raise _Invalid(SCHEMA_VIOLATION, f"{name} is not an integer")
     if not integer and not _is_number(value):
         raise _Invalid(SCHEMA_VIOLATION, f"{name} is not a number")
-    if not low <= value <= high:  # NaN cannot reach here (not JSON); inf fails the range
-        raise _Invalid(SCHEMA_VIOLATION, f"{name} {value!r} is outside {low}..{high}")
+    if not low <= value <= high:  # NaN cannot reach here (not JSON); infinity fails the range
+        shown = str(value) if len(str(value)) <= 40 else f"a {len(str(value))}-character number"
+        raise _Invalid(SCHEMA_VIOLATION, f"{name} {shown} is outside {low}..{high}")
     return value
 
 
@@ -168,10 +205,9 @@ def _days_in_month(year: int, month: int) -> int:
 def parse_instant(value: str) -> int:
     """RFC 3339 date-time with an explicit offset → UTC nanoseconds since the epoch.
 
-    As JSON Schema's ``date-time`` format: 'T' and 'Z' in either case, any number of fraction digits,
-    year 0000 invalid, and a leap second (``:60``) valid only at 23:59 UTC (after the offset); it counts
-    as the last nanosecond of that minute. Fractions finer than a nanosecond are truncated. Raises
-    ``ValueError`` for anything else.
+    As the contract's ``timestamp`` (the ``date-time`` format and the pattern): 'T' and 'Z' in either
+    case, one to nine fraction digits, year 0000 invalid, no leap second. Raises ``ValueError`` for
+    anything else.
     """
     match = _DATE_TIME.fullmatch(value)
     if not match:
@@ -180,18 +216,14 @@ def parse_instant(value: str) -> int:
     fraction, zulu, sign, off_h, off_m = match.groups()[6:]
     if year == 0 or not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
         raise ValueError("no such date")
-    if hour > 23 or minute > 59 or second > 60:
+    if hour > 23 or minute > 59:
         raise ValueError("no such time")
     offset_minutes = 0
     if not zulu:
         if int(off_h) > 23 or int(off_m) > 59:
             raise ValueError("no such offset")
         offset_minutes = (int(off_h) * 60 + int(off_m)) * (1 if sign == "+" else -1)
-    nanos = int((fraction or "0")[:9].ljust(9, "0"))
-    if second == 60:
-        if (hour * 60 + minute - offset_minutes) % 1440 != 1439:
-            raise ValueError("a leap second is only valid at 23:59:60 UTC")
-        second, nanos = 59, NS_PER_SECOND - 1
+    nanos = int((fraction or "0").ljust(9, "0"))
     seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second
     return (seconds - offset_minutes * 60) * NS_PER_SECOND + nanos
 
@@ -207,8 +239,19 @@ def format_instant(instant_ns: int) -> str:
     return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.{nanos:09d}Z"
 
 
-def validate(document: Mapping[str, Any], now_ns: int) -> Reading:
-    """A decoded object → :class:`Reading`, or :class:`_Invalid` with the reason code."""
+def validate(
+    document: Mapping[str, Any],
+    arrival_ns: int,
+    *,
+    thing: str | None = None,
+    max_age_ns: int | None = None,
+) -> Reading:
+    """A decoded object → :class:`Reading`, or :class:`_Invalid` with the first reason code that applies.
+
+    ``arrival_ns`` is when the stream accepted the record (the same on every read of it); ``thing`` is
+    the thing name it was published under (the partition key), ``max_age_ns`` the environment's
+    ``max_reading_age_seconds``. ``None`` skips that rule (schema checks alone).
+    """
     if not document.keys() >= _REQUIRED_SET:
         missing = next(name for name in _REQUIRED if name not in document)
         raise _Invalid(SCHEMA_VIOLATION, f"{missing} is missing")
@@ -226,41 +269,85 @@ def validate(document: Mapping[str, Any], now_ns: int) -> Reading:
     occupancy = _number(document, "occupancy_percent", 0, 100, integer=False)
     limit = _number(document, "speed_limit_kmh", 5, 200, integer=False) if "speed_limit_kmh" in document else None
     interval = _number(document, "interval_seconds", 1, 3600, integer=True) if "interval_seconds" in document else None
-    if instant - now_ns > FUTURE_TOLERANCE_NS:
-        raise _Invalid(FUTURE_TIMESTAMP, f"timestamp is {(instant - now_ns) / NS_PER_SECOND:.0f} s ahead")
+    if thing is not None and sensor_id != thing:
+        raise _Invalid(SENSOR_MISMATCH, f"sensor_id {sensor_id!r} was published as thing {thing[:128]!r}")
+    if instant - arrival_ns > FUTURE_TOLERANCE_NS:
+        raise _Invalid(FUTURE_TIMESTAMP, f"timestamp is {(instant - arrival_ns) // NS_PER_SECOND} s after arrival")
+    if max_age_ns is not None and arrival_ns - instant > max_age_ns:
+        raise _Invalid(STALE_TIMESTAMP, f"timestamp is {(arrival_ns - instant) // NS_PER_SECOND} s before arrival")
     return Reading(
         sensor_id=sensor_id,
         segment_id=segment_id,
         timestamp=timestamp,
         instant_ns=instant,
         vehicle_count=int(vehicles),
-        average_speed_kmh=float(speed),
-        occupancy_percent=float(occupancy),
-        speed_limit_kmh=float(DEFAULT_SPEED_LIMIT_KMH if limit is None else limit),
+        average_speed_kmh=_as_decimal(speed),
+        occupancy_percent=_as_decimal(occupancy),
+        speed_limit_kmh=DEFAULT_SPEED_LIMIT if limit is None else _as_decimal(limit),
         interval_seconds=int(DEFAULT_INTERVAL_SECONDS if interval is None else interval),
     )
 
 
-def parse_reading(payload: bytes, now_ns: int) -> Reading | Rejection:
+DEFAULT_SPEED_LIMIT = Decimal(DEFAULT_SPEED_LIMIT_KMH)
+
+
+def _as_decimal(value: int | Decimal) -> Decimal:
+    return value if type(value) is Decimal else Decimal(value)
+
+
+def parse_reading(
+    payload: bytes, arrival_ns: int, *, thing: str | None = None, max_age_ns: int | None = None
+) -> Reading | Rejection:
     """The whole contract for one payload: a :class:`Reading`, or a :class:`Rejection` with its code."""
     try:
-        return validate(decode(payload), now_ns)
+        return validate(decode(payload), arrival_ns, thing=thing, max_age_ns=max_age_ns)
     except _Invalid as invalid:
         return Rejection(invalid.reason, invalid.detail)
 
 
-def congestion_level(vehicle_count: float, average_speed_kmh: float, occupancy_percent: float,
-                     speed_limit_kmh: float = DEFAULT_SPEED_LIMIT_KMH) -> str:  # fmt: skip
-    """The contract's congestion table, first match wins."""
-    if vehicle_count == 0:
+Number = int | float | Decimal
+
+
+def congestion_level(vehicle_count: Number, average_speed_kmh: Number, occupancy_percent: Number,
+                     speed_limit_kmh: Number = DEFAULT_SPEED_LIMIT_KMH) -> str:  # fmt: skip
+    """The contract's congestion table for one reading, first match wins, compared exactly.
+
+    A ``float`` argument counts as the decimal it prints as (its shortest round-trip form).
+    """
+    return level_of_sums(
+        exact(vehicle_count),
+        speed_sum=exact(average_speed_kmh),
+        speed_weight=1,
+        occupancy_sum=exact(occupancy_percent),
+        occupancy_count=1,
+        limit=exact(speed_limit_kmh),
+    )
+
+
+def level_of_sums(
+    vehicles: Decimal | int,
+    *,
+    speed_sum: Decimal,
+    speed_weight: Decimal | int,
+    occupancy_sum: Decimal,
+    occupancy_count: int,
+    limit: Decimal,
+) -> str:
+    """The congestion table for ``speed = speed_sum / speed_weight`` and ``occupancy = occupancy_sum /
+    occupancy_count`` without dividing: ``ratio < 0.25`` is ``4 * speed_sum < limit * speed_weight``,
+    ``occupancy >= 80`` is ``occupancy_sum >= 80 * occupancy_count`` (all weights positive)."""
+    if vehicles == 0:
         return "free"
-    ratio = average_speed_kmh / speed_limit_kmh
-    if occupancy_percent >= 80 or ratio < 0.25:
-        return "severe"
-    if occupancy_percent >= 50 or ratio < 0.50:
-        return "heavy"
-    if occupancy_percent >= 25 or ratio < 0.75:
-        return "moderate"
+    with localcontext(EXACT_CONTEXT):
+        occupancy_scaled = occupancy_sum
+        speed4 = 4 * speed_sum
+        limit_w = limit * speed_weight
+        if occupancy_scaled >= 80 * occupancy_count or speed4 < limit_w:
+            return "severe"
+        if occupancy_scaled >= 50 * occupancy_count or speed4 < 2 * limit_w:
+            return "heavy"
+        if occupancy_scaled >= 25 * occupancy_count or speed4 < 3 * limit_w:
+            return "moderate"
     return "free"
 
 
@@ -291,13 +378,16 @@ class Measurement:
     """The part of a reading an aggregate needs."""
 
     vehicle_count: int
-    average_speed_kmh: float
-    occupancy_percent: float
-    speed_limit_kmh: float
+    average_speed_kmh: Number
+    occupancy_percent: Number
+    speed_limit_kmh: Number
 
 
-def exact(value: float | int) -> Decimal:
-    """The decimal a JSON number was written as (its shortest round-tripping form), exactly."""
+def exact(value: Number) -> Decimal:
+    """A number as an exact decimal: a ``Decimal`` as it is, an ``int`` exactly, a ``float`` as the
+    decimal it prints as (its shortest round-tripping form)."""
+    if type(value) is Decimal:
+        return value
     return _decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
@@ -332,26 +422,19 @@ class Sums:
             exact(m.speed_limit_kmh),
         )  # fmt: skip
 
-    def attributes(self) -> dict[str, Any]:
-        """The sums as a stored item's attributes (decimals as text, see ``exact_text``)."""
-        return {
-            "reading_count": self.readings,
-            "vehicles": self.vehicles,
-            "speed_x_vehicles": exact_text(self.speed_x_vehicles),
-            "occupancy_sum": exact_text(self.occupancy),
-            "min_speed_limit": exact_text(self.min_speed_limit),
-        }
+    def row(self) -> list[Any]:
+        """The sums as a compact JSON row ``[readings, vehicles, "speed x vehicles", "occupancy", "limit"]``."""
+        return [
+            self.readings,
+            self.vehicles,
+            str(self.speed_x_vehicles),
+            str(self.occupancy),
+            str(self.min_speed_limit),
+        ]
 
     @classmethod
-    def from_attributes(cls, item: Mapping[str, Any]) -> Sums:
-        """The sums a stored item carries (written by :meth:`attributes`)."""
-        return cls(
-            int(item["reading_count"]),
-            int(item["vehicles"]),
-            Decimal(item["speed_x_vehicles"]),
-            Decimal(item["occupancy_sum"]),
-            Decimal(item["min_speed_limit"]),
-        )
+    def from_row(cls, row: Sequence[Any]) -> Sums:
+        return cls(int(row[0]), int(row[1]), Decimal(row[2]), Decimal(row[3]), Decimal(row[4]))
 
     def __add__(self, other: Sums) -> Sums:
         limits = [x for x in (self.min_speed_limit, other.min_speed_limit) if x is not None]
@@ -365,24 +448,41 @@ class Sums:
             )
 
     def aggregate(self) -> Aggregate:
+        """The contract's aggregate. The level is decided on the exact sums; the mean values shown are
+        the exact quotients correctly rounded to the nearest binary double (for JSON and display)."""
         if not self.readings or self.min_speed_limit is None:
             raise ValueError("an aggregate needs at least one reading")
-        with localcontext(EXACT_CONTEXT):
-            speed = float(self.speed_x_vehicles / self.vehicles) if self.vehicles else 0.0
-            occupancy = float(self.occupancy / self.readings)
-        limit = float(self.min_speed_limit)
+        speed = float(Fraction(self.speed_x_vehicles) / self.vehicles) if self.vehicles else 0.0
+        occupancy = float(Fraction(self.occupancy) / self.readings)
         return Aggregate(
             readings=self.readings,
             vehicles=self.vehicles,
             average_speed_kmh=speed,
             occupancy_percent=occupancy,
-            speed_limit_kmh=limit,
-            congestion_level=congestion_level(self.vehicles, speed, occupancy, limit),
+            speed_limit_kmh=float(self.min_speed_limit),
+            congestion_level=level_of_sums(
+                self.vehicles,
+                speed_sum=self.speed_x_vehicles,
+                speed_weight=self.vehicles,
+                occupancy_sum=self.occupancy,
+                occupancy_count=self.readings,
+                limit=self.min_speed_limit,
+            ),
         )
 
 
-EXACT_CONTEXT = Context(prec=80)
-"""Enough digits that sums of readings' decimals are exact."""
+EXACT_CONTEXT = Context(prec=10_000)
+"""Sums of readings' decimals in this context are exact (see the module docstring for the bound)."""
+
+
+def encode_sums(sums: Mapping[str, Sums]) -> str:
+    """Sums by key (a segment, or a sensor part) as one compact JSON text attribute, sorted by key: a
+    string is far cheaper to store and stream than a map of maps."""
+    return json.dumps({key: s.row() for key, s in sorted(sums.items())}, separators=(",", ":"))
+
+
+def decode_sums(text: str) -> dict[str, Sums]:
+    return {key: Sums.from_row(row) for key, row in json.loads(text).items()}
 
 
 def total(sums: Iterable[Sums]) -> Sums:

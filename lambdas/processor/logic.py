@@ -2,13 +2,30 @@
 
 Items are plain dicts in boto3's "resource" shape (numbers as ``Decimal``); the store serializes them.
 
-Window items hold one sensor's distinct readings in one window of one segment, keyed by the reading's
-UTC instant, with their exact sums and the newest of them (``latest``: the sensor's current state when
-the item is the sensor's newest). The sequence number that first delivered a reading is kept with it, and
-the sequence numbers of later copies are kept in ``duplicates``. So a redelivery of the same record (a
-Lambda retry or a shard
-replay) changes nothing, while a republished copy (a new record) is counted once as a duplicate, however
-often it is itself redelivered.
+**Window items.** One sensor's distinct readings in one aggregation window live in one or more *part*
+items keyed ``(sensor_id, "<window start>#<part>")`` (part ``000``, ``001``, ...). A reading is
+identified by its sensor and UTC instant only (contract version 2): a copy with another segment or
+other values is a duplicate of the copy stored first. Each part keeps its readings as one JSON
+attribute (``{instant: [vehicles, speed, occupancy, limit, segment, first sequence number]}``, numbers
+as the literals the sensor wrote), the exact sums of those readings *per segment* (``segments``, JSON
+text, see ``contract.encode_sums``), the
+newest of them (``latest``) and a ``version`` that grows with every write of the item (the alert
+function uses it to never let an older image replace a newer one).
+
+**Bounded items.** DynamoDB refuses items over 400 KB. New readings go to the window's last part; a part
+whose worst-case size (its rows, its newest row again, and :data:`SEGMENT_WORST_BYTES` per segment for
+sums of up to 10,000 digits) would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
+no window length, interval or number of readings makes an item too large. The head part (``000``)
+records how many parts there are (``parts``); a window with more than one part costs one more
+BatchGetItem round, only for that window.
+
+**Redelivery and duplicates, bounded.** The head part keeps, per Kinesis shard, the highest sequence
+number folded into the window (``hwm``) and the number of duplicates counted (``duplicates``). A
+sensor's records come from one shard, in order (see ``service``), so a record at or below the mark was
+already accounted for: a retry or replay changes nothing. A reading whose instant is not stored is
+always added, whatever its sequence number, so a record handed back later (a redrive of records that
+went to the on-failure queue) is never lost. A later copy of a stored instant above the mark is counted
+once as a duplicate. The item grows with the number of shards, never with republishing.
 """
 
 from __future__ import annotations
@@ -27,13 +44,20 @@ from lambdas.common.contract import (
     Reading,
     Rejection,
     Sums,
-    congestion_level,
-    exact,
+    encode_sums,
     exact_text,
     format_instant,
+    level_of_sums,
     parse_reading,
     window_start_ns,
 )
+
+PART_BUDGET_BYTES = 350_000
+"""Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
+SEGMENT_WORST_BYTES = 31_000
+"""Worst-case size of one segment's sums in a part: three sums of up to 10,000 digits, and names."""
+ITEM_OVERHEAD_BYTES = 4_000
+"""Keys, marks, counters and attribute names of a part item, with room to spare."""
 
 
 class KinesisRecord(NamedTuple):
@@ -43,7 +67,14 @@ class KinesisRecord(NamedTuple):
     partition_key: str
     shard_id: str
     data: bytes
-    arrival_seconds: float
+    arrival_ns: int
+    """``approximateArrivalTimestamp``: when the stream accepted the record, the same on every read."""
+
+
+def _arrival_ns(value: Any) -> int:
+    """Kinesis's ``approximateArrivalTimestamp`` (epoch seconds, millisecond precision) in nanoseconds,
+    read from its decimal text, so that the same record gets the same instant on every delivery."""
+    return int(Decimal(repr(value) if isinstance(value, float) else str(value)) * NS_PER_SECOND)
 
 
 def records_from_event(event: Mapping[str, Any]) -> list[KinesisRecord]:
@@ -57,7 +88,7 @@ def records_from_event(event: Mapping[str, Any]) -> list[KinesisRecord]:
                 partition_key=kinesis.get("partitionKey", ""),
                 shard_id=str(raw.get("eventID", "")).split(":", 1)[0],
                 data=base64.b64decode(kinesis["data"]),
-                arrival_seconds=float(kinesis.get("approximateArrivalTimestamp", 0)),
+                arrival_ns=_arrival_ns(kinesis.get("approximateArrivalTimestamp", 0)),
             )
         )
     return records
@@ -69,12 +100,13 @@ class Classified:
     rejects: list[tuple[KinesisRecord, Rejection]] = field(default_factory=list)
 
 
-def classify(records: Iterable[KinesisRecord], now_ns: int) -> Classified:
-    """Apply the contract to every record."""
+def classify(records: Iterable[KinesisRecord], max_age_ns: int) -> Classified:
+    """Apply the contract to every record: its partition key is the thing name it was published as, and
+    its arrival time is what the time rules are judged against."""
     result = Classified()
     readings, rejects = result.readings.append, result.rejects.append
     for record in records:
-        outcome = parse_reading(record.data, now_ns)
+        outcome = parse_reading(record.data, record.arrival_ns, thing=record.partition_key, max_age_ns=max_age_ns)
         if isinstance(outcome, Reading):
             readings((record, outcome))
         else:
@@ -87,8 +119,9 @@ def quarantine_object(
 ) -> tuple[str, bytes]:
     """Key and NDJSON body of the one quarantine object for a batch's rejects.
 
-    The key is derived from the rejected sequence numbers, so a retried batch rewrites the same object;
-    each line carries its sequence number, so readers count distinct records across objects.
+    The key is derived from the rejected records alone (the first one's arrival day and the sequence
+    numbers), so a retried batch rewrites the same object; each line carries its sequence number and
+    arrival time, so readers count distinct records across objects and a redrive judges them the same.
     """
     now = format_instant(now_ns)
     lines = [
@@ -99,7 +132,7 @@ def quarantine_object(
                 "sequence_number": record.sequence_number,
                 "partition_key": record.partition_key,
                 "shard_id": record.shard_id,
-                "approximate_arrival_timestamp": record.arrival_seconds,
+                "approximate_arrival_timestamp": format_instant(record.arrival_ns),
                 "quarantined_at": now,
                 "payload_base64": base64.b64encode(record.data).decode("ascii"),
             },
@@ -108,151 +141,224 @@ def quarantine_object(
         for record, rejection in rejects
     ]
     first, last = rejects[0][0], rejects[-1][0]
-    key = f"{prefix}dt={now[:10]}/{first.shard_id or 'shard'}/{first.sequence_number}-{last.sequence_number}.ndjson"
+    day = format_instant(first.arrival_ns)[:10]
+    key = f"{prefix}dt={day}/{first.shard_id or 'shard'}/{first.sequence_number}-{last.sequence_number}.ndjson"
     return key, ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def window_start(reading: Reading, window_seconds: int) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` start of the reading's window."""
-    return _window_label(window_start_ns(reading.instant_ns, window_seconds))
+    return window_label(window_start_ns(reading.instant_ns, window_seconds))
 
 
 @lru_cache(maxsize=1024)
-def _window_label(start_ns: int) -> str:
+def window_label(start_ns: int) -> str:
     return format_instant(start_ns)[:19] + "Z"
 
 
-WindowKey = tuple[str, str]  # (sensor_id, window_segment)
+WindowId = tuple[str, str]  # (sensor_id, window start label)
+ItemKey = tuple[str, str]  # (sensor_id, window_part)
 
 
-def window_key(reading: Reading, window_seconds: int) -> WindowKey:
-    """The item key: the sensor, then ``<window start>#<segment>`` (sorts by window: newest is last)."""
-    return reading.sensor_id, f"{window_start(reading, window_seconds)}#{reading.segment_id}"
+def part_key(window: WindowId, part: int) -> ItemKey:
+    """The item key of a window's part: the sensor, then ``<window start>#<part>`` (sorts by window)."""
+    return window[0], f"{window[1]}#{part:03d}"
+
+
+def window_of(reading: Reading, window_seconds: int) -> WindowId:
+    return reading.sensor_id, window_start(reading, window_seconds)
+
+
+class Contribution(NamedTuple):
+    sequence_number: str
+    shard_id: str
+    reading: Reading
 
 
 @dataclass(slots=True)
 class WindowMerge:
-    """Result of merging a batch's readings into one window item."""
+    """Result of merging a batch's readings into one sensor window."""
 
-    item: dict[str, Any] | None
-    """The item to write, or ``None`` when nothing changed."""
+    items: list[dict[str, Any]] = field(default_factory=list)
+    """The part items to write (the head last), empty when nothing changed."""
     new: list[str] = field(default_factory=list)
     """Sequence numbers of records that added a reading."""
     duplicates: list[str] = field(default_factory=list)
     """Sequence numbers of records that were newly counted as duplicates."""
     redelivered: list[str] = field(default_factory=list)
     """Sequence numbers already accounted for by an earlier delivery."""
-    sums: Sums | None = None
-    """The item's exact sums (what its numeric attributes hold), when it changed."""
+
+
+_READINGS_DECODER = json.JSONDecoder(parse_float=Decimal)
+_string = json.encoder.encode_basestring_ascii
+
+
+def _row_text(instant: str, row: Sequence[Any]) -> str:
+    """One reading as stored: ``"instant":[vehicles,speed,occupancy,limit,"segment","sequence"]``."""
+    return f"{_string(instant)}:[{row[0]},{row[1]},{row[2]},{row[3]},{_string(row[4])},{_string(row[5])}]"
+
+
+def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
+    """``{instant: row}`` as compact JSON sorted by instant, numbers as the decimal literals they are
+    (``str`` of a ``Decimal`` is valid JSON); a test compares it with ``json.dumps``."""
+    return "{" + ",".join([_row_text(instant, row) for instant, row in sorted(readings.items())]) + "}"
+
+
+def decode_readings(text: str) -> dict[str, list[Any]]:
+    decoded: dict[str, list[Any]] = _READINGS_DECODER.decode(text)
+    return decoded
+
+
+@dataclass(slots=True)
+class _Part:
+    """A part being merged into: its rows and what its worst-case size adds up to."""
+
+    index: int
+    existing: Mapping[str, Any] | None
+    rows: dict[str, list[Any]]
+    row_bytes: int
+    largest_row: int
+    segments: set[str]
+    changed: bool = False
+
+    @classmethod
+    def load(cls, index: int, existing: Mapping[str, Any] | None) -> _Part:
+        rows = decode_readings(existing["readings"]) if existing else {}
+        sizes = [len(_row_text(i, r)) + 1 for i, r in rows.items()]
+        segments = {r[4] for r in rows.values()}
+        return cls(index, existing, rows, sum(sizes), max(sizes, default=0), segments)
+
+    def fits(self, size: int, segment: str) -> bool:
+        segments = len(self.segments | {segment})
+        worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
+        return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
+
+    def add(self, instant: str, row: list[Any], size: int) -> None:
+        self.rows[instant] = row
+        self.row_bytes += size
+        self.largest_row = max(self.largest_row, size)
+        self.segments.add(row[4])
+        self.changed = True
 
 
 def merge_window(
-    existing: Mapping[str, Any] | None,
-    contributions: Sequence[tuple[str, Reading]],
+    parts: Sequence[Mapping[str, Any] | None],
+    contributions: Sequence[Contribution],
     *,
-    key: WindowKey,
+    window: WindowId,
     window_seconds: int,
     ttl_days: int,
 ) -> WindowMerge:
-    """Add ``(sequence number, reading)`` pairs, in delivery order, to a window item.
-
-    The item keeps the readings as one JSON attribute (``{instant: [vehicles, speed, occupancy,
-    limit, first sequence number]}``) and their exact sums (decimals as text, see ``exact_text``),
-    which the alert function and the read-back combine without parsing the readings.
-    """
-    first = contributions[0][1]
-    readings: dict[str, list[Any]] = _READINGS_DECODER.decode(existing["readings"]) if existing else {}
-    duplicates: set[str] = set(existing.get("duplicates", ())) if existing else set()
-    merge = WindowMerge(item=None)
-    for sequence_number, reading in contributions:
+    """Add a window's contributions, in delivery order, to its stored parts (``parts[0]`` the head, or
+    ``[None]`` for a new window). Deterministic: the same parts and contributions give the same items."""
+    head = parts[0]
+    loaded = [_Part.load(i, p) for i, p in enumerate(parts)]
+    where = {instant: part for part in loaded for instant in part.rows}
+    marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
+    duplicate_count = int(head.get("duplicates", 0)) if head else 0
+    merge = WindowMerge()
+    for sequence_number, shard, reading in contributions:
         instant = reading.key
-        stored = readings.get(instant)
+        stored = where.get(instant)
+        seen = _at_or_below(sequence_number, marks.get(shard))
         if stored is None:
-            readings[instant] = [
+            row = [
                 reading.vehicle_count,
                 reading.average_speed_kmh,
                 reading.occupancy_percent,
                 reading.speed_limit_kmh,
+                reading.segment_id,
                 sequence_number,
             ]
+            size = len(_row_text(instant, row)) + 1
+            last = loaded[-1]
+            if not last.fits(size, reading.segment_id):
+                last = _Part.load(len(loaded), None)
+                loaded.append(last)
+            last.add(instant, row, size)
+            where[instant] = last
             merge.new.append(sequence_number)
-        elif stored[4] == sequence_number or sequence_number in duplicates:
+        elif seen or stored.rows[instant][5] == sequence_number:
             merge.redelivered.append(sequence_number)
         else:
-            duplicates.add(sequence_number)
+            duplicate_count += 1
             merge.duplicates.append(sequence_number)
+        if not seen:
+            marks[shard] = sequence_number
     if not merge.new and not merge.duplicates:
         return merge
-    start_ns = window_start_ns(first.instant_ns, window_seconds)
-    expires = (start_ns // NS_PER_SECOND) + window_seconds + ttl_days * 86400
-    sums, latest = summarize(readings)
-    item: dict[str, Any] = {
-        "sensor_id": key[0],
-        "window_segment": key[1],
-        "window_start": key[1].split("#", 1)[0],
-        "segment_id": first.segment_id,
-        "readings": encode_readings(readings),
-        **sums.attributes(),
-        "latest": latest,
-        "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
-    }
-    if duplicates:
-        item["duplicates"] = duplicates
-    merge.item = item
-    merge.sums = sums
+    start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
+    expires = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
+    loaded[0].changed = True  # the head carries the marks, the counts and the number of parts
+    for part in loaded[1:] + loaded[:1]:
+        if not part.changed:
+            continue
+        item = _part_item(window, part, expires)
+        if part.index == 0:
+            item["parts"] = len(loaded)
+            item["hwm"] = json.dumps(marks, sort_keys=True, separators=(",", ":"))
+            item["duplicates"] = duplicate_count
+        merge.items.append(item)
     return merge
 
 
-_READINGS_DECODER = json.JSONDecoder()
-_string = json.encoder.encode_basestring_ascii
+def _at_or_below(sequence_number: str, mark: str | None) -> bool:
+    """Whether a Kinesis sequence number (a decimal string) is at or below a shard's mark."""
+    return mark is not None and (len(sequence_number), sequence_number) <= (len(mark), mark)
 
 
-def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
-    """``json.dumps(readings, sort_keys=True, separators=(",", ":"))`` for the window rows
-    ``[int, float, float, float, str]`` (numbers as ``repr``, as json writes them), several times
-    faster for the small items most batches write; a test compares both on many rows."""
-    return (
-        "{"
-        + ",".join(
-            [
-                f"{_string(instant)}:[{row[0]!r},{row[1]!r},{row[2]!r},{row[3]!r},{_string(row[4])}]"
-                for instant, row in sorted(readings.items())
-            ]
-        )
-        + "}"
-    )
+def _part_item(window: WindowId, part: _Part, expires: int) -> dict[str, Any]:
+    sums, latest = summarize(part.rows)
+    existing = part.existing
+    key = part_key(window, part.index)
+    return {
+        "sensor_id": key[0],
+        "window_part": key[1],
+        "window_start": window[1],
+        "part": part.index,
+        "readings": encode_readings(part.rows),
+        "segments": encode_sums(sums),
+        "latest": latest,
+        "version": int(existing["version"]) + 1 if existing and "version" in existing else 1,
+        "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
+    }
 
 
-def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[Sums, dict[str, Any]]:
-    """A window's exact sums and its newest reading, in one pass over ``{instant: row}``.
+def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], dict[str, Any]]:
+    """A part's exact sums per segment and its newest reading, in one pass over ``{instant: row}``.
 
-    The sums are the same as ``total(Sums.of(Measurement(*row[:4])) for row in rows)`` (a test checks);
-    the newest reading is the largest key (fixed-width UTC instants sort as time), with its numbers as
-    the decimals they were written as.
+    The sums equal ``total(Sums.of(Measurement(*row[:4])) ...)`` over each segment's rows (a test
+    checks); the newest reading is the largest key (fixed-width UTC instants sort as time).
     """
-    readings_count = vehicles = 0
-    speed_x_vehicles = occupancy = Decimal(0)
-    limit: Decimal | None = None
-    newest, newest_numbers = "", (Decimal(0), Decimal(0), Decimal(0))
+    acc: dict[str, list[Any]] = {}
+    newest = ""
     with localcontext(EXACT_CONTEXT):
         for instant, row in readings.items():
-            count, speed, row_occupancy, row_limit = row[0], exact(row[1]), exact(row[2]), exact(row[3])
-            readings_count += 1
-            vehicles += count
-            speed_x_vehicles += count * speed
-            occupancy += row_occupancy
-            if limit is None or row_limit < limit:
-                limit = row_limit
-            if instant > newest:
-                newest, newest_numbers = instant, (speed, row_occupancy, row_limit)
+            count, speed, occupancy, limit, segment = row[0], Decimal(row[1]), Decimal(row[2]), Decimal(row[3]), row[4]
+            a = acc.get(segment)
+            if a is None:
+                acc[segment] = [1, count, count * speed, occupancy, limit]
+            else:
+                a[0] += 1
+                a[1] += count
+                a[2] += count * speed
+                a[3] += occupancy
+                if limit < a[4]:  # noqa: PLR1730 - a branch is cheaper than min() in this hot loop
+                    a[4] = limit
+            if instant > newest:  # noqa: PLR1730
+                newest = instant
     row = readings[newest]
+    speed, occupancy, limit = Decimal(row[1]), Decimal(row[2]), Decimal(row[3])
     latest = {
         "timestamp": newest,
+        "segment_id": row[4],
         "vehicle_count": row[0],
-        "average_speed_kmh": exact_text(newest_numbers[0]),
-        "occupancy_percent": exact_text(newest_numbers[1]),
-        "speed_limit_kmh": exact_text(newest_numbers[2]),
-        "congestion_level": congestion_level(row[0], row[1], row[2], row[3]),
-        "sequence_number": row[4],
+        "average_speed_kmh": exact_text(speed),
+        "occupancy_percent": exact_text(occupancy),
+        "speed_limit_kmh": exact_text(limit),
+        "congestion_level": level_of_sums(
+            row[0], speed_sum=speed, speed_weight=1, occupancy_sum=occupancy, occupancy_count=1, limit=limit
+        ),
+        "sequence_number": row[5],
     }
-    return Sums(readings_count, vehicles, speed_x_vehicles, occupancy, limit), latest
+    return {segment: Sums(*a) for segment, a in acc.items()}, latest

@@ -1,9 +1,21 @@
 """The processor: one Kinesis batch in, state and quarantine out, partial failures reported.
 
 The orchestration between the pure logic (``logic``) and AWS: one S3 object per batch with rejects,
-BatchGetItem for the state the batch touches, BatchWriteItem for what changed. A record is reported
-in ``batchItemFailures`` only when something it needs could not be stored; Lambda then retries from
-there, and the idempotent merge makes every retry safe.
+BatchGetItem for the window items the batch touches, BatchWriteItem for what changed. A record is
+reported in ``batchItemFailures`` only when something it needs could not be stored; Lambda then retries
+from there, and the idempotent merge makes every retry safe. A write DynamoDB refuses as invalid is
+retried item by item (``batch_write``), so only that window's records fail, never the rest of its chunk.
+
+**One writer per sensor.** Every item is keyed by its sensor, and a reading is stored only when its
+``sensor_id`` equals the record's partition key: the thing name of the topic it was published on, which
+the topic rule makes the partition key (otherwise ``sensor_mismatch``). Kinesis puts one partition key
+on one shard, and Lambda processes a shard's records in order, one batch at a time; with a
+parallelization factor above 1 it still keeps each partition key's records in order on one concurrent
+batch. So a sensor's items have exactly one writer at any moment, and the read-merge-write of a batch
+needs no condition. Making a second writer harmless anyway would need conditional PutItem calls (a
+BatchWriteItem carries no condition), one request per item instead of one per 25: not cheap, so the
+invariant is kept by ``sensor_mismatch`` and tested (``tests/test_concurrency.py``), not paid for on
+every write.
 """
 
 from __future__ import annotations
@@ -18,9 +30,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
 from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
-from lambdas.common.contract import REASONS, Reading
+from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
 from lambdas.processor import logic
+
+KEY_NAMES = ("sensor_id", "window_part")
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class Settings:
     metric_namespace: str
     window_seconds: int
     ttl_days: int
+    max_reading_age_seconds: int = DEFAULT_MAX_READING_AGE_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -43,6 +58,7 @@ class Settings:
             metric_namespace=env["METRIC_NAMESPACE"],
             window_seconds=int(env["WINDOW_SECONDS"]),
             ttl_days=int(env["AGGREGATE_TTL_DAYS"]),
+            max_reading_age_seconds=int(env.get("MAX_READING_AGE_SECONDS", DEFAULT_MAX_READING_AGE_SECONDS)),
         )
 
 
@@ -73,13 +89,13 @@ class Processor:
         self.clients = clients or Clients()
         self.backoff = backoff or Backoff()
         self.clock = clock
-        """Processing time in UTC nanoseconds (for the future-timestamp rule)."""
+        """Processing time in UTC nanoseconds: only for ``quarantined_at``; every rule uses arrival time."""
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         now_ns = self.clock()
         records = logic.records_from_event(event)
         order = {r.sequence_number: i for i, r in enumerate(records)}
-        classified = logic.classify(records, now_ns)
+        classified = logic.classify(records, self.settings.max_reading_age_seconds * NS_PER_SECOND)
         outcome = Outcome(records=len(records))
         failed: set[str] = set()
         failed |= self._quarantine(classified, now_ns, outcome)
@@ -107,51 +123,59 @@ class Processor:
             outcome.quarantined[rejection.reason] += 1
         return set()
 
-    def _store(self, readings: list[tuple[logic.KinesisRecord, Reading]], outcome: Outcome) -> set[str]:
-        """Merge the readings into their window items: one read and at most one write per item."""
+    def _store(self, readings: list[tuple[logic.KinesisRecord, Any]], outcome: Outcome) -> set[str]:
+        """Merge the readings into their window items: one read round (two for a window with more than
+        one part) and one write of each changed part."""
         if not readings:
             return set()
         s = self.settings
-        by_window: dict[logic.WindowKey, list[tuple[str, Reading]]] = {}
+        by_window: dict[logic.WindowId, list[logic.Contribution]] = {}
         for record, reading in readings:
-            by_window.setdefault(logic.window_key(reading, s.window_seconds), []).append(
-                (record.sequence_number, reading)
+            by_window.setdefault(logic.window_of(reading, s.window_seconds), []).append(
+                logic.Contribution(record.sequence_number, record.shard_id, reading)
             )
-        keys = [{"sensor_id": {"S": sensor}, "window_segment": {"S": ws}} for sensor, ws in by_window]
-        found, unread = batch_get(self.clients["dynamodb"], {s.sensor_windows_table: keys}, self.backoff)
-        unread_windows = {
-            (k["sensor_id"]["S"], k["window_segment"]["S"]) for k in unread.get(s.sensor_windows_table, [])
-        }
-        windows = {
-            (i["sensor_id"]["S"], i["window_segment"]["S"]): deserialize(i) for i in found[s.sensor_windows_table]
-        }
+        heads, unread = self._read([logic.part_key(w, 0) for w in by_window])
+        more = [logic.part_key(w, p) for w in by_window for p in range(1, _parts(heads.get(logic.part_key(w, 0))))]
+        others, unread_more = self._read(more) if more else ({}, set())
+        unread |= unread_more
 
         failed: set[str] = set()
         puts: list[tuple[str, dict[str, Any]]] = []
-        put_records: list[list[str]] = []  # for each put, the records that need it
-        counted: list[tuple[int, int]] = []
-        for key, contributions in by_window.items():
-            sequences = [seq for seq, _ in contributions]
-            if key in unread_windows:
+        pending: list[tuple[list[int], list[str], logic.WindowMerge]] = []
+        for window, contributions in by_window.items():
+            sequences = [c.sequence_number for c in contributions]
+            head_key = logic.part_key(window, 0)
+            keys = [logic.part_key(window, p) for p in range(_parts(heads.get(head_key)))]
+            if any(k in unread for k in keys):
                 failed.update(sequences)
                 continue
+            parts = [heads.get(head_key), *(others.get(k) for k in keys[1:])]
             merge = logic.merge_window(
-                windows.get(key), contributions, key=key, window_seconds=s.window_seconds, ttl_days=s.ttl_days
+                parts, contributions, window=window, window_seconds=s.window_seconds, ttl_days=s.ttl_days
             )
             outcome.redelivered += len(merge.redelivered)
-            if merge.item is None:
+            if not merge.items:
                 continue
-            puts.append((s.sensor_windows_table, serialize(merge.item)))
-            put_records.append(sequences)
-            counted.append((len(merge.new), len(merge.duplicates)))
-        not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff))
-        for index, sequences in enumerate(put_records):
-            if index in not_written:
+            indexes = list(range(len(puts), len(puts) + len(merge.items)))
+            puts.extend((s.sensor_windows_table, serialize(item)) for item in merge.items)
+            pending.append((indexes, sequences, merge))
+        key_names = {s.sensor_windows_table: KEY_NAMES}
+        not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff, key_names))
+        for indexes, sequences, merge in pending:
+            if not_written.intersection(indexes):
                 failed.update(sequences)
             else:
-                outcome.accepted += counted[index][0]
-                outcome.duplicates += counted[index][1]
+                outcome.accepted += len(merge.new)
+                outcome.duplicates += len(merge.duplicates)
         return failed
+
+    def _read(self, keys: list[logic.ItemKey]) -> tuple[dict[logic.ItemKey, dict[str, Any]], set[logic.ItemKey]]:
+        """The stored items of ``keys`` (absent ones missing), and the keys that could not be read."""
+        table = self.settings.sensor_windows_table
+        request = [{"sensor_id": {"S": sensor}, "window_part": {"S": part}} for sensor, part in keys]
+        found, unread = batch_get(self.clients["dynamodb"], {table: request}, self.backoff)
+        items = {(i["sensor_id"]["S"], i["window_part"]["S"]): deserialize(i) for i in found[table]}
+        return items, {(k["sensor_id"]["S"], k["window_part"]["S"]) for k in unread.get(table, [])}
 
     def _report(self, outcome: Outcome) -> None:
         namespace = self.settings.metric_namespace
@@ -172,3 +196,8 @@ class Processor:
             quarantined=outcome.quarantined,
             failed=len(outcome.failed),
         )
+
+
+def _parts(head: Mapping[str, Any] | None) -> int:
+    """How many part items a window has (its head says; a new window has one)."""
+    return int(head.get("parts", 1)) if head else 1
