@@ -64,6 +64,15 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ),
     ("lifecycle.aggregate_ttl_days", {"lifecycle": DataLifecycle(aggregate_ttl_days=0)}),
     ("alert_email", {"alert_email": "not-an-address"}),
+    ("max_reading_age_seconds", {"max_reading_age_seconds": 0}),
+    ("max_reading_age_seconds", {"max_reading_age_seconds": -5}),
+    ("max_reading_age_seconds", {"max_reading_age_seconds": 1.5}),
+    # never more than the state TTL: an accepted reading must not be written already expired (issue 11)
+    ("max_reading_age_seconds", {"max_reading_age_seconds": 8 * 86_400}),
+    (
+        "max_reading_age_seconds",
+        {"max_reading_age_seconds": 3 * 86_400, "lifecycle": DataLifecycle(aggregate_ttl_days=2)},
+    ),
     ("max_record_age_seconds", {"max_record_age_seconds": 200_000, "stream_retention_hours": 24}),
     ("processor.reserved_concurrency", {"shard_count": 4, "processor": FunctionSettings(reserved_concurrency=2)}),
 ]

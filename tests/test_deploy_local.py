@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.test_simulate import assert_matches, expected_summary
+from tests.oracle import Sent, assert_summary, expected
 from tools import deploy_local, simulate
 from tools.terraform_local import find_toolchain
 
@@ -38,13 +38,13 @@ def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_l
     # The same generated traffic tools.deploy_local sends, checked against the contract independently.
     now = simulate.parse_instant(deploy_local.SIMULATE_NOW)
     start = now - deploy_local.SIMULATE_MINUTES * 60 * 1_000_000_000
-    payloads = simulate.generate(
+    messages = simulate.generate(
         deploy_local.SIMULATE_SENSORS,
         deploy_local.SIMULATE_MINUTES,
         start_ns=start - start % 60_000_000_000,
         now_ns=now,
     )
-    assert_matches(summary, expected_summary(payloads))
+    assert_summary(summary, expected([Sent(m.thing, m.payload, now) for m in messages]))
     assert summary["accepted"] == deploy_local.SIMULATE_SENSORS * deploy_local.SIMULATE_MINUTES
     assert summary["run"]["window_changes"] > 0, "the alert function saw the deployed table's stream"
     assert summary["alerts"], "congestion in the generated traffic raised alerts on the deployed topic"

@@ -230,6 +230,32 @@ def test_alert_role_publishes_metrics_only_in_its_namespace_and_only_to_the_aler
     assert fn["environment"]["variables"]["METRIC_NAMESPACE"] == f"TAP/Traffic/{suffix}"
 
 
+def test_alert_role_writes_aggregates_conditionally_and_queries_only_the_pending_claims_index(
+    env: tuple[str, StackDoc],
+) -> None:
+    _, doc = env
+    _, fn = function(doc, "alert")
+    statements = doc.role_statements(fn["role"])
+    table_name = next(n for n, t in doc.resources("aws_dynamodb_table").items() if "segment-aggregates" in t["name"])
+    table_arn = f"${{aws_dynamodb_table.{table_name}.arn}}"
+    (aggregates,) = [s for s in statements if "dynamodb:PutItem" in s["actions"]]
+    assert sorted(aggregates["actions"]) == [
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+    ]  # fmt: skip
+    assert aggregates["resources"] == [table_arn]
+    (query,) = [s for s in statements if "dynamodb:Query" in s["actions"]]
+    assert (query["actions"], query["resources"]) == (["dynamodb:Query"], [f"{table_arn}/index/pending-alerts"])
+    environment = fn["environment"]["variables"]
+    assert int(environment["CLAIM_LEASE_SECONDS"]) > int(fn["timeout"]), "a claim outlives its owner's timeout"
+
+
+def test_processor_is_told_the_reading_age_limit(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    _, fn = function(doc, "processor")
+    config = PROFILES.get(suffix) or PROFILES["dev"]
+    assert fn["environment"]["variables"]["MAX_READING_AGE_SECONDS"] == str(config.max_reading_age_seconds)
+
+
 def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env: tuple[str, StackDoc]) -> None:
     _, doc = env
     allowed_star = {("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("cloudwatch:PutMetricData",)}
@@ -254,9 +280,18 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
         assert ref(table["server_side_encryption"]["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
     # a sensor's items sort by window: its newest item is its current state (one Query, newest first)
     windows = tables[f"tap-sensor-windows-{suffix}"]
-    assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_segment")
+    assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_part")
+    assert "global_secondary_index" not in windows
     aggregates = tables[f"tap-segment-aggregates-{suffix}"]
     assert (aggregates["hash_key"], aggregates["range_key"]) == ("segment_id", "window_start")
+    # the sparse index of pending alert claims, which the alert function sweeps for expired leases
+    assert aggregates["global_secondary_index"] == [
+        {"name": "pending-alerts", "hash_key": "alert_pending", "range_key": "alert_lease_until",
+         "projection_type": "ALL"}
+    ]  # fmt: skip
+    assert {(a["name"], a["type"]) for a in aggregates["attribute"]} == {
+        ("segment_id", "S"), ("window_start", "S"), ("alert_pending", "S"), ("alert_lease_until", "N"),
+    }  # fmt: skip
     for transient in ("sensor-windows", "segment-aggregates"):
         assert tables[f"tap-{transient}-{suffix}"]["ttl"] == {"attribute_name": "expires_at", "enabled": True}
 

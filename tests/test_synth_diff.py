@@ -56,7 +56,7 @@ def test_a_table_key_change_is_a_loud_replacement_that_fails_unless_allowed(
     assert status == 1
     assert "[!CAUTION]" in report and f"`tap-dev`: `{address}`" in report
     assert f"**destroy and recreate** `{address}`: range_key cannot change in place" in report
-    assert "| `range_key` | `window_segment` | `window_start` |" in report
+    assert "| `range_key` | `window_part` | `window_start` |" in report
     assert "| `tap-staging` | 0 | 0 | 0 | 0 |" in report
     status, _ = run(cli_synth, head, "--allow-destroy", capsys=capsys)
     assert status == 0

@@ -1,0 +1,395 @@
+"""Correct under AWS's parallelism: every interleaving and every crash point of small scenarios, explored.
+
+Lambda runs one alert invocation per table-stream shard at once, and the sensors of one segment sit on
+different shards; it retries a failed or killed batch. ``tests.interleavings`` runs two or three real
+handler invocations on one moto backend and enumerates every order of their DynamoDB calls; a crash
+kills an invocation before or after any AWS call, after which Lambda's retries run. In every run:
+
+- each segment window's aggregate equals the contract's over all its distinct readings (``tests.oracle``);
+- every window whose aggregate is heavy or severe has its alert published, with its ``alert_id``;
+- no alert is published twice, except by an invocation killed after publishing and before recording
+  that it had (the contract's one allowed copy);
+- ``CongestionAlerts`` counts exactly the alerts the invocation published.
+
+The processor scenario checks its single-writer invariant: a record published under another sensor's
+thing name never reaches that sensor's items, whatever the interleaving of the two shards.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.alert.service import Alerter
+from lambdas.alert.service import Settings as AlertSettings
+from lambdas.common.aws import Backoff, Clients, deserialize
+from lambdas.processor.service import Processor
+from lambdas.processor.service import Settings as ProcessorSettings
+from stacks.config import PROFILES
+from stacks.layout import alert_environment, processor_environment
+from tests.aws_fixtures import NOW, kinesis_event, reading
+from tests.interleavings import CrashAt, Exploration, Explorer, Outcome
+from tests.oracle import aggregate
+from tools.simulate import Targets, dynamodb_stream_records, in_moto
+
+SLOT_SERVICES = ("dynamodb", "sns", "cloudwatch", "s3")
+CONGESTED = ("heavy", "severe")
+RETRIES = 6
+
+
+def jam(sensor: str, minute: int, segment: str = "seg-a") -> bytes:
+    return reading(sensor, segment, f"2026-06-01T11:{minute:02d}:00Z", vehicles=10, speed=8.0, occupancy=70.0)
+
+
+@dataclass
+class World:
+    """One moto backend for the whole module, with a client set per concurrent invocation."""
+
+    clients: Clients
+    targets: Targets
+    slots: list[dict[str, Any]]
+    explorer: Explorer
+
+    def alerter(self, slot: int) -> Alerter:
+        settings = AlertSettings.from_env(alert_environment(self.targets.runtime_names(), PROFILES["dev"]))
+        extra = {"clock": lambda: NOW} if "clock" in inspect.signature(Alerter).parameters else {}
+        return Alerter(
+            settings, clients=Clients(**self.slots[slot]), backoff=Backoff(attempts=3, sleep=_no_sleep), **extra
+        )
+
+    def processor(self, slot: int) -> Processor:
+        settings = ProcessorSettings.from_env(processor_environment(self.targets.runtime_names(), PROFILES["dev"]))
+        clients = Clients(**self.slots[slot])
+        return Processor(settings, clients=clients, backoff=Backoff(attempts=3, sleep=_no_sleep), clock=lambda: NOW)
+
+    def clear(self, *tables: str) -> None:
+        dynamodb = self.clients["dynamodb"]
+        for table in tables:
+            for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:
+                key = {k: item[k] for k in _key_names(dynamodb, table)}
+                dynamodb.delete_item(TableName=table, Key=key)
+        for obj in self.clients["s3"].list_objects_v2(Bucket=self.targets.quarantine_bucket).get("Contents", []):
+            self.clients["s3"].delete_object(Bucket=self.targets.quarantine_bucket, Key=obj["Key"])
+
+    def items(self, table: str) -> list[dict[str, Any]]:
+        return [deserialize(i) for i in self.clients["dynamodb"].scan(TableName=table, ConsistentRead=True)["Items"]]
+
+
+def _no_sleep(_: float) -> None:
+    return None
+
+
+def _key_names(dynamodb: Any, table: str) -> list[str]:
+    return [k["AttributeName"] for k in dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with in_moto("dev", PROFILES["dev"]) as (clients, targets):
+        slots = [
+            {service: boto3.client(service, region_name="us-east-1") for service in SLOT_SERVICES} for _ in range(4)
+        ]
+        keys = {
+            targets.segment_aggregates_table: ("segment_id", "window_start"),
+            targets.sensor_windows_table: ("sensor_id", "window_part"),
+        }
+        yield World(clients, targets, slots, Explorer(slots[:3], keys))
+
+
+# ------------------------------------------------------------------------------------------ alerts
+
+
+@dataclass
+class AlertScenario:
+    """Readings processed first (serially), whose window changes then reach concurrent alert invocations."""
+
+    name: str
+    readings: list[bytes]
+    lanes: list[list[int]]
+    """For each concurrent invocation, the indexes of the readings whose window changes it receives."""
+    prelude: list[int] | None = None
+    """A lane run (and failed, its publishing refused) before the explored ones, as a batch to be retried."""
+    failing_publish: int | None = None
+    """The invocation whose publishing is refused while the interleavings run (Lambda retries it after)."""
+    preemptions: int | None = None
+    """Bound on preemptions for a scenario too large for every order (see ``Explorer.explore``)."""
+
+
+SCENARIOS = [
+    AlertScenario("two sensors of one segment entering heavy together", [jam("s1", 50), jam("s2", 51)], [[0], [1]]),
+    AlertScenario("a retry overlapping a new batch", [jam("s1", 50), jam("s2", 51)], [[0], [1]], prelude=[0]),
+    AlertScenario(
+        "a failed publish racing another sensor's change",
+        [jam("s1", 50), jam("s2", 51)],
+        [[0], [1]],
+        failing_publish=0,
+    ),  # fmt: skip
+    AlertScenario(
+        "three sensors, two segments, one of them entering heavy late",
+        [
+            jam("s1", 50),
+            jam("s2", 51),
+            reading("s3", "seg-a", "2026-06-01T11:52:00Z", vehicles=5, speed=45.0, occupancy=5.0),
+            jam("s4", 53, "seg-b"),
+        ],
+        [[0], [1, 3], [2]],
+        preemptions=2,
+    ),  # fmt: skip
+]
+
+
+class AlertRig:
+    """Turns a scenario into events, explorable bodies, Lambda's retries and the checks."""
+
+    def __init__(self, world: World, scenario: AlertScenario) -> None:
+        self.world = world
+        self.scenario = scenario
+        self.table = world.targets.segment_aggregates_table
+        world.clear(world.targets.sensor_windows_table, self.table)
+        before = len(dynamodb_stream_records(world.clients, world.targets.sensor_windows_table))
+        first = 1_000
+        by_reading: list[list[dict[str, Any]]] = []
+        for index, payload in enumerate(scenario.readings):
+            processor = world.processor(3)
+            assert processor.handle(kinesis_event([payload], first_sequence=first + index))["batchItemFailures"] == []
+            records = dynamodb_stream_records(world.clients, world.targets.sensor_windows_table)
+            by_reading.append(records[before:])
+            before = len(records)
+        self.events = [{"Records": [r for i in lane for r in by_reading[i]]} for lane in scenario.lanes]
+        self.windows = self._oracle()
+        self.refuse_publish = False
+        sns = world.slots[scenario.failing_publish or 0]["sns"]
+        sns.meta.events.register("before-call.sns.Publish", self._publish_fault)
+
+    def close(self) -> None:
+        sns = self.world.slots[self.scenario.failing_publish or 0]["sns"]
+        sns.meta.events.unregister("before-call.sns.Publish", self._publish_fault)
+
+    def _publish_fault(self, **_: Any) -> Any:
+        if not self.refuse_publish:
+            return None
+        from botocore.awsrequest import AWSResponse  # noqa: PLC0415
+
+        error = {"Error": {"Code": "InternalError", "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+        return AWSResponse("https://fault.invalid", 500, {}, None), error
+
+    def _oracle(self) -> dict[tuple[str, str], dict[str, Any]]:
+        docs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for payload in self.scenario.readings:
+            doc = json.loads(payload)
+            window = (doc["segment_id"], doc["timestamp"][:14] + f"{int(doc['timestamp'][14:16]) // 5 * 5:02d}:00Z")
+            docs.setdefault(window, []).append(doc)
+        return {w: aggregate(d) for w, d in docs.items()}
+
+    def reset(self) -> list[Callable[[], Any]]:
+        self.world.clear(self.table)
+        self.log: list[Outcome] = []
+        if self.scenario.prelude is not None:
+            self.refuse_publish = True
+            prelude_event = {"Records": [r for r in self.events[self.scenario.prelude[0]]["Records"]]}
+            outcome, _ = self.world.explorer.run([lambda: self.world.alerter(0).handle(prelude_event)])
+            self.refuse_publish = False
+            assert outcome.results[0]["batchItemFailures"], "the prelude batch must fail, to be retried"
+            self.log.append(outcome)
+        self.refuse_publish = self.scenario.failing_publish is not None
+        return [
+            (lambda slot=slot, event=event: self.world.alerter(slot).handle(event))
+            for slot, event in enumerate(self.events)
+        ]
+
+    def settle(self, outcome: Outcome) -> list[Outcome]:
+        """Lambda's retries: a killed invocation's batch comes back whole, a reported failure from its
+        first failed record; each until it succeeds (bounded), one at a time."""
+        self.refuse_publish = False
+        runs = [*self.log, outcome]
+        for slot, event in enumerate(self.events):
+            result, killed = outcome.results[slot], outcome.killed[slot]
+            pending = event if killed else _from_failures(event, result)
+            for _ in range(RETRIES):
+                if pending is None:
+                    break
+                bodies: list[Callable[[], Any]] = [_nothing] * len(self.events)
+                bodies[slot] = lambda pending=pending, slot=slot: self.world.alerter(slot).handle(pending)
+                retry, _ = self.world.explorer.run(bodies)  # on its own slot, so its calls are told apart
+                runs.append(retry)
+                pending = _from_failures(pending, retry.results[slot])
+            if pending is not None:
+                raise AssertionError(f"invocation {slot} still failing after {RETRIES} retries")
+        return runs
+
+    def check(self, outcome: Outcome) -> list[str]:
+        runs = self.settle(outcome)
+        violations: list[str] = []
+        stored = {(i["segment_id"], i["window_start"]): i for i in self.world.items(self.table)}
+        published: list[tuple[str, str]] = []
+        allowed: set[tuple[str, str]] = set()
+        for run in runs:
+            for slot in range(len(run.results)):
+                mine = [_alert_window(c.params) for c in run.ok_calls("Publish", slot)]
+                published.extend(mine)
+                if run.killed[slot]:
+                    marked = {_key_window(c.params) for c in run.ok_calls("UpdateItem", slot)}
+                    allowed |= set(mine) - marked
+                metrics = run.ok_calls("PutMetricData", slot)
+                if metrics:
+                    count = sum(
+                        d["Value"] for d in metrics[0].params["MetricData"] if d["MetricName"] == "CongestionAlerts"
+                    )
+                    if count != len(mine):
+                        violations.append(f"CongestionAlerts {count} but {len(mine)} published by invocation {slot}")
+        for window, want in self.windows.items():
+            got = stored.get(window)
+            if got is None:
+                violations.append(f"{window}: no aggregate")
+                continue
+            have = {
+                "readings": int(got["readings"]),
+                "vehicles": int(got["vehicles"]),
+                "average_speed_kmh": float(Decimal(got["average_speed_kmh"])),
+                "occupancy_percent": float(Decimal(got["occupancy_percent"])),
+                "speed_limit_kmh": float(Decimal(got["speed_limit_kmh"])),
+                "congestion_level": got["congestion_level"],
+            }
+            if have != want:
+                violations.append(f"{window}: aggregate {have} instead of {want}")
+            if want["congestion_level"] in CONGESTED and window not in published:
+                violations.append(f"{window}: congested ({want['congestion_level']}) but no alert published")
+        for window in set(published):
+            if published.count(window) > 1 and window not in allowed:
+                violations.append(f"{window}: alert published {published.count(window)} times")
+        return violations
+
+
+def _nothing() -> None:
+    return None
+
+
+def _from_failures(event: dict[str, Any], result: Any) -> dict[str, Any] | None:
+    failures = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
+    if not failures:
+        return None
+    records = event["Records"]
+    first = min(i for i, r in enumerate(records) if r["dynamodb"]["SequenceNumber"] in failures)
+    return {"Records": records[first:]}
+
+
+def _alert_window(params: dict[str, Any]) -> tuple[str, str]:
+    body = json.loads(params["Message"])
+    return body["segment_id"], body["window_start"]
+
+
+def _key_window(params: dict[str, Any]) -> tuple[str, str]:
+    key = params.get("Key", {})
+    return key.get("segment_id", {}).get("S", ""), key.get("window_start", {}).get("S", "")
+
+
+def explore_alerts(world: World, scenario: AlertScenario, crashes: bool) -> Exploration:
+    rig = AlertRig(world, scenario)
+    try:
+        found = world.explorer.explore(rig.reset, rig.check, preemptions=scenario.preemptions)
+        if crashes:
+            for crash in crash_points(world, rig):
+                found.add(world.explorer.explore(rig.reset, rig.check, crash=crash, preemptions=scenario.preemptions))
+        return found
+    finally:
+        rig.close()
+
+
+def crash_points(world: World, rig: AlertRig) -> list[CrashAt]:
+    """Before and after every AWS call each invocation makes (the most any schedule made)."""
+    outcome, _ = world.explorer.run(rig.reset())
+    rig.settle(outcome)
+    calls = [sum(1 for c in outcome.calls if c.invocation == i) for i in range(len(rig.events))]
+    return [CrashAt(i, k, after) for i, n in enumerate(calls) for k in range(n) for after in (False, True)]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_every_interleaving_keeps_aggregates_and_alerts_right(world: World, scenario: AlertScenario) -> None:
+    found = explore_alerts(world, scenario, crashes=False)
+    assert found.runs > 1
+    assert not found.failures, found.describe()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS[:3], ids=[s.name for s in SCENARIOS[:3]])
+def test_a_crash_at_any_call_boundary_then_lambdas_retries_lose_and_double_nothing(
+    world: World, scenario: AlertScenario
+) -> None:
+    found = explore_alerts(world, scenario, crashes=True)
+    assert not found.failures, found.describe()
+
+
+# -------------------------------------------------------------------------------------- processor
+
+
+def test_a_record_under_another_sensors_thing_never_reaches_that_sensors_items(world: World) -> None:
+    """Two shards at once: s1's own record, and one claiming to be s1 published as thing s2. Only the
+    first may write s1's items (``sensor_mismatch``), so no interleaving loses or adds a reading."""
+    own = reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=3)
+    forged = reading("s1", "seg-a", "2026-06-01T11:51:00Z", vehicles=9)
+    windows = world.targets.sensor_windows_table
+
+    def reset() -> list[Callable[[], Any]]:
+        world.clear(windows)
+        return [
+            lambda: world.processor(0).handle(kinesis_event([own], first_sequence=1, partition_keys=["s1"])),
+            lambda: world.processor(1).handle(kinesis_event([forged], first_sequence=1, partition_keys=["s2"])),
+        ]
+
+    def check(outcome: Outcome) -> list[str]:
+        stored = {
+            (item["sensor_id"], instant) for item in world.items(windows) for instant in json.loads(item["readings"])
+        }
+        quarantined = [
+            json.loads(line)["reason"]
+            for obj in world.clients["s3"].list_objects_v2(Bucket=world.targets.quarantine_bucket).get("Contents", [])
+            for line in world.clients["s3"]
+            .get_object(Bucket=world.targets.quarantine_bucket, Key=obj["Key"])["Body"]
+            .read()
+            .splitlines()
+        ]
+        violations = []
+        if stored != {("s1", "2026-06-01T11:50:00.000000000Z")}:
+            violations.append(f"s1's items hold {sorted(stored)}")
+        if quarantined != ["sensor_mismatch"]:
+            violations.append(f"quarantined {quarantined}")
+        return violations
+
+    found = world.explorer.explore(reset, check)
+    assert found.runs > 1
+    assert not found.failures, found.describe()
+
+
+def test_the_explorer_finds_a_lost_update_in_an_unconditioned_read_modify_write(world: World) -> None:
+    """The explorer itself can fail: two invocations that read, add and write back one counter without
+    a condition lose an update in some interleavings (and only in some)."""
+    table = world.targets.segment_aggregates_table
+    key = {"segment_id": {"S": "counter"}, "window_start": {"S": "x"}}
+
+    def add_one(slot: int) -> None:
+        dynamodb = world.slots[slot]["dynamodb"]
+        item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        value = int(item["n"]["N"]) if item else 0
+        dynamodb.put_item(TableName=table, Item={**key, "n": {"N": str(value + 1)}})
+
+    def reset() -> list[Callable[[], Any]]:
+        world.clear(table)
+        return [lambda: add_one(0), lambda: add_one(1)]
+
+    def check(_: Outcome) -> list[str]:
+        (item,) = world.items(table)
+        return [] if item["n"] == 2 else [f"counter {item['n']}"]
+
+    found = world.explorer.explore(reset, check)
+    assert found.runs == 6  # 4 calls, 2 per invocation: C(4, 2) orders
+    assert 0 < len(found.failures) < found.runs
+
+
+def summary_of(explorations: Sequence[Exploration]) -> str:
+    return f"{sum(e.runs for e in explorations)} runs, {sum(len(e.failures) for e in explorations)} failing"
