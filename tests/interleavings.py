@@ -5,8 +5,10 @@ Each invocation here runs on its own thread with its own boto3 clients; botocore
 pauses it before every DynamoDB call (the only service whose state the invocations share: an SNS
 publish or a metric commutes with everything the others do), and a scheduler lets exactly one
 invocation run at a time, from one call boundary to the next (each starts by running up to its first
-call). Each run follows a *schedule*: which invocation executes its next call at each decision point. :meth:`Explorer.explore` enumerates every
-schedule depth-first, replaying each from a fresh state, so every interleaving of the calls is run once.
+call). Each run follows a *schedule*: which invocation executes its next call at each decision point.
+:meth:`Explorer.explore` enumerates the schedules depth-first, replaying each from a fresh state, so
+every interleaving of the calls is run, once per class of equivalent orders (sleep sets: two steps on
+different items, or two reads, commute).
 
 A *crash* (:class:`CrashAt`) kills one invocation before or after any of its AWS calls, of any service
 (the runtime's timeout or an out-of-memory kill), by raising :class:`Killed` from the hook: a

@@ -130,7 +130,7 @@ SCENARIOS = [
         [jam("s1", 50), jam("s2", 51)],
         [[0], [1]],
         failing_publish=0,
-    ),  # fmt: skip
+    ),
     AlertScenario(
         "three sensors, two segments, one of them entering heavy late",
         [
@@ -141,7 +141,7 @@ SCENARIOS = [
         ],
         [[0], [1, 3], [2]],
         preemptions=2,
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -193,7 +193,7 @@ class AlertRig:
         self.log: list[Outcome] = []
         if self.scenario.prelude is not None:
             self.refuse_publish = True
-            prelude_event = {"Records": [r for r in self.events[self.scenario.prelude[0]]["Records"]]}
+            prelude_event = {"Records": list(self.events[self.scenario.prelude[0]]["Records"])}
             outcome, _ = self.world.explorer.run([lambda: self.world.alerter(0).handle(prelude_event)])
             self.refuse_publish = False
             assert outcome.results[0]["batchItemFailures"], "the prelude batch must fail, to be retried"
