@@ -91,7 +91,12 @@ class Faults:
     def __init__(self, client: Any, plan: dict[str, Callable[[int, dict[str, Any]], Any]]) -> None:
         self.calls: dict[str, int] = {}
         self.plan = plan
+        self.client = client
         client.meta.events.register_first("before-call.*.*", self._before_call)
+
+    def remove(self) -> None:
+        """Stop injecting (for a client that outlives the test)."""
+        self.client.meta.events.unregister("before-call.*.*", self._before_call)
 
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
         name = model.name

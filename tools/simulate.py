@@ -109,11 +109,8 @@ class Targets:
         )
 
 
-def create_targets(environment: str, config: EnvironmentConfig, clients: Clients, shards: int | None = None) -> Targets:
-    """Create the environment's data path on the emulator from the stack's own definitions
-    (``shards``: a provisioned stream of that many shards instead of the config's)."""
-    namer = Namer(environment)
-    region = config.region
+def create_tables(namer: Namer, clients: Clients) -> None:
+    """The environment's DynamoDB tables, as ``stacks.layout`` defines them."""
     for spec in TABLES:
         attributes = [{"AttributeName": n, "AttributeType": t} for n, t in spec.attribute_types().items()]
         schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
@@ -146,6 +143,14 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
             clients["dynamodb"].update_time_to_live(
                 TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
             )
+
+
+def create_targets(environment: str, config: EnvironmentConfig, clients: Clients, shards: int | None = None) -> Targets:
+    """Create the environment's data path on the emulator from the stack's own definitions
+    (``shards``: a provisioned stream of that many shards instead of the config's)."""
+    namer = Namer(environment)
+    region = config.region
+    create_tables(namer, clients)
     quarantine = namer.bucket("quarantine", ACCOUNT_ID)
     location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     clients["s3"].create_bucket(Bucket=quarantine, **location)
@@ -195,9 +200,9 @@ def topic(environment: str, thing: str) -> str:
 def thing_of(payload: bytes) -> str:
     """The thing a payload is published as by default: its own ``sensor_id`` when that can be a topic
     level, else ``unknown`` (a payload without one)."""
-    try:
-        value = json.loads(payload).get("sensor_id")
-    except (ValueError, AttributeError):
+    try:  # numbers are not needed here, and may be longer than Python's int parser takes
+        value = json.loads(payload, parse_int=len, parse_float=len, parse_constant=len).get("sensor_id")
+    except (ValueError, AttributeError, RecursionError):
         value = None
     return value if isinstance(value, str) and _TOPIC_LEVEL.fullmatch(value) else UNKNOWN_THING
 
