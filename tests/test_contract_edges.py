@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
-from lambdas.common.aws import Backoff, Clients, batch_write, deserialize
+from lambdas.common.aws import Backoff, Clients, batch_write
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
 from lambdas.processor.logic import PART_BUDGET_BYTES
 from lambdas.processor.service import Processor
