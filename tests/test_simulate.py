@@ -66,6 +66,7 @@ def test_parallel_shards_give_the_serial_summary(tmp_path: Path, seed: int) -> N
     serial = run_main(tmp_path, *common, "--shards", "1")
     want = expected(sent(generated(24, 30, seed)))
     assert_summary(serial, want)
+    assert serial["run"]["alert_write_conflicts"] == 0
     for shards in (4, 8):
         parallel = run_main(tmp_path, *common, "--shards", str(shards), "--parallel")
         assert parallel["run"]["shards"] == shards and parallel["run"]["alert_workers"] == shards

@@ -683,6 +683,23 @@ def deliver_all(
     return done
 
 
+@contextmanager
+def counting_conflicts(clients: Clients) -> Iterator[list[int]]:
+    """Conditional writes that lost to another writer while the block runs (a sign of real concurrency)."""
+    count = [0]
+
+    def seen(parsed: Any, **_: Any) -> None:
+        if parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            count[0] += 1
+
+    events = clients["dynamodb"].meta.events
+    events.register("after-call.dynamodb.PutItem", seen)
+    try:
+        yield count
+    finally:
+        events.unregister("after-call.dynamodb.PutItem", seen)
+
+
 def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
     """Stream records split over ``workers`` by a hash of the item's partition key (order kept per item)."""
     lanes: dict[str, list[dict[str, Any]]] = {f"alert-{i}": [] for i in range(workers)}
@@ -751,7 +768,8 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     t0 = time.monotonic()
     changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
     workers = (options.alert_workers or len(shards)) if options.parallel else 1
-    alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
+    with counting_conflicts(clients) as conflicts:
+        alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
     t_alert = time.monotonic() - t0
 
     summary = summarize(clients, targets, len(options.messages), alert_queue, config.aggregation_window_seconds)
@@ -768,6 +786,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "window_changes": len(changes),
         "alert_invocations": alerted.invocations,
         "alert_retries": alerted.retries,
+        "alert_write_conflicts": conflicts[0],
         "alert_records_to_dlq": alerted.gave_up,
         "readings_per_second": round(len(options.messages) / max(t_process, 1e-9)),
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
