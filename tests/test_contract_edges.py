@@ -277,8 +277,9 @@ def test_number_literals_of_any_length(path: Path) -> None:
     assert summary["quarantined"]["malformed_json"] == 0
 
 
-def test_a_failed_aggregate_write_is_not_counted_as_a_segment_window(path: Path) -> None:
+def test_a_failed_aggregate_write_fails_only_its_window_and_is_not_counted(path: Path) -> None:
     path.processor().handle(path.event([own(reading("s1", "seg-a", "2026-06-01T11:50:00Z"))]))
+    path.processor().handle(path.event([own(reading("s2", "seg-b", "2026-06-01T11:50:00Z"))]))
     metrics: list[Any] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:
@@ -287,10 +288,17 @@ def test_a_failed_aggregate_write_is_not_counted_as_a_segment_window(path: Path)
     events = path.clients["cloudwatch"].meta.events
     events.register("provide-client-params.cloudwatch.PutMetricData", record)
     path.cleanups.append(lambda: events.unregister("provide-client-params.cloudwatch.PutMetricData", record))
-    path.cleanups.append(Faults(path.clients["dynamodb"], {"PutItem": lambda n, _: throttled()}).remove)
-    assert len(path.alert()["batchItemFailures"]) == 1
+    def seg_a_throttled(_: int, request: dict[str, Any]) -> Any:
+        return throttled() if request["Item"]["segment_id"]["S"] == "seg-a" else None
+
+    path.cleanups.append(Faults(path.clients["dynamodb"], {"PutItem": seg_a_throttled}).remove)
+    changes = path.changes()
+    response = path.alerter().handle({"Records": changes})
+    assert response["batchItemFailures"] == [{"itemIdentifier": changes[0]["dynamodb"]["SequenceNumber"]}]
+    assert list(path.aggregates()) == ["seg-b:2026-06-01T11:50:00Z"], "the other window is written"
     (data,) = metrics
-    assert [d["MetricName"] for d in data] == ["CongestionAlerts"], "no SegmentWindows for a window not written"
+    counted = {d["Dimensions"][0]["Value"]: d["Value"] for d in data if d["MetricName"] == "SegmentWindows"}
+    assert counted == {"free": 1}, "only the window written is counted"
 
 
 def test_a_week_old_reading_is_stale_and_never_stored_or_alerted_again(path: Path) -> None:
