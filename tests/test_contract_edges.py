@@ -288,6 +288,7 @@ def test_a_failed_aggregate_write_fails_only_its_window_and_is_not_counted(path:
     events = path.clients["cloudwatch"].meta.events
     events.register("provide-client-params.cloudwatch.PutMetricData", record)
     path.cleanups.append(lambda: events.unregister("provide-client-params.cloudwatch.PutMetricData", record))
+
     def seg_a_throttled(_: int, request: dict[str, Any]) -> Any:
         return throttled() if request["Item"]["segment_id"]["S"] == "seg-a" else None
 
