@@ -141,6 +141,18 @@ def expected(messages: Sequence[Sent], *, window_seconds: int = 300, max_age_sec
     }
 
 
+def stored_aggregate(item: dict[str, Any]) -> dict[str, Any]:
+    """A segment aggregate item as the platform stores it, in the form :func:`aggregate` returns."""
+    return {
+        "readings": int(item["readings"]),
+        "vehicles": int(item["vehicles"]),
+        "average_speed_kmh": float(Decimal(item["average_speed_kmh"])),
+        "occupancy_percent": float(Decimal(item["occupancy_percent"])),
+        "speed_limit_kmh": float(Decimal(item["speed_limit_kmh"])),
+        "congestion_level": item["congestion_level"],
+    }
+
+
 SUMMARY_KEYS = ("records_in", "accepted", "duplicates", "quarantined", "segments", "sensors", "congested_windows")
 
 

@@ -21,7 +21,6 @@ import inspect
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -36,7 +35,7 @@ from stacks.config import PROFILES
 from stacks.layout import alert_environment, processor_environment
 from tests.aws_fixtures import NOW, kinesis_event, reading
 from tests.interleavings import CrashAt, Exploration, Explorer, Outcome
-from tests.oracle import aggregate
+from tests.oracle import aggregate, stored_aggregate
 from tools.simulate import Targets, dynamodb_stream_records, in_moto
 
 SLOT_SERVICES = ("dynamodb", "sns", "cloudwatch", "s3")
@@ -249,14 +248,7 @@ class AlertRig:
             if got is None:
                 violations.append(f"{window}: no aggregate")
                 continue
-            have = {
-                "readings": int(got["readings"]),
-                "vehicles": int(got["vehicles"]),
-                "average_speed_kmh": float(Decimal(got["average_speed_kmh"])),
-                "occupancy_percent": float(Decimal(got["occupancy_percent"])),
-                "speed_limit_kmh": float(Decimal(got["speed_limit_kmh"])),
-                "congestion_level": got["congestion_level"],
-            }
+            have = stored_aggregate(got)
             if have != want:
                 violations.append(f"{window}: aggregate {have} instead of {want}")
             if want["congestion_level"] in CONGESTED and window not in published:

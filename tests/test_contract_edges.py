@@ -31,7 +31,7 @@ from stacks.config import PROFILES, EnvironmentConfig
 from stacks.layout import alert_environment, processor_environment
 from stacks.naming import Namer
 from tests.aws_fixtures import NOW, Faults, reading, throttled
-from tests.oracle import Sent, assert_summary, expected
+from tests.oracle import Sent, assert_summary, expected, stored_aggregate
 from tools import simulate
 
 DEV = PROFILES["dev"]
@@ -423,14 +423,7 @@ def test_the_whole_path_equals_the_oracle_for_any_traffic(world: Path, sent: lis
     stored = world.aggregates()
     for window, aggregate in want["windows"].items():
         item = stored[window]
-        got = {
-            "readings": int(item["readings"]),
-            "vehicles": int(item["vehicles"]),
-            "average_speed_kmh": float(Decimal(item["average_speed_kmh"])),
-            "occupancy_percent": float(Decimal(item["occupancy_percent"])),
-            "speed_limit_kmh": float(Decimal(item["speed_limit_kmh"])),
-            "congestion_level": item["congestion_level"],
-        }
+        got = stored_aggregate(item)
         assert got == aggregate, window
         assert (item.get("alert_state") == "sent") is (
             window in {f"{a['segment_id']}:{a['window_start']}" for a in summary["alerts"]}

@@ -258,7 +258,7 @@ def test_the_handler_builds_the_processor_from_the_stack_environment(env: Env, m
 def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
     import random  # noqa: PLC0415
 
-    from lambdas.common.contract import Measurement, Sums, exact, total  # noqa: PLC0415
+    from lambdas.common.contract import Measurement, Sums, encode_sums, exact, total  # noqa: PLC0415
     from lambdas.processor.logic import decode_readings, encode_readings, summarize  # noqa: PLC0415
 
     rng = random.Random(5)
@@ -284,6 +284,8 @@ def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
         assert (latest["segment_id"], Decimal(latest["average_speed_kmh"])) == (
             readings[newest][4], exact(readings[newest][1]),
         )  # fmt: skip
+        as_json = json.dumps({k: v.row() for k, v in sorted(sums.items())}, separators=(",", ":"))
+        assert encode_sums(sums) == as_json and decode_sums(as_json) == sums
         encoded = encode_readings(readings)
         assert decode_readings(encoded) == readings
         assert list(json.loads(encoded)) == sorted(readings), "sorted by instant"

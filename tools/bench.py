@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdas.common.contract import Aggregate, Sums, parse_instant, total
+from lambdas.common.contract import NS_PER_SECOND, Aggregate, Sums, parse_instant, total
 from lambdas.processor import logic
 from stacks.config import PROFILES
 from tools import proctree
@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
 WINDOW_SECONDS = PROFILES["prod"].aggregation_window_seconds
 TTL_DAYS = PROFILES["prod"].lifecycle.aggregate_ttl_days
+MAX_READING_AGE_NS = PROFILES["prod"].max_reading_age_seconds * NS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -219,26 +220,32 @@ def pure_pipeline(event: Mapping[str, Any]) -> dict[tuple[str, str], Aggregate]:
     """The processor's and alert's pure logic on one batch, without I/O: decode, validate (quarantine
     decisions included), merge into window items, fold the items' exact sums into each segment's
     aggregate and its congestion level."""
-    classified = logic.classify(logic.records_from_event(event), NOW_NS)
-    by_window: dict[logic.WindowKey, list[tuple[str, Any]]] = {}
+    classified = logic.classify(logic.records_from_event(event), MAX_READING_AGE_NS)
+    by_window: dict[logic.WindowId, list[logic.Contribution]] = {}
     for record, reading in classified.readings:
-        by_window.setdefault(logic.window_key(reading, WINDOW_SECONDS), []).append((record.sequence_number, reading))
+        by_window.setdefault(logic.window_of(reading, WINDOW_SECONDS), []).append(
+            logic.Contribution(record.sequence_number, record.shard_id, reading)
+        )
     segments: dict[tuple[str, str], list[Sums]] = defaultdict(list)
-    for key, contributions in by_window.items():
-        merge = logic.merge_window(None, contributions, key=key, window_seconds=WINDOW_SECONDS, ttl_days=TTL_DAYS)
-        if merge.item is not None and merge.sums is not None:
-            segments[(merge.item["segment_id"], merge.item["window_start"])].append(merge.sums)
+    for window, contributions in by_window.items():
+        merge = logic.merge_window(
+            [None], contributions, window=window, window_seconds=WINDOW_SECONDS, ttl_days=TTL_DAYS
+        )
+        for segment, sums in merge.sums:
+            segments[(segment, window[1])].append(sums)
     return {window: total(sums).aggregate() for window, sums in segments.items()}
 
 
-def bench_payloads(n: int) -> list[bytes]:
-    """``n`` realistic records (200 sensors, one reading a minute, ~2 % duplicates and bad records)."""
+def bench_event(n: int) -> dict[str, Any]:
+    """The Kinesis event of ``n`` realistic records (200 sensors, one reading a minute, ~2 % duplicates
+    and bad records), each with the partition key its topic gives it."""
     minutes = n // 200 + 2
-    return generate(200, minutes, start_ns=NOW_NS - minutes * 60 * 10**9, now_ns=NOW_NS)[:n]
+    messages = generate(200, minutes, start_ns=NOW_NS - minutes * 60 * 10**9, now_ns=NOW_NS)[:n]
+    return payload_event([m.payload for m in messages], partition_keys=[m.thing for m in messages])
 
 
 def throughput(n: int, repeats: int) -> float:
-    event = payload_event(bench_payloads(n))
+    event = bench_event(n)
     for _ in range(max(3, repeats // 5)):
         pure_pipeline(event)
     times = []
@@ -392,7 +399,7 @@ def memory_section() -> list[Row]:
         url = f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory(prefix="tap-bench-mem-") as scratch:
             event_file = Path(scratch) / "event.json"
-            event_file.write_text(json.dumps(payload_event(bench_payloads(10_000))))
+            event_file.write_text(json.dumps(bench_event(10_000)))
             for name in ("dev", "staging", "prod"):
                 config = PROFILES[name]
                 with moto_credentials():

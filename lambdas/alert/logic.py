@@ -139,7 +139,9 @@ def fold(existing: Mapping[str, Any] | None, window: WindowId, change: WindowCha
         }
         publish = True
     elif state == PENDING and (
-        alert.get("alert_owner") in claim.records or claim.now_seconds >= int(alert.get("alert_lease_until", 0))
+        alert.get("alert_owner") in claim.records
+        or alert.get("alert_owner") == claim.owner  # our own write whose response was lost
+        or claim.now_seconds >= int(alert.get("alert_lease_until", 0))
     ):
         publish = True  # our own claim coming back on a retry, or an expired one taken over
     if publish:

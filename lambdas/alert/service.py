@@ -39,7 +39,8 @@ from lambdas.common.contract import NS_PER_SECOND, Aggregate, format_instant
 from lambdas.common.log import log_event
 
 MAX_CONFLICTS = 8
-"""Conditional writes a window may lose to other invocations before its records are failed."""
+"""Conditional writes a window may lose to other invocations (with jittered backoff between) before its
+records are failed."""
 PENDING_INDEX = "pending-alerts"
 """Sparse index of the aggregates with a pending alert (hash ``alert_pending``, range ``alert_lease_until``)."""
 SWEEP_LIMIT = 10
@@ -143,8 +144,9 @@ class Alerter:
 
         Any failure fails this window only; what was written stays written and the retry resumes."""
         written: logic.Folded | None = None
+        conflicts = Backoff(MAX_CONFLICTS, sleep=self.backoff.sleep, rng=self.backoff.rng)
         try:
-            for _ in range(MAX_CONFLICTS):
+            for _ in conflicts.pauses():  # jittered, so that contending invocations spread out
                 folded = logic.fold(existing, window, change, claim)
                 if folded.item is None:
                     return Settled(ok=True)

@@ -54,8 +54,9 @@ from lambdas.common.contract import (
 
 PART_BUDGET_BYTES = 350_000
 """Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
-SEGMENT_WORST_BYTES = 31_000
-"""Worst-case size of one segment's sums in a part: three sums of up to 10,000 digits, and names."""
+SEGMENT_WORST_BYTES = 41_000
+"""Worst-case size of one segment's sums in a part: four numbers of at most 10,000 digits (the exact
+context rounds every stored sum to that), an exponent each, and the segment's name."""
 ITEM_OVERHEAD_BYTES = 4_000
 """Keys, marks, counters and attribute names of a part item, with room to spare."""
 
@@ -180,7 +181,13 @@ class WindowMerge:
     """Result of merging a batch's readings into one sensor window."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
-    """The part items to write (the head last), empty when nothing changed."""
+    """The stored part items to write (the head among them), empty when nothing changed."""
+    sums: list[tuple[str, Sums]] = field(default_factory=list)
+    """Each written part's exact sums per segment, as ``(segment, sums)`` (what its ``segments`` holds)."""
+    opened: list[dict[str, Any]] = field(default_factory=list)
+    """Parts this merge opens: written only once ``items`` are, so that the head always knows of every
+    part that exists (a part the head does not count would be rebuilt from scratch with the same version,
+    and the alert function would ignore it)."""
     new: list[str] = field(default_factory=list)
     """Sequence numbers of records that added a reading."""
     duplicates: list[str] = field(default_factory=list)
@@ -216,6 +223,8 @@ class _Part:
     index: int
     existing: Mapping[str, Any] | None
     rows: dict[str, list[Any]]
+    texts: dict[str, str]
+    """Each row as stored (see ``_row_text``): rendered once, for its size and for the item."""
     row_bytes: int
     largest_row: int
     segments: set[str]
@@ -223,18 +232,27 @@ class _Part:
 
     @classmethod
     def load(cls, index: int, existing: Mapping[str, Any] | None) -> _Part:
-        rows = decode_readings(existing["readings"]) if existing else {}
-        sizes = [len(_row_text(i, r)) + 1 for i, r in rows.items()]
+        if not existing:
+            return cls(index, None, {}, {}, 0, 0, set())
+        rows = decode_readings(existing["readings"])
+        texts = {i: _row_text(i, r) for i, r in rows.items()}
+        sizes = [len(t) + 1 for t in texts.values()]
         segments = {r[4] for r in rows.values()}
-        return cls(index, existing, rows, sum(sizes), max(sizes, default=0), segments)
+        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments)
+
+    def encoded(self) -> str:
+        """The rows as stored: ``encode_readings(self.rows)``, from the rendered rows."""
+        return "{" + ",".join([self.texts[i] for i in sorted(self.texts)]) + "}"
 
     def fits(self, size: int, segment: str) -> bool:
         segments = len(self.segments | {segment})
         worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
-    def add(self, instant: str, row: list[Any], size: int) -> None:
+    def add(self, instant: str, row: list[Any], text: str) -> None:
+        size = len(text) + 1
         self.rows[instant] = row
+        self.texts[instant] = text
         self.row_bytes += size
         self.largest_row = max(self.largest_row, size)
         self.segments.add(row[4])
@@ -270,12 +288,12 @@ def merge_window(
                 reading.segment_id,
                 sequence_number,
             ]
-            size = len(_row_text(instant, row)) + 1
+            text = _row_text(instant, row)
             last = loaded[-1]
-            if not last.fits(size, reading.segment_id):
+            if not last.fits(len(text) + 1, reading.segment_id):
                 last = _Part.load(len(loaded), None)
                 loaded.append(last)
-            last.add(instant, row, size)
+            last.add(instant, row, text)
             where[instant] = last
             merge.new.append(sequence_number)
         elif seen or stored.rows[instant][5] == sequence_number:
@@ -290,16 +308,22 @@ def merge_window(
     start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
     expires = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
     loaded[0].changed = True  # the head carries the marks, the counts and the number of parts
-    for part in loaded[1:] + loaded[:1]:
+    for part in loaded:
         if not part.changed:
             continue
-        item = _part_item(window, part, expires)
+        item, sums = _part_item(window, part, expires)
+        merge.sums.extend(sums.items())
         if part.index == 0:
             item["parts"] = len(loaded)
-            item["hwm"] = json.dumps(marks, sort_keys=True, separators=(",", ":"))
+            item["hwm"] = _encode_marks(marks)
             item["duplicates"] = duplicate_count
-        merge.items.append(item)
+        (merge.items if part.existing or part.index == 0 else merge.opened).append(item)
     return merge
+
+
+def _encode_marks(marks: Mapping[str, str]) -> str:
+    """``json.dumps(marks, sort_keys=True, separators=(",", ":"))`` for ``{shard id: sequence number}``."""
+    return "{" + ",".join([f"{_string(k)}:{_string(v)}" for k, v in sorted(marks.items())]) + "}"
 
 
 def _at_or_below(sequence_number: str, mark: str | None) -> bool:
@@ -307,7 +331,7 @@ def _at_or_below(sequence_number: str, mark: str | None) -> bool:
     return mark is not None and (len(sequence_number), sequence_number) <= (len(mark), mark)
 
 
-def _part_item(window: WindowId, part: _Part, expires: int) -> dict[str, Any]:
+def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:
     sums, latest = summarize(part.rows)
     existing = part.existing
     key = part_key(window, part.index)
@@ -316,12 +340,12 @@ def _part_item(window: WindowId, part: _Part, expires: int) -> dict[str, Any]:
         "window_part": key[1],
         "window_start": window[1],
         "part": part.index,
-        "readings": encode_readings(part.rows),
+        "readings": part.encoded(),
         "segments": encode_sums(sums),
         "latest": latest,
         "version": int(existing["version"]) + 1 if existing and "version" in existing else 1,
         "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
-    }
+    }, sums
 
 
 def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], dict[str, Any]]:
@@ -330,26 +354,46 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
     The sums equal ``total(Sums.of(Measurement(*row[:4])) ...)`` over each segment's rows (a test
     checks); the newest reading is the largest key (fixed-width UTC instants sort as time).
     """
+    if len(readings) == 1:  # most parts a batch writes hold one new reading: no loop, no context switch
+        ((newest, row),) = readings.items()
+        count, speed = row[0], _decimal(row[1])
+        plus = EXACT_CONTEXT.plus
+        only = Sums(1, count, EXACT_CONTEXT.multiply(count, speed), plus(_decimal(row[2])), plus(_decimal(row[3])))
+        return {row[4]: only}, _latest(newest, row)
     acc: dict[str, list[Any]] = {}
     newest = ""
     with localcontext(EXACT_CONTEXT):
         for instant, row in readings.items():
-            count, speed, occupancy, limit, segment = row[0], Decimal(row[1]), Decimal(row[2]), Decimal(row[3]), row[4]
+            count, speed, occupancy, limit, segment = (
+                row[0],
+                _decimal(row[1]),
+                _decimal(row[2]),
+                _decimal(row[3]),
+                row[4],
+            )
             a = acc.get(segment)
-            if a is None:
-                acc[segment] = [1, count, count * speed, occupancy, limit]
+            if a is None:  # unary plus applies the context: no stored sum has more than its 10,000 digits
+                acc[segment] = [1, count, count * speed, +occupancy, +limit]
             else:
                 a[0] += 1
                 a[1] += count
                 a[2] += count * speed
                 a[3] += occupancy
-                if limit < a[4]:  # noqa: PLR1730 - a branch is cheaper than min() in this hot loop
-                    a[4] = limit
+                if limit < a[4]:  # a branch is cheaper than min() in this hot loop
+                    a[4] = +limit
             if instant > newest:  # noqa: PLR1730
                 newest = instant
-    row = readings[newest]
-    speed, occupancy, limit = Decimal(row[1]), Decimal(row[2]), Decimal(row[3])
-    latest = {
+    return {segment: Sums(*a) for segment, a in acc.items()}, _latest(newest, readings[newest])
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if type(value) is Decimal else Decimal(value)
+
+
+def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
+    """The newest reading of a part, as stored in its ``latest`` map (decimals as text)."""
+    speed, occupancy, limit = _decimal(row[1]), _decimal(row[2]), _decimal(row[3])
+    return {
         "timestamp": newest,
         "segment_id": row[4],
         "vehicle_count": row[0],
@@ -361,4 +405,3 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
         ),
         "sequence_number": row[5],
     }
-    return {segment: Sums(*a) for segment, a in acc.items()}, latest

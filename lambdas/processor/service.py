@@ -140,8 +140,7 @@ class Processor:
         unread |= unread_more
 
         failed: set[str] = set()
-        puts: list[tuple[str, dict[str, Any]]] = []
-        pending: list[tuple[list[int], list[str], logic.WindowMerge]] = []
+        merges: list[tuple[list[str], logic.WindowMerge]] = []
         for window, contributions in by_window.items():
             sequences = [c.sequence_number for c in contributions]
             head_key = logic.part_key(window, 0)
@@ -154,20 +153,34 @@ class Processor:
                 parts, contributions, window=window, window_seconds=s.window_seconds, ttl_days=s.ttl_days
             )
             outcome.redelivered += len(merge.redelivered)
-            if not merge.items:
-                continue
-            indexes = list(range(len(puts), len(puts) + len(merge.items)))
-            puts.extend((s.sensor_windows_table, serialize(item)) for item in merge.items)
-            pending.append((indexes, sequences, merge))
-        key_names = {s.sensor_windows_table: KEY_NAMES}
-        not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff, key_names))
-        for indexes, sequences, merge in pending:
-            if not_written.intersection(indexes):
+            if merge.items:
+                merges.append((sequences, merge))
+        # Stored parts and heads first; the parts a merge opens only once its head (which counts them) is
+        # written: an extra round only for a window that outgrows its last part.
+        written = self._write([(seq, m.items) for seq, m in merges])
+        opening = [(seq, m.opened) for (seq, m), ok in zip(merges, written, strict=True) if ok and m.opened]
+        opened = iter(self._write(opening))
+        for (sequences, merge), stored in zip(merges, written, strict=True):
+            if not (stored and (not merge.opened or next(opened))):
                 failed.update(sequences)
             else:
                 outcome.accepted += len(merge.new)
                 outcome.duplicates += len(merge.duplicates)
         return failed
+
+    def _write(self, groups: list[tuple[list[str], list[dict[str, Any]]]]) -> list[bool]:
+        """Write each group's items (in as few BatchWriteItem calls as they fit): whether each group is
+        wholly written."""
+        if not groups:
+            return []
+        table = self.settings.sensor_windows_table
+        puts: list[tuple[str, dict[str, Any]]] = []
+        spans: list[range] = []
+        for _, items in groups:
+            spans.append(range(len(puts), len(puts) + len(items)))
+            puts.extend((table, serialize(item)) for item in items)
+        not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff, {table: KEY_NAMES}))
+        return [not not_written.intersection(span) for span in spans]
 
     def _read(self, keys: list[logic.ItemKey]) -> tuple[dict[logic.ItemKey, dict[str, Any]], set[logic.ItemKey]]:
         """The stored items of ``keys`` (absent ones missing), and the keys that could not be read."""
