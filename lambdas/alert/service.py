@@ -16,8 +16,9 @@ read-modify-write never goes unconditioned.
 A crash anywhere leaves the claim ``pending``: Lambda's retry brings the same stream record back and
 publishes it; a claim whose owner is gone is taken over once its lease (the function's timeout plus a
 margin) has run out, by the next invocation touching the window or by the sweep of the
-``pending-alerts`` index that every invocation runs. Only a crash between publishing and the ``sent``
-mark can publish a second copy, with the same ``alert_id``. Metrics count only windows written and
+``pending-alerts`` index that every invocation runs. A second copy, with the same ``alert_id``, is only
+published when the invocation cannot know SNS took the first: a crash between publishing and the
+``sent`` mark, a lost publish response retried, or a ``sent`` mark that fails after its retries. Metrics count only windows written and
 alerts published.
 """
 
