@@ -18,8 +18,8 @@ publishes it; a claim whose owner is gone is taken over once its lease (the func
 margin) has run out, by the next invocation touching the window or by the sweep of the
 ``pending-alerts`` index that every invocation runs. A second copy, with the same ``alert_id``, is only
 published when the invocation cannot know SNS took the first: a crash between publishing and the
-``sent`` mark, a lost publish response retried, or a ``sent`` mark that fails after its retries. Metrics count only windows written and
-alerts published.
+``sent`` mark, a lost publish response retried, or a ``sent`` mark that fails after its retries.
+Metrics count only windows written and alerts published.
 """
 
 from __future__ import annotations

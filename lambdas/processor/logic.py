@@ -72,6 +72,7 @@ class KinesisRecord(NamedTuple):
     """``approximateArrivalTimestamp``: when the stream accepted the record, the same on every read."""
 
 
+@lru_cache(maxsize=4096)
 def _arrival_ns(value: Any) -> int:
     """Kinesis's ``approximateArrivalTimestamp`` (epoch seconds, millisecond precision) in nanoseconds,
     read from its decimal text, so that the same record gets the same instant on every delivery."""
@@ -245,7 +246,7 @@ class _Part:
         return "{" + ",".join([self.texts[i] for i in sorted(self.texts)]) + "}"
 
     def fits(self, size: int, segment: str) -> bool:
-        segments = len(self.segments | {segment})
+        segments = len(self.segments) + (segment not in self.segments)
         worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
@@ -278,7 +279,8 @@ def merge_window(
     for sequence_number, shard, reading in contributions:
         instant = reading.key
         stored = where.get(instant)
-        seen = _at_or_below(sequence_number, marks.get(shard))
+        mark = marks.get(shard)
+        seen = mark is not None and _at_or_below(sequence_number, mark)
         if stored is None:
             row = [
                 reading.vehicle_count,
@@ -326,9 +328,9 @@ def _encode_marks(marks: Mapping[str, str]) -> str:
     return "{" + ",".join([f"{_string(k)}:{_string(v)}" for k, v in sorted(marks.items())]) + "}"
 
 
-def _at_or_below(sequence_number: str, mark: str | None) -> bool:
+def _at_or_below(sequence_number: str, mark: str) -> bool:
     """Whether a Kinesis sequence number (a decimal string) is at or below a shard's mark."""
-    return mark is not None and (len(sequence_number), sequence_number) <= (len(mark), mark)
+    return (len(sequence_number), sequence_number) <= (len(mark), mark)
 
 
 def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:
