@@ -16,7 +16,7 @@ from lambdas.processor import handler as processor_handler
 from lambdas.processor.service import Processor
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
-from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
+from tests.aws_fixtures import NOW, Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
 from tools.simulate import sensor_state
 
 
@@ -327,3 +327,17 @@ def test_current_state_follows_a_sensor_that_moves_segment_within_a_window(env: 
     assert (sensor["segment_id"], sensor["timestamp"], int(sensor["vehicle_count"])) == (
         "seg-a", "2026-06-01T11:50:50.000000000Z", 8,
     )  # fmt: skip
+
+
+def test_a_new_windows_first_reading_takes_a_shortcut_to_the_same_item() -> None:
+    from lambdas.common.contract import parse_reading  # noqa: PLC0415
+    from lambdas.processor import logic  # noqa: PLC0415
+
+    outcome = parse_reading(reading("s1", "seg-a", "2026-06-01T11:50:00.5+02:00", speed=12.25), NOW)
+    assert isinstance(outcome, logic.Reading)
+    one = logic.Contribution(f"{7:056d}", "shardId-000000000002", outcome)
+    window = logic.window_of(outcome, 300)
+    fast = logic.merge_window([None], [one], window=window, window_seconds=300, ttl_days=7)
+    twice = logic.merge_window([None], [one, one], window=window, window_seconds=300, ttl_days=7)  # generic path
+    assert fast.items == twice.items and fast.sums == twice.sums and fast.new == twice.new
+    assert (fast.duplicates, fast.redelivered, twice.redelivered) == ([], [], [one.sequence_number])

@@ -271,6 +271,8 @@ def merge_window(
     """Add a window's contributions, in delivery order, to its stored parts (``parts[0]`` the head, or
     ``[None]`` for a new window). Deterministic: the same parts and contributions give the same items."""
     head = parts[0]
+    if head is None and len(contributions) == 1:  # a new window's first reading: most of a small batch
+        return _first_reading(contributions[0], window, window_seconds, ttl_days)
     loaded = [_Part.load(i, p) for i, p in enumerate(parts)]
     where = {instant: part for part in loaded for instant in part.rows}
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
@@ -321,6 +323,29 @@ def merge_window(
             item["duplicates"] = duplicate_count
         (merge.items if part.existing or part.index == 0 else merge.opened).append(item)
     return merge
+
+
+def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
+    """``merge_window([None], [contribution], ...)`` without the bookkeeping one reading does not need
+    (a test compares both)."""
+    sequence_number, shard, reading = contribution
+    instant = reading.key
+    row = [
+        reading.vehicle_count,
+        reading.average_speed_kmh,
+        reading.occupancy_percent,
+        reading.speed_limit_kmh,
+        reading.segment_id,
+        sequence_number,
+    ]
+    text = _row_text(instant, row)
+    part = _Part(0, None, {instant: row}, {instant: text}, len(text) + 1, len(text) + 1, {reading.segment_id}, True)
+    start_ns = window_start_ns(reading.instant_ns, window_seconds)
+    item, sums = _part_item(window, part, start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400)
+    item["parts"] = 1
+    item["hwm"] = _encode_marks({shard: sequence_number})
+    item["duplicates"] = 0
+    return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
 
 
 def _encode_marks(marks: Mapping[str, str]) -> str:
