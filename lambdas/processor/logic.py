@@ -284,14 +284,7 @@ def merge_window(
         mark = marks.get(shard)
         seen = mark is not None and _at_or_below(sequence_number, mark)
         if stored is None:
-            row = [
-                reading.vehicle_count,
-                reading.average_speed_kmh,
-                reading.occupancy_percent,
-                reading.speed_limit_kmh,
-                reading.segment_id,
-                sequence_number,
-            ]
+            row = _row(reading, sequence_number)
             text = _row_text(instant, row)
             last = loaded[-1]
             if not last.fits(len(text) + 1, reading.segment_id):
@@ -325,12 +318,9 @@ def merge_window(
     return merge
 
 
-def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
-    """``merge_window([None], [contribution], ...)`` without the bookkeeping one reading does not need
-    (a test compares both)."""
-    sequence_number, shard, reading = contribution
-    instant = reading.key
-    row = [
+def _row(reading: Reading, sequence_number: str) -> list[Any]:
+    """A reading as a stored row: ``[vehicles, speed, occupancy, limit, segment, first sequence number]``."""
+    return [
         reading.vehicle_count,
         reading.average_speed_kmh,
         reading.occupancy_percent,
@@ -338,6 +328,14 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         reading.segment_id,
         sequence_number,
     ]
+
+
+def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
+    """``merge_window([None], [contribution], ...)`` without the bookkeeping one reading does not need
+    (a test compares both)."""
+    sequence_number, shard, reading = contribution
+    instant = reading.key
+    row = _row(reading, sequence_number)
     text = _row_text(instant, row)
     part = _Part(0, None, {instant: row}, {instant: text}, len(text) + 1, len(text) + 1, {reading.segment_id}, True)
     start_ns = window_start_ns(reading.instant_ns, window_seconds)
