@@ -336,14 +336,26 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
     sequence_number, shard, reading = contribution
     instant = reading.key
     row = _row(reading, sequence_number)
-    text = _row_text(instant, row)
-    part = _Part(0, None, {instant: row}, {instant: text}, len(text) + 1, len(text) + 1, {reading.segment_id}, True)
-    start_ns = window_start_ns(reading.instant_ns, window_seconds)
-    item, sums = _part_item(window, part, start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400)
-    item["parts"] = 1
-    item["hwm"] = _encode_marks({shard: sequence_number})
-    item["duplicates"] = 0
-    return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
+    count, speed = row[0], row[1]
+    segment = reading.segment_id
+    plus = EXACT_CONTEXT.plus
+    sums = Sums(1, count, EXACT_CONTEXT.multiply(count, speed), plus(row[2]), plus(row[3]))
+    start_s = window_start_ns(reading.instant_ns, window_seconds) // NS_PER_SECOND
+    item = {
+        "sensor_id": window[0],
+        "window_part": f"{window[1]}#000",
+        "window_start": window[1],
+        "part": 0,
+        "readings": "{" + _row_text(instant, row) + "}",
+        "segments": encode_sums({segment: sums}),
+        "latest": _latest(instant, row),
+        "version": 1,
+        "expires_at": start_s + window_seconds + ttl_days * 86400,
+        "parts": 1,
+        "hwm": f"{{{_string(shard)}:{_string(sequence_number)}}}",
+        "duplicates": 0,
+    }
+    return WindowMerge(items=[item], new=[sequence_number], sums=[(segment, sums)])
 
 
 def _encode_marks(marks: Mapping[str, str]) -> str:
