@@ -506,9 +506,17 @@ def dynamodb_stream_records(clients: Clients, table: str) -> list[dict[str, Any]
 # ---------------------------------------------------------------------------------------- read back
 
 
-def scan(clients: Clients, table: str) -> list[dict[str, Any]]:
+def scan(clients: Clients, table: str, attributes: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every item of ``table`` (only ``attributes`` of each, when given)."""
+    projection: dict[str, Any] = {}
+    if attributes:
+        projection = {
+            "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(attributes))),
+            "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(attributes)},
+        }
     items: list[dict[str, Any]] = []
-    for page in clients["dynamodb"].get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+    pages = clients["dynamodb"].get_paginator("scan").paginate(TableName=table, ConsistentRead=True, **projection)
+    for page in pages:
         items.extend(deserialize(i) for i in page["Items"])
     return items
 
@@ -578,7 +586,7 @@ def summarize(
     clients: Clients, targets: Targets, records_in: int, alert_queue: str | None, window_seconds: int
 ) -> dict[str, Any]:
     """What the stores and the alert topic hold after a run (nothing that depends on how it ran)."""
-    windows = scan(clients, targets.sensor_windows_table)
+    windows = scan(clients, targets.sensor_windows_table, ("sensor_id", "window_start", "segments", "duplicates"))
     by_segment: dict[str, list[Sums]] = defaultdict(list)
     by_window: dict[tuple[str, str], list[Sums]] = defaultdict(list)
     for item in windows:
@@ -619,7 +627,8 @@ def read_alerts(clients: Clients, queue: str) -> list[dict[str, Any]]:
             found.append(
                 {"alert_id": body["alert_id"], "segment_id": body["segment_id"], "window_start": body["window_start"]}
             )
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
     return sorted(found, key=lambda a: a["alert_id"])
 
 
