@@ -280,9 +280,9 @@ def validate(
         timestamp=timestamp,
         instant_ns=instant,
         vehicle_count=int(vehicles),
-        average_speed_kmh=_as_decimal(speed),
-        occupancy_percent=_as_decimal(occupancy),
-        speed_limit_kmh=DEFAULT_SPEED_LIMIT if limit is None else _as_decimal(limit),
+        average_speed_kmh=as_decimal(speed),
+        occupancy_percent=as_decimal(occupancy),
+        speed_limit_kmh=DEFAULT_SPEED_LIMIT if limit is None else as_decimal(limit),
         interval_seconds=int(DEFAULT_INTERVAL_SECONDS if interval is None else interval),
     )
 
@@ -290,7 +290,8 @@ def validate(
 DEFAULT_SPEED_LIMIT = Decimal(DEFAULT_SPEED_LIMIT_KMH)
 
 
-def _as_decimal(value: int | Decimal) -> Decimal:
+def as_decimal(value: int | Decimal) -> Decimal:
+    """A decoded number as a ``Decimal`` (it is one already, or an exact ``int``)."""
     return value if type(value) is Decimal else Decimal(value)
 
 

@@ -44,6 +44,7 @@ from lambdas.common.contract import (
     Reading,
     Rejection,
     Sums,
+    as_decimal,
     encode_sums,
     exact_text,
     format_instant,
@@ -209,7 +210,12 @@ def _row_text(instant: str, row: Sequence[Any]) -> str:
 def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
     """``{instant: row}`` as compact JSON sorted by instant, numbers as the decimal literals they are
     (``str`` of a ``Decimal`` is valid JSON); a test compares it with ``json.dumps``."""
-    return "{" + ",".join([_row_text(instant, row) for instant, row in sorted(readings.items())]) + "}"
+    return _join_rows({instant: _row_text(instant, row) for instant, row in readings.items()})
+
+
+def _join_rows(texts: Mapping[str, str]) -> str:
+    """Rendered rows as the stored JSON object, sorted by instant."""
+    return "{" + ",".join([texts[instant] for instant in sorted(texts)]) + "}"
 
 
 def decode_readings(text: str) -> dict[str, list[Any]]:
@@ -243,7 +249,7 @@ class _Part:
 
     def encoded(self) -> str:
         """The rows as stored: ``encode_readings(self.rows)``, from the rendered rows."""
-        return "{" + ",".join([self.texts[i] for i in sorted(self.texts)]) + "}"
+        return _join_rows(self.texts)
 
     def fits(self, size: int, segment: str) -> bool:
         segments = len(self.segments) + (segment not in self.segments)
@@ -336,26 +342,23 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
     sequence_number, shard, reading = contribution
     instant = reading.key
     row = _row(reading, sequence_number)
-    count, speed = row[0], row[1]
-    segment = reading.segment_id
-    plus = EXACT_CONTEXT.plus
-    sums = Sums(1, count, EXACT_CONTEXT.multiply(count, speed), plus(row[2]), plus(row[3]))
+    sums, latest = summarize({instant: row})
     start_s = window_start_ns(reading.instant_ns, window_seconds) // NS_PER_SECOND
     item = {
         "sensor_id": window[0],
-        "window_part": f"{window[1]}#000",
+        "window_part": part_key(window, 0)[1],
         "window_start": window[1],
         "part": 0,
-        "readings": "{" + _row_text(instant, row) + "}",
-        "segments": encode_sums({segment: sums}),
-        "latest": _latest(instant, row),
+        "readings": _join_rows({instant: _row_text(instant, row)}),
+        "segments": encode_sums(sums),
+        "latest": latest,
         "version": 1,
         "expires_at": start_s + window_seconds + ttl_days * 86400,
         "parts": 1,
-        "hwm": f"{{{_string(shard)}:{_string(sequence_number)}}}",
+        "hwm": _encode_marks({shard: sequence_number}),
         "duplicates": 0,
     }
-    return WindowMerge(items=[item], new=[sequence_number], sums=[(segment, sums)])
+    return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
 
 
 def _encode_marks(marks: Mapping[str, str]) -> str:
@@ -393,9 +396,9 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
     """
     if len(readings) == 1:  # most parts a batch writes hold one new reading: no loop, no context switch
         ((newest, row),) = readings.items()
-        count, speed = row[0], _decimal(row[1])
+        count, speed = row[0], as_decimal(row[1])
         plus = EXACT_CONTEXT.plus
-        only = Sums(1, count, EXACT_CONTEXT.multiply(count, speed), plus(_decimal(row[2])), plus(_decimal(row[3])))
+        only = Sums(1, count, EXACT_CONTEXT.multiply(count, speed), plus(as_decimal(row[2])), plus(as_decimal(row[3])))
         return {row[4]: only}, _latest(newest, row)
     acc: dict[str, list[Any]] = {}
     newest = ""
@@ -403,9 +406,9 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
         for instant, row in readings.items():
             count, speed, occupancy, limit, segment = (
                 row[0],
-                _decimal(row[1]),
-                _decimal(row[2]),
-                _decimal(row[3]),
+                as_decimal(row[1]),
+                as_decimal(row[2]),
+                as_decimal(row[3]),
                 row[4],
             )
             a = acc.get(segment)
@@ -423,13 +426,9 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
     return {segment: Sums(*a) for segment, a in acc.items()}, _latest(newest, readings[newest])
 
 
-def _decimal(value: Any) -> Decimal:
-    return value if type(value) is Decimal else Decimal(value)
-
-
 def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
     """The newest reading of a part, as stored in its ``latest`` map (decimals as text)."""
-    speed, occupancy, limit = _decimal(row[1]), _decimal(row[2]), _decimal(row[3])
+    speed, occupancy, limit = as_decimal(row[1]), as_decimal(row[2]), as_decimal(row[3])
     return {
         "timestamp": newest,
         "segment_id": row[4],
