@@ -91,7 +91,11 @@ class Path:
 
     def summary(self, records_in: int) -> dict[str, Any]:
         return simulate.summarize(
-            self.clients, self.targets, records_in, self.queue, self.config.aggregation_window_seconds
+            self.clients,
+            self.targets,
+            records_in,
+            simulate.read_alerts(self.clients, self.queue),
+            self.config.aggregation_window_seconds,
         )
 
     def aggregates(self) -> dict[str, dict[str, Any]]:

@@ -583,9 +583,14 @@ def published_metrics(clients: Clients, namespace: str, start: float, end: float
 
 
 def summarize(
-    clients: Clients, targets: Targets, records_in: int, alert_queue: str | None, window_seconds: int
+    clients: Clients,
+    targets: Targets,
+    records_in: int,
+    alerts: Sequence[dict[str, Any]] | None,
+    window_seconds: int,
 ) -> dict[str, Any]:
-    """What the stores and the alert topic hold after a run (nothing that depends on how it ran)."""
+    """What the stores hold after a run, with the ``alerts`` the topic delivered (``None``: not read);
+    nothing that depends on how it ran."""
     windows = scan(clients, targets.sensor_windows_table, ("sensor_id", "window_start", "segments", "duplicates"))
     by_segment: dict[str, list[Sums]] = defaultdict(list)
     by_window: dict[tuple[str, str], list[Sums]] = defaultdict(list)
@@ -600,7 +605,6 @@ def summarize(
         for (segment, start), found in by_window.items()
         if total(found).aggregate().congestion_level in ALERT_LEVELS
     )
-    alerts = read_alerts(clients, alert_queue) if alert_queue else []
     return {
         "environment": targets.environment,
         "window_seconds": window_seconds,
@@ -611,8 +615,8 @@ def summarize(
         "segments": {segment: total(found).aggregate().as_dict() for segment, found in sorted(by_segment.items())},
         "sensors": len({item["sensor_id"] for item in windows}),
         "congested_windows": congested,
-        "alerts": alerts,
-        "alerts_delivered": None if alert_queue is None else len(alerts),
+        "alerts": sorted(alerts or [], key=lambda a: a["alert_id"]),
+        "alerts_delivered": None if alerts is None else len(alerts),
     }
 
 
@@ -630,6 +634,27 @@ def read_alerts(clients: Clients, queue: str) -> list[dict[str, Any]]:
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
         sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
     return sorted(found, key=lambda a: a["alert_id"])
+
+
+class AlertInbox:
+    """The alerts a run's queue received, collected after every alert invocation: the queue stays a
+    few dozen messages deep, where moto's SQS looks at every queued message on each send and receive."""
+
+    def __init__(self, clients: Clients, queue: str) -> None:
+        self.clients, self.queue = clients, queue
+        self._found: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def collect(self) -> None:
+        found = read_alerts(self.clients, self.queue)
+        with self._lock:
+            self._found.extend(found)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Every delivery so far (each once, copies included), in ``alert_id`` order."""
+        self.collect()
+        with self._lock:
+            return sorted(self._found, key=lambda a: a["alert_id"])
 
 
 def subscribe_alert_queue(clients: Clients, targets: Targets) -> str:
@@ -721,7 +746,7 @@ def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, li
 def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.stderr) -> dict[str, Any]:
     """Put the messages through the whole path and return the summary read back from the stores."""
     started = time.time()
-    alert_queue = subscribe_alert_queue(clients, targets)
+    inbox = AlertInbox(clients, subscribe_alert_queue(clients, targets))
     config = options.config
     # The handlers' settings come from the environment the stack gives them, built here without touching
     # this process's environment (which would leak ENVIRONMENT_SUFFIX and the rest into later commands).
@@ -760,12 +785,18 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
             progress=progress,
         )
 
+    def alert_invocation(event: dict[str, Any]) -> Any:
+        try:
+            return alert_handler.handler(event, None)
+        finally:
+            inbox.collect()
+
     def alert_lane(_: str, records: Sequence[dict[str, Any]]) -> Delivery:
         return deliver(
             records,
             sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
             make_event=lambda batch: {"Records": list(batch)},
-            invoke=lambda event: alert_handler.handler(event, None),
+            invoke=alert_invocation,
             settings=MappingSettings(ALERT_BATCH_SIZE, config.max_retry_attempts),
             on_give_up=lambda batch: None,
         )
@@ -781,7 +812,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
     t_alert = time.monotonic() - t0
 
-    summary = summarize(clients, targets, len(options.messages), alert_queue, config.aggregation_window_seconds)
+    summary = summarize(clients, targets, len(options.messages), inbox.alerts(), config.aggregation_window_seconds)
     summary["run"] = {
         "parallel": options.parallel,
         "shards": len(shards),
