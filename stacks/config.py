@@ -43,6 +43,8 @@ LOG_RETENTION_DAYS = (
 )
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+DYNAMODB_STREAM_RETENTION_MS = 24 * 3_600_000
+"""DynamoDB Streams keeps a record 24 hours: an alert lag alarm must fire before records are lost."""
 DEFAULT_STATE_BUCKET = "tap-traffic-terraform-state"
 ACCESS_LOG_SUFFIX = "-access-logs"
 
@@ -102,6 +104,14 @@ class AlarmThresholds:
     """Processor throttles per period."""
     iterator_age_ms: int = 60_000
     """Maximum age of the last record the processor read; must stay below the record age limit."""
+    alert_errors: int = 1
+    """Alert function invocation errors per period."""
+    alert_throttles: int = 1
+    """Alert function throttles per period."""
+    alert_iterator_age_ms: int = 300_000
+    """Maximum age of the last table-stream record the alert function read (the stream keeps 24 h)."""
+    firehose_failed_conversions: int = 1
+    """Records per period that Firehose could not convert to Parquet (they land in the error prefix)."""
     dlq_messages: int = 1
     """Visible messages in the processor's dead-letter queue."""
     firehose_freshness_seconds: int = 900
@@ -115,6 +125,10 @@ class AlarmThresholds:
         _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
         _int(env, "alarms.processor_throttles", self.processor_throttles, 1, 1_000_000)
         _int(env, "alarms.iterator_age_ms", self.iterator_age_ms, 1_000, 604_800_000)
+        _int(env, "alarms.alert_errors", self.alert_errors, 1, 1_000_000)
+        _int(env, "alarms.alert_throttles", self.alert_throttles, 1, 1_000_000)
+        _int(env, "alarms.alert_iterator_age_ms", self.alert_iterator_age_ms, 1_000, DYNAMODB_STREAM_RETENTION_MS - 1)
+        _int(env, "alarms.firehose_failed_conversions", self.firehose_failed_conversions, 1, 1_000_000)
         _int(env, "alarms.dlq_messages", self.dlq_messages, 1, 1_000_000)
         _int(env, "alarms.firehose_freshness_seconds", self.firehose_freshness_seconds, 60, 86_400)
         _int(env, "alarms.iot_rule_failures", self.iot_rule_failures, 1, 1_000_000)

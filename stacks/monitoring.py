@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdktf_cdktf_provider_aws.cloudwatch_dashboard import CloudwatchDashboard
-from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm
+from cdktf_cdktf_provider_aws.cloudwatch_metric_alarm import CloudwatchMetricAlarm, CloudwatchMetricAlarmMetricQuery
 from constructs import Construct
 
 from lambdas.common import metrics
+from lambdas.common.contract import LEVELS
+from stacks import metric_catalog as mc
 from stacks.context import StackContext
+from stacks.metric_catalog import ANY, Watched
 from stacks.naming import Kind
 
 PERIOD_SECONDS = 300
@@ -36,10 +39,8 @@ class MonitoringProps:
 class AlarmSpec:
     concern: str
     description: str
-    namespace: str
-    metric: str
-    dimensions: dict[str, str]
-    statistic: str
+    metric: Watched
+    """A metric of :mod:`stacks.metric_catalog` with its dimension values (so the set is AWS's)."""
     threshold: int
 
 
@@ -50,109 +51,37 @@ class Monitoring(Construct):
         super().__init__(scope, id_)
         limits = ctx.config.alarms
         namespace = ctx.namer.metric_namespace()
+        proc, alert = props.processor_function_name, props.alert_function_name
         self.specs = [
-            AlarmSpec(
-                "processor-errors",
-                "Processor invocations failed",
-                "AWS/Lambda",
-                "Errors",
-                {"FunctionName": props.processor_function_name},
-                "Sum",
-                limits.processor_errors,
-            ),
-            AlarmSpec(
-                "processor-throttles",
-                "Processor invocations throttled",
-                "AWS/Lambda",
-                "Throttles",
-                {"FunctionName": props.processor_function_name},
-                "Sum",
-                limits.processor_throttles,
-            ),
-            AlarmSpec(
-                "processor-iterator-age",
-                "Processor falls behind the stream (ms)",
-                "AWS/Lambda",
-                "IteratorAge",
-                {"FunctionName": props.processor_function_name},
-                "Maximum",
-                limits.iterator_age_ms,
-            ),
-            AlarmSpec(
-                "alert-errors",
-                "Alert function invocations failed",
-                "AWS/Lambda",
-                "Errors",
-                {"FunctionName": props.alert_function_name},
-                "Sum",
-                limits.processor_errors,
-            ),
-            AlarmSpec(
-                "processor-dlq-depth",
-                "Readings the processor gave up on",
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                {"QueueName": props.processor_dlq_name},
-                "Maximum",
-                limits.dlq_messages,
-            ),
-            AlarmSpec(
-                "alert-dlq-depth",
-                "Window changes the alert function gave up on",
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                {"QueueName": props.alert_dlq_name},
-                "Maximum",
-                limits.dlq_messages,
-            ),
-            AlarmSpec(
-                "firehose-freshness",
-                "Oldest record not yet in the lake (s)",
-                "AWS/Firehose",
-                "DeliveryToS3.DataFreshness",
-                {"DeliveryStreamName": props.firehose_name},
-                "Maximum",
-                limits.firehose_freshness_seconds,
-            ),
-            AlarmSpec(
-                "iot-rule-failures",
-                "Ingestion topic rule failed to put readings",
-                "AWS/IoT",
-                "Failure",
-                {"RuleName": props.iot_rule_name},
-                "Sum",
-                limits.iot_rule_failures,
-            ),
-            AlarmSpec(
-                "congestion",
-                "Segment windows entering heavy or severe congestion",
-                namespace,
-                metrics.CONGESTION_ALERTS,
-                {},
-                "Sum",
-                limits.congestion_alerts,
-            ),
-        ]
-        self.alarms = {
-            spec.concern: CloudwatchMetricAlarm(
-                self,
-                spec.concern,
-                alarm_name=ctx.namer.name(Kind.ALARM, spec.concern),
-                alarm_description=spec.description,
-                namespace=spec.namespace,
-                metric_name=spec.metric,
-                dimensions=spec.dimensions or None,
-                statistic=spec.statistic,
-                period=PERIOD_SECONDS,
-                evaluation_periods=1,
-                threshold=spec.threshold,
-                comparison_operator="GreaterThanOrEqualToThreshold",
-                treat_missing_data="notBreaching",
-                alarm_actions=[props.alert_topic_arn],
-                ok_actions=[props.alert_topic_arn],
-            )
-            for spec in self.specs
-        }
+            AlarmSpec("processor-errors", "Processor invocations failed",
+                      mc.LAMBDA_ERRORS.watch(FunctionName=proc), limits.processor_errors),
+            AlarmSpec("processor-throttles", "Processor invocations throttled",
+                      mc.LAMBDA_THROTTLES.watch(FunctionName=proc), limits.processor_throttles),
+            AlarmSpec("processor-iterator-age", "Processor falls behind the stream (ms)",
+                      mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=proc), limits.iterator_age_ms),
+            AlarmSpec("alert-errors", "Alert function invocations failed",
+                      mc.LAMBDA_ERRORS.watch(FunctionName=alert), limits.alert_errors),
+            AlarmSpec("alert-throttles", "Alert function invocations throttled",
+                      mc.LAMBDA_THROTTLES.watch(FunctionName=alert), limits.alert_throttles),
+            AlarmSpec("alert-iterator-age", "Alert function falls behind the table stream (ms)",
+                      mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=alert), limits.alert_iterator_age_ms),
+            AlarmSpec("processor-dlq-depth", "Readings the processor gave up on",
+                      mc.SQS_VISIBLE.watch(QueueName=props.processor_dlq_name), limits.dlq_messages),
+            AlarmSpec("alert-dlq-depth", "Window changes the alert function gave up on",
+                      mc.SQS_VISIBLE.watch(QueueName=props.alert_dlq_name), limits.dlq_messages),
+            AlarmSpec("firehose-freshness", "Oldest record not yet in the lake (s)",
+                      mc.FIREHOSE_FRESHNESS.watch(DeliveryStreamName=props.firehose_name),
+                      limits.firehose_freshness_seconds),
+            AlarmSpec("firehose-failed-conversion", "Records Firehose could not convert to Parquet (error prefix)",
+                      mc.FIREHOSE_FAILED_CONVERSION.watch(DeliveryStreamName=props.firehose_name),
+                      limits.firehose_failed_conversions),
+            AlarmSpec("iot-rule-failures", "Ingestion topic rule failed to put readings (any action type)",
+                      mc.IOT_ACTION_FAILURE.watch(RuleName=props.iot_rule_name, ActionType=ANY),
+                      limits.iot_rule_failures),
+            AlarmSpec("congestion", "Segment windows entering heavy or severe congestion",
+                      mc.CONGESTION_ALERTS.watch(namespace), limits.congestion_alerts),
+        ]  # fmt: skip
+        self.alarms = {spec.concern: self._alarm(ctx, spec, props.alert_topic_arn) for spec in self.specs}
         self.dashboard_name = ctx.namer.name(Kind.DASHBOARD, "traffic")
         self.dashboard = CloudwatchDashboard(
             self,
@@ -160,6 +89,40 @@ class Monitoring(Construct):
             dashboard_name=self.dashboard_name,
             dashboard_body=json.dumps(dashboard_body(ctx.region, namespace, props), sort_keys=True),
         )
+
+    def _alarm(self, ctx: StackContext, spec: AlarmSpec, topic_arn: str) -> CloudwatchMetricAlarm:
+        """An alarm on the metric's exact dimensions, or on a Metrics Insights query over every value of
+        a wildcard dimension (CloudWatch alarms accept such a query as their one metric query)."""
+        watched = spec.metric
+        common: dict[str, Any] = {
+            "alarm_name": ctx.namer.name(Kind.ALARM, spec.concern),
+            "alarm_description": spec.description,
+            "evaluation_periods": 1,
+            "threshold": spec.threshold,
+            "comparison_operator": "GreaterThanOrEqualToThreshold",
+            "treat_missing_data": "notBreaching",
+            "alarm_actions": [topic_arn],
+            "ok_actions": [topic_arn],
+        }
+        if watched.exact:
+            return CloudwatchMetricAlarm(
+                self,
+                spec.concern,
+                namespace=watched.namespace,
+                metric_name=watched.metric.name,
+                dimensions=watched.dimensions or None,
+                statistic=watched.metric.statistic,
+                period=PERIOD_SECONDS,
+                **common,
+            )
+        query = CloudwatchMetricAlarmMetricQuery(
+            id="q1",
+            expression=watched.insights_query(),
+            period=PERIOD_SECONDS,
+            return_data=True,
+            label=f"{watched.metric.name} ({watched.namespace})",
+        )
+        return CloudwatchMetricAlarm(self, spec.concern, metric_query=[query], **common)
 
 
 def _metric_widget(title: str, region: str, series: list[list[Any]], *, stat: str = "Sum") -> dict[str, Any]:
@@ -179,47 +142,44 @@ def _metric_widget(title: str, region: str, series: list[list[Any]], *, stat: st
 
 
 def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[str, Any]:
-    """The dashboard, following a reading from MQTT to alerts."""
+    """The dashboard, following a reading from MQTT to alerts; every line is a catalog metric."""
     proc, alert = props.processor_function_name, props.alert_function_name
+    right = {"yAxis": "right"}
     widgets = [
         _metric_widget(
-            "1. IoT rule: matched, failed",
+            "1. IoT rule: matched, failed actions",
             region,
             [
-                ["AWS/IoT", "TopicMatch", "RuleName", props.iot_rule_name],
-                ["AWS/IoT", "Failure", "RuleName", props.iot_rule_name],
+                mc.IOT_TOPIC_MATCH.watch(RuleName=props.iot_rule_name).dashboard_line(),
+                mc.IOT_ACTION_FAILURE.watch(RuleName=props.iot_rule_name, ActionType=ANY).dashboard_line(
+                    id="iotfailures"
+                ),
             ],
         ),
         _metric_widget(
             "2. Kinesis: records in, read lag (ms)",
             region,
             [
-                ["AWS/Kinesis", "IncomingRecords", "StreamName", props.stream_name],
-                [
-                    "AWS/Kinesis",
-                    "GetRecords.IteratorAgeMilliseconds",
-                    "StreamName",
-                    props.stream_name,
-                    {"stat": "Maximum", "yAxis": "right"},
-                ],
+                mc.KINESIS_INCOMING.watch(StreamName=props.stream_name).dashboard_line(),
+                mc.KINESIS_ITERATOR_AGE.watch(StreamName=props.stream_name).dashboard_line(**right),
             ],
         ),
         _metric_widget(
             "3. Processor: invocations, errors, throttles",
             region,
             [
-                ["AWS/Lambda", "Invocations", "FunctionName", proc],
-                ["AWS/Lambda", "Errors", "FunctionName", proc],
-                ["AWS/Lambda", "Throttles", "FunctionName", proc],
-                ["AWS/Lambda", "IteratorAge", "FunctionName", proc, {"stat": "Maximum", "yAxis": "right"}],
+                mc.LAMBDA_INVOCATIONS.watch(FunctionName=proc).dashboard_line(),
+                mc.LAMBDA_ERRORS.watch(FunctionName=proc).dashboard_line(),
+                mc.LAMBDA_THROTTLES.watch(FunctionName=proc).dashboard_line(),
+                mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=proc).dashboard_line(**right),
             ],
         ),
         _metric_widget(
             "4. Readings: accepted, duplicates, quarantined",
             region,
             [
-                [namespace, metrics.READINGS_ACCEPTED],
-                [namespace, metrics.DUPLICATE_READINGS],
+                mc.READINGS_ACCEPTED.watch(namespace).dashboard_line(),
+                mc.DUPLICATE_READINGS.watch(namespace).dashboard_line(),
                 [
                     {
                         "expression": f"SEARCH('{{{namespace},{metrics.REASON_DIMENSION}}} "
@@ -234,43 +194,37 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
             "5. DynamoDB: consumed writes, throttles",
             region,
             [
-                *[["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", t] for t in props.table_names],
-                *[["AWS/DynamoDB", "WriteThrottleEvents", "TableName", t] for t in props.table_names],
+                *[mc.DYNAMODB_CONSUMED_WRITES.watch(TableName=t).dashboard_line() for t in props.table_names],
+                *[mc.DYNAMODB_WRITE_THROTTLES.watch(TableName=t).dashboard_line() for t in props.table_names],
             ],
         ),
         _metric_widget(
-            "6. Congestion: segment windows by level, alerts",
+            "6. Alert function and congestion: windows by level, alerts, errors, lag (ms)",
             region,
             [
-                *[
-                    [namespace, metrics.SEGMENT_WINDOWS, metrics.LEVEL_DIMENSION, level]
-                    for level in ("free", "moderate", "heavy", "severe")
-                ],
-                [namespace, metrics.CONGESTION_ALERTS],
-                ["AWS/Lambda", "Errors", "FunctionName", alert],
+                *[mc.SEGMENT_WINDOWS.watch(namespace, Level=level).dashboard_line() for level in LEVELS],
+                mc.CONGESTION_ALERTS.watch(namespace).dashboard_line(),
+                mc.LAMBDA_ERRORS.watch(FunctionName=alert).dashboard_line(),
+                mc.LAMBDA_THROTTLES.watch(FunctionName=alert).dashboard_line(),
+                mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=alert).dashboard_line(**right),
             ],
         ),
         _metric_widget(
             "7. Dead-letter queues: waiting messages",
             region,
             [
-                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.processor_dlq_name],
-                ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", props.alert_dlq_name],
+                mc.SQS_VISIBLE.watch(QueueName=props.processor_dlq_name).dashboard_line(),
+                mc.SQS_VISIBLE.watch(QueueName=props.alert_dlq_name).dashboard_line(),
             ],
             stat="Maximum",
         ),
         _metric_widget(
-            "8. Lake: records delivered, freshness (s)",
+            "8. Lake: records delivered, failed conversions, freshness (s)",
             region,
             [
-                ["AWS/Firehose", "DeliveryToS3.Records", "DeliveryStreamName", props.firehose_name],
-                [
-                    "AWS/Firehose",
-                    "DeliveryToS3.DataFreshness",
-                    "DeliveryStreamName",
-                    props.firehose_name,
-                    {"stat": "Maximum", "yAxis": "right"},
-                ],
+                mc.FIREHOSE_DELIVERED.watch(DeliveryStreamName=props.firehose_name).dashboard_line(),
+                mc.FIREHOSE_FAILED_CONVERSION.watch(DeliveryStreamName=props.firehose_name).dashboard_line(),
+                mc.FIREHOSE_FRESHNESS.watch(DeliveryStreamName=props.firehose_name).dashboard_line(**right),
             ],
         ),
     ]

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from lambdas.common import metrics
 from stacks.config import PROFILES
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
@@ -423,37 +422,6 @@ def test_athena_workgroup_enforces_encrypted_results_and_cutoff(env: tuple[str, 
     for query in queries.values():
         assert query["workgroup"] == f"${{aws_athena_workgroup.{workgroup_name}.name}}"
         assert "FROM " in query["query"] and "dt >=" in query["query"]
-
-
-EXPECTED_ALARMS = {
-    "processor-errors": ("AWS/Lambda", "Errors", "FunctionName", "tap-processor-{s}"),
-    "processor-throttles": ("AWS/Lambda", "Throttles", "FunctionName", "tap-processor-{s}"),
-    "processor-iterator-age": ("AWS/Lambda", "IteratorAge", "FunctionName", "tap-processor-{s}"),
-    "processor-dlq-depth": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "tap-processor-dlq-{s}"),
-    "firehose-freshness": ("AWS/Firehose", "DeliveryToS3.DataFreshness", "DeliveryStreamName", "tap-lake-{s}"),
-    "iot-rule-failures": ("AWS/IoT", "Failure", "RuleName", "tap_ingest_{u}"),
-}
-
-
-def test_alarms_watch_the_right_dimensions_and_notify_the_topic(env: tuple[str, StackDoc]) -> None:
-    suffix, doc = env
-    config = PROFILES[PROFILE_OF[suffix]]
-    topic_name, _ = doc.one("aws_sns_topic")
-    alarms = {a["alarm_name"]: a for a in doc.resources("aws_cloudwatch_metric_alarm").values()}
-    for concern, (namespace, metric, dimension, value) in EXPECTED_ALARMS.items():
-        alarm = alarms[f"tap-{concern}-{suffix}"]
-        assert (alarm["namespace"], alarm["metric_name"]) == (namespace, metric)
-        assert alarm["dimensions"] == {dimension: value.format(s=suffix, u=suffix.replace("-", "_"))}
-        assert alarm["alarm_actions"] == [f"${{aws_sns_topic.{topic_name}.arn}}"]
-    congestion = alarms[f"tap-congestion-{suffix}"]
-    assert (congestion["namespace"], congestion["metric_name"]) == (f"TAP/Traffic/{suffix}", metrics.CONGESTION_ALERTS)
-    assert congestion["threshold"] == config.alarms.congestion_alerts
-    assert alarms[f"tap-processor-iterator-age-{suffix}"]["threshold"] == config.alarms.iterator_age_ms
-    # Every dimension value names a resource of this stack.
-    names = {v for _, _, b in doc.all_resources() for k, v in b.items() if k in NAME_ATTRIBUTES}
-    for alarm in alarms.values():
-        for value in (alarm.get("dimensions") or {}).values():
-            assert value in names, value
 
 
 def test_dashboard_follows_the_whole_path(env: tuple[str, StackDoc]) -> None:
