@@ -189,14 +189,12 @@ class Processing(Construct):
             statements=[
                 Statement(
                     "ReadWindowChanges",
-                    [
-                        "dynamodb:DescribeStream",
-                        "dynamodb:GetRecords",
-                        "dynamodb:GetShardIterator",
-                        "dynamodb:ListStreams",
-                    ],
+                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
                     [props.sensor_windows_stream_arn],
                 ),
+                # ListStreams has no resource-level permissions (Service Authorization Reference, DynamoDB):
+                # granted on a stream ARN it grants nothing, and Lambda's DynamoDB event source needs it.
+                Statement("ListTableStreams", ["dynamodb:ListStreams"], ["*"]),
                 Statement(
                     "ReadAndWriteAggregates",  # conditional writes: optimistic locking and alert claims
                     ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],

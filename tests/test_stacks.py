@@ -244,6 +244,10 @@ def test_alert_role_writes_aggregates_conditionally_and_queries_only_the_pending
     assert aggregates["resources"] == [table_arn]
     (query,) = [s for s in statements if "dynamodb:Query" in s["actions"]]
     assert (query["actions"], query["resources"]) == (["dynamodb:Query"], [f"{table_arn}/index/pending-alerts"])
+    (list_streams,) = [s for s in statements if "dynamodb:ListStreams" in s["actions"]]
+    assert (list_streams["actions"], list_streams["resources"]) == (["dynamodb:ListStreams"], ["*"]), (
+        "ListStreams has no resource-level permissions: on a stream ARN it grants nothing"
+    )
     environment = fn["environment"]["variables"]
     assert int(environment["CLAIM_LEASE_SECONDS"]) > int(fn["timeout"]), "a claim outlives its owner's timeout"
 
@@ -257,7 +261,11 @@ def test_processor_is_told_the_reading_age_limit(env: tuple[str, StackDoc]) -> N
 
 def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env: tuple[str, StackDoc]) -> None:
     _, doc = env
-    allowed_star = {("xray:PutTelemetryRecords", "xray:PutTraceSegments"), ("cloudwatch:PutMetricData",)}
+    allowed_star = {
+        ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
+        ("cloudwatch:PutMetricData",),
+        ("dynamodb:ListStreams",),
+    }
     for role_name in doc.resources("aws_iam_role"):
         for statement in doc.role_statements(f"${{aws_iam_role.{role_name}.arn}}"):
             for action in statement["actions"]:
