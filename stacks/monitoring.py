@@ -15,9 +15,22 @@ from lambdas.common.contract import LEVELS
 from stacks import metric_catalog as mc
 from stacks.context import StackContext
 from stacks.metric_catalog import ANY, Watched
-from stacks.naming import Kind
+from stacks.naming import Kind, Namer
 
 PERIOD_SECONDS = 300
+ALARM_CONCERNS = (
+    "processor-errors", "processor-throttles", "processor-iterator-age",
+    "alert-errors", "alert-throttles", "alert-iterator-age",
+    "processor-dlq-depth", "alert-dlq-depth",
+    "firehose-freshness", "firehose-failed-conversion",
+    "iot-rule-failures", "congestion",
+)  # fmt: skip
+"""Every alarm of an environment, by concern: known before the alarms exist, so that the key policy can
+let exactly these alarms publish to the encrypted alert topic (``alarm_names``)."""
+
+
+def alarm_names(namer: Namer) -> list[str]:
+    return [namer.name(Kind.ALARM, concern) for concern in ALARM_CONCERNS]
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,8 @@ class Monitoring(Construct):
             AlarmSpec("congestion", "Segment windows entering heavy or severe congestion",
                       mc.CONGESTION_ALERTS.watch(namespace), limits.congestion_alerts),
         ]  # fmt: skip
+        if tuple(spec.concern for spec in self.specs) != ALARM_CONCERNS:
+            raise ValueError("ALARM_CONCERNS must list every alarm, in order (the key policy names them)")
         self.alarms = {spec.concern: self._alarm(ctx, spec, props.alert_topic_arn) for spec in self.specs}
         self.dashboard_name = ctx.namer.name(Kind.DASHBOARD, "traffic")
         self.dashboard = CloudwatchDashboard(

@@ -60,6 +60,8 @@ class SecurityProps:
     """Log groups encrypted with the key (CloudWatch Logs may use it only for these)."""
     alert_topic_name: str
     """SNS topic encrypted with the key, to which CloudWatch alarms publish."""
+    alarm_names: Sequence[str]
+    """The environment's CloudWatch alarms: the only alarms whose notifications may use the key."""
 
 
 class Security(Construct):
@@ -103,15 +105,26 @@ class Security(Construct):
                     ]
                 },
             ),
+            # As AWS's example for alarms publishing to an encrypted topic: the calling alarms by
+            # aws:SourceArn and aws:SourceAccount (kms:ViaService is not documented for this call).
             Statement(
                 sid="CloudWatchAlarmsToAlertTopic",
                 actions=("kms:Decrypt", "kms:GenerateDataKey"),
                 resources=["*"],
                 principals={"Service": ["cloudwatch.amazonaws.com"]},
                 conditions={
-                    ("StringEquals", "kms:ViaService"): [ctx.service_endpoint("sns")],
+                    ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
+                    ("ArnEquals", "aws:SourceArn"): [ctx.arn("cloudwatch", f"alarm:{n}") for n in props.alarm_names],
                     ("StringEquals", "kms:EncryptionContext:aws:sns:topicArn"): [topic_arn],
                 },
+            ),
+            # DynamoDB's documented statement for a table encrypted with a customer managed key: the
+            # service reads the key's metadata (DescribeKey, GetKeyRotationStatus, ...) itself.
+            Statement(
+                sid="DynamoDBReadsKeyMetadata",
+                actions=("kms:Describe*", "kms:Get*", "kms:List*"),
+                resources=["*"],
+                principals={"Service": ["dynamodb.amazonaws.com"]},
             ),
         ]
         self.policy_document = policy_document(self, "key-policy", statements)

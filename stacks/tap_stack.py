@@ -14,7 +14,7 @@ from stacks.analytics import Analytics, AnalyticsProps
 from stacks.config import EnvironmentConfig, StateConfig
 from stacks.context import StackContext
 from stacks.ingestion import Ingestion, IngestionProps
-from stacks.monitoring import Monitoring, MonitoringProps
+from stacks.monitoring import Monitoring, MonitoringProps, alarm_names
 from stacks.naming import Namer
 from stacks.notifications import Notifications, alert_topic_name
 from stacks.processing import Processing, ProcessingProps
@@ -77,6 +77,7 @@ class TapStack(TerraformStack):
             SecurityProps(
                 log_group_names=[*function_log_groups, namer.log_group("kinesisfirehose", "lake")],
                 alert_topic_name=alert_topic_name(ctx),
+                alarm_names=alarm_names(namer),
             ),
         )
         key_arn = security.key_arn

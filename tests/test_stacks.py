@@ -460,6 +460,26 @@ def test_kms_key_rotates_and_only_environment_services_use_it(env: tuple[str, St
         assert "kms:*" not in statement["actions"]
 
 
+def test_key_policy_lets_dynamodb_read_key_metadata_and_only_this_environments_alarms_publish(
+    env: tuple[str, StackDoc],
+) -> None:
+    _, doc = env
+    _, key = doc.one("aws_kms_key")
+    statements = {s["sid"]: s for s in doc.policy_statements(key["policy"])}
+    dynamodb = statements["DynamoDBReadsKeyMetadata"]
+    assert sorted(dynamodb["actions"]) == ["kms:Describe*", "kms:Get*", "kms:List*"]
+    assert dynamodb["principals"] == [{"type": "Service", "identifiers": ["dynamodb.amazonaws.com"]}]
+    alarms = statements["CloudWatchAlarmsToAlertTopic"]
+    conditions = {c["variable"]: c for c in alarms["condition"]}
+    assert "kms:ViaService" not in conditions, "not documented for a service principal's call through SNS"
+    assert conditions["aws:SourceAccount"]["test"] == "StringEquals"
+    assert conditions["aws:SourceArn"]["test"] == "ArnEquals"
+    alarm_arns = conditions["aws:SourceArn"]["values"]
+    names = sorted(a["alarm_name"] for a in doc.resources("aws_cloudwatch_metric_alarm").values())
+    assert sorted(arn.rsplit(":alarm:", 1)[1] for arn in alarm_arns) == names, "exactly this environment's alarms"
+    assert all(arn.startswith("arn:${data.aws_partition.") and ":cloudwatch:" in arn for arn in alarm_arns)
+
+
 def test_topic_is_encrypted_and_subscription_follows_config(env: tuple[str, StackDoc]) -> None:
     _, doc = env
     _, topic = doc.one("aws_sns_topic")
