@@ -6,7 +6,7 @@ cannot live in the bucket it creates). Apply it once per account, before the fir
 
 from __future__ import annotations
 
-from cdktf import LocalBackend, TerraformOutput, TerraformResourceLifecycle, TerraformStack
+from cdktf import LocalBackend, Op, Precondition, TerraformOutput, TerraformResourceLifecycle, TerraformStack
 from cdktf_cdktf_provider_aws.data_aws_caller_identity import DataAwsCallerIdentity
 from cdktf_cdktf_provider_aws.data_aws_partition import DataAwsPartition
 from cdktf_cdktf_provider_aws.kms_alias import KmsAlias
@@ -15,7 +15,7 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTag
 from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps
-from stacks.config import StateConfig
+from stacks.config import PLACEHOLDER_ACCOUNT_ID, STATE_KEY_ALIAS, StateConfig
 from stacks.iam import Statement, policy_document
 from stacks.naming import PREFIX
 from stacks.security import KEY_ADMIN_ACTIONS, KEY_USE_ACTIONS
@@ -23,6 +23,19 @@ from stacks.tap_stack import default_tags
 
 BOOTSTRAP_STACK_ID = f"{PREFIX}-state-bootstrap"
 NONCURRENT_STATE_VERSION_DAYS = 90
+
+
+def same_account(caller_account: str, state: StateConfig) -> list[Precondition]:
+    """When the bucket name carries an account id, the apply stops unless it is the caller's: the
+    placeholder (``TF_STATE_ACCOUNT_ID`` unset) or another account's name is never created."""
+    if state.account_id is None:
+        return []
+    hint = "export TF_STATE_ACCOUNT_ID=<your 12-digit account id> (or TF_STATE_BUCKET=<a bucket of your own>)"
+    if state.account_id == PLACEHOLDER_ACCOUNT_ID:
+        message = f"TF_STATE_ACCOUNT_ID is not set: the state bucket name carries no account. {hint}"
+    else:
+        message = f"the state bucket name carries account {state.account_id}, not the caller's. {hint}"
+    return [Precondition(condition=Op.eq(caller_account, state.account_id), error_message=message)]
 
 
 class StateBootstrapStack(TerraformStack):
@@ -61,9 +74,9 @@ class StateBootstrapStack(TerraformStack):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=key_policy.json,
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=True),
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True, precondition=same_account(account_id, state)),
         )
-        KmsAlias(self, "state-key-alias", name=f"alias/{PREFIX}/terraform-state", target_key_id=key.key_id)
+        KmsAlias(self, "state-key-alias", name=STATE_KEY_ALIAS, target_key_id=key.key_id)
         logs = SecureBucket(
             self,
             "state-access-logs",

@@ -45,7 +45,26 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 DYNAMODB_STREAM_RETENTION_MS = 24 * 3_600_000
 """DynamoDB Streams keeps a record 24 hours: an alert lag alarm must fire before records are lost."""
-DEFAULT_STATE_BUCKET = "tap-traffic-terraform-state"
+STATE_BUCKET_PREFIX = "tap-traffic-tfstate"
+"""Default state bucket: ``tap-traffic-tfstate-<account id>-<region>`` (S3 bucket names are global: a
+name without the account belongs to whoever creates it first)."""
+PLACEHOLDER_ACCOUNT_ID = "000000000000"
+"""Stands for the account when ``TF_STATE_ACCOUNT_ID`` is unset: synthesis for review works without an
+account; the bootstrap stack refuses to create the bucket under it (``StateConfig.account_id``)."""
+STATE_KEY_ALIAS = "alias/tap/terraform-state"
+"""The state key the bootstrap stack creates; the S3 backend encrypts state, lock and digest with it."""
+_ACCOUNT_ID = re.compile(r"\d{12}")
+_KMS_KEY = re.compile(
+    r"alias/[a-zA-Z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[0-9a-f-]+|key/mrk-[0-9a-f]{32}|alias/[a-zA-Z0-9/_-]+)"
+)
+
+
+def default_state_bucket(account_id: str, region: str) -> str:
+    return f"{STATE_BUCKET_PREFIX}-{account_id}-{region}"
+
+
+DEFAULT_STATE_BUCKET = default_state_bucket(PLACEHOLDER_ACCOUNT_ID, "us-east-1")
 ACCESS_LOG_SUFFIX = "-access-logs"
 
 
@@ -311,9 +330,15 @@ class StateConfig:
     """Where Terraform state lives: one bucket, a key per environment."""
 
     bucket: str = DEFAULT_STATE_BUCKET
-    """State bucket; ``TF_STATE_BUCKET`` overrides it. Must be globally unique in real accounts."""
+    """State bucket; ``TF_STATE_BUCKET`` overrides the default ``tap-traffic-tfstate-<account>-<region>``."""
     region: str = "us-east-1"
     """Region of the state bucket."""
+    kms_key: str = STATE_KEY_ALIAS
+    """Key the backend encrypts state with (``TF_STATE_KMS_KEY``): without it, Terraform's S3 backend
+    writes state, lock and digest with AES256, overriding the bucket's SSE-KMS default."""
+    account_id: str | None = None
+    """The account the default bucket name carries (``TF_STATE_ACCOUNT_ID``), checked by the bootstrap
+    stack against the caller; ``None`` when ``TF_STATE_BUCKET`` names the bucket."""
 
     def __post_init__(self) -> None:
         try:
@@ -329,6 +354,14 @@ class StateConfig:
             )
         if not _REGION.fullmatch(self.region):
             raise ConfigError("state", "region (TF_STATE_REGION)", f"{self.region!r} is not an AWS region name")
+        if not _KMS_KEY.fullmatch(self.kms_key):
+            raise ConfigError(
+                "state",
+                "kms_key (TF_STATE_KMS_KEY)",
+                f"{self.kms_key!r} is not a KMS key id, key ARN, alias or alias ARN",
+            )
+        if self.account_id is not None and not _ACCOUNT_ID.fullmatch(self.account_id):
+            raise ConfigError("state", "account_id (TF_STATE_ACCOUNT_ID)", f"{self.account_id!r} is not 12 digits")
 
     @property
     def access_log_bucket(self) -> str:
@@ -390,6 +423,20 @@ class Platform:
     state: StateConfig
 
 
+def state_config(environ: Mapping[str, str]) -> StateConfig:
+    """Where state lives: ``TF_STATE_BUCKET`` if set, else ``tap-traffic-tfstate-<TF_STATE_ACCOUNT_ID>-
+    <region>`` (the placeholder account when that is unset too: fine to synthesize and review, refused by
+    the bootstrap stack at apply); ``TF_STATE_REGION``; ``TF_STATE_KMS_KEY`` (default the bootstrap's alias)."""
+    region = environ.get("TF_STATE_REGION") or StateConfig.region
+    kms_key = environ.get("TF_STATE_KMS_KEY") or STATE_KEY_ALIAS
+    if environ.get("TF_STATE_BUCKET"):
+        return StateConfig(bucket=environ["TF_STATE_BUCKET"], region=region, kms_key=kms_key)
+    account = environ.get("TF_STATE_ACCOUNT_ID") or PLACEHOLDER_ACCOUNT_ID
+    if not _ACCOUNT_ID.fullmatch(account):
+        raise ConfigError("state", "account_id (TF_STATE_ACCOUNT_ID)", f"{account!r} is not 12 digits")
+    return StateConfig(bucket=default_state_bucket(account, region), region=region, kms_key=kms_key, account_id=account)
+
+
 def load(environ: Mapping[str, str]) -> Platform:
     """Read the environments to synthesize from process environment variables.
 
@@ -397,10 +444,7 @@ def load(environ: Mapping[str, str]) -> Platform:
     ``TF_STATE_REGION`` override where state lives. Raises :class:`ConfigError` or
     :class:`~stacks.naming.NamingError` naming the variable at fault.
     """
-    state = StateConfig(
-        bucket=environ.get("TF_STATE_BUCKET") or DEFAULT_STATE_BUCKET,
-        region=environ.get("TF_STATE_REGION") or StateConfig.region,
-    )
+    state = state_config(environ)
     environments = [Environment(suffix=name, config=config) for name, config in PROFILES.items()]
     extra = environ.get("ENVIRONMENT_SUFFIX")
     if extra is not None and extra != "":

@@ -41,8 +41,16 @@ def default_tags(environment_suffix: str) -> dict[str, str]:
 
 
 def configure_state_backend(stack: TerraformStack, namer: Namer, state: StateConfig) -> None:
-    """S3 backend with a key per environment, encryption and S3-native locking (no DynamoDB table)."""
-    S3Backend(stack, bucket=state.bucket, key=namer.state_key(), region=state.region, encrypt=True)
+    """S3 backend with a key per environment, S3-native locking (no DynamoDB table), and state, lock and
+    digest encrypted with the state key (``encrypt`` alone would write them with AES256)."""
+    S3Backend(
+        stack,
+        bucket=state.bucket,
+        key=namer.state_key(),
+        region=state.region,
+        encrypt=True,
+        kms_key_id=state.kms_key,
+    )
     # cdktf 0.21's typed S3BackendConfig predates Terraform 1.10's use_lockfile.
     stack.add_override("terraform.backend.s3.use_lockfile", True)
 

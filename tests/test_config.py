@@ -103,7 +103,38 @@ def test_valid_alternatives_are_accepted() -> None:
 def test_load_defaults_to_three_environments() -> None:
     platform = load({})
     assert [e.suffix for e in platform.environments] == ["dev", "staging", "prod"]
-    assert platform.state.bucket == "tap-traffic-terraform-state"
+    assert platform.state.bucket == "tap-traffic-tfstate-000000000000-us-east-1", "placeholder account"
+    assert platform.state.kms_key == "alias/tap/terraform-state"
+
+
+def test_default_state_bucket_carries_the_account_and_region() -> None:
+    """S3 bucket names are global: a fixed default belongs to whoever creates it first."""
+    state = load({"TF_STATE_ACCOUNT_ID": "111122223333", "TF_STATE_REGION": "eu-west-1"}).state
+    assert (state.bucket, state.region, state.account_id) == (
+        "tap-traffic-tfstate-111122223333-eu-west-1", "eu-west-1", "111122223333",
+    )  # fmt: skip
+    named = load({"TF_STATE_BUCKET": "acme-tap-state", "TF_STATE_ACCOUNT_ID": "111122223333"}).state
+    assert (named.bucket, named.account_id) == ("acme-tap-state", None)
+
+
+@pytest.mark.parametrize("account", ["12345", "12345678901a", "1234567890123"])
+def test_bad_state_account_names_the_variable(account: str) -> None:
+    with pytest.raises(ConfigError, match=r"account_id \(TF_STATE_ACCOUNT_ID\)"):
+        load({"TF_STATE_ACCOUNT_ID": account})
+
+
+@pytest.mark.parametrize(
+    "key", ["alias/tap/terraform-state", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:us-east-1:111122223333:alias/tap/terraform-state", "1234abcd-12ab-34cd-56ef-1234567890ab"],
+)  # fmt: skip
+def test_state_kms_key_accepts_what_terraforms_backend_does(key: str) -> None:
+    assert load({"TF_STATE_KMS_KEY": key}).state.kms_key == key
+
+
+@pytest.mark.parametrize("key", ["tap/terraform-state", "arn:aws:s3:::bucket", "alias/has space"])
+def test_bad_state_kms_key_names_the_variable(key: str) -> None:
+    with pytest.raises(ConfigError, match=r"kms_key \(TF_STATE_KMS_KEY\)"):
+        load({"TF_STATE_KMS_KEY": key})
 
 
 def test_ad_hoc_environment_uses_dev_profile() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import PROFILES
+from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
 from tests.tfjson import StackDoc, ref, walk_strings
@@ -52,7 +52,23 @@ def test_state_backend_is_s3_per_environment_with_native_locking(env: tuple[str,
     assert s3["encrypt"] is True
     assert s3["use_lockfile"] is True
     assert "dynamodb_table" not in s3
-    assert s3["bucket"] == "tap-traffic-terraform-state"
+    assert s3["bucket"] == DEFAULT_STATE_BUCKET == "tap-traffic-tfstate-000000000000-us-east-1"
+    assert s3["kms_key_id"] == STATE_KEY_ALIAS, "without it, state, lock and digest are written with AES256"
+
+
+def test_state_key_alias_is_the_one_the_bootstrap_stack_creates(synth: Synth) -> None:
+    doc = synth.docs["tap-state-bootstrap"]
+    (alias,) = doc.resources("aws_kms_alias").values()
+    assert alias["name"] == STATE_KEY_ALIAS
+    assert synth.env("dev").doc["terraform"]["backend"]["s3"]["kms_key_id"] == alias["name"]
+
+
+def test_bootstrap_refuses_a_bucket_name_carrying_another_account(synth: Synth) -> None:
+    """The default bucket name carries the account id; unset, it is the placeholder, which no caller is."""
+    _, key = synth.docs["tap-state-bootstrap"].one("aws_kms_key")
+    (precondition,) = key["lifecycle"]["precondition"]
+    assert precondition["condition"] == '${(data.aws_caller_identity.current.account_id == "000000000000")}'
+    assert "TF_STATE_ACCOUNT_ID" in precondition["error_message"]
 
 
 def test_names_carry_the_suffix(env: tuple[str, StackDoc]) -> None:
@@ -509,7 +525,7 @@ def test_bootstrap_stack_creates_a_locked_down_state_bucket(synth: Synth) -> Non
     doc = synth.docs["tap-state-bootstrap"]
     assert doc.doc["terraform"]["backend"] == {"local": {"path": "../../../terraform.tap-state-bootstrap.tfstate"}}
     parts = bucket_parts(doc)
-    state = parts["tap-traffic-terraform-state"]
+    state = parts[DEFAULT_STATE_BUCKET]
     assert state["aws_s3_bucket_versioning"]["versioning_configuration"]["status"] == "Enabled"
     (rule,) = state["aws_s3_bucket_server_side_encryption_configuration"]["rule"]
     assert rule["apply_server_side_encryption_by_default"]["sse_algorithm"] == "aws:kms"

@@ -188,6 +188,10 @@ def backend_config(endpoint: str, ca_bundle: Path, path: Path) -> Path:
     return path
 
 
+MOTO_ACCOUNT_ID = "123456789012"
+"""The account moto's server answers for (its default)."""
+
+
 @dataclass
 class EnvironmentRun:
     stack: str
@@ -303,12 +307,17 @@ class Deployment:
         return loaded
 
 
+EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": MOTO_ACCOUNT_ID, "TF_STATE_BUCKET": ""}
+"""The state bucket named after the emulator's account, as a real deployment names it after its own (the
+bootstrap stack refuses a name carrying another account)."""
+
+
 def synthesize(outdir: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
         cwd=ROOT,
-        env={**os.environ, "CDKTF_OUTDIR": str(outdir)},
+        env={**os.environ, **EMULATED_STATE, "CDKTF_OUTDIR": str(outdir)},
         capture_output=True,
         text=True,
         timeout=900,
@@ -323,7 +332,7 @@ def deploy_all(workdir: Path, only: Sequence[str] = ()) -> Deployment:
     toolchain = find_toolchain()
     if toolchain is None:
         raise RuntimeError("needs the terraform binary and a hashicorp/aws provider mirror")
-    platform = load(os.environ)
+    platform = load({**os.environ, **EMULATED_STATE})
     outdir = workdir / "cdktf.out"
     synthesize(outdir)
     with moto_server(workdir) as (endpoint, ca_bundle):
