@@ -9,7 +9,7 @@ No network calls: this module is imported by the tests and by ``main.py`` before
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import pairwise
@@ -43,6 +43,11 @@ LOG_RETENTION_DAYS = (
 )
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+S3_IA_MINIMUM_DAYS = 30
+"""S3 lifecycle: objects stay at least 30 days in STANDARD before STANDARD_IA, and 30 days in STANDARD_IA
+before a further transition; a rule asking for less is refused."""
+UNRESERVED_MINIMUM = 100
+"""Concurrent executions Lambda keeps unreserved in every account (PutFunctionConcurrency refuses more)."""
 DYNAMODB_STREAM_RETENTION_MS = 24 * 3_600_000
 """DynamoDB Streams keeps a record 24 hours: an alert lag alarm must fire before records are lost."""
 STATE_BUCKET_PREFIX = "tap-traffic-tfstate"
@@ -176,7 +181,9 @@ class DataLifecycle:
     """DynamoDB TTL of per-window aggregates."""
 
     def validate(self, env: str) -> None:
-        _optional_int(env, "lifecycle.lake_infrequent_access_days", self.lake_infrequent_access_days, 30, 36_500)
+        _optional_int(
+            env, "lifecycle.lake_infrequent_access_days", self.lake_infrequent_access_days, S3_IA_MINIMUM_DAYS, 36_500
+        )
         _optional_int(env, "lifecycle.lake_glacier_days", self.lake_glacier_days, 1, 36_500)
         _optional_int(env, "lifecycle.lake_expiration_days", self.lake_expiration_days, 1, 36_500)
         _int(env, "lifecycle.quarantine_expiration_days", self.quarantine_expiration_days, 1, 36_500)
@@ -193,6 +200,16 @@ class DataLifecycle:
         for (prev_name, prev), (name, value) in pairwise(present):
             if value <= prev:
                 raise ConfigError(env, name, f"must be greater than {prev_name} ({prev}), got {value}")
+        # S3 refuses a rule that moves objects out of STANDARD_IA before they spent 30 days there
+        # (STANDARD -> STANDARD_IA after 30 days is the range check above).
+        ia, glacier, days = self.lake_infrequent_access_days, self.lake_glacier_days, S3_IA_MINIMUM_DAYS
+        if ia is not None and glacier is not None and glacier < ia + days:
+            raise ConfigError(
+                env,
+                "lifecycle.lake_glacier_days",
+                f"must be at least lifecycle.lake_infrequent_access_days + {days} ({ia + days}): S3 keeps "
+                f"objects {days} days in STANDARD_IA before their next transition, got {glacier}",
+            )
 
 
 @dataclass(frozen=True)
@@ -209,6 +226,10 @@ class EnvironmentConfig:
     """Kinesis capacity mode."""
     shard_count: int | None = 1
     """Shards when provisioned; must be ``None`` on demand."""
+    lambda_concurrency_quota: int = 1000
+    """The account's Lambda concurrent-executions quota (Service Quotas ``L-B99A9384``; new accounts
+    often have 10 or 50). Lambda refuses reservations that leave fewer than 100 unreserved executions,
+    so the environments' reservations are checked against it (``Platform``)."""
     stream_retention_hours: int = 24
     """Kinesis retention, 24-8760 hours."""
     log_retention_days: int = 14
@@ -308,6 +329,15 @@ class EnvironmentConfig:
                 "alarms.firehose_freshness_seconds",
                 "must exceed firehose_buffer_seconds, or it fires on every buffer",
             )
+        _int(env, "lambda_concurrency_quota", self.lambda_concurrency_quota, 10, 10_000_000)
+        if self.reserved_total > self.lambda_concurrency_quota - UNRESERVED_MINIMUM:
+            raise ConfigError(
+                env,
+                "processor.reserved_concurrency",
+                f"with alert.reserved_concurrency reserves {self.reserved_total}: Lambda keeps "
+                f"{UNRESERVED_MINIMUM} of lambda_concurrency_quota ({self.lambda_concurrency_quota}) unreserved, "
+                f"so at most {max(self.lambda_concurrency_quota - UNRESERVED_MINIMUM, 0)} can be reserved",
+            )
         reserved = self.processor.reserved_concurrency
         if reserved is not None and self.shard_count is not None and reserved < self.shard_count:
             raise ConfigError(
@@ -319,6 +349,11 @@ class EnvironmentConfig:
             raise ConfigError(
                 env, "lifecycle.lake_expiration_days", "must be unset in production: the lake is retained"
             )
+
+    @property
+    def reserved_total(self) -> int:
+        """Concurrency this environment's functions reserve."""
+        return sum(f.reserved_concurrency or 0 for f in (self.processor, self.alert))
 
     def with_name(self, name: str) -> EnvironmentConfig:
         """The same profile under another environment name (validated again)."""
@@ -457,4 +492,21 @@ def load(environ: Mapping[str, str]) -> Platform:
         environments.append(Environment(suffix=extra, config=PROFILES[AD_HOC_PROFILE].with_name(extra)))
     for env in environments:
         validate_suffix(env.suffix)
+    check_shared_quota(environments)
     return Platform(environments=tuple(environments), state=state)
+
+
+def check_shared_quota(environments: Sequence[Environment]) -> None:
+    """Environments share one state bucket, so they are taken to share one account and its concurrency
+    quota: together they must leave Lambda's 100 unreserved executions under the smallest declared quota
+    (a deployment across several accounts lowers a reservation or raises that environment's quota)."""
+    total = sum(e.config.reserved_total for e in environments)
+    quota = min(e.config.lambda_concurrency_quota for e in environments)
+    if total > quota - UNRESERVED_MINIMUM:
+        shares = ", ".join(f"{e.suffix} {e.config.reserved_total}" for e in environments if e.config.reserved_total)
+        raise ConfigError(
+            "all environments",
+            "processor.reserved_concurrency",
+            f"reservations add up to {total} ({shares}), more than lambda_concurrency_quota ({quota}) "
+            f"minus the {UNRESERVED_MINIMUM} executions Lambda keeps unreserved",
+        )

@@ -15,10 +15,12 @@ from stacks.config import (
     AlarmThresholds,
     ConfigError,
     DataLifecycle,
+    Environment,
     EnvironmentConfig,
     FunctionSettings,
     StateConfig,
     StreamMode,
+    check_shared_quota,
     load,
 )
 from stacks.naming import NamingError
@@ -63,6 +65,26 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
         {"lifecycle": DataLifecycle(lake_infrequent_access_days=60, lake_expiration_days=30)},
     ),
     ("lifecycle.aggregate_ttl_days", {"lifecycle": DataLifecycle(aggregate_ttl_days=0)}),
+    # S3's minimums: 30 days in STANDARD before STANDARD_IA, 30 days in STANDARD_IA before the next class
+    ("lifecycle.lake_infrequent_access_days", {"lifecycle": DataLifecycle(lake_infrequent_access_days=29)}),
+    (
+        "lifecycle.lake_glacier_days",
+        {"lifecycle": DataLifecycle(lake_infrequent_access_days=30, lake_glacier_days=59, lake_expiration_days=None)},
+    ),
+    # Lambda keeps 100 executions unreserved: a quota of 50 allows no reservation at all
+    (
+        "processor.reserved_concurrency",
+        {"lambda_concurrency_quota": 50, "processor": FunctionSettings(reserved_concurrency=1)},
+    ),
+    (
+        "processor.reserved_concurrency",
+        {
+            "lambda_concurrency_quota": 150,
+            "processor": FunctionSettings(reserved_concurrency=40),
+            "alert": FunctionSettings(reserved_concurrency=11),
+        },
+    ),
+    ("lambda_concurrency_quota", {"lambda_concurrency_quota": 5}),
     ("alert_email", {"alert_email": "not-an-address"}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": 0}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": -5}),
@@ -98,6 +120,20 @@ def test_valid_alternatives_are_accepted() -> None:
     )
     assert on_demand.shard_count is None
     assert EnvironmentConfig(name="qa").region == "us-east-1"
+
+
+def test_lifecycle_at_s3s_minimums_is_accepted() -> None:
+    life = DataLifecycle(lake_infrequent_access_days=30, lake_glacier_days=60, lake_expiration_days=None)
+    EnvironmentConfig(name="x", lifecycle=life)
+
+
+def test_reservations_of_environments_sharing_an_account_add_up() -> None:
+    """staging (10) and prod (60) reserve 70: fine under 1,000; under 160, each fits its 60 alone, not both."""
+    assert sum(e.config.reserved_total for e in load({}).environments) == 70
+    small = {n: dataclasses.replace(c, lambda_concurrency_quota=160) for n, c in PROFILES.items()}
+    environments = [Environment(suffix=n, config=c) for n, c in small.items()]
+    with pytest.raises(ConfigError, match=r"reservations add up to 70 \(staging 10, prod 60\)"):
+        check_shared_quota(environments)
 
 
 def test_load_defaults_to_three_environments() -> None:

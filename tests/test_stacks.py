@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS
+from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS, UNRESERVED_MINIMUM
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
 from tests.tfjson import StackDoc, ref, walk_strings
@@ -392,6 +392,33 @@ def test_lake_lifecycle_follows_config(env: tuple[str, StackDoc]) -> None:
     transitions = {t["storage_class"]: t["days"] for t in current.get("transition", [])}
     expected = {"STANDARD_IA": life.lake_infrequent_access_days, "GLACIER_IR": life.lake_glacier_days}
     assert transitions == {k: v for k, v in expected.items() if v is not None}
+
+
+def test_every_lifecycle_rule_meets_s3s_minimums(synth: Synth) -> None:
+    """What S3 refuses: STANDARD_IA before 30 days, and leaving STANDARD_IA less than 30 days later."""
+    for doc in synth.docs.values():
+        for config in doc.resources("aws_s3_bucket_lifecycle_configuration").values():
+            for rule in config["rule"]:
+                days = sorted((t["days"], t["storage_class"]) for t in rule.get("transition", []))
+                for (day, storage_class), following in zip(days, [*days[1:], None], strict=False):
+                    if storage_class == "STANDARD_IA":
+                        assert day >= 30, (doc.stack_id, rule["id"])
+                        if following is not None:
+                            assert following[0] >= day + 30, (doc.stack_id, rule["id"])
+                expiry = rule.get("expiration", [{}])[0].get("days")
+                if days and expiry is not None:
+                    assert expiry > days[-1][0], (doc.stack_id, rule["id"])
+
+
+def test_reservations_of_all_stacks_leave_lambda_its_unreserved_executions(synth: Synth) -> None:
+    """Lambda refuses a reservation leaving fewer than 100 unreserved executions in the account."""
+    reserved = [
+        fn.get("reserved_concurrent_executions") or 0
+        for doc in synth.docs.values()
+        for fn in doc.resources("aws_lambda_function").values()
+    ]
+    quota = min(p.lambda_concurrency_quota for p in PROFILES.values())
+    assert 0 < sum(reserved) <= quota - UNRESERVED_MINIMUM
 
 
 def test_firehose_archives_parquet_through_the_glue_schema(env: tuple[str, StackDoc]) -> None:
