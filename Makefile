@@ -20,7 +20,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 LINTED := stacks lambdas main.py tests tools
 TYPED := stacks lambdas main.py
 
-.PHONY: help synth test bench simulate deploy-local lint typecheck pytest deps checkov check-tools clean
+.PHONY: help synth test bench simulate deploy-local smoke lint typecheck pytest deps checkov check-tools clean
 
 help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench   - benchmarks with targets (writes BENCHMARKS.md; not part of make test)"
 	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.simulate --help)"
 	@echo "make deploy-local - terraform plan/apply/re-plan/destroy of every environment against moto's server"
+	@echo "make smoke ENV=dev - smoke test of a deployed environment (after cdktf deploy; see docs/operations.md)"
 	@echo "make clean   - remove virtual environments and build output"
 
 check-tools:
@@ -62,6 +63,10 @@ simulate: deps
 
 deploy-local: deps
 	$(PIPENV) run python -m tools.deploy_local $(ARGS)
+
+ENV ?= dev
+smoke: deps
+	$(PIPENV) run python -m tools.smoke --env $(ENV) $(ARGS)
 
 lint: deps
 	$(PIPENV) run ruff check $(LINTED)
