@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf_cdktf_provider_aws import kinesis_firehose_delivery_stream as fh
 from cdktf_cdktf_provider_aws.athena_named_query import AthenaNamedQuery
@@ -52,7 +53,7 @@ from constructs import Construct
 from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.naming import Kind
-from stacks.schema import lake_columns
+from stacks.schema import lake_columns, reading_schema
 
 LAKE_PREFIX = "readings/"
 LAKE_ERROR_PREFIX = "firehose-errors/"
@@ -234,55 +235,212 @@ class Analytics(Construct):
         self.named_queries = [
             AthenaNamedQuery(
                 self,
-                f"query-{query_id}",
-                name=namer.name(Kind.ATHENA_QUERY, query_id),
-                description=description,
+                f"query-{query.query_id}",
+                name=namer.name(Kind.ATHENA_QUERY, query.query_id),
+                description=query.description,
                 database=self.database.name,
                 workgroup=self.workgroup.name,
-                query=sql.format(table=f"{self.database.name}.{self.table_name}"),
+                query=query.sql(f"{self.database.name}.{self.table_name}"),
             )
-            for query_id, description, sql in NAMED_QUERIES
+            for query in NAMED_QUERIES
         ]
 
 
-NAMED_QUERIES: tuple[tuple[str, str, str], ...] = (
-    (
+VALID_READINGS = "valid_readings"
+"""The common table expression every named query reads: the contract's valid readings, each once."""
+
+_SCHEMA_KEYWORDS = frozenset({"type", "description", "pattern", "format", "minimum", "maximum", "default"})
+
+
+def _anchored(pattern: str) -> str:
+    """A contract pattern (ECMA-262, ``^...$``) for ``regexp_like``: ``\\A...\\z`` match the whole string in
+    Trino's (Java/Joni) and DuckDB's (RE2) engines alike, where ``$`` may also match before a final newline."""
+    if not (pattern.startswith("^") and pattern.endswith("$")) or "'" in pattern:
+        raise ValueError(f"contract pattern {pattern!r} is not anchored at both ends, or holds a quote")
+    return f"\\A{pattern[1:-1]}\\z"
+
+
+def _column_check(name: str, spec: dict[str, Any], required: bool) -> str:
+    """What the lake can show of one property's schema rules, as a predicate that is never an error.
+
+    A missing field is a NULL column: a required one must be non-NULL (NULL fails every comparison and
+    ``regexp_like``), an optional one may be. Integer-ness needs no check (the column is ``int``);
+    ``timestamp`` is checked by parsing it (``utc_time``).
+    """
+    unknown = spec.keys() - _SCHEMA_KEYWORDS
+    if unknown:
+        raise ValueError(f"contract property {name!r} uses {sorted(unknown)}: teach the curated view about it")
+    column = f'"{name}"'
+    checks = []
+    if name == "timestamp":
+        checks.append("utc_time IS NOT NULL")
+    elif "pattern" in spec:
+        checks.append(f"regexp_like({column}, '{_anchored(spec['pattern'])}')")
+    if spec["type"] == "number":
+        # NaN fails every comparison in Trino already; said outright, it also fails on engines that drop
+        # a range check Parquet statistics seem to satisfy, statistics that leave NaN out (DuckDB 2.0,
+        # duckdb/duckdb#25521).
+        checks.append(f"NOT is_nan({column})")
+    if "minimum" in spec:
+        checks.append(f"{column} >= {spec['minimum']}")
+    if "maximum" in spec:
+        checks.append(f"{column} <= {spec['maximum']}")
+    check = " AND ".join(checks) or f"{column} IS NOT NULL"
+    return check if required else f"({column} IS NULL OR ({check}))"
+
+
+def _valid_columns() -> str:
+    """The lake's columns as ``valid_readings`` shows them: an absent optional field takes its default."""
+    properties: dict[str, dict[str, Any]] = reading_schema()["properties"]
+    return ", ".join(
+        f'coalesce("{name}", {spec["default"]}) AS "{name}"' if "default" in spec else f'"{name}"'
+        for name, spec in properties.items()
+    )
+
+
+def _copy_order() -> str:
+    """Every column but ``sensor_id``, in the lake's order (absent optional fields first): with ``dt``
+    before them, which copy of a reading is kept never depends on the order of files or rows."""
+    return ", ".join(f'"{c.name}" NULLS FIRST' for c in lake_columns() if c.name != "sensor_id")
+
+
+def valid_readings_cte(table: str, days: int) -> str:
+    """``WITH ... valid_readings AS (...)``: the contract's valid readings in the lake, each reading once.
+
+    Rows are read from the ``dt`` partitions of today (UTC) and the ``days`` before it only: the filter
+    sits on the table itself, so Athena prunes the other partitions. Then:
+
+    - **valid**: every rule of ``contracts/traffic-reading.schema.json`` the columns can show (required
+      fields non-NULL, the id patterns, the ranges, and ``timestamp`` an RFC 3339 date-time with an
+      offset as the schema's pattern and ``lambdas/common/contract.py`` ``parse_instant`` read it: a
+      real date, hour <= 23, minute <= 59, offset <= 23:59, year not 0000, no leap second, at most nine
+      fraction digits). The checks use ``regexp_like`` and ``try_cast`` only, so no row can fail a query.
+    - **each once**: copies of a reading (same ``sensor_id`` and instant, however the instant is written)
+      collapse to one: the copy delivered first (earliest ``dt``), then the smallest by the other
+      columns in the lake's order (``segment_id``, ``timestamp`` as written, ...), so the choice never
+      depends on the order of files or rows. The processor keeps
+      the first copy in stream order; the lake does not record that order, and a republished copy
+      usually carries the same values anyway.
+
+    What the lake cannot show is not checked: it holds no Kinesis partition key (the thing name), so
+    ``sensor_mismatch`` is not judged, and no arrival time, so neither ``future_timestamp`` nor
+    ``stale_timestamp`` are; a number is the double Firehose stored, not the decimal the sensor wrote,
+    so a value a hair outside a range (``300.0000000000000001``) may round into it.
+
+    Columns: the lake's (``speed_limit_kmh`` and ``interval_seconds`` with their defaults), ``dt``,
+    ``utc_time`` (the instant in UTC, a ``timestamp`` truncated to the second) and ``nanos`` (its
+    fraction of a second, nine digits).
+    """
+    ts = '"timestamp"'
+    pattern = _anchored(reading_schema()["properties"]["timestamp"]["pattern"])
+    required = set(reading_schema()["required"])
+    checks = "\n      AND ".join(
+        _column_check(name, spec, name in required) for name, spec in reading_schema()["properties"].items()
+    )
+    columns = ", ".join(f'"{c.name}"' for c in lake_columns())
+    return f"""WITH lake AS (
+    SELECT {columns}, {PARTITION_KEY}
+    FROM {table}
+    WHERE {PARTITION_KEY} >= date_format(current_date - interval '{days}' day, '%Y-%m-%d')
+),
+parts AS (
+    SELECT *,
+           regexp_like({ts}, '{pattern}') AS well_formed,
+           try_cast(substr({ts}, 12, 2) AS integer) AS hour_part,
+           try_cast(substr({ts}, 15, 2) AS integer) AS minute_part,
+           CASE WHEN upper(substr({ts}, length({ts}), 1)) = 'Z' THEN 0
+                ELSE try_cast(substr({ts}, length({ts}) - 4, 2) AS integer) END AS offset_hours,
+           CASE WHEN upper(substr({ts}, length({ts}), 1)) = 'Z' THEN 0
+                ELSE try_cast(substr({ts}, length({ts}) - 1, 2) AS integer) END AS offset_minutes,
+           CASE WHEN substr({ts}, length({ts}) - 5, 1) = '-' THEN -1 ELSE 1 END AS offset_sign,
+           try_cast(concat(substr({ts}, 1, 10), ' ', substr({ts}, 12, 8)) AS timestamp) AS local_time
+    FROM lake
+),
+timed AS (
+    SELECT *,
+           CASE WHEN well_formed AND substr({ts}, 1, 4) <> '0000' AND hour_part <= 23 AND minute_part <= 59
+                     AND offset_hours <= 23 AND offset_minutes <= 59
+                THEN date_add('minute', -offset_sign * (offset_hours * 60 + offset_minutes), local_time)
+           END AS utc_time,
+           rpad(coalesce(regexp_extract({ts}, '\\.([0-9]+)', 1), ''), 9, '0') AS nanos
+    FROM parts
+),
+valid AS (
+    SELECT *,
+           row_number() OVER (
+               PARTITION BY sensor_id, utc_time, nanos
+               ORDER BY {PARTITION_KEY}, {_copy_order()}
+           ) AS copy_rank
+    FROM timed
+    WHERE {checks}
+),
+{VALID_READINGS} AS (
+    SELECT {_valid_columns()}, {PARTITION_KEY}, utc_time, nanos
+    FROM valid
+    WHERE copy_rank = 1
+)"""
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    """An Athena named query over :func:`valid_readings_cte` (never the raw table)."""
+
+    query_id: str
+    description: str
+    days: int
+    """UTC delivery dates read: today's and the ``days`` before it (partition pruning on ``dt``)."""
+    body: str
+    """The query proper, reading ``valid_readings``."""
+
+    def sql(self, table: str) -> str:
+        """The query's full Athena (Trino) text over ``table`` (``database.table``)."""
+        return f"{valid_readings_cte(table, self.days)}\n{self.body}"
+
+
+NOW_UTC = "cast(current_timestamp AT TIME ZONE 'UTC' AS timestamp)"
+"""Now as a UTC ``timestamp``, comparable with ``utc_time`` whatever the session's time zone."""
+
+NAMED_QUERIES: tuple[NamedQuery, ...] = (
+    NamedQuery(
         "worst-segments-24h",
-        "Segments with the lowest vehicle-weighted speed relative to their limit in the last 24 hours",
-        """SELECT segment_id,
+        "Segments with the lowest vehicle-weighted speed relative to their limit in the last 24 hours"
+        " (valid readings, each once)",
+        1,
+        # utc_time is truncated to the second, so the bound is too: then the comparison is exact.
+        f"""SELECT segment_id,
        sum(vehicle_count) AS vehicles,
        sum(vehicle_count * average_speed_kmh) / nullif(sum(vehicle_count), 0) AS average_speed_kmh,
-       min(coalesce(speed_limit_kmh, 50)) AS speed_limit_kmh,
+       min(speed_limit_kmh) AS speed_limit_kmh,
        avg(occupancy_percent) AS occupancy_percent
-FROM {table}
-WHERE dt >= date_format(current_date - interval '1' day, '%Y-%m-%d')
-  AND from_iso8601_timestamp(timestamp) >= current_timestamp - interval '24' hour
+FROM {VALID_READINGS}
+WHERE utc_time >= date_trunc('second', {NOW_UTC}) - interval '24' hour
 GROUP BY segment_id
 HAVING sum(vehicle_count) > 0
-ORDER BY sum(vehicle_count * average_speed_kmh) / sum(vehicle_count) / min(coalesce(speed_limit_kmh, 50))
+ORDER BY sum(vehicle_count * average_speed_kmh) / sum(vehicle_count) / min(speed_limit_kmh), segment_id
 LIMIT 20""",
     ),
-    (
+    NamedQuery(
         "hourly-volume-per-segment",
-        "Vehicles per hour for each segment over the last 7 days",
-        """SELECT segment_id,
-       date_trunc('hour', from_iso8601_timestamp(timestamp)) AS hour,
+        "Vehicles per hour (UTC) for each segment over the last 7 days (valid readings, each once)",
+        7,
+        f"""SELECT segment_id,
+       date_trunc('hour', utc_time) AS hour,
        sum(vehicle_count) AS vehicles,
        count(*) AS readings
-FROM {table}
-WHERE dt >= date_format(current_date - interval '7' day, '%Y-%m-%d')
+FROM {VALID_READINGS}
 GROUP BY 1, 2
 ORDER BY 1, 2""",
     ),
-    (
+    NamedQuery(
         "speed-profile-by-hour-of-day",
-        "Vehicle-weighted mean speed per segment and hour of day (UTC) over the last 30 days",
-        """SELECT segment_id,
-       hour(from_iso8601_timestamp(timestamp)) AS hour_of_day,
+        "Vehicle-weighted mean speed per segment and hour of day (UTC) over the last 30 days"
+        " (valid readings, each once)",
+        30,
+        f"""SELECT segment_id,
+       hour(utc_time) AS hour_of_day,
        sum(vehicle_count * average_speed_kmh) / nullif(sum(vehicle_count), 0) AS average_speed_kmh,
        sum(vehicle_count) AS vehicles
-FROM {table}
-WHERE dt >= date_format(current_date - interval '30' day, '%Y-%m-%d')
+FROM {VALID_READINGS}
 GROUP BY 1, 2
 ORDER BY 1, 2""",
     ),
