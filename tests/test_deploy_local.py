@@ -48,6 +48,16 @@ def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_l
     assert summary["accepted"] == deploy_local.SIMULATE_SENSORS * deploy_local.SIMULATE_MINUTES
     assert summary["run"]["window_changes"] > 0, "the alert function saw the deployed table's stream"
     assert summary["alerts"], "congestion in the generated traffic raised alerts on the deployed topic"
+    # Every AWS call of each function, checked against its role policy as applied in the emulator's IAM.
+    iam = summary["iam"]
+    assert iam["passed"], iam["problems"]
+    assert not iam["denied"] and not iam["unmapped"]
+    assert iam["calls"]["processor"] > 0 and iam["calls"]["alert"] > 0
+    assert {"s3:PutObject", "kms:GenerateDataKey"} <= set(iam["used"]["processor"]), "SSE-KMS quarantine writes"
+    assert {"dynamodb:UpdateItem", "sns:Publish", "kms:Decrypt", "cloudwatch:PutMetricData"} <= set(
+        iam["used"]["alert"]
+    ), "alerts to the encrypted topic, and metrics"
+    assert all(u["reason"] for u in iam["unused"])
 
 
 def test_scratch_copies_leave_the_synthesized_output_untouched(deployment: deploy_local.Deployment) -> None:

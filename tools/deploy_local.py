@@ -13,7 +13,8 @@
 5. ``terraform init`` (mirror only), ``plan``, ``apply``, a second ``plan`` that must show no changes,
    and ``destroy`` for non-production environments, which must leave nothing behind;
 6. after dev is applied, runs the local data path (``tools.simulate``) against the deployed resources,
-   named by ``terraform output -json``.
+   named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
+   against its role policy as applied (``tools/iam_check.py``); a denied call fails the environment.
 
 Resources the emulator cannot create or read back are excluded in one place: ``EXCLUSIONS`` in
 ``tools/moto_gaps.py``, each with the exact error and whose gap it is.
@@ -286,6 +287,7 @@ class Deployment:
                 SIMULATE_NOW,
                 "--summary",
                 str(summary),
+                "--check-iam",
             ],
             cwd=ROOT,
             env={

@@ -63,6 +63,7 @@ from stacks.layout import (
     processor_environment,
 )
 from stacks.naming import Kind, Namer
+from tools import iam_check
 
 ACCOUNT_ID = "123456789012"
 PUT_RECORDS_LIMIT = 500
@@ -675,6 +676,8 @@ class RunOptions:
     config: EnvironmentConfig
     parallel: bool = False
     alert_workers: int | None = None
+    iam: iam_check.Check | None = None
+    """Check every AWS call of the functions against their roles (``--check-iam``)."""
 
 
 @contextmanager
@@ -752,10 +755,13 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     # this process's environment (which would leak ENVIRONMENT_SUFFIX and the rest into later commands).
     names = targets.runtime_names()
     processor_settings = ProcessorSettings.from_env(processor_environment(names, config))
-    processor_handler.install(
-        Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
-    )
-    alert_handler.install(Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients))
+    processor = Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
+    alerter = Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients)
+    if options.iam:  # every AWS call each function makes is recorded, for the check at the end
+        options.iam.watch("processor", processor)
+        options.iam.watch("alert", alerter)
+    processor_handler.install(processor)
+    alert_handler.install(alerter)
     mode = "in parallel" if options.parallel else "serially"
     print(f"simulating {len(options.messages):,} records on environment {targets.environment} ({mode})", file=out)
 
@@ -832,6 +838,8 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
         "total_seconds": round(time.time() - started, 3),
     }
+    if options.iam:
+        summary["iam"] = options.iam.evaluate(clients, targets).as_dict()
     return summary
 
 
@@ -860,6 +868,9 @@ def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
             f"({summary['records_in'] / max(seconds, 1e-9):,.0f} readings/s)",
             file=out,
         )
+    if "iam" in summary:
+        iam = summary["iam"]
+        print(iam_check.summary_line(iam), *(f"  {line}" for line in iam["problems"]), sep="\n", file=out)
 
 
 def balanced(summary: Mapping[str, Any]) -> bool:
@@ -901,6 +912,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--outputs", type=Path, help="terraform output -json of a deployed stack (with --endpoint-url)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' JSON log lines")
     parser.add_argument("--endpoint-url", help="use this AWS endpoint (an emulator) instead of in-process moto")
+    parser.add_argument(
+        "--check-iam",
+        action="store_true",
+        help="check every AWS call of each function against its role policy (tools/iam_check.py): the deployed "
+        "roles with --endpoint-url, else the synthesized stack (--stack-json); exit 1 if one is denied",
+    )
+    parser.add_argument(
+        "--stack-json", type=Path, help="synthesized stack for --check-iam (default: cdktf.out/stacks/tap-<env>/...)"
+    )
     return parser
 
 
@@ -934,12 +954,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         messages, now_ns, args.batch_size or config.batch_size, config, args.parallel, args.alert_workers
     )
     os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
+    if args.endpoint_url and not args.outputs:
+        print("--endpoint-url needs --outputs (terraform output -json of the stack)", file=sys.stderr)
+        return 2
+    outputs = json.loads(args.outputs.read_text()) if args.outputs else {}
+    if args.check_iam:
+        options.iam = iam_check.for_run(args.env, config.region, args.endpoint_url, outputs, args.stack_json)
     if args.endpoint_url:
-        if not args.outputs:
-            print("--endpoint-url needs --outputs (terraform output -json of the stack)", file=sys.stderr)
-            return 2
         clients = endpoint_clients(args.endpoint_url, config.region)
-        targets = Targets.from_outputs(args.env, config.region, json.loads(args.outputs.read_text()))
+        targets = Targets.from_outputs(args.env, config.region, outputs)
         summary = run(clients, targets, options)
     else:
         summary = run_in_moto(args.env, options, args.shards)
@@ -948,6 +971,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     if not balanced(summary):
         print("records_in != accepted + duplicates + quarantined: records were lost", file=sys.stderr)
+        return 1
+    if "iam" in summary and not summary["iam"]["passed"]:
+        print("\n".join(["IAM check failed:", *summary["iam"]["problems"]]), file=sys.stderr)
         return 1
     return 0
 
