@@ -14,7 +14,8 @@
    and ``destroy`` for non-production environments, which must leave nothing behind;
 6. after dev is applied, runs the local data path (``tools.simulate``) against the deployed resources,
    named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
-   against its role policy as applied (``tools/iam_check.py``); a denied call fails the environment.
+   against its role policy as applied (``tools/iam_check.py``); a denied call fails the environment;
+   then the smoke test (``tools.smoke --process-locally``) on the same resources.
 
 Resources the emulator cannot create or read back are excluded in one place: ``EXCLUSIONS`` in
 ``tools/moto_gaps.py``, each with the exact error and whose gap it is.
@@ -200,6 +201,7 @@ class EnvironmentRun:
     seconds: dict[str, float] = field(default_factory=dict)
     resources: int = 0
     simulate: dict[str, Any] | None = None
+    smoke: dict[str, Any] | None = None
 
 
 @dataclass
@@ -253,6 +255,7 @@ class Deployment:
             )
         if simulate:
             record.simulate = self.simulate(stack, scratch)
+            record.smoke = self.smoke(stack, scratch)
         if not production:
             self.timed(record, "destroy", ["destroy", "-input=false", "-no-color", "-auto-approve"], scratch)
             left = json.loads(run(["show", "-json"], scratch, self.env).stdout)
@@ -267,28 +270,36 @@ class Deployment:
         outputs.write_text(run(["output", "-json"], scratch, self.env).stdout)
         summary = scratch / "simulate-summary.json"
         suffix = stack.removeprefix("tap-")
+        self.run_tool(
+            stack,
+            "local data path on the deployed resources",
+            "tools.simulate",
+            ["--env", suffix, "--endpoint-url", self.endpoint, "--outputs", str(outputs),
+             "--sensors", str(SIMULATE_SENSORS), "--minutes", str(SIMULATE_MINUTES), "--now", SIMULATE_NOW,
+             "--summary", str(summary), "--check-iam"],
+        )  # fmt: skip
+        loaded: dict[str, Any] = json.loads(summary.read_text())
+        return loaded
+
+    def smoke(self, stack: str, scratch: Path) -> dict[str, Any]:
+        """``tools.smoke`` on the deployed environment (after ``simulate``, which wrote its outputs)."""
+        report = scratch / "smoke-report.json"
+        self.run_tool(
+            stack,
+            "smoke test",
+            "tools.smoke",
+            ["--env", stack.removeprefix("tap-"), "--endpoint-url", self.endpoint,
+             "--outputs", str(scratch / "outputs.json"), "--process-locally", "--timeout", "0",
+             "--report", str(report)],
+        )  # fmt: skip
+        loaded: dict[str, Any] = json.loads(report.read_text())
+        return loaded
+
+    def run_tool(self, stack: str, what: str, module: str, args: Sequence[str]) -> None:
+        """``python -m <module> <args>`` against the emulator; a failure fails the environment."""
         started = time.monotonic()
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tools.simulate",
-                "--env",
-                suffix,
-                "--endpoint-url",
-                self.endpoint,
-                "--outputs",
-                str(outputs),
-                "--sensors",
-                str(SIMULATE_SENSORS),
-                "--minutes",
-                str(SIMULATE_MINUTES),
-                "--now",
-                SIMULATE_NOW,
-                "--summary",
-                str(summary),
-                "--check-iam",
-            ],
+            [sys.executable, "-m", module, *args],
             cwd=ROOT,
             env={
                 **os.environ,
@@ -303,10 +314,8 @@ class Deployment:
         )
         log(result.stdout.rstrip())
         if result.returncode != 0:
-            raise RuntimeError(f"local data path on the deployed {stack} failed:\n{result.stderr[-6000:]}")
-        log(f"  {stack}: local data path on the deployed resources {time.monotonic() - started:.1f} s")
-        loaded: dict[str, Any] = json.loads(summary.read_text())
-        return loaded
+            raise RuntimeError(f"{what} on the deployed {stack} failed:\n{result.stderr[-6000:]}")
+        log(f"  {stack}: {what} {time.monotonic() - started:.1f} s")
 
 
 EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": MOTO_ACCOUNT_ID, "TF_STATE_BUCKET": ""}
