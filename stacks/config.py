@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import pairwise
 
+from stacks.capacity import CapacityError, Fleet, Pipeline, model, violations
 from stacks.naming import Kind, NamingError, check, validate_suffix
 
 # Values CloudWatch Logs accepts for retention_in_days.
@@ -262,6 +263,20 @@ class EnvironmentConfig:
     """Retention of data."""
     alert_email: str | None = None
     """E-mail subscribed to the alert topic; ``None`` subscribes nobody."""
+    sensors: int = 40
+    """Sensors the environment serves, 1-10,000,000 (dev 40 every 60 s, staging 1,000 and prod a city's
+    10,000 every 20 s). With the three fields below it is the fleet the capacity model
+    (``stacks.capacity``, ``python -m tools.capacity --env <name>``) checks the settings above against:
+    synthesis stops, naming the field to change, when they cannot carry it."""
+    reading_interval_seconds: int = 60
+    """Seconds between two readings of one sensor, 1-86,400."""
+    payload_bytes: int = 256
+    """Bytes of one reading as published (a contract reading is ~190 bytes), 1 to IoT Core's 128 KB."""
+    sensors_per_segment: int = 4
+    """Sensors on the busiest road segment (its aggregate item is written for all of them), 1-100,000."""
+    dynamodb_table_write_quota: int = 40_000
+    """The account's on-demand table-level write quota, in write request units per second (Service Quotas;
+    the default is 40,000): the sensor windows table must stay under it."""
 
     def __post_init__(self) -> None:
         env = self.name
@@ -349,6 +364,51 @@ class EnvironmentConfig:
             raise ConfigError(
                 env, "lifecycle.lake_expiration_days", "must be unset in production: the lake is retained"
             )
+        _int(env, "dynamodb_table_write_quota", self.dynamodb_table_write_quota, 1, 10_000_000)
+        self._check_capacity()
+
+    @property
+    def fleet(self) -> Fleet:
+        """The sensors this environment serves (validated)."""
+        try:
+            return Fleet(self.sensors, self.reading_interval_seconds, self.payload_bytes, self.sensors_per_segment)
+        except CapacityError as exc:
+            raise ConfigError(self.name, exc.field_name, exc.detail) from None
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The settings the capacity model checks the fleet against."""
+        return Pipeline(
+            on_demand=self.stream_mode is StreamMode.ON_DEMAND,
+            shard_count=self.shard_count,
+            batch_size=self.batch_size,
+            batching_window_seconds=self.batching_window_seconds,
+            processor_memory_mb=self.processor.memory_mb,
+            processor_timeout_seconds=self.processor.timeout_seconds,
+            processor_reserved_concurrency=self.processor.reserved_concurrency,
+            alert_memory_mb=self.alert.memory_mb,
+            alert_timeout_seconds=self.alert.timeout_seconds,
+            alert_reserved_concurrency=self.alert.reserved_concurrency,
+            aggregation_window_seconds=self.aggregation_window_seconds,
+            firehose_buffer_seconds=self.firehose_buffer_seconds,
+            stream_retention_hours=self.stream_retention_hours,
+            aggregate_ttl_days=self.lifecycle.aggregate_ttl_days,
+            lambda_concurrency_quota=self.lambda_concurrency_quota,
+            dynamodb_table_write_quota=self.dynamodb_table_write_quota,
+        )
+
+    def _check_capacity(self) -> None:
+        """Stop on the first limit the settings cannot carry the fleet past (``stacks.capacity``)."""
+        fleet = self.fleet
+        broken = violations(model(fleet, self.pipeline))
+        if broken:
+            limit = broken[0]
+            raise ConfigError(
+                self.name,
+                limit.field,
+                f"cannot carry {fleet.sensors:,} sensors reading every {fleet.reading_interval_seconds} s: "
+                f"{limit.name}: needs {limit.used:,.4g}, has {limit.limit:,.4g}; change: {limit.change}",
+            )
 
     @property
     def reserved_total(self) -> int:
@@ -413,6 +473,8 @@ STAGING = EnvironmentConfig(
     processor=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
     batching_window_seconds=2,
     lifecycle=DataLifecycle(lake_infrequent_access_days=30, lake_expiration_days=90),
+    sensors=1_000,
+    reading_interval_seconds=20,
 )
 PROD = EnvironmentConfig(
     name="prod",
@@ -437,6 +499,8 @@ PROD = EnvironmentConfig(
         noncurrent_version_days=30,
         aggregate_ttl_days=30,
     ),
+    sensors=10_000,
+    reading_interval_seconds=20,
 )
 PROFILES: Mapping[str, EnvironmentConfig] = {c.name: c for c in (DEV, STAGING, PROD)}
 AD_HOC_PROFILE = "dev"

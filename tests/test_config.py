@@ -97,6 +97,14 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ),
     ("max_record_age_seconds", {"max_record_age_seconds": 200_000, "stream_retention_hours": 24}),
     ("processor.reserved_concurrency", {"shard_count": 4, "processor": FunctionSettings(reserved_concurrency=2)}),
+    # the fleet (issue 13): validated like every other field, then checked against the capacity model
+    ("sensors", {"sensors": 0}),
+    ("sensors", {"sensors": 2.5}),
+    ("reading_interval_seconds", {"reading_interval_seconds": 0}),
+    ("payload_bytes", {"payload_bytes": 200 * 1024}),
+    ("sensors_per_segment", {"sensors_per_segment": 41}),
+    ("dynamodb_table_write_quota", {"dynamodb_table_write_quota": 0}),
+    ("shard_count", {"sensors": 100_000, "reading_interval_seconds": 20}),
 ]
 
 

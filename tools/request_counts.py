@@ -4,28 +4,45 @@ The real handlers run against moto-backed clients; every request any of them sen
 service and operation before it leaves botocore. The counts depend only on the batch, so
 ``tests/test_request_counts.py`` asserts them and ``make bench`` reports them.
 
-    python -m tools.request_counts        # prints the table
+The same counting, with the size of every item written, calibrates the capacity model
+(``stacks.capacity``): :func:`measure_fleet` feeds a fleet's readings (sensors on random phases, a
+reading interval, sensors per segment) through one processor lane and one alert lane, batched as the
+event source mappings batch them; ``--calibrate`` derives the model's constants from a few such runs,
+and ``tests/test_capacity.py`` keeps the model within 10 % of what the handlers do.
+
+    python -m tools.request_counts                # prints the table
+    python -m tools.request_counts --compare      # measured vs model for the calibration runs
+    python -m tools.request_counts --calibrate    # rewrites stacks/capacity_calibration.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
+import math
+import platform
+import random
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients
-from lambdas.common.contract import parse_instant
+from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
+from lambdas.common.log import logger as tap_logger
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
+from stacks import capacity
 from stacks.config import PROFILES
 from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
-from tools.simulate import Targets, dynamodb_stream_records, in_moto, payload_event
+from tools import moto_speedups
+from tools.simulate import Targets, dynamodb_stream_records, in_moto, kinesis_event, payload_event
 
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
 SERVICES = ("dynamodb", "s3", "cloudwatch", "sns")
@@ -154,7 +171,448 @@ def measure() -> list[Measured]:
     return [*(processor_scenario(s) for s in SCENARIOS), alert_scenario()]
 
 
-def main() -> int:
+# ----------------------------------------------------------- fleets: what stacks.capacity is calibrated on
+
+
+def dynamodb_item_bytes(item: Mapping[str, Any]) -> int:
+    """Size of an item in DynamoDB's wire format, by DynamoDB's rules: each attribute's name and value
+    (strings and binaries by their bytes, a number 1 byte per two significant digits plus 1, a list or
+    map 3 bytes plus 1 per element plus its elements)
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _number_bytes(text: str) -> int:
+    digits = text.lstrip("+-").lower().split("e")[0].replace(".", "").strip("0")
+    return (max(len(digits), 1) + 1) // 2 + 1
+
+
+_SCALAR_BYTES: dict[str, Callable[[Any], int]] = {
+    "S": lambda v: len(v.encode()),
+    "N": _number_bytes,
+    "B": len,
+    "BOOL": lambda _: 1,
+    "NULL": lambda _: 1,
+    "SS": lambda v: sum(len(s.encode()) for s in v),
+    "NS": lambda v: sum(_number_bytes(n) for n in v),
+    "BS": lambda v: sum(len(b) for b in v),
+}
+
+
+def _value_bytes(value: Mapping[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in data.items())
+    return _SCALAR_BYTES[kind](data)
+
+
+def write_units(item: Mapping[str, Any]) -> int:
+    return max(1, math.ceil(dynamodb_item_bytes(item) / 1024))
+
+
+def read_units(item: Mapping[str, Any] | None) -> int:
+    """Strongly consistent read units of reading ``item`` (a key that finds nothing is taken as 1)."""
+    return 1 if item is None else max(1, math.ceil(dynamodb_item_bytes(item) / 4096))
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    """One processor lane (one shard) and one alert lane fed a fleet's readings, as the event source
+    mappings would batch them: every ``batch_period_seconds`` (at most ``batch_size`` records), and the
+    table's changes every ``alert_period_seconds`` (at most the alert mapping's batch size)."""
+
+    sensors: int
+    interval_seconds: int
+    sensors_per_segment: int
+    batch_period_seconds: int
+    batch_size: int = 10_000
+    alert_period_seconds: int = 1
+    window_seconds: int = 300
+    windows: int = 2
+    """Aggregation windows of readings (whole windows: the model averages over a window's life)."""
+    seed: int = 13
+
+    def describe(self) -> str:
+        return (
+            f"{self.sensors} sensors every {self.interval_seconds} s, {self.sensors_per_segment}/segment, "
+            f"batches every {self.batch_period_seconds} s of at most {self.batch_size}, "
+            f"{self.windows} x {self.window_seconds} s windows"
+        )
+
+
+@dataclass
+class FleetMeasurement:
+    """What the real handlers did for a :class:`FleetRun` (requests counted before they leave botocore,
+    item sizes computed from the items sent)."""
+
+    run: FleetRun
+    readings: int = 0
+    invocations: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    item_writes: int = 0
+    write_units: int = 0
+    read_units: int = 0
+    window_items: list[tuple[int, int, int]] = field(default_factory=list)
+    """(readings in the item, its stored readings' text length, its DynamoDB size) of every item written."""
+    batch_get_keys_max: int = 0
+    batch_write_items_max: int = 0
+    alert_invocations: int = 0
+    alert_counts: Counter[str] = field(default_factory=Counter)
+    aggregate_puts: int = 0
+    aggregate_write_units: int = 0
+    aggregate_read_units: int = 0
+    aggregate_items: list[tuple[int, int, int]] = field(default_factory=list)
+    """(sensor parts folded in, readings they hold, DynamoDB size) of every aggregate put."""
+    payload_bytes: float = 0.0
+    event_record_overhead_bytes: float = 0.0
+
+    def processor_requests(self) -> int:
+        return sum(self.counts.values())
+
+    def alert_requests(self) -> int:
+        return sum(self.alert_counts.values())
+
+
+FLEET_START_NS = parse_instant("2026-06-01T10:00:00Z")
+SHARD = "shardId-000000000000"
+STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev"
+
+
+def fleet_readings(run: FleetRun) -> list[Reading]:
+    """``(instant ns, thing, payload)`` of every reading, in arrival order: each sensor reads every
+    interval from a random phase (sensors are not synchronised), free-flowing traffic (no alerts)."""
+    rng = random.Random(run.seed)
+    end = FLEET_START_NS + run.windows * run.window_seconds * NS_PER_SECOND
+    readings = []
+    for sensor in range(run.sensors):
+        thing = f"sensor-{sensor:05d}"
+        instant = FLEET_START_NS + rng.randrange(run.interval_seconds * 1000) * NS_PER_SECOND // 1000
+        while instant < end:
+            payload = {
+                "sensor_id": thing,
+                "segment_id": f"seg-{sensor // run.sensors_per_segment:04d}",
+                "timestamp": format_instant(instant)[:19] + "Z",
+                "vehicle_count": rng.randint(5, 40),
+                "average_speed_kmh": round(rng.uniform(40, 55), 1),
+                "occupancy_percent": round(rng.uniform(2, 30), 1),
+                "speed_limit_kmh": 50,
+            }
+            readings.append((instant, thing, json.dumps(payload).encode()))
+            instant += run.interval_seconds * NS_PER_SECOND
+    readings.sort(key=lambda r: (r[0], r[1]))
+    return readings
+
+
+Reading = tuple[int, str, bytes]
+
+
+LANE_PHASE = 0.37
+"""Where in its period the lane's first batch ends: batches do not start on window boundaries (nothing
+aligns the event source mapping's polls with the aggregation windows)."""
+
+
+def lane_batches(readings: list[Reading], run: FleetRun) -> list[tuple[int, list[Reading]]]:
+    """``(arrival ns, readings)`` per invocation, as the event source mapping gathers them: from the end
+    of the previous batch, until the batching period ends or the batch is full (then at once)."""
+    period = run.batch_period_seconds * NS_PER_SECOND
+    start = FLEET_START_NS - int(period * (1 - LANE_PHASE))
+    batches: list[tuple[int, list[Reading]]] = []
+    position = 0
+    while position < len(readings):
+        end = start + period
+        batch: list[Reading] = []
+        while position < len(readings) and readings[position][0] < end and len(batch) < run.batch_size:
+            batch.append(readings[position])
+            position += 1
+        start = batch[-1][0] if len(batch) == run.batch_size else end
+        if batch:
+            batches.append((start, batch))
+    return batches
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """The handlers' info logs off (thousands of invocations), warnings and errors still shown."""
+    level = tap_logger.level
+    tap_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        tap_logger.setLevel(level)
+
+
+@contextmanager
+def sizing(dynamodb: Any, measured: FleetMeasurement, phase: str) -> Iterator[None]:
+    """Record the size of every item the block writes and the read units of what it reads."""
+
+    def before(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "BatchWriteItem":
+            puts = [r["PutRequest"]["Item"] for rs in params["RequestItems"].values() for r in rs]
+            measured.batch_write_items_max = max(measured.batch_write_items_max, len(puts))
+            for item in puts:
+                rows = json.loads(item["readings"]["S"])
+                measured.window_items.append((len(rows), len(item["readings"]["S"]), dynamodb_item_bytes(item)))
+                measured.item_writes += 1
+                measured.write_units += write_units(item)
+        elif model.name == "PutItem" and phase == "alert":
+            item = params["Item"]
+            partials = json.loads(item["partials"]["S"])
+            readings = int(item["readings"]["N"])
+            measured.aggregate_items.append((len(partials), readings, dynamodb_item_bytes(item)))
+            measured.aggregate_puts += 1
+            measured.aggregate_write_units += write_units(item)
+        elif model.name == "BatchGetItem" and phase == "processor":
+            keys = sum(len(t["Keys"]) for t in params["RequestItems"].values())
+            measured.batch_get_keys_max = max(measured.batch_get_keys_max, keys)
+
+    def after(parsed: Mapping[str, Any], model: Any, **_: Any) -> None:
+        if model.name != "BatchGetItem":
+            return
+        found = [i for items in parsed.get("Responses", {}).items() for i in items[1]]
+        asked = sum(len(t["Keys"]) for t in requested.pop())
+        units = sum(read_units(i) for i in found) + (asked - len(found)) * read_units(None)
+        if phase == "processor":
+            measured.read_units += units
+        else:
+            measured.aggregate_read_units += units
+
+    requested: list[Any] = []
+
+    def remember(params: Mapping[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "BatchGetItem":
+            requested.append(list(params["RequestItems"].values()))
+
+    events = dynamodb.meta.events  # the API parameters, before botocore serializes them
+    events.register("before-parameter-build.dynamodb.*", before)
+    events.register("before-parameter-build.dynamodb.BatchGetItem", remember)
+    events.register("after-call.dynamodb.BatchGetItem", after)
+    try:
+        yield
+    finally:
+        events.unregister("before-parameter-build.dynamodb.*", before)
+        events.unregister("before-parameter-build.dynamodb.BatchGetItem", remember)
+        events.unregister("after-call.dynamodb.BatchGetItem", after)
+
+
+def measure_fleet(run: FleetRun) -> FleetMeasurement:
+    """Run the real processor, then the real alert function, over ``run``'s readings on moto."""
+    moto_speedups.install()  # encoding only: what moto stores and refuses is unchanged (tested)
+    measured = FleetMeasurement(run)
+    config = replace(PROFILES["dev"], aggregation_window_seconds=run.window_seconds)
+    readings = fleet_readings(run)
+    batches = lane_batches(readings, run)
+    with quiet(), in_moto("dev", config) as (clients, targets):
+        processor = Processor(
+            ProcessorSettings.from_env(processor_environment(targets.runtime_names(), config)),
+            clients=clients,
+            backoff=Backoff(sleep=lambda _: None),
+            clock=lambda: NOW_NS,
+        )
+        sequence = 0
+        written: list[tuple[int, int]] = []  # (arrival, items written) per invocation
+        with counting(clients) as counts, sizing(clients["dynamodb"], measured, "processor"):
+            for arrival, batch in batches:
+                records = []
+                for _, thing, payload in batch:
+                    sequence += 1
+                    records.append({"SequenceNumber": f"{sequence:056d}", "PartitionKey": thing, "Data": payload,
+                                    "ApproximateArrivalTimestamp": None})  # fmt: skip
+                event = kinesis_event(SHARD, records, "us-east-1", STREAM_ARN, arrival_ns=arrival)
+                before = measured.item_writes
+                response = processor.handle(event)
+                if response["batchItemFailures"]:
+                    raise AssertionError(f"{run.describe()}: records failed: {response}")
+                written.append((arrival, measured.item_writes - before))
+                measured.invocations += 1
+        measured.readings = len(readings)
+        measured.payload_bytes = sum(len(r[2]) for r in readings) / len(readings)
+        measured.counts = Counter(counts)
+        sample = kinesis_event(SHARD, [{"SequenceNumber": "0" * 56, "PartitionKey": "sensor-00000",
+                                        "Data": readings[0][2], "ApproximateArrivalTimestamp": None}],
+                               "us-east-1", STREAM_ARN, arrival_ns=FLEET_START_NS)  # fmt: skip
+        encoded = len(json.dumps(sample["Records"][0]))
+        measured.event_record_overhead_bytes = encoded - len(sample["Records"][0]["kinesis"]["data"])
+        _alert_lane(clients, targets, config, measured, written)
+    return measured
+
+
+def _alert_lane(
+    clients: Clients, targets: Targets, config: Any, measured: FleetMeasurement, written: list[tuple[int, int]]
+) -> None:
+    """The table's changes, in write order, to the alert function in batches of the alert period."""
+    changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
+    if len(changes) != sum(n for _, n in written):
+        raise AssertionError(f"{len(changes)} stream records for {sum(n for _, n in written)} writes")
+    period = measured.run.alert_period_seconds * NS_PER_SECOND
+    buckets: dict[int, list[dict[str, Any]]] = {}
+    position = 0
+    for arrival, count in written:
+        buckets.setdefault((arrival - FLEET_START_NS - 1) // period, []).extend(changes[position : position + count])
+        position += count
+    alerter = Alerter(
+        AlertSettings.from_env(alert_environment(targets.runtime_names(), config)),
+        clients=clients,
+        backoff=Backoff(sleep=lambda _: None),
+    )
+    with counting(clients) as counts, sizing(clients["dynamodb"], measured, "alert"):
+        for index in sorted(buckets):
+            bucket = buckets[index]
+            for start in range(0, len(bucket), ALERT_BATCH_SIZE):
+                response = alerter.handle({"Records": bucket[start : start + ALERT_BATCH_SIZE]})
+                if response["batchItemFailures"]:
+                    raise AssertionError(f"alert: changes failed: {response}")
+                measured.alert_invocations += 1
+    measured.alert_counts = Counter(counts)
+
+
+# ------------------------------------------------------------------------------ model vs measurement
+
+CALIBRATION_RUNS = (
+    FleetRun(sensors=200, interval_seconds=20, sensors_per_segment=4, batch_period_seconds=5, alert_period_seconds=15),
+    FleetRun(sensors=120, interval_seconds=10, sensors_per_segment=24, batch_period_seconds=30),
+    FleetRun(sensors=300, interval_seconds=20, sensors_per_segment=16, batch_period_seconds=5, batch_size=40,
+             alert_period_seconds=20, windows=1),
+)  # fmt: skip
+"""Fleets and batch settings the calibration is measured on: one reading per sensor per batch; several,
+with batches of more than 100 items; full small batches and busy segments."""
+
+
+def model_for(run: FleetRun, measured: FleetMeasurement | None = None) -> capacity.Capacity:
+    """What ``stacks.capacity`` predicts for ``run``'s lanes: one shard, one table stream shard, the dev
+    profile's functions, ``run``'s batch settings."""
+    config = replace(PROFILES["dev"], aggregation_window_seconds=run.window_seconds)
+    payload = round(measured.payload_bytes) if measured else 190
+    fleet = capacity.Fleet(run.sensors, run.interval_seconds, payload, run.sensors_per_segment)
+    pipeline = replace(
+        config.pipeline,
+        on_demand=False,
+        shard_count=1,
+        batch_size=run.batch_size,
+        batching_window_seconds=run.batch_period_seconds,
+        alert_batching_window_seconds=run.alert_period_seconds,
+    )
+    return capacity.model(fleet, pipeline, alert_lanes=1)
+
+
+def compare(measured: FleetMeasurement) -> dict[str, tuple[float, float]]:
+    """``{quantity: (measured, model)}`` per reading, per change or per item written."""
+    c = model_for(measured.run, measured)
+    m, rate, changes = measured, c.readings_per_second, c.alert.changes_per_second
+    windows, aggregates = c.sensor_windows, c.segment_aggregates
+    return {
+        "processor invocations per reading": (m.invocations / m.readings, c.processor.invocations_per_second / rate),
+        "processor requests per reading": (m.processor_requests() / m.readings, c.processor.requests_per_reading),
+        "window item writes per reading": (m.item_writes / m.readings, windows.item_writes_per_second / rate),
+        "write units per window item write": (m.write_units / m.item_writes, windows.write_units_per_item_write),
+        "read units per reading": (m.read_units / m.readings, windows.read_units_per_second / rate),
+        "alert invocations per change": (m.alert_invocations / m.item_writes, c.alert.invocations_per_second / changes),
+        "alert requests per change": (m.alert_requests() / m.item_writes, c.alert.requests_per_second / changes),
+        "aggregate puts per change": (m.aggregate_puts / m.item_writes, aggregates.item_writes_per_second / changes),
+        "write units per aggregate put": (
+            m.aggregate_write_units / m.aggregate_puts,
+            aggregates.write_units_per_item_write,
+        ),
+    }
+
+
+def _fit(rows: list[tuple[float, ...]]) -> list[float]:
+    """Least-squares coefficients of ``y = c0 * x0 + c1 * x1 + ...`` over rows ``(x0, x1, ..., y)``."""
+    width = len(rows[0]) - 1
+    a = [[sum(r[i] * r[j] for r in rows) for j in range(width)] for i in range(width)]
+    b = [sum(r[i] * r[-1] for r in rows) for i in range(width)]
+    for col in range(width):  # Gauss-Jordan on the normal equations
+        pivot = max(range(col, width), key=lambda r: abs(a[r][col]))
+        a[col], a[pivot], b[col], b[pivot] = a[pivot], a[col], b[pivot], b[col]
+        for row in range(width):
+            if row != col and a[col][col]:
+                factor = a[row][col] / a[col][col]
+                a[row] = [x - factor * y for x, y in zip(a[row], a[col], strict=True)]
+                b[row] -= factor * b[col]
+    return [b[i] / a[i][i] for i in range(width)]
+
+
+def cpu_seconds_per_reading(repeats: int = 21) -> float:
+    """One core's time per reading of both functions' pure logic, batches of 1,000 (``tools.bench``)."""
+    from tools import bench  # noqa: PLC0415
+
+    return 1 / bench.throughput(1000, repeats)
+
+
+def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
+    """Measure ``runs`` on moto and derive what ``stacks.capacity.Calibration`` holds."""
+    from lambdas.processor.logic import ITEM_OVERHEAD_BYTES, PART_BUDGET_BYTES, SEGMENT_WORST_BYTES  # noqa: PLC0415
+
+    measurements = [measure_fleet(run) for run in runs]
+    windows = [item for m in measurements for item in m.window_items]
+    base, row = _fit([(1.0, rows, size) for rows, _, size in windows])
+    _, row_text = _fit([(1.0, rows, text) for rows, text, _ in windows])
+    aggregates = [item for m in measurements for item in m.aggregate_items]
+    agg_base, partial, growth = _fit(
+        [(1.0, parts, parts * math.log10(max(1.0, readings / parts)), size) for parts, readings, size in aggregates]
+    )
+    alert_fixed = sum(
+        m.alert_requests() - m.alert_counts["dynamodb:PutItem"] - m.alert_counts["dynamodb:BatchGetItem"]
+        for m in measurements
+    ) / sum(m.alert_invocations for m in measurements)
+    return {
+        "keys_per_batch_get": max(m.batch_get_keys_max for m in measurements),
+        "items_per_batch_write": max(m.batch_write_items_max for m in measurements),
+        "window_item_base_bytes": round(base, 1),
+        "window_item_row_bytes": round(row, 2),
+        "window_part_rows": int((PART_BUDGET_BYTES - ITEM_OVERHEAD_BYTES - SEGMENT_WORST_BYTES) / row_text) - 2,
+        "aggregate_item_base_bytes": round(agg_base, 1),
+        "aggregate_item_partial_bytes": round(partial, 2),
+        "aggregate_item_partial_growth_bytes": round(growth, 2),
+        "alert_fixed_requests": round(alert_fixed),
+        "kinesis_event_record_overhead_bytes": round(measurements[0].event_record_overhead_bytes, 1),
+        "cpu_seconds_per_reading": float(f"{cpu_seconds_per_reading():.3g}"),
+        "measured": {
+            "date": format_instant(time.time_ns())[:10],
+            "command": capacity.CALIBRATE_COMMAND,
+            "on": f"moto {moto_version()}, Python {platform.python_version()}, {platform.machine()}",
+            "runs": [
+                {"run": m.run.describe(), "readings": m.readings, "window_item_writes": m.item_writes,
+                 "aggregate_puts": m.aggregate_puts, "processor_requests": dict(m.counts),
+                 "alert_requests": dict(m.alert_counts)}
+                for m in measurements
+            ],
+            "cpu": "1 / tools.bench.throughput(1000, 21): one core of the calibrating machine",
+        },
+    }  # fmt: skip
+
+
+def moto_version() -> str:
+    import moto  # noqa: PLC0415
+
+    return str(moto.__version__)
+
+
+def print_comparison(measurements: list[FleetMeasurement]) -> None:
+    for m in measurements:
+        print(f"{m.run.describe()}: {m.readings:,} readings")
+        for name, (got, want) in compare(m).items():
+            print(f"  {name:36} measured {got:9.4f}  model {want:9.4f}  ({(want - got) / got:+.1%})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help=f"measure the calibration runs and write {capacity.CALIBRATION_FILE.name}",
+    )
+    parser.add_argument("--compare", action="store_true", help="measure the calibration runs against the model")
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        data = calibrate()
+        capacity.CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"wrote {capacity.CALIBRATION_FILE}")
+        return 0
+    if args.compare:
+        print_comparison([measure_fleet(run) for run in CALIBRATION_RUNS])
+        return 0
     for measured in measure():
         calls = ", ".join(f"{key} {n}" for key, n in sorted(measured.counts.items()))
         print(f"{measured.scenario}: {measured.invocations} invocation(s): {calls}")

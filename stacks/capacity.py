@@ -1,0 +1,1055 @@
+"""Capacity and cost model of the platform: what a fleet needs, where it breaks, what it costs a month.
+
+Pure Python, no AWS calls and no I/O after import: :func:`model` takes a :class:`Fleet` (sensors, reading
+interval, payload size, sensors per segment) and a :class:`Pipeline` (the environment's settings, see
+``EnvironmentConfig.pipeline``) and returns a typed :class:`Capacity`; :func:`monthly_cost` prices it
+with a :class:`PriceTable` (``prices/us-east-1.json``). ``EnvironmentConfig`` runs the model and stops
+synthesis, naming the field, on the first :class:`Limit` it breaks (:func:`violations`).
+
+**Calibrated, not assumed.** What the handlers do per reading (requests per batch, item sizes, records
+per request) comes from :data:`CALIBRATION`, written by ``python -m tools.request_counts --calibrate``
+from the real handlers on moto; ``tests/test_capacity.py`` runs the handlers again for several fleets
+and batch settings and keeps the model within 10 % of what they do. What moto cannot tell (request
+latency, invocation overhead) is an explicit assumption below, and only feeds the time estimates.
+
+Every AWS limit is a constant here with the page that states it. Months are 730 hours, as AWS prices
+them; data volumes are binary (1 KB = 1,024 bytes, 1 GB = 1,024 MB), as DynamoDB, Kinesis and Firehose
+meter them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+# ------------------------------------------------------------------------------------- AWS limits
+
+KINESIS_QUOTAS = "https://docs.aws.amazon.com/streams/latest/dev/service-sizes-and-limits.html"
+KINESIS_SHARD_RECORDS_PER_SECOND = 1_000
+"""Each shard takes up to 1,000 records/s of writes (KINESIS_QUOTAS)."""
+KINESIS_SHARD_WRITE_BYTES_PER_SECOND = 1024**2
+"""... and 1 MB/s of writes (KINESIS_QUOTAS)."""
+KINESIS_SHARD_READ_BYTES_PER_SECOND = 2 * 1024**2
+"""Reads: 2 MB/s per shard, shared by every standard consumer (KINESIS_QUOTAS)."""
+KINESIS_ON_DEMAND_INITIAL_SHARDS = 4
+"""A new on-demand stream has 4 MB/s of write capacity, i.e. 4 shards, and grows from there (KINESIS_QUOTAS)."""
+KINESIS_ACCOUNT_SHARDS = 20_000
+"""Default shard quota per account in us-east-1, us-west-2 and eu-west-1 (KINESIS_QUOTAS; adjustable)."""
+KINESIS_CONSUMERS = 2
+"""Standard consumers reading every record: the processor's event source mapping and Firehose."""
+
+LAMBDA_KINESIS = "https://docs.aws.amazon.com/lambda/latest/dg/with-kinesis.html"
+LAMBDA_KINESIS_POLL_SECONDS = 1.0
+"""Lambda polls each shard once per second; with more records it keeps reading until it has caught up,
+and invokes when the batch is full, the batching window ends or the payload reaches 6 MB (LAMBDA_KINESIS)."""
+LAMBDA_PAYLOAD_BYTES = 6 * 1024**2
+"""Largest synchronous invocation payload, so largest batch in bytes (LAMBDA_KINESIS)."""
+LAMBDA_BATCH_MAX = 10_000
+"""Largest batch size of a Kinesis event source mapping
+(https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html)."""
+LAMBDA_PARALLELIZATION_MAX = 10
+"""ParallelizationFactor: 1-10 concurrent batches per shard, each partition key on one batch at a time
+(https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html)."""
+LAMBDA_DYNAMODB_STREAM_POLL_SECONDS = 0.25
+"""Lambda polls a DynamoDB stream shard four times a second
+(https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html; not readable in the stored copy: verify)."""
+LAMBDA_MB_PER_VCPU = 1_769
+"""At 1,769 MB a function has one vCPU; below, a share in proportion
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
+ALERT_BATCH_SIZE = 1_000
+"""The alert mapping's batch size (``stacks.layout.ALERT_BATCH_SIZE``; a test keeps them equal)."""
+
+DYNAMODB_PARTITION = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html"
+DYNAMODB_PARTITION_WCU = 1_000
+"""Each partition takes at most 1,000 write units per second (DYNAMODB_PARTITION): one partition key's
+writes can never go faster, whatever the table's capacity."""
+DYNAMODB_PARTITION_RCU = 3_000
+"""... and 3,000 read units per second (DYNAMODB_PARTITION)."""
+DYNAMODB_ON_DEMAND_INITIAL_WCU = 4_000
+"""A new on-demand table starts with warm throughput of 4,000 write units/s (DYNAMODB_PARTITION)."""
+DYNAMODB_ITEM_SIZES = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html"
+DYNAMODB_WRITE_UNIT_BYTES = 1024
+"""One write unit per 1 KB of item written, rounded up (https://aws.amazon.com/dynamodb/pricing/on-demand/)."""
+DYNAMODB_READ_UNIT_BYTES = 4096
+"""One strongly consistent read unit per 4 KB read, rounded up (same page)."""
+DYNAMODB_ITEM_LIMIT_BYTES = 400 * 1024
+"""Largest item (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html)."""
+DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES = 100
+"""Storage billed per item on top of its size, for indexing (DYNAMODB_ITEM_SIZES)."""
+DYNAMODB_TABLE_WRITE_QUOTA = 40_000
+"""Default on-demand table-level write throughput: 40,000 write request units/s per table
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html; adjustable)."""
+
+FIREHOSE_RECORD_INCREMENT_BYTES = 5 * 1024
+"""Firehose bills ingestion and format conversion per record rounded up to 5 KB
+(https://aws.amazon.com/firehose/pricing/)."""
+FIREHOSE_BUFFER_BYTES = 64 * 1024**2
+"""The lake's Firehose buffer size (``stacks/analytics.py``: ``buffering_size=64``, the minimum with
+format conversion)."""
+
+IOT_MESSAGE_INCREMENT_BYTES = 5 * 1024
+"""IoT Core meters a PUBLISH on its payload and topic, in 5 KB messages
+(https://aws.amazon.com/iot-core/pricing/additional-details/)."""
+IOT_INBOUND_PUBLISH_QUOTA = 20_000
+"""Inbound publishes per second per account in us-east-1 (https://docs.aws.amazon.com/general/latest/gr/iot-core.html;
+adjustable; the figure was not readable in the stored copy: verify in Service Quotas)."""
+IOT_MAX_PAYLOAD_BYTES = 128 * 1024
+"""Largest MQTT payload IoT Core accepts (same page)."""
+TOPIC_BYTES = len("tap/prod-123456789/sensors/sensor-0000000001/readings")
+"""Metered topic of a reading: the contract's topic with a long environment and thing name."""
+
+# ------------------------------------------------------------------------- assumptions (not measured)
+
+DYNAMODB_ITEM_REQUEST_SECONDS = 0.005
+"""Assumed round trip of one single-item request (PutItem, GetItem, UpdateItem, a small Query) from a
+function in the table's region: DynamoDB promises single-digit milliseconds. Feeds time only."""
+DYNAMODB_BATCH_REQUEST_SECONDS = 0.015
+"""Assumed round trip of one BatchGetItem of up to 100 keys or BatchWriteItem of up to 25 items (their
+items are served in parallel, their payload is larger). Feeds time only."""
+INVOCATION_OVERHEAD_SECONDS = 0.005
+"""Assumed fixed cost of one warm invocation (event decoding, logging, the response). Feeds time only."""
+HEADROOM = 0.8
+"""Shards are sized to run at most 80 % of their per-second limits: the limits are enforced per second
+and per shard, and readings of randomly phased sensors arrive in bursts, not evenly."""
+SECONDS_PER_MONTH = 730 * 3600
+MINUTES_PER_MONTH = 730 * 60
+GIB = 1024**3
+
+# ----------------------------------------------------------------------------------- calibration
+
+CALIBRATION_FILE = Path(__file__).with_name("capacity_calibration.json")
+CALIBRATE_COMMAND = "python -m tools.request_counts --calibrate"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What the real handlers do, measured on moto (``CALIBRATE_COMMAND`` writes ``CALIBRATION_FILE``)."""
+
+    keys_per_batch_get: int
+    """Most keys the processor puts in one BatchGetItem."""
+    items_per_batch_write: int
+    """Most items the processor puts in one BatchWriteItem."""
+    window_item_base_bytes: float
+    """DynamoDB size of a sensor window item without its readings (fit: size = base + row x readings)."""
+    window_item_row_bytes: float
+    """What one more reading adds to a sensor window item."""
+    window_part_rows: int
+    """Most readings one window part holds before the processor opens the next (from its size budget)."""
+    aggregate_item_base_bytes: float
+    """DynamoDB size of a segment aggregate without its partials (fit: base + parts x (partial + growth x
+    log10 of readings per part))."""
+    aggregate_item_partial_bytes: float
+    """What one more sensor part of one reading adds to a segment aggregate."""
+    aggregate_item_partial_growth_bytes: float
+    """What a part's entry grows by with every tenfold of its readings (its exact sums' digits)."""
+    alert_fixed_requests: int
+    """Requests every alert invocation makes whatever it folds (the expired-claims Query, PutMetricData)."""
+    kinesis_event_record_overhead_bytes: float
+    """Bytes a Kinesis event record takes beyond its base64 data (ids, ARN, timestamps)."""
+    cpu_seconds_per_reading: float
+    """One core's time per reading for both functions' pure logic (``tools.bench.pure_pipeline``) on the
+    calibrating machine; scaled by each function's vCPU share."""
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    """When, where and how it was measured."""
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
+        data = json.loads(path.read_text())
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+CALIBRATION = Calibration.load()
+
+# ----------------------------------------------------------------------------------------- inputs
+
+
+class CapacityError(ValueError):
+    """A fleet or pipeline value the model refuses; ``field_name`` names it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field_name = field_name
+        self.detail = message
+        super().__init__(f"field {field_name!r}: {message}")
+
+
+def _int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CapacityError(name, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise CapacityError(name, f"must be between {low} and {high}, got {value}")
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The sensors an environment serves."""
+
+    sensors: int = 40
+    """Sensors publishing readings, 1-10,000,000."""
+    reading_interval_seconds: int = 60
+    """Seconds between two readings of one sensor, 1-86,400."""
+    payload_bytes: int = 256
+    """Bytes of one reading as published (a contract reading is ~190 bytes), 1 to IoT Core's 128 KB."""
+    sensors_per_segment: int = 4
+    """Sensors on the busiest road segment: its aggregate item is written for all of them, 1-100,000."""
+
+    def __post_init__(self) -> None:
+        _int("sensors", self.sensors, 1, 10_000_000)
+        _int("reading_interval_seconds", self.reading_interval_seconds, 1, 86_400)
+        _int("payload_bytes", self.payload_bytes, 1, IOT_MAX_PAYLOAD_BYTES)
+        _int("sensors_per_segment", self.sensors_per_segment, 1, 100_000)
+        if self.sensors_per_segment > self.sensors:
+            raise CapacityError("sensors_per_segment", f"must not exceed sensors ({self.sensors})")
+
+    @property
+    def readings_per_second(self) -> float:
+        return self.sensors / self.reading_interval_seconds
+
+    @property
+    def segments(self) -> int:
+        return math.ceil(self.sensors / self.sensors_per_segment)
+
+
+class Ingest(StrEnum):
+    """How sensors reach the topic rule."""
+
+    TOPIC = "topic"
+    """Standard topics through the message broker (``stacks/ingestion.py`` today): messaging is billed."""
+    BASIC_INGEST = "basic-ingest"
+    """``$aws/rules/<rule>/...``: the rule without the broker, no messaging charge."""
+
+
+class Writes(StrEnum):
+    """How readings reach DynamoDB."""
+
+    WINDOW_ITEMS = "window-items"
+    """This platform: one item per sensor and window, read and written in batches (``lambdas.processor``)."""
+    PUT_PER_READING = "put-per-reading"
+    """The naive design: one PutItem of each reading."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The settings of one environment that capacity depends on (``EnvironmentConfig.pipeline``)."""
+
+    on_demand: bool
+    shard_count: int | None
+    batch_size: int
+    batching_window_seconds: int
+    processor_memory_mb: int
+    processor_timeout_seconds: int
+    processor_reserved_concurrency: int | None
+    alert_memory_mb: int
+    alert_timeout_seconds: int
+    alert_reserved_concurrency: int | None
+    aggregation_window_seconds: int
+    firehose_buffer_seconds: int
+    stream_retention_hours: int
+    aggregate_ttl_days: int
+    lambda_concurrency_quota: int
+    dynamodb_table_write_quota: int = DYNAMODB_TABLE_WRITE_QUOTA
+    parallelization_factor: int = 1
+    """The processor mapping's ParallelizationFactor; the stack leaves Lambda's default, 1."""
+    ingest: Ingest = Ingest.TOPIC
+    writes: Writes = Writes.WINDOW_ITEMS
+    alert_batching_window_seconds: int | None = None
+    """The alert mapping's batching window; ``None``: the same as the processor's (as the stack sets it)."""
+
+    def __post_init__(self) -> None:
+        _int("parallelization_factor", self.parallelization_factor, 1, LAMBDA_PARALLELIZATION_MAX)
+
+    def naive(self) -> Pipeline:
+        """The naive design: standard messaging, one PutItem per reading, an on-demand stream."""
+        return replace(self, on_demand=True, shard_count=None, ingest=Ingest.TOPIC, writes=Writes.PUT_PER_READING)
+
+    def provisioned(self, shards: int) -> Pipeline:
+        return replace(self, on_demand=False, shard_count=shards)
+
+
+# ---------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Stream:
+    records_per_second: float
+    write_bytes_per_second: float
+    read_bytes_per_second: float
+    """All consumers together (each standard consumer reads every record)."""
+    shards_needed: float
+    """Shards' worth of load at ``HEADROOM`` of every per-shard limit."""
+    shards_required: int
+    """``shards_needed`` rounded up (at least one)."""
+    shards: int
+    """Provisioned shards, or what an on-demand stream grows to."""
+    utilisation: float
+    """Load over the shards' limits (records, write bytes or read bytes, whichever is highest)."""
+
+
+@dataclass(frozen=True)
+class Processor:
+    concurrency: int
+    """Concurrent batches: shards x parallelization factor."""
+    readings_per_second_per_batch_lane: float
+    batch_records_max: int
+    """Batch size, or fewer when 6 MB of event fill first."""
+    batch_period_seconds: float
+    """Time one lane gathers a batch: the batching window (at least Lambda's 1 s poll), or less when the
+    batch fills first. It is also the time budget of a batch: a lane that needs longer falls behind."""
+    readings_per_batch: float
+    items_per_batch: float
+    """Distinct sensor window items a batch touches (each read once and written once)."""
+    batch_get_requests: float
+    batch_write_requests: float
+    requests_per_reading: float
+    seconds_per_batch: float
+    """Estimated: assumed request latency x requests + measured CPU per reading / vCPU share."""
+    seconds_per_reading: float
+    """A reading's share of a batch's time in the largest batch Lambda hands over: a lane whose readings
+    arrive faster than one per this many seconds falls behind whatever the batch size."""
+    seconds_per_full_batch: float
+    full_batch_budget_seconds: float
+    """Time a full batch takes to arrive on one lane: the lane falls behind for good when a full batch
+    takes longer to process (the iterator age can only grow)."""
+    invocations_per_second: float
+    duration_seconds_per_second: float
+    """Busy seconds per second over all lanes (for GB-seconds)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    item_writes_per_second: float
+    write_units_per_second: float
+    read_units_per_second: float
+    write_units_per_item_write: float
+    item_bytes_max: float
+    hottest_item_writes_per_second: float
+    hottest_item_write_units_per_second: float
+    """The busiest partition key's write units per second (one sensor; one segment's current window)."""
+    partitions: int
+    """Estimated: enough for the load at 1,000 WCU / 3,000 RCU each, at least a new on-demand table's."""
+    stored_bytes: float
+
+
+@dataclass(frozen=True)
+class Alert:
+    concurrency: int
+    """One batch per table stream shard; shards follow the table's partitions (estimated)."""
+    changes_per_second: float
+    changes_per_invocation: float
+    segment_windows_per_invocation: float
+    """Segment aggregates one invocation reads and puts (one conditional PutItem each)."""
+    seconds_between_invocations: float
+    """Per lane: the time an invocation has before the next batch of changes is due."""
+    seconds_per_invocation: float
+    invocations_per_second: float
+    requests_per_second: float
+    duration_seconds_per_second: float
+
+
+@dataclass(frozen=True)
+class Lake:
+    records_per_second: float
+    billed_bytes_per_second: float
+    """Records rounded up to 5 KB each, as Firehose bills them."""
+    buffer_fill_seconds: float
+    """Time the input takes to fill Firehose's 64 MB buffer."""
+    flush_seconds: float
+    flushed_by: str
+    """``size`` or ``time`` (firehose_buffer_seconds)."""
+    objects_per_day: float
+
+
+@dataclass(frozen=True)
+class Ingestion:
+    messages_per_second: float
+    message_units_per_message: int
+    billed_message_units_per_month: float
+    """0 with Basic Ingest."""
+    rule_units_per_month: float
+    connection_minutes_per_month: float
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit a fleet runs into, how close it is, and what moves it."""
+
+    name: str
+    field: str
+    """The config field that moves it (or ``Service Quotas: ...`` for an account quota)."""
+    used: float
+    limit: float
+    change: str
+    blocking: bool = True
+    """Whether synthesis stops when it is exceeded (account quotas the config does not declare do not)."""
+
+    @property
+    def utilisation(self) -> float:
+        return self.used / self.limit if self.limit else math.inf
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used > self.limit
+
+
+@dataclass(frozen=True)
+class Capacity:
+    fleet: Fleet
+    pipeline: Pipeline
+    readings_per_second: float
+    readings_per_month: float
+    stream: Stream
+    processor: Processor
+    sensor_windows: Table
+    alert: Alert
+    segment_aggregates: Table
+    lake: Lake
+    ingestion: Ingestion
+    limits: tuple[Limit, ...]
+
+    @property
+    def first_limit(self) -> Limit:
+        """The limit the fleet is closest to (or furthest past)."""
+        return max(self.limits, key=lambda limit: limit.utilisation)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("fleet")
+        data["limits"] = [
+            {**asdict(limit), "utilisation": limit.utilisation, "exceeded": limit.exceeded} for limit in self.limits
+        ]
+        return data
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def model(
+    fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION, *, alert_lanes: int | None = None
+) -> Capacity:
+    """Capacity of ``pipeline`` carrying ``fleet``: pure arithmetic, well under a millisecond.
+    ``alert_lanes`` replaces the estimate of the table stream's shards (the calibration runs one)."""
+    rate = fleet.readings_per_second
+    stream = _stream(fleet, pipeline)
+    processor = _processor(fleet, pipeline, stream, calibration)
+    windows = _sensor_windows(fleet, pipeline, processor, calibration)
+    alert, aggregates = _alert(
+        fleet, pipeline, processor, windows, lanes=alert_lanes or windows.partitions, calibration=calibration
+    )
+    capacity = Capacity(
+        fleet=fleet,
+        pipeline=pipeline,
+        readings_per_second=rate,
+        readings_per_month=rate * SECONDS_PER_MONTH,
+        stream=stream,
+        processor=processor,
+        sensor_windows=windows,
+        alert=alert,
+        segment_aggregates=aggregates,
+        lake=_lake(fleet, pipeline),
+        ingestion=_ingestion(fleet, pipeline),
+        limits=(),
+    )
+    return replace(capacity, limits=_limits(capacity))
+
+
+def _stream(fleet: Fleet, pipeline: Pipeline) -> Stream:
+    records = fleet.readings_per_second
+    write_bytes = records * fleet.payload_bytes
+    read_bytes = write_bytes * KINESIS_CONSUMERS
+    needed = max(
+        records / KINESIS_SHARD_RECORDS_PER_SECOND,
+        write_bytes / KINESIS_SHARD_WRITE_BYTES_PER_SECOND,
+        read_bytes / KINESIS_SHARD_READ_BYTES_PER_SECOND,
+    )
+    required = max(1, math.ceil(needed / HEADROOM - 1e-9))
+    shards = max(KINESIS_ON_DEMAND_INITIAL_SHARDS, required) if pipeline.on_demand else (pipeline.shard_count or 1)
+    return Stream(records, write_bytes, read_bytes, needed / HEADROOM, required, shards, needed / shards)
+
+
+def items_per_batch(readings: float, period: float, fleet: Fleet, window: int, sensors: float) -> float:
+    """Distinct sensor window items among ``readings`` readings gathered over ``period`` seconds from
+    ``sensors`` sensors: one per reading while a batch spans less than a reading interval; otherwise each
+    sensor's readings in the batch share an item, one more when they cross a window boundary."""
+    interval = fleet.reading_interval_seconds
+    if period <= interval or interval >= window:
+        return readings
+    span = period - interval  # between a sensor's first and last reading in the batch
+    return min(readings, sensors * (1 + span / window))
+
+
+def spread(mean: float, variance: float) -> list[tuple[float, float]]:
+    """``(value, probability)`` of a count with this mean and variance: Poisson while small, a discretised
+    normal otherwise, the mean itself when it hardly varies. Sensors read on their own phases, so the
+    readings a batching period gathers vary from one period to the next."""
+    if variance < 0.25 and (mean >= 1 or variance == 0):
+        return [(mean, 1.0)] if mean >= 1 else [(0.0, 1 - mean), (1.0, mean)]
+    if mean < 30:
+        top = math.ceil(mean + 10 * math.sqrt(mean) + 10)
+        terms = [math.exp(-mean + x * math.log(mean) - math.lgamma(x + 1)) for x in range(top + 1)]
+    else:
+        sd = math.sqrt(variance)
+        low = max(0, math.floor(mean - 6 * sd))
+        terms = [0.0] * low + [
+            math.exp(-((x - mean) ** 2) / (2 * variance)) for x in range(low, math.ceil(mean + 6 * sd) + 1)
+        ]
+    total = sum(terms)
+    return [(float(x), w / total) for x, w in enumerate(terms) if w / total > 1e-12]
+
+
+def _batch_seconds(
+    batch_requests: float, item_requests: float, readings: float, memory_mb: int, calibration: Calibration
+) -> float:
+    """Estimated time of one invocation: its requests one after another, and its CPU share."""
+    vcpu = min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
+    cpu = readings * calibration.cpu_seconds_per_reading / vcpu
+    requests = batch_requests * DYNAMODB_BATCH_REQUEST_SECONDS + item_requests * DYNAMODB_ITEM_REQUEST_SECONDS
+    return INVOCATION_OVERHEAD_SECONDS + requests + cpu
+
+
+def _requests(items: float, pipeline: Pipeline, calibration: Calibration) -> tuple[int, int]:
+    """(BatchGetItem, write requests) for a batch touching ``items`` items."""
+    if pipeline.writes is Writes.PUT_PER_READING:
+        return 0, math.ceil(items - 1e-9)
+    gets = math.ceil(items / calibration.keys_per_batch_get - 1e-9)
+    return gets, math.ceil(items / calibration.items_per_batch_write - 1e-9)
+
+
+def _processor_seconds(gets: float, writes: float, readings: float, pipeline: Pipeline, calibration: Calibration
+                       ) -> float:  # fmt: skip
+    if pipeline.writes is Writes.PUT_PER_READING:  # one PutItem per reading
+        return _batch_seconds(0, writes, readings, pipeline.processor_memory_mb, calibration)
+    return _batch_seconds(gets + writes, 0, readings, pipeline.processor_memory_mb, calibration)
+
+
+def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Calibration) -> Processor:
+    lanes = stream.shards * pipeline.parallelization_factor
+    rate = fleet.readings_per_second / lanes
+    sensors = fleet.sensors / lanes
+    interval = fleet.reading_interval_seconds
+    record_bytes = 4 * math.ceil(fleet.payload_bytes / 3) + calibration.kinesis_event_record_overhead_bytes
+    batch_max = max(1, min(pipeline.batch_size, int(LAMBDA_PAYLOAD_BYTES // record_bytes)))
+    window = max(float(pipeline.batching_window_seconds), LAMBDA_KINESIS_POLL_SECONDS)
+    full_period = batch_max / rate
+
+    def items(n: float, span: float) -> float:
+        if pipeline.writes is Writes.PUT_PER_READING:
+            return n
+        return items_per_batch(n, span, fleet, pipeline.aggregation_window_seconds, sensors)
+
+    # Readings a batching window gathers vary with the sensors' phases: within one reading interval each
+    # sensor reads at most once (a binomial count of the lane's sensors); over more, almost evenly.
+    mean = rate * window
+    counts = spread(mean, mean * (1 - window / interval) if window < interval else 0.0)
+    # Each cycle ends when the window does, or when the batch fills first: weigh what it costs by how
+    # often it happens, per reading (a renewal estimate).
+    readings = batches = gets = writes = touched = seconds = 0.0
+    for gathered, weight in counts:
+        if gathered < 1:  # a window without readings invokes nothing
+            continue
+        n = min(gathered, float(batch_max))
+        unique = items(n, window if gathered < batch_max else full_period)
+        g, p = _requests(unique, pipeline, calibration)
+        readings, batches = readings + weight * n, batches + weight
+        gets, writes, touched = gets + weight * g, writes + weight * p, touched + weight * unique
+        seconds += weight * _processor_seconds(g, p, n, pipeline, calibration)
+    per_batch = readings / batches
+    gets, writes, touched, seconds = gets / batches, writes / batches, touched / batches, seconds / batches
+    full_gets, full_writes = _requests(items(float(batch_max), full_period), pipeline, calibration)
+    full_seconds = _processor_seconds(full_gets, full_writes, batch_max, pipeline, calibration)
+    # What a reading costs in the largest batch Lambda would hand over: no batch size does better.
+    largest = max(1, min(LAMBDA_BATCH_MAX, int(LAMBDA_PAYLOAD_BYTES // record_bytes)))
+    largest_gets, largest_writes = _requests(items(float(largest), largest / rate), pipeline, calibration)
+    per_reading = _processor_seconds(largest_gets, largest_writes, largest, pipeline, calibration)
+    per_reading = (per_reading - INVOCATION_OVERHEAD_SECONDS) / largest
+    invocations = fleet.readings_per_second / per_batch
+    period = per_batch / rate
+    readings = per_batch
+    return Processor(
+        concurrency=lanes,
+        readings_per_second_per_batch_lane=rate,
+        batch_records_max=batch_max,
+        batch_period_seconds=period,
+        readings_per_batch=readings,
+        items_per_batch=touched,
+        batch_get_requests=gets,
+        batch_write_requests=writes,
+        requests_per_reading=(gets + writes) / readings,
+        seconds_per_batch=seconds,
+        seconds_per_reading=per_reading,
+        seconds_per_full_batch=full_seconds,
+        full_batch_budget_seconds=full_period,
+        invocations_per_second=invocations,
+        duration_seconds_per_second=invocations * seconds,
+    )
+
+
+def _units(size: float, unit: int) -> int:
+    return max(1, math.ceil(size / unit))
+
+
+def window_item_bytes(readings: float, calibration: Calibration = CALIBRATION) -> float:
+    """Size of the window part a sensor's ``readings``-th reading of a window lands in."""
+    rows = (math.ceil(readings) - 1) % calibration.window_part_rows + 1
+    return calibration.window_item_base_bytes + calibration.window_item_row_bytes * rows
+
+
+def window_write_profile(
+    fleet: Fleet, pipeline: Pipeline, period: float, calibration: Calibration = CALIBRATION
+) -> tuple[float, float]:
+    """Average (write units per item write, read units per item read) over a window's life: each write
+    carries all of the window's readings so far; each read is of the item before the write."""
+    interval = fleet.reading_interval_seconds
+    per_window = max(1.0, pipeline.aggregation_window_seconds / interval)
+    step = max(1.0, period / interval)  # readings a write adds
+    writes = max(1, math.ceil(per_window / step - 1e-9))
+    wcu = rcu = 0.0
+    for j in range(1, writes + 1):
+        now = min(per_window, j * step)
+        before = min(per_window, (j - 1) * step)
+        wcu += _units(window_item_bytes(now, calibration), DYNAMODB_WRITE_UNIT_BYTES)
+        rcu += _units(window_item_bytes(before, calibration) if before >= 1 else 0, DYNAMODB_READ_UNIT_BYTES)
+    return wcu / writes, rcu / writes
+
+
+def _partitions(wcu: float, rcu: float) -> int:
+    return max(
+        DYNAMODB_ON_DEMAND_INITIAL_WCU // DYNAMODB_PARTITION_WCU,
+        math.ceil(wcu / DYNAMODB_PARTITION_WCU),
+        math.ceil(rcu / DYNAMODB_PARTITION_RCU),
+    )
+
+
+def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, calibration: Calibration) -> Table:
+    rate = fleet.readings_per_second
+    interval = fleet.reading_interval_seconds
+    window = pipeline.aggregation_window_seconds
+    if pipeline.writes is Writes.PUT_PER_READING:  # each reading its own item, about the size of its payload
+        units = _units(fleet.payload_bytes, DYNAMODB_WRITE_UNIT_BYTES)
+        wcu = rate * units
+        days = pipeline.aggregate_ttl_days * 86_400
+        stored = rate * days * (fleet.payload_bytes + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES)
+        return Table(rate, wcu, 0.0, units, fleet.payload_bytes, 1 / interval, units / interval,
+                     _partitions(wcu, 0.0), stored)  # fmt: skip
+    writes = rate * processor.items_per_batch / processor.readings_per_batch
+    wcu_each, rcu_each = window_write_profile(fleet, pipeline, processor.batch_period_seconds, calibration)
+    per_window = max(1.0, window / interval)
+    full = window_item_bytes(min(per_window, calibration.window_part_rows), calibration)
+    per_sensor = writes / fleet.sensors
+    items = fleet.sensors * pipeline.aggregate_ttl_days * 86_400 / max(window, interval)
+    items *= math.ceil(per_window / calibration.window_part_rows)
+    return Table(
+        item_writes_per_second=writes,
+        write_units_per_second=writes * wcu_each,
+        read_units_per_second=writes * rcu_each,
+        write_units_per_item_write=wcu_each,
+        item_bytes_max=full,
+        hottest_item_writes_per_second=per_sensor,
+        hottest_item_write_units_per_second=per_sensor * _units(full, DYNAMODB_WRITE_UNIT_BYTES),
+        partitions=_partitions(writes * wcu_each, writes * rcu_each),
+        stored_bytes=items * (full + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES),
+    )
+
+
+def aggregate_item_bytes(parts: float, readings_per_part: float, calibration: Calibration = CALIBRATION) -> float:
+    """Size of a segment window's aggregate with ``parts`` sensor window parts folded in, each holding
+    ``readings_per_part`` readings (its exact sums grow a digit with every tenfold)."""
+    per_part = calibration.aggregate_item_partial_bytes
+    per_part += calibration.aggregate_item_partial_growth_bytes * math.log10(max(1.0, readings_per_part))
+    return calibration.aggregate_item_base_bytes + per_part * parts
+
+
+def aggregate_write_units(
+    fleet: Fleet, pipeline: Pipeline, every: float, calibration: Calibration = CALIBRATION
+) -> float:
+    """Average write units of a segment aggregate put at every ``every`` seconds of a window: during the
+    window's first reading interval its sensors join one by one; their sums grow until it ends."""
+    interval, window, spp = (
+        fleet.reading_interval_seconds,
+        pipeline.aggregation_window_seconds,
+        fleet.sensors_per_segment,
+    )
+    puts = max(1, min(240, math.ceil(window / every)))
+    total = 0
+    for j in range(puts):
+        t = (j + 0.5) * window / puts
+        parts = max(1.0, spp * min(1.0, t / interval))
+        readings = max(1.0, min(t, window) / interval)
+        total += _units(aggregate_item_bytes(parts, readings, calibration), DYNAMODB_WRITE_UNIT_BYTES)
+    return total / puts
+
+
+def segment_hit_probability(changes: float, fleet: Fleet, lanes: int) -> float:
+    """Chance that one alert invocation of ``changes`` window changes carries a given segment: each lane
+    reads the changes of its share of the sensors, and a segment is carried when any of its sensors is."""
+    per_sensor = min(1.0 / lanes, changes / fleet.sensors)
+    return 1 - (1 - per_sensor) ** fleet.sensors_per_segment
+
+
+def _alert(
+    fleet: Fleet, pipeline: Pipeline, processor: Processor, windows: Table, *, lanes: int, calibration: Calibration
+) -> tuple[Alert, Table]:
+    changes = windows.item_writes_per_second
+    per_lane = changes / lanes
+    window = pipeline.alert_batching_window_seconds
+    gather = max(float(pipeline.batching_window_seconds if window is None else window),
+                 LAMBDA_DYNAMODB_STREAM_POLL_SECONDS)  # fmt: skip
+    # Changes reach a lane in bursts, one per processor batch: a lane cannot invoke more often.
+    every = max(gather, 1 / processor.invocations_per_second)
+    per_invocation = max(1.0, min(per_lane * every, ALERT_BATCH_SIZE))
+    every = per_invocation / per_lane
+    invocations = changes / per_invocation
+    hit = segment_hit_probability(per_invocation, fleet, lanes)
+    segment_windows = fleet.segments * hit
+    gets = math.ceil(segment_windows / calibration.keys_per_batch_get - 1e-9)
+    singles = segment_windows + calibration.alert_fixed_requests
+    seconds = _batch_seconds(gets, singles, 0, pipeline.alert_memory_mb, calibration)
+    requests = gets + singles
+    puts = invocations * segment_windows
+    wcu_each = aggregate_write_units(fleet, pipeline, every / max(hit * lanes, 1e-9), calibration)
+    per_window = max(1.0, pipeline.aggregation_window_seconds / fleet.reading_interval_seconds)
+    full = aggregate_item_bytes(fleet.sensors_per_segment, per_window, calibration)
+    rcu_each = _units(full, DYNAMODB_READ_UNIT_BYTES)
+    # A segment's current window is written by every invocation that carries one of its sensors' changes.
+    hot = min(lanes / every * hit, fleet.sensors_per_segment * windows.hottest_item_writes_per_second)
+    stored = fleet.segments * pipeline.aggregate_ttl_days * 86_400 / pipeline.aggregation_window_seconds
+    alert = Alert(
+        concurrency=lanes,
+        changes_per_second=changes,
+        changes_per_invocation=per_invocation,
+        segment_windows_per_invocation=segment_windows,
+        seconds_between_invocations=every,
+        seconds_per_invocation=seconds,
+        invocations_per_second=invocations,
+        requests_per_second=invocations * requests,
+        duration_seconds_per_second=invocations * seconds,
+    )
+    table = Table(
+        item_writes_per_second=puts,
+        write_units_per_second=puts * wcu_each,
+        read_units_per_second=puts * rcu_each,
+        write_units_per_item_write=wcu_each,
+        item_bytes_max=full,
+        hottest_item_writes_per_second=hot,
+        hottest_item_write_units_per_second=hot * _units(full, DYNAMODB_WRITE_UNIT_BYTES),
+        partitions=_partitions(puts * wcu_each, puts * rcu_each),
+        stored_bytes=stored * (full + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES),
+    )
+    return alert, table
+
+
+def _lake(fleet: Fleet, pipeline: Pipeline) -> Lake:
+    records = fleet.readings_per_second
+    billed = records * _units(fleet.payload_bytes, FIREHOSE_RECORD_INCREMENT_BYTES) * FIREHOSE_RECORD_INCREMENT_BYTES
+    fill = FIREHOSE_BUFFER_BYTES / (records * fleet.payload_bytes)
+    flush = min(fill, float(pipeline.firehose_buffer_seconds))
+    by = "size" if fill < pipeline.firehose_buffer_seconds else "time"
+    return Lake(records, billed, fill, flush, by, 86_400 / flush)
+
+
+def _ingestion(fleet: Fleet, pipeline: Pipeline) -> Ingestion:
+    messages = fleet.readings_per_second
+    units = _units(fleet.payload_bytes + TOPIC_BYTES, IOT_MESSAGE_INCREMENT_BYTES)
+    monthly = messages * SECONDS_PER_MONTH
+    billed = 0.0 if pipeline.ingest is Ingest.BASIC_INGEST else monthly * units
+    rule_units = monthly * _units(fleet.payload_bytes, IOT_MESSAGE_INCREMENT_BYTES)
+    return Ingestion(messages, units, billed, rule_units, fleet.sensors * MINUTES_PER_MONTH)
+
+
+# ----------------------------------------------------------------------------------------- limits
+
+
+def _limits(c: Capacity) -> tuple[Limit, ...]:
+    return (*_stream_limits(c), *_concurrency_limits(c), *_table_limits(c), *_account_limits(c))
+
+
+def _stream_limits(c: Capacity) -> list[Limit]:
+    p, proc, alert = c.pipeline, c.processor, c.alert
+    factor = math.ceil(alert.seconds_per_invocation / alert.seconds_between_invocations)
+    limits = []
+    if not p.on_demand:
+        limits.append(
+            Limit(
+                "Kinesis shards (1,000 records/s, 1 MB/s in, 2 MB/s out each, run at 80 %)",
+                "shard_count",
+                c.stream.shards_needed,
+                c.stream.shards,
+                f"shard_count >= {c.stream.shards_required} (each shard adds 1,000 records/s), or ON_DEMAND",
+            )
+        )
+    if c.readings_per_second / proc.concurrency * proc.seconds_per_reading < 1:
+        lane = ("batch_size", "a larger batch_size: fewer invocations, fuller requests")
+    elif p.on_demand:
+        lane = ("stream_mode", "PROVISIONED with more shards, or a processor parallelization factor: more lanes")
+    else:
+        lane = ("shard_count", "more shards, or a processor parallelization factor: more lanes")
+    limits += [
+        Limit(
+            "processor lane: time a full batch takes vs the time it takes to arrive (else the iterator age only grows)",
+            *lane[:1],
+            proc.seconds_per_full_batch,
+            proc.full_batch_budget_seconds,
+            lane[1],
+        ),
+        Limit(
+            "processor timeout vs a full batch",
+            "processor.timeout_seconds",
+            proc.seconds_per_full_batch,
+            p.processor_timeout_seconds,
+            f"processor.timeout_seconds >= {math.ceil(proc.seconds_per_full_batch * 2)}, or a smaller batch_size",
+        ),
+        Limit(
+            "alert lane: time an invocation takes vs the time until the next (else the table stream's "
+            "iterator age only grows)",
+            "design: alert puts",
+            alert.seconds_per_invocation,
+            alert.seconds_between_invocations,
+            f"a parallelization factor >= {factor} on the alert mapping (stacks/processing.py), or concurrent "
+            "puts in the alert function; more sensors per segment",
+            blocking=False,  # no config field moves it, and it rests on the assumed request latency
+        ),
+    ]
+    return limits
+
+
+def _concurrency_limits(c: Capacity) -> list[Limit]:
+    p, proc, alert = c.pipeline, c.processor, c.alert
+    limits = []
+    if p.processor_reserved_concurrency is not None:
+        limits.append(
+            Limit(
+                "processor concurrency (shards x parallelization factor)",
+                "processor.reserved_concurrency",
+                proc.concurrency,
+                p.processor_reserved_concurrency,
+                f"processor.reserved_concurrency >= {proc.concurrency}",
+            )
+        )
+    if p.alert_reserved_concurrency is not None:
+        limits.append(
+            Limit(
+                "alert concurrency (one batch per table stream shard, ~ the table's partitions)",
+                "alert.reserved_concurrency",
+                alert.concurrency,
+                p.alert_reserved_concurrency,
+                f"alert.reserved_concurrency >= {alert.concurrency}",
+            )
+        )
+    reserved = (p.processor_reserved_concurrency or 0) + (p.alert_reserved_concurrency or 0)
+    unreserved = (proc.concurrency if p.processor_reserved_concurrency is None else 0) + (
+        alert.concurrency if p.alert_reserved_concurrency is None else 0
+    )
+    limits.append(
+        Limit(
+            "Lambda account concurrency",
+            "lambda_concurrency_quota",
+            reserved + unreserved,
+            p.lambda_concurrency_quota,
+            f"lambda_concurrency_quota >= {reserved + unreserved + 100} (Service Quotas L-B99A9384)",
+        )
+    )
+    return limits
+
+
+def _table_limits(c: Capacity) -> list[Limit]:
+    windows, aggregates = c.sensor_windows, c.segment_aggregates
+    return [
+        Limit(
+            "DynamoDB table write quota (sensor windows)",
+            "dynamodb_table_write_quota",
+            windows.write_units_per_second,
+            c.pipeline.dynamodb_table_write_quota,
+            f"dynamodb_table_write_quota >= {math.ceil(windows.write_units_per_second / HEADROOM):,} "
+            "(Service Quotas: table-level write throughput)",
+        ),
+        Limit(
+            "busiest segment's aggregate: one partition key (1,000 WCU/s)",
+            "sensors_per_segment",
+            aggregates.hottest_item_write_units_per_second,
+            DYNAMODB_PARTITION_WCU,
+            "split the segment, or a longer batching_window_seconds (fewer alert batches write it)",
+        ),
+        Limit(
+            "segment aggregate item size (400 KB)",
+            "sensors_per_segment",
+            aggregates.item_bytes_max,
+            DYNAMODB_ITEM_LIMIT_BYTES,
+            "split the segment: every sensor part of a window is one entry of its aggregate",
+        ),
+        Limit(
+            "a sensor's window item: one partition key (1,000 WCU/s)",
+            "reading_interval_seconds",
+            windows.hottest_item_write_units_per_second,
+            DYNAMODB_PARTITION_WCU,
+            "a longer batching_window_seconds or a shorter aggregation_window_seconds",
+        ),
+    ]
+
+
+def _account_limits(c: Capacity) -> list[Limit]:
+    rate = c.readings_per_second
+    return [
+        Limit(
+            "IoT Core inbound publishes per second (account, us-east-1)",
+            "Service Quotas: IoT Core inbound publishes/s",
+            rate,
+            IOT_INBOUND_PUBLISH_QUOTA,
+            f"a quota of >= {math.ceil(rate / HEADROOM):,}/s",
+            blocking=False,
+        ),
+        Limit(
+            "Kinesis shards per account (us-east-1)",
+            "Service Quotas: Kinesis shards",
+            c.stream.shards,
+            KINESIS_ACCOUNT_SHARDS,
+            "a higher shard quota",
+            blocking=False,
+        ),
+    ]
+
+
+def violations(capacity: Capacity) -> list[Limit]:
+    """The limits the config cannot carry its fleet past (synthesis stops on the first)."""
+    return [limit for limit in capacity.limits if limit.blocking and limit.exceeded]
+
+
+def sized(fleet: Fleet, pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` with a provisioned stream of the shards the fleet needs."""
+    return pipeline.provisioned(_stream(fleet, pipeline).shards_required)
+
+
+# ------------------------------------------------------------------------------------------- cost
+
+PRICES_DIR = Path(__file__).resolve().parent.parent / "prices"
+
+
+@dataclass(frozen=True)
+class Price:
+    value: float
+    unit: str
+    source: str
+    tiers: tuple[tuple[float | None, float], ...] = ()
+    """``(up to this many units a month, price)`` steps, the last ``None`` (no upper bound)."""
+
+    def cost(self, units: float) -> float:
+        if not self.tiers:
+            return units * self.value
+        total, lower = 0.0, 0.0
+        for ceiling, price in self.tiers:
+            upper = units if ceiling is None else min(units, ceiling)
+            total += max(0.0, upper - lower) * price
+            if ceiling is None or units <= ceiling:
+                break
+            lower = ceiling
+        return total
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    region: str
+    date: str
+    prices: Mapping[str, Price]
+
+    @classmethod
+    def load(cls, path: Path) -> PriceTable:
+        data = json.loads(path.read_text())
+        prices = {}
+        for name, entry in data["prices"].items():
+            tiers = tuple((t["up_to"], float(t["price"])) for t in entry.get("tiers", ()))
+            prices[name] = Price(float(entry["price"]), entry["unit"], entry["source"], tiers)
+        return cls(data["region"], data["date"], prices)
+
+    def __getitem__(self, name: str) -> Price:
+        return self.prices[name]
+
+
+def prices_for(region: str) -> PriceTable:
+    """The dated price table of ``region`` (``prices/<region>.json``)."""
+    path = PRICES_DIR / f"{region}.json"
+    if not path.exists():
+        raise CapacityError("region", f"no price table for {region!r} ({path} does not exist)")
+    return PriceTable.load(path)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One line of the monthly bill."""
+
+    component: str
+    usage: str
+    quantity: float
+    """How many of ``usage`` a month."""
+    usd: float
+
+
+def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
+    """The month's charges of ``capacity``, component by component, usage by usage."""
+    c, p, month = capacity, capacity.pipeline, SECONDS_PER_MONTH
+    charges: list[Charge] = []
+
+    def charge(component: str, price: str, quantity: float, per: float = 1.0) -> None:
+        entry = prices[price]
+        charges.append(Charge(component, f"{entry.unit}", quantity / per, entry.cost(quantity / per)))
+
+    ingest = c.ingestion
+    charge("iot_messaging", "iot_messaging", ingest.billed_message_units_per_month, 1e6)
+    charge("iot_rules", "iot_rules_triggered", ingest.rule_units_per_month, 1e6)
+    charge("iot_rules", "iot_actions_executed", ingest.rule_units_per_month, 1e6)
+    charge("iot_connectivity", "iot_connectivity", ingest.connection_minutes_per_month, 1e6)
+    _kinesis_charges(c, charge)
+    for name, seconds, invocations, memory in (
+        ("lambda_processor", c.processor.duration_seconds_per_second, c.processor.invocations_per_second,
+         p.processor_memory_mb),
+        ("lambda_alert", c.alert.duration_seconds_per_second, c.alert.invocations_per_second, p.alert_memory_mb),
+    ):  # fmt: skip
+        charge(name, "lambda_gb_second", seconds * month * memory / 1024)
+        charge(name, "lambda_requests", invocations * month, 1e6)
+    for name, table in (("dynamodb_sensor_windows", c.sensor_windows), ("dynamodb_aggregates", c.segment_aggregates)):
+        charge(name, "dynamodb_write_request_units", table.write_units_per_second * month, 1e6)
+        charge(name, "dynamodb_read_request_units", table.read_units_per_second * month, 1e6)
+    charge(
+        "dynamodb_storage",
+        "dynamodb_storage",
+        (c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes) / GIB,
+    )
+    lake_gb = c.lake.billed_bytes_per_second * month / GIB
+    charge("firehose", "firehose_ingestion", lake_gb)
+    charge("firehose", "firehose_format_conversion", lake_gb)
+    charge("cloudwatch_metrics", "cloudwatch_put_metric_data", c.alert.invocations_per_second * month, 1e3)
+    return tuple(charges)
+
+
+def _kinesis_charges(c: Capacity, charge: Callable[..., None]) -> None:
+    p, month, hours = c.pipeline, SECONDS_PER_MONTH, 730
+    records = c.stream.records_per_second * month
+    extended_days = min(max(p.stream_retention_hours - 24, 0), 144) / 24
+    if p.on_demand:
+        gb_in = records * _units(c.fleet.payload_bytes, 1024) / 1024**2  # records rounded up to 1 KB
+        charge("kinesis", "kinesis_on_demand_stream_hour", hours)
+        charge("kinesis", "kinesis_on_demand_ingest", gb_in)
+        charge("kinesis", "kinesis_on_demand_retrieval", gb_in * KINESIS_CONSUMERS)
+        if extended_days:  # a month holds ~30.4 days of data; each day's is kept beyond its first day
+            charge("kinesis", "kinesis_on_demand_extended_retention", gb_in / 30.4 * extended_days)
+        return
+    shard_hours = c.stream.shards * hours
+    charge("kinesis", "kinesis_shard_hour", shard_hours)
+    charge("kinesis", "kinesis_put_payload_units", records * _units(c.fleet.payload_bytes, 25 * 1024), 1e6)
+    if extended_days:
+        charge("kinesis", "kinesis_extended_retention_shard_hour", shard_hours)
+
+
+def monthly_cost(capacity: Capacity, prices: PriceTable) -> dict[str, float]:
+    """USD a month per component, and the total."""
+    costs: dict[str, float] = {}
+    for line in bill(capacity, prices):
+        costs[line.component] = costs.get(line.component, 0.0) + line.usd
+    rounded = {k: round(v, 2) for k, v in costs.items()}
+    rounded["total"] = round(sum(costs.values()), 2)
+    return rounded
+
+
+def cost_per_million_readings(capacity: Capacity, costs: Mapping[str, float]) -> float:
+    return round(costs["total"] / (capacity.readings_per_month / 1e6), 4)
