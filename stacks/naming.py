@@ -55,6 +55,7 @@ class Kind(Enum):
     DASHBOARD = NameRule(255, r"^[A-Za-z0-9_-]+$")
     KMS_ALIAS = NameRule(256, r"^alias/[A-Za-z0-9/_-]+$")
     METRIC_NAMESPACE = NameRule(255, r"^[A-Za-z0-9./#:_-]+$", separator="/")
+    BUDGET = NameRule(100, r"^[^:\\]+$")
 
 
 def validate_suffix(suffix: str, field: str = "environment_suffix") -> str:
@@ -118,12 +119,28 @@ class Namer:
         return check(Kind.METRIC_NAMESPACE, f"TAP/Traffic/{self.environment_suffix}")
 
     def topic_filter(self) -> str:
-        """MQTT topic filter on which this environment's sensors publish."""
-        return f"{PREFIX}/{self.environment_suffix}/sensors/+/readings"
+        """Topic filter of this environment's readings, ``tap/<env>/sensors/+/readings``: the ingestion
+        rule's ``FROM``, and the topic the rule sees once IoT strips the Basic Ingest prefix."""
+        return f"{self.sensor_topic_prefix()}/+/readings"
 
     def sensor_topic_prefix(self) -> str:
-        """Topic path up to the sensor id (for IoT policies)."""
+        """Topic path up to the sensor id, ``tap/<env>/sensors``."""
         return f"{PREFIX}/{self.environment_suffix}/sensors"
+
+    def ingest_rule_name(self) -> str:
+        """The ingestion topic rule; sensors address it by name in their topic (Basic Ingest)."""
+        return self.name(Kind.IOT_RULE, "ingest")
+
+    def basic_ingest_prefix(self) -> str:
+        """``$aws/rules/<ingestion rule>``: what a Basic Ingest topic starts with. IoT hands the message to
+        that rule alone, without the message broker (no messaging charge), and the rule sees the topic
+        without this prefix (https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html)."""
+        return f"$aws/rules/{self.ingest_rule_name()}"
+
+    def sensor_publish_topic(self, thing: str) -> str:
+        """The topic a sensor publishes its readings on: ``$aws/rules/<rule>/tap/<env>/sensors/<thing>/readings``
+        (the rule sees ``tap/<env>/sensors/<thing>/readings``, so ``topic(4)`` is still the thing name)."""
+        return f"{self.basic_ingest_prefix()}/{self.sensor_topic_prefix()}/{thing}/readings"
 
     def state_key(self) -> str:
         """Key of this environment's Terraform state in the state bucket."""

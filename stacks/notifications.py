@@ -12,6 +12,11 @@ from stacks.iam import Statement, policy_document
 from stacks.naming import Kind
 
 
+def budgets_arn(ctx: StackContext, resource: str) -> str:
+    """``arn:<partition>:budgets::<account>:<resource>`` (Budgets is global: no region)."""
+    return ctx.arn("budgets", resource, regional=False)
+
+
 def alert_topic_name(ctx: StackContext) -> str:
     return ctx.namer.name(Kind.SNS_TOPIC, "alerts")
 
@@ -35,6 +40,17 @@ class Notifications(Construct):
                         ("ArnLike", "aws:SourceArn"): [ctx.arn("cloudwatch", "alarm:*")],
                     },
                     principals={"Service": ["cloudwatch.amazonaws.com"]},
+                ),
+                # As the Budgets user guide documents it (budgets-sns-policy): this account's budgets only.
+                Statement(
+                    "BudgetsPublish",
+                    ["sns:Publish"],
+                    [self.topic.arn],
+                    {
+                        ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
+                        ("ArnLike", "aws:SourceArn"): [budgets_arn(ctx, "*")],
+                    },
+                    principals={"Service": ["budgets.amazonaws.com"]},
                 ),
                 Statement(
                     "DenyInsecureTransport",

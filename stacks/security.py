@@ -118,6 +118,17 @@ class Security(Construct):
                     ("StringEquals", "kms:EncryptionContext:aws:sns:topicArn"): [topic_arn],
                 },
             ),
+            # Budgets publishes forecast warnings to the encrypted alert topic: this account's budgets.
+            Statement(
+                sid="BudgetsToAlertTopic",
+                actions=("kms:Decrypt", "kms:GenerateDataKey*"),
+                resources=["*"],
+                principals={"Service": ["budgets.amazonaws.com"]},
+                conditions={
+                    ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
+                    ("ArnLike", "aws:SourceArn"): [ctx.arn("budgets", "*", regional=False)],
+                },
+            ),
             # DynamoDB's documented statement for a table encrypted with a customer managed key: the
             # service reads the key's metadata (DescribeKey, GetKeyRotationStatus, ...) itself.
             Statement(

@@ -57,6 +57,7 @@ REGION = "us-east-1"
 # Every service the stacks talk to (the provider's endpoint names).
 SERVICES = (
     "athena",
+    "budgets",
     "cloudwatch",
     "dynamodb",
     "firehose",

@@ -164,6 +164,51 @@ def athena_delete_named_query() -> None:
     AthenaResponse.delete_named_query = delete_named_query  # type: ignore[attr-defined]
 
 
+def budgets_subscribers_and_tags() -> None:
+    """moto 5.2 keeps a budget's notification subscribers but cannot describe them, and has no tags for
+    budgets: the provider reads both after creating a budget (and fails on the 500s)."""
+    from moto.budgets.responses import BudgetsResponse  # noqa: PLC0415
+
+    tags: dict[str, dict[str, str]] = {}
+    create_budget = BudgetsResponse.create_budget
+
+    def budget_arn(response: BudgetsResponse, name: str) -> str:
+        return f"arn:aws:budgets::{response._get_param('AccountId')}:budget/{name}"
+
+    def recorded_create_budget(self: BudgetsResponse) -> str:
+        result = create_budget(self)
+        given = self._get_param("ResourceTags") or []
+        tags[budget_arn(self, self._get_param("Budget")["BudgetName"])] = {t["Key"]: t["Value"] for t in given}
+        return result
+
+    def describe_subscribers_for_notification(self: BudgetsResponse) -> str:
+        budget = self.backend.budgets[self._get_param("AccountId")][self._get_param("BudgetName")]
+        wanted = self._get_param("Notification")
+        (found,) = [n for n in budget.notifications if n.details == wanted]
+        return json.dumps({"Subscribers": found.subscribers})
+
+    def list_tags_for_resource(self: BudgetsResponse) -> str:
+        found = tags.get(self._get_param("ResourceARN"), {})
+        return json.dumps({"ResourceTags": [{"Key": k, "Value": v} for k, v in sorted(found.items())]})
+
+    def tag_resource(self: BudgetsResponse) -> str:
+        target = tags.setdefault(self._get_param("ResourceARN"), {})
+        target.update({t["Key"]: t["Value"] for t in self._get_param("ResourceTags") or []})
+        return json.dumps({})
+
+    def untag_resource(self: BudgetsResponse) -> str:
+        target = tags.setdefault(self._get_param("ResourceARN"), {})
+        for key in self._get_param("ResourceTagKeys") or []:
+            target.pop(key, None)
+        return json.dumps({})
+
+    BudgetsResponse.create_budget = recorded_create_budget  # type: ignore[method-assign]
+    BudgetsResponse.describe_subscribers_for_notification = describe_subscribers_for_notification  # type: ignore[attr-defined]
+    BudgetsResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    BudgetsResponse.tag_resource = tag_resource  # type: ignore[attr-defined]
+    BudgetsResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
+
+
 def main(argv: list[str]) -> None:
     if "-c" not in argv and "--ssl-cert" not in argv:
         raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
@@ -173,6 +218,7 @@ def main(argv: list[str]) -> None:
     kinesis_tags_on_create()
     keep_table_stream_records()
     athena_delete_named_query()
+    budgets_subscribers_and_tags()
     moto_speedups.install()
     from moto.server import main as moto_main  # noqa: PLC0415
 
