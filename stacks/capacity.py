@@ -88,6 +88,10 @@ DYNAMODB_TABLE_WRITE_QUOTA = 40_000
 FIREHOSE_RECORD_INCREMENT_BYTES = 5 * 1024
 """Firehose bills ingestion and format conversion per record rounded up to 5 KB
 (https://aws.amazon.com/firehose/pricing/)."""
+FIREHOSE_RECORD_MAX_BYTES = 1000 * 1024
+"""Largest Firehose record (https://docs.aws.amazon.com/firehose/latest/dev/limits.html). Format
+conversion reads several JSON documents in one record when they are concatenated (``{..}{..}``, not an
+array: https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html)."""
 FIREHOSE_BUFFER_BYTES = 64 * 1024**2
 """The lake's Firehose buffer size (``stacks/analytics.py``: ``buffering_size=64``, the minimum with
 format conversion)."""
@@ -102,6 +106,18 @@ IOT_MAX_PAYLOAD_BYTES = 128 * 1024
 """Largest MQTT payload IoT Core accepts (same page)."""
 TOPIC_BYTES = len("tap/prod-123456789/sensors/sensor-0000000001/readings")
 """Metered topic of a reading: the contract's topic with a long environment and thing name."""
+IOT_BASIC_INGEST = "https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html"
+"""Basic Ingest: a publish on ``$aws/rules/<rule name>/<topic>`` goes to that rule without the message
+broker and without a messaging charge (rules and actions are still billed); the rule sees ``<topic>``
+(the prefix "isn't available to the topic(Decimal) function"); nothing can subscribe to it."""
+
+# --------------------------------------------------------------------------------- contract promises
+
+CONTRACT_SILENCE_FACTOR = 3
+"""``contracts/README.md`` (Silent sensors): a sensor is silent at ``T`` when its newest *accepted*
+reading is more than ``silence_factor x interval_seconds`` before ``T`` (default 3; no environment sets
+another yet). A reading waiting in a batch is not accepted yet, so the processor's batching must keep a
+sensor's newest accepted reading younger than that, or sensors that never stopped would look silent."""
 
 # ------------------------------------------------------------------------- assumptions (not measured)
 
@@ -218,9 +234,10 @@ class Ingest(StrEnum):
     """How sensors reach the topic rule."""
 
     TOPIC = "topic"
-    """Standard topics through the message broker (``stacks/ingestion.py`` today): messaging is billed."""
+    """Standard topics through the message broker: messaging is billed (the naive design)."""
     BASIC_INGEST = "basic-ingest"
-    """``$aws/rules/<rule>/...``: the rule without the broker, no messaging charge."""
+    """``$aws/rules/<rule>/...`` (IOT_BASIC_INGEST): the rule without the broker, no messaging charge;
+    what ``stacks/ingestion.py`` deploys (the sensor policy allows nothing else)."""
 
 
 class Writes(StrEnum):
@@ -254,13 +271,18 @@ class Pipeline:
     dynamodb_table_write_quota: int = DYNAMODB_TABLE_WRITE_QUOTA
     parallelization_factor: int = 1
     """The processor mapping's ParallelizationFactor; the stack leaves Lambda's default, 1."""
-    ingest: Ingest = Ingest.TOPIC
+    ingest: Ingest = Ingest.BASIC_INGEST
+    """How sensors publish; the stack deploys Basic Ingest."""
     writes: Writes = Writes.WINDOW_ITEMS
     alert_batching_window_seconds: int | None = None
     """The alert mapping's batching window; ``None``: the same as the processor's (as the stack sets it)."""
+    lake_readings_per_record: int = 1
+    """Readings per Firehose record. 1 as deployed: Firehose reads the stream, one record per reading;
+    more needs a producer that packs them (see ``tools.bench`` costs: not adopted)."""
 
     def __post_init__(self) -> None:
         _int("parallelization_factor", self.parallelization_factor, 1, LAMBDA_PARALLELIZATION_MAX)
+        _int("lake_readings_per_record", self.lake_readings_per_record, 1, 10_000)
 
     def naive(self) -> Pipeline:
         """The naive design: standard messaging, one PutItem per reading, an on-demand stream."""
@@ -353,6 +375,7 @@ class Alert:
 @dataclass(frozen=True)
 class Lake:
     records_per_second: float
+    """Firehose records: readings / ``lake_readings_per_record``."""
     billed_bytes_per_second: float
     """Records rounded up to 5 KB each, as Firehose bills them."""
     buffer_fill_seconds: float
@@ -530,8 +553,8 @@ def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Ca
     rate = fleet.readings_per_second / lanes
     sensors = fleet.sensors / lanes
     interval = fleet.reading_interval_seconds
-    record_bytes = 4 * math.ceil(fleet.payload_bytes / 3) + calibration.kinesis_event_record_overhead_bytes
-    batch_max = max(1, min(pipeline.batch_size, int(LAMBDA_PAYLOAD_BYTES // record_bytes)))
+    record_bytes = _event_record_bytes(fleet, calibration)
+    batch_max = batch_records_max(fleet, pipeline, calibration)
     window = max(float(pipeline.batching_window_seconds), LAMBDA_KINESIS_POLL_SECONDS)
     full_period = batch_max / rate
 
@@ -589,6 +612,16 @@ def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Ca
 
 def _units(size: float, unit: int) -> int:
     return max(1, math.ceil(size / unit))
+
+
+def _event_record_bytes(fleet: Fleet, calibration: Calibration) -> float:
+    """One Kinesis record in the Lambda event: its base64 data and what the event adds around it."""
+    return 4 * math.ceil(fleet.payload_bytes / 3) + calibration.kinesis_event_record_overhead_bytes
+
+
+def batch_records_max(fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION) -> int:
+    """Most records one processor batch holds: ``batch_size``, or fewer when 6 MB of event fill first."""
+    return max(1, min(pipeline.batch_size, int(LAMBDA_PAYLOAD_BYTES // _event_record_bytes(fleet, calibration))))
 
 
 def window_item_bytes(readings: float, calibration: Calibration = CALIBRATION) -> float:
@@ -742,9 +775,13 @@ def _alert(
 
 
 def _lake(fleet: Fleet, pipeline: Pipeline) -> Lake:
-    records = fleet.readings_per_second
-    billed = records * _units(fleet.payload_bytes, FIREHOSE_RECORD_INCREMENT_BYTES) * FIREHOSE_RECORD_INCREMENT_BYTES
-    fill = FIREHOSE_BUFFER_BYTES / (records * fleet.payload_bytes)
+    per_record = pipeline.lake_readings_per_record
+    if fleet.payload_bytes * per_record > FIREHOSE_RECORD_MAX_BYTES:
+        raise CapacityError("lake_readings_per_record", f"{per_record} readings exceed a 1,000 KB Firehose record")
+    records = fleet.readings_per_second / per_record
+    increment = FIREHOSE_RECORD_INCREMENT_BYTES
+    billed = records * _units(fleet.payload_bytes * per_record, increment) * increment
+    fill = FIREHOSE_BUFFER_BYTES / (fleet.readings_per_second * fleet.payload_bytes)
     flush = min(fill, float(pipeline.firehose_buffer_seconds))
     by = "size" if fill < pipeline.firehose_buffer_seconds else "time"
     return Lake(records, billed, fill, flush, by, 86_400 / flush)
@@ -763,7 +800,7 @@ def _ingestion(fleet: Fleet, pipeline: Pipeline) -> Ingestion:
 
 
 def _limits(c: Capacity) -> tuple[Limit, ...]:
-    return (*_stream_limits(c), *_concurrency_limits(c), *_table_limits(c), *_account_limits(c))
+    return (*_stream_limits(c), *_concurrency_limits(c), *_table_limits(c), *_latency_limits(c), *_account_limits(c))
 
 
 def _stream_limits(c: Capacity) -> list[Limit]:
@@ -889,6 +926,44 @@ def _table_limits(c: Capacity) -> list[Limit]:
     ]
 
 
+def newest_reading_age_seconds(c: Capacity) -> float:
+    """Oldest a sensor's newest accepted reading gets in steady operation: one reading interval, then the
+    next reading's wait for its processor batch (the lane's batch period) and the batch's processing."""
+    return c.fleet.reading_interval_seconds + c.processor.batch_period_seconds + c.processor.seconds_per_batch
+
+
+def alert_delay_seconds(c: Capacity) -> float:
+    """Longest a reading waits, batched, before its segment aggregate (and an alert) shows it: its processor
+    batch gathering and running, then the alert batch of its window change gathering and running."""
+    p, a = c.processor, c.alert
+    return p.batch_period_seconds + p.seconds_per_batch + a.seconds_between_invocations + a.seconds_per_invocation
+
+
+def _latency_limits(c: Capacity) -> list[Limit]:
+    """What batching may cost in latency: the contract's silent-sensor rule, and the aggregation window."""
+    silence = CONTRACT_SILENCE_FACTOR * c.fleet.reading_interval_seconds
+    room = silence - c.fleet.reading_interval_seconds - c.processor.seconds_per_batch
+    window = c.pipeline.aggregation_window_seconds
+    return [
+        Limit(
+            f"a sensor's newest accepted reading vs the contract's silent-sensor age ({CONTRACT_SILENCE_FACTOR} x "
+            "its reading interval): longer batches make sensors that never stopped look silent",
+            "batching_window_seconds",
+            newest_reading_age_seconds(c),
+            silence,
+            f"batching_window_seconds <= {max(0, math.floor(room))}",
+        ),
+        Limit(
+            "batching delay before a reading reaches its segment aggregate vs the aggregation window (a "
+            "window's alerts before the next window ends)",
+            "batching_window_seconds",
+            alert_delay_seconds(c),
+            window,
+            "a shorter batching_window_seconds, or a longer aggregation_window_seconds",
+        ),
+    ]
+
+
 def _account_limits(c: Capacity) -> list[Limit]:
     rate = c.readings_per_second
     return [
@@ -916,9 +991,18 @@ def violations(capacity: Capacity) -> list[Limit]:
     return [limit for limit in capacity.limits if limit.blocking and limit.exceeded]
 
 
+def window_shards(fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION) -> int:
+    """Fewest shards on which a processor lane gathers readings for the whole batching window before its
+    batch fills (``batch_records_max``): with fewer, batches are cut short and each sensor's readings
+    share fewer window item writes than the window would allow."""
+    batch = batch_records_max(fleet, pipeline, calibration) * pipeline.parallelization_factor
+    return max(1, math.ceil(fleet.readings_per_second * pipeline.batching_window_seconds / batch - 1e-9))
+
+
 def sized(fleet: Fleet, pipeline: Pipeline) -> Pipeline:
-    """``pipeline`` with a provisioned stream of the shards the fleet needs."""
-    return pipeline.provisioned(_stream(fleet, pipeline).shards_required)
+    """``pipeline`` with a provisioned stream of the shards the fleet needs: enough for its throughput at
+    ``HEADROOM``, and for its batching window (:func:`window_shards`)."""
+    return pipeline.provisioned(max(_stream(fleet, pipeline).shards_required, window_shards(fleet, pipeline)))
 
 
 # ------------------------------------------------------------------------------------------- cost
@@ -1053,3 +1137,67 @@ def monthly_cost(capacity: Capacity, prices: PriceTable) -> dict[str, float]:
 
 def cost_per_million_readings(capacity: Capacity, costs: Mapping[str, float]) -> float:
     return round(costs["total"] / (capacity.readings_per_month / 1e6), 4)
+
+
+# ------------------------------------------------------------------------------ batching lever
+
+BATCHING_WINDOWS = (0, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300)
+"""Processor batching windows weighed by :func:`batching_choice` (Lambda takes 0-300 s): round values,
+so that a choice is not pinned to the edge of a limit."""
+BATCHING_TIE = 0.01
+"""Options within 1 % of the cheapest are a tie; the shortest window among them wins (latency is a price)."""
+
+
+@dataclass(frozen=True)
+class Batching:
+    """One batching window on the stream :func:`sized` gives it, and what it costs."""
+
+    capacity: Capacity
+    monthly_usd: float
+
+    @property
+    def window_seconds(self) -> int:
+        return self.capacity.pipeline.batching_window_seconds
+
+    @property
+    def shards(self) -> int:
+        return self.capacity.stream.shards
+
+    @property
+    def fits(self) -> bool:
+        """Breaks no limit synthesis enforces (the silent-sensor age and the aggregation window among them)."""
+        return not violations(self.capacity)
+
+    @property
+    def window_writes_per_reading(self) -> float:
+        c = self.capacity
+        return c.sensor_windows.item_writes_per_second / c.readings_per_second
+
+    @property
+    def aggregate_puts_per_reading(self) -> float:
+        c = self.capacity
+        return c.segment_aggregates.item_writes_per_second / c.readings_per_second
+
+
+def batching_options(
+    fleet: Fleet, pipeline: Pipeline, prices: PriceTable, windows: tuple[int, ...] = BATCHING_WINDOWS
+) -> tuple[Batching, ...]:
+    """Each batching window (the alert mapping's following it, as the stack sets both) on a provisioned
+    stream of the shards :func:`sized` gives it, with its monthly cost."""
+    options = []
+    for window in windows:
+        capacity = model(fleet, sized(fleet, replace(pipeline, batching_window_seconds=window)))
+        options.append(Batching(capacity, monthly_cost(capacity, prices)["total"]))
+    return tuple(options)
+
+
+def batching_choice(
+    fleet: Fleet, pipeline: Pipeline, prices: PriceTable, windows: tuple[int, ...] = BATCHING_WINDOWS
+) -> Batching:
+    """The batching window and shards to adopt: the cheapest option that breaks no enforced limit, the
+    shortest window among those within ``BATCHING_TIE`` of it."""
+    fitting = [o for o in batching_options(fleet, pipeline, prices, windows) if o.fits]
+    if not fitting:
+        raise CapacityError("batching_window_seconds", f"no window of {windows} carries the fleet")
+    cheapest = min(o.monthly_usd for o in fitting)
+    return min((o for o in fitting if o.monthly_usd <= cheapest * (1 + BATCHING_TIE)), key=lambda o: o.window_seconds)

@@ -274,6 +274,9 @@ class EnvironmentConfig:
     """Bytes of one reading as published (a contract reading is ~190 bytes), 1 to IoT Core's 128 KB."""
     sensors_per_segment: int = 4
     """Sensors on the busiest road segment (its aggregate item is written for all of them), 1-100,000."""
+    budget_margin: float = 1.5
+    """The monthly cost budget is the capacity model's cost of the fleet times this (1-10): Budgets
+    warns on the alert topic at 80 % and 100 % of the month's forecast."""
     dynamodb_table_write_quota: int = 40_000
     """The account's on-demand table-level write quota, in write request units per second (Service Quotas;
     the default is 40,000): the sensor windows table must stay under it."""
@@ -365,6 +368,10 @@ class EnvironmentConfig:
                 env, "lifecycle.lake_expiration_days", "must be unset in production: the lake is retained"
             )
         _int(env, "dynamodb_table_write_quota", self.dynamodb_table_write_quota, 1, 10_000_000)
+        if isinstance(self.budget_margin, bool) or not isinstance(self.budget_margin, int | float):
+            raise ConfigError(env, "budget_margin", f"must be a number, got {self.budget_margin!r}")
+        if not 1 <= self.budget_margin <= 10:
+            raise ConfigError(env, "budget_margin", f"must be between 1 and 10, got {self.budget_margin!r}")
         self._check_capacity()
 
     @property
@@ -464,14 +471,18 @@ class StateConfig:
         return f"{self.bucket}{ACCESS_LOG_SUFFIX}"
 
 
-DEV = EnvironmentConfig(name="dev")
+# Stream mode, shard_count and batching_window_seconds of each profile are the capacity model's choice for
+# its declared fleet (``stacks.capacity.batching_choice``; tests/test_capacity.py keeps them equal): the
+# cheapest within the contract's silent-sensor age and the aggregation window. ``python -m tools.bench
+# --only costs`` shows every option.
+DEV = EnvironmentConfig(name="dev", batching_window_seconds=90)
 STAGING = EnvironmentConfig(
     name="staging",
-    shard_count=2,
+    shard_count=1,
     stream_retention_hours=48,
     log_retention_days=30,
     processor=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
-    batching_window_seconds=2,
+    batching_window_seconds=30,
     lifecycle=DataLifecycle(lake_infrequent_access_days=30, lake_expiration_days=90),
     sensors=1_000,
     reading_interval_seconds=20,
@@ -479,13 +490,13 @@ STAGING = EnvironmentConfig(
 PROD = EnvironmentConfig(
     name="prod",
     production=True,
-    stream_mode=StreamMode.ON_DEMAND,
-    shard_count=None,
+    stream_mode=StreamMode.PROVISIONED,
+    shard_count=3,
     stream_retention_hours=168,
     log_retention_days=365,
     processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
     alert=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
-    batching_window_seconds=5,
+    batching_window_seconds=30,
     max_retry_attempts=10,
     max_record_age_seconds=86_400,
     alarms=AlarmThresholds(iterator_age_ms=300_000, congestion_alerts=10),

@@ -1,5 +1,17 @@
 """Sensors to Kinesis: the IoT policy sensors connect with, the topic rule, and the data stream.
 
+Sensors should publish through Basic Ingest, on ``$aws/rules/<rule>/tap/<env>/sensors/<thing>/readings``
+(``Namer.sensor_publish_topic``). IoT hands such a message straight to the ingestion rule, without the
+message broker: no messaging charge (rules and actions are still billed). The rule sees the topic
+without the ``$aws/rules/<rule>/`` prefix, so ``topic(4)`` is still the thing name
+(https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html). The contract's topic,
+``tap/<env>/sensors/<thing>/readings``, stays allowed: firmware that publishes there keeps working,
+billed as messaging. The rule's ``FROM`` is not applied to Basic Ingest messages, so the sensor policy
+(a thing may publish on its own topic, in either form, and nothing else) is what keeps the thing name
+at level 4 (the contract's origin rule). The price of Basic Ingest is flexibility: nothing can subscribe
+to these topics (no other device, rule or MQTT client sees a reading), a second consumer needs another
+action on this rule or a reader of the stream, and the rule's name is part of every sensor's topic.
+
 AWS substitution templates (``${topic(4)}``, ``${iot:Connection.Thing.ThingName}``) are written
 ``$${...}`` so that Terraform passes them through instead of reading them as its own interpolation.
 """
@@ -26,7 +38,8 @@ from stacks.naming import Kind
 
 SQL_VERSION = "2016-03-23"
 THING_NAME = "$${iot:Connection.Thing.ThingName}"
-# Topic levels: tap/<suffix>/sensors/<sensor id>/readings; the sensor id is level 4.
+# Topic levels the rule sees: tap/<suffix>/sensors/<sensor id>/readings (the Basic Ingest prefix
+# $aws/rules/<rule name>/ stripped); the sensor id is level 4.
 SENSOR_ID_FROM_TOPIC = "$${topic(4)}"
 IOT_ERROR_PREFIX = "iot-errors/"
 
@@ -62,7 +75,7 @@ class Ingestion(Construct):
             enforce_consumer_deletion=not ctx.production,
             lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if ctx.production else None,
         )
-        rule_name = namer.name(Kind.IOT_RULE, "ingest")
+        rule_name = namer.ingest_rule_name()
         rule_arn = ctx.arn("iot", f"rule/{rule_name}")
         from_this_rule = {
             ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
@@ -128,7 +141,8 @@ class Ingestion(Construct):
             depends_on=[self.rule_role.policy, self.error_role.policy],
         )
         self.rule_name = rule_name
-        topic_prefix = namer.sensor_topic_prefix()
+        self.publish_topic = namer.sensor_publish_topic("+")
+        """What sensors publish on, ``+`` standing for their thing name (an output)."""
         # IoT policies share IAM's grammar; a policy document keeps the JSON well-formed in JSON and HCL output.
         sensor_policy = policy_document(
             self,
@@ -140,10 +154,16 @@ class Ingestion(Construct):
                     [ctx.arn("iot", f"client/{THING_NAME}")],
                     {("Bool", "iot:Connection.Thing.IsAttached"): ["true"]},
                 ),
+                # Its own topic only, in both forms: the contract's (tap/<env>/sensors/<thing>/readings,
+                # what existing firmware publishes on, billed as messaging) and the same topic through
+                # Basic Ingest (no messaging charge; what the capacity model and the budget assume).
                 Statement(
                     "PublishOwnReadings",
                     ["iot:Publish"],
-                    [ctx.arn("iot", f"topic/{topic_prefix}/{THING_NAME}/readings")],
+                    [
+                        ctx.arn("iot", f"topic/{namer.sensor_publish_topic(THING_NAME)}"),
+                        ctx.arn("iot", f"topic/{namer.sensor_topic_prefix()}/{THING_NAME}/readings"),
+                    ],
                 ),
             ],
         )

@@ -11,6 +11,7 @@ from cdktf_cdktf_provider_aws.provider import AwsProvider, AwsProviderDefaultTag
 from constructs import Construct
 
 from stacks.analytics import Analytics, AnalyticsProps
+from stacks.budget import BudgetProps, CostBudget
 from stacks.config import EnvironmentConfig, StateConfig
 from stacks.context import StackContext
 from stacks.ingestion import Ingestion, IngestionProps
@@ -130,6 +131,7 @@ class TapStack(TerraformStack):
                 alert_topic_arn=notifications.topic_arn,
             ),
         )
+        budget = CostBudget(self, "budget", ctx, BudgetProps(alert_topic_arn=notifications.topic_arn))
         monitoring = Monitoring(
             self,
             "monitoring",
@@ -147,7 +149,15 @@ class TapStack(TerraformStack):
             ),
         )
         outputs = {
-            "iot_topic_filter": (ingestion.topic_filter, "MQTT topic filter sensors publish readings on"),
+            "iot_publish_topic": (
+                ingestion.publish_topic,
+                "Topic each sensor publishes its readings on, + being its thing name (Basic Ingest: to the "
+                "ingestion rule only, no messaging charge, no subscribers)",
+            ),
+            "iot_topic_filter": (
+                ingestion.topic_filter,
+                "Topic filter of the readings as the ingestion rule sees them (without the Basic Ingest prefix)",
+            ),
             "iot_sensor_policy_name": (ingestion.sensor_policy.name, "IoT policy to attach to sensor certificates"),
             "iot_rule_name": (ingestion.rule.name, "Ingestion topic rule"),
             "kinesis_stream_name": (ingestion.stream.name, "Readings data stream"),
@@ -174,6 +184,7 @@ class TapStack(TerraformStack):
             "metric_namespace": (namer.metric_namespace(), "Custom CloudWatch metric namespace"),
             "dashboard_name": (monitoring.dashboard_name, "CloudWatch dashboard"),
             "aggregation_window_seconds": (str(props.config.aggregation_window_seconds), "Window length"),
+            "monthly_budget_usd": (budget.budget.limit_amount, "Monthly cost budget (capacity model x margin)"),
         }
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)

@@ -107,10 +107,14 @@ def test_batches_too_small_for_the_iterator_age_to_ever_fall() -> None:
 
 
 def test_busy_segment_aggregate_over_its_partitions_write_limit() -> None:
-    """6,000 sensors on one segment: a ~300 KB aggregate written by each of 4 alert lanes every second."""
-    error = fails(sensors=12_000, reading_interval_seconds=20, sensors_per_segment=6_000)
+    """6,000 sensors on one segment: a ~300 KB aggregate written by each of 4 alert lanes every second
+    (1 s batching windows); alert batches gathered for longer (dev's 90 s) write it less often."""
+    busy: dict[str, Any] = {"sensors": 12_000, "reading_interval_seconds": 20, "sensors_per_segment": 6_000}
+    error = fails(**busy, batching_window_seconds=1)
     assert error.field_name == "sensors_per_segment"
     assert "one partition key (1,000 WCU/s)" in str(error)
+    assert "a longer batching_window_seconds" in str(error)
+    dataclasses.replace(DEV, **busy)
 
 
 def test_segment_aggregate_over_the_item_size_limit() -> None:
@@ -190,8 +194,10 @@ def test_a_bad_fleet_exits_2(capsys: Any) -> None:
 
 
 def issue_pipeline(**changes: Any) -> cap.Pipeline:
-    """prod's settings with a day of stream retention (the issue's figures have no extended retention)."""
-    return dataclasses.replace(PROD.pipeline, stream_retention_hours=24, **changes)
+    """The design the issue priced: prod's settings on standard topics and an on-demand stream, with a day
+    of stream retention (the issue's figures have no extended retention)."""
+    issue = {"stream_retention_hours": 24, "on_demand": True, "shard_count": None, "ingest": cap.Ingest.TOPIC}
+    return dataclasses.replace(PROD.pipeline, **{**issue, **changes})
 
 
 def test_the_issues_figures_for_10000_sensors_every_20_seconds() -> None:
@@ -269,3 +275,114 @@ def test_on_demand_stream_starts_with_four_shards() -> None:
     assert cap.model(DEV.fleet, on_demand).stream.shards == cap.KINESIS_ON_DEMAND_INITIAL_SHARDS
     assert DEV.stream_mode is StreamMode.PROVISIONED
     assert math.isclose(cap.model(DEV.fleet, DEV.pipeline).readings_per_second, 40 / 60)
+
+
+# --------------------------------------------------------------------------------- the cost levers
+
+
+def test_every_profile_is_the_models_batching_choice() -> None:
+    """stream_mode, shard_count and batching_window_seconds of each profile are what the model picks for
+    its declared fleet: this fails when a price, a fleet or the model moves the choice."""
+    for config in PROFILES.values():
+        choice = cap.batching_choice(config.fleet, config.pipeline, PRICES)
+        assert config.stream_mode is StreamMode.PROVISIONED, config.name
+        assert (config.shard_count, config.batching_window_seconds) == (choice.shards, choice.window_seconds)
+        assert choice.capacity.pipeline == config.pipeline, config.name
+    assert (PROD.shard_count, PROD.batching_window_seconds) == (3, 30)
+
+
+def test_the_choice_is_the_cheapest_window_that_keeps_every_limit() -> None:
+    options = cap.batching_options(PROD.fleet, PROD.pipeline, PRICES)
+    choice = cap.batching_choice(PROD.fleet, PROD.pipeline, PRICES)
+    assert choice.fits and [o.window_seconds for o in options] == list(cap.BATCHING_WINDOWS)
+    cheaper = [o for o in options if o.monthly_usd < choice.monthly_usd * (1 - cap.BATCHING_TIE)]
+    assert cheaper and not any(o.fits for o in cheaper)  # longer windows are cheaper, and not allowed
+    assert all(o.window_seconds > choice.window_seconds for o in cheaper)
+    fitting = [o for o in options if o.fits]
+    assert choice.monthly_usd == min(o.monthly_usd for o in fitting)
+    # fewer DynamoDB writes per reading than with one write per reading, and than the old 5 s window
+    old = next(o for o in options if o.window_seconds == 5)
+    assert old.window_writes_per_reading == pytest.approx(1.0)
+    assert (
+        choice.window_writes_per_reading < 0.75 and choice.aggregate_puts_per_reading < old.aggregate_puts_per_reading
+    )
+    # sensors reading once a minute leave room for a longer window
+    slow = dataclasses.replace(PROD.fleet, reading_interval_seconds=60)
+    assert cap.batching_choice(slow, PROD.pipeline, PRICES).window_seconds > choice.window_seconds
+
+
+def test_batching_stops_at_the_contracts_silent_sensor_age() -> None:
+    """Readings waiting in a batch are not accepted yet: at 20 s a sensor is silent after 60 s, so a 60 s
+    window would make every sensor look silent between batches."""
+    error = fails(sensors=1_000, reading_interval_seconds=20, batching_window_seconds=60)
+    assert error.field_name == "batching_window_seconds"
+    assert "silent-sensor age" in str(error) and "batching_window_seconds <= 38" in str(error)
+    dataclasses.replace(DEV, sensors=1_000, reading_interval_seconds=20, batching_window_seconds=30)
+
+
+def test_batching_delay_stays_within_the_aggregation_window() -> None:
+    error = fails(aggregation_window_seconds=120)  # dev: 90 s processor batches, then 90 s alert batches
+    assert error.field_name == "batching_window_seconds"
+    assert "aggregation window" in str(error)
+    dataclasses.replace(DEV, aggregation_window_seconds=120, batching_window_seconds=45)
+
+
+def test_sized_gives_each_lane_the_shards_to_gather_its_window() -> None:
+    """prod: 500 readings/s; a batch holds 7,445 records of 256 B (6 MB), so a 30 s window needs 3 lanes."""
+    fleet = PROD.fleet
+    assert cap.batch_records_max(fleet, PROD.pipeline) == 7_445
+    assert cap.window_shards(fleet, PROD.pipeline) == 3 == cap.sized(fleet, PROD.pipeline).shard_count
+    assert cap.model(fleet, PROD.pipeline).processor.batch_period_seconds == pytest.approx(30)
+    throughput_only = cap.model(fleet, PROD.pipeline.provisioned(1))
+    assert throughput_only.stream.shards_required == 1
+    assert throughput_only.processor.batch_period_seconds == pytest.approx(7_445 / 500)  # the batch fills first
+    assert cap.window_shards(fleet, dataclasses.replace(PROD.pipeline, batching_window_seconds=0)) == 1
+
+
+@pytest.mark.parametrize("sensors", cli.SCALE_SENSORS)
+def test_basic_ingest_removes_the_messaging_charge_and_nothing_else(sensors: int) -> None:
+    fleet = cap.Fleet(sensors, 20, 256, 4)
+    basic = cap.sized(fleet, PROD.pipeline)
+    assert basic.ingest is cap.Ingest.BASIC_INGEST  # as deployed
+    topic = cap.monthly_cost(cap.model(fleet, dataclasses.replace(basic, ingest=cap.Ingest.TOPIC)), PRICES)
+    ours = cap.monthly_cost(cap.model(fleet, basic), PRICES)
+    assert ours["iot_messaging"] == 0 < topic["iot_messaging"]
+    assert ours["iot_rules"] == topic["iot_rules"] > 0  # rules and actions are still billed
+    assert topic["total"] - ours["total"] == pytest.approx(topic["iot_messaging"], abs=0.02)
+
+
+@pytest.mark.parametrize("sensors", cli.SCALE_SENSORS)
+def test_provisioned_shards_cost_less_than_on_demand_at_every_size(sensors: int) -> None:
+    fleet = cap.Fleet(sensors, 20, 256, 4)
+    provisioned = cap.sized(fleet, PROD.pipeline)
+    on_demand = dataclasses.replace(provisioned, on_demand=True, shard_count=None)
+    kinesis = [cap.monthly_cost(cap.model(fleet, p), PRICES)["kinesis"] for p in (provisioned, on_demand)]
+    assert kinesis[0] < kinesis[1]
+
+
+def test_packed_firehose_records_are_billed_by_their_size() -> None:
+    """20 readings of 256 B fill one 5 KB increment: 1/20 of the records and of the billed bytes."""
+    one = cap.model(PROD.fleet, PROD.pipeline)
+    packed = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, lake_readings_per_record=20))
+    assert packed.lake.records_per_second == one.lake.records_per_second / 20
+    assert packed.lake.billed_bytes_per_second == pytest.approx(one.lake.billed_bytes_per_second / 20)
+    assert packed.lake.flush_seconds == one.lake.flush_seconds  # the same bytes fill the buffer
+    with pytest.raises(cap.CapacityError) as caught:
+        cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, lake_readings_per_record=5_000))
+    assert caught.value.field_name == "lake_readings_per_record"
+    assert PROD.pipeline.lake_readings_per_record == 1  # not adopted: Kinesis is Firehose's source
+
+
+def test_the_levers_cli_flags_reproduce_the_design_before_them() -> None:
+    before = json.loads(
+        run_cli("--env", "prod", "--standard-topics", "--on-demand", "--batching-window", "5", "--json")
+    )
+    after = json.loads(run_cli("--env", "prod", "--json"))
+    assert before["monthly_cost_usd"]["iot_messaging"] > 1_000 and after["monthly_cost_usd"]["iot_messaging"] == 0
+    assert after["monthly_cost_usd"]["total"] < 0.6 * before["monthly_cost_usd"]["total"]
+    assert cli.main(["--batching-window", "301"], out=io.StringIO()) == 2
+
+
+def test_readme_carries_the_generated_scale_table() -> None:
+    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
+    assert cli.scale_table("prod", PRICES) in readme

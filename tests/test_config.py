@@ -85,6 +85,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("lambda_concurrency_quota", {"lambda_concurrency_quota": 5}),
+    ("budget_margin", {"budget_margin": 0.5}),
+    ("budget_margin", {"budget_margin": True}),
     ("alert_email", {"alert_email": "not-an-address"}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": 0}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": -5}),

@@ -107,8 +107,12 @@ def test_input_file_is_sent_as_is(tmp_path: Path) -> None:
 
 
 def test_envelopes_carry_the_topic_and_its_thing_is_the_partition_key(tmp_path: Path) -> None:
+    """Topics as a sensor publishes them (Basic Ingest to dev's rule) or as the rule sees them."""
+
     def envelope(thing: str, payload: bytes) -> bytes:
-        return json.dumps({"topic": f"tap/dev/sensors/{thing}/readings", "payload": payload.decode()}).encode()
+        published = "$aws/rules/tap_ingest_dev/" if thing == "s1" else ""
+        topic = f"{published}tap/dev/sensors/{thing}/readings"
+        return json.dumps({"topic": topic, "payload": payload.decode()}).encode()
 
     reading = (
         b'{"sensor_id": "s1", "segment_id": "seg", "timestamp": "2026-06-01T11:50:00Z", "vehicle_count": 4,'
@@ -121,9 +125,17 @@ def test_envelopes_carry_the_topic_and_its_thing_is_the_partition_key(tmp_path: 
     messages = [simulate.Message("s1", reading), simulate.Message("s2", reading), simulate.Message("s1", b"not json")]
     assert_summary(summary, expected(sent(messages)))
     assert summary["quarantined"]["sensor_mismatch"] == 1 and summary["accepted"] == 1
+    assert simulate.publish_topic("dev", "s1") == "$aws/rules/tap_ingest_dev/tap/dev/sensors/s1/readings"
     bad = tmp_path / "bad.ndjson"
-    bad.write_text('{"topic": "tap/prod/sensors/s1/readings", "payload": "{}"}\n')
-    assert simulate.main(["--input", str(bad), "--input-format", "envelope", "--now", NOW]) == 2
+    for wrong in (
+        "tap/prod/sensors/s1/readings",  # another environment
+        "$aws/rules/tap_ingest_prod/tap/dev/sensors/s1/readings",  # another environment's rule
+        "$aws/rules/tap_ingest_dev/sensors/s1/readings",  # not a readings topic behind the prefix
+    ):
+        bad.write_text(json.dumps({"topic": wrong, "payload": "{}"}) + "\n")
+        with pytest.raises(ValueError, match=r"bad\.ndjson:1: topic must be \$aws/rules/tap_ingest_dev/"):
+            simulate.read_input(bad, "envelope", "dev")
+        assert simulate.main(["--input", str(bad), "--input-format", "envelope", "--now", NOW]) == 2
 
 
 def test_replaying_everything_changes_nothing_and_sends_no_second_alert() -> None:

@@ -3,10 +3,15 @@ forced and restored, everything it wrote deleted; and what it refuses to call a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
+import boto3
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iotdata.models import iotdata_backends
 
 from stacks.config import DEV
 from stacks.naming import Kind, Namer
@@ -71,3 +76,29 @@ def test_smoke_fails_when_the_alarm_does_not_notify_the_topic(deployed: tuple[An
     )  # fmt: skip
     report = smoke.run(clients, targets, DEV, smoke.Options(via="kinesis", process_locally=True, emulator=True))
     assert {c.name: c.status for c in report.checks}["alarm"] == "failed"
+
+
+def test_smoke_publishes_through_basic_ingest_on_each_things_own_topic(
+    deployed: tuple[Any, simulate.Targets], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the sensor policy allows a thing: its own topic behind the ingestion rule's Basic Ingest prefix,
+    the topic the stack's ``iot_publish_topic`` output names (``+`` being the thing)."""
+    clients, targets = deployed
+    real_client = boto3.client
+
+    def client(service: str, **kwargs: Any) -> Any:
+        if service == "iot":  # moto serves iot-data only on data-ats.iot.<region>, not on the address it describes
+            return SimpleNamespace(
+                describe_endpoint=lambda **_: {"endpointAddress": f"data-ats.iot.{targets.region}.amazonaws.com"}
+            )
+        return real_client(service, **kwargs)
+
+    monkeypatch.setattr(boto3, "client", client)
+    plan = smoke.Plan("abc12345", "dev", 0)
+    done = smoke.publish(clients, targets, plan, "iot")
+    assert done.endswith("published on $aws/rules/tap_ingest_dev/tap/dev/sensors/<thing>/readings")
+    published = iotdata_backends[DEFAULT_ACCOUNT_ID][targets.region].published_payloads
+    assert [topic for topic, _ in published] == [
+        f"$aws/rules/tap_ingest_dev/tap/dev/sensors/{thing}/readings" for thing in plan.things
+    ]
+    assert [json.loads(payload)["sensor_id"] for _, payload in published] == plan.things

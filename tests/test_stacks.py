@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 import pytest
 
+from stacks.capacity import model, monthly_cost, prices_for
 from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS, UNRESERVED_MINIMUM
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
@@ -134,8 +136,29 @@ def test_sensor_policy_binds_client_id_and_topic_to_thing_name(env: tuple[str, S
     assert client.endswith(":client/$${iot:Connection.Thing.ThingName}")
     assert connect["condition"] == [{"test": "Bool", "variable": "iot:Connection.Thing.IsAttached", "values": ["true"]}]
     assert publish["actions"] == ["iot:Publish"]
-    (topic,) = publish["resources"]
-    assert topic.endswith(f":topic/tap/{suffix}/sensors/$${{iot:Connection.Thing.ThingName}}/readings")
+    basic, contract = publish["resources"]
+    # The thing's own topic only: through Basic Ingest, addressed to this environment's rule by name, and
+    # the contract's topic (existing firmware keeps working; that one is billed as messaging)
+    _, rule = doc.one("aws_iot_topic_rule")
+    assert rule["name"] == f"tap_ingest_{suffix.replace('-', '_')}"
+    thing = "$${iot:Connection.Thing.ThingName}"
+    assert basic.endswith(f":topic/$aws/rules/{rule['name']}/tap/{suffix}/sensors/{thing}/readings")
+    assert contract.endswith(f":topic/tap/{suffix}/sensors/{thing}/readings")
+    assert "*" not in basic + contract
+
+
+def test_outputs_tell_sensors_where_to_publish(env: tuple[str, StackDoc]) -> None:
+    """The rule sees the publish topic without its ``$aws/rules/<rule>/`` prefix: the topic filter output,
+    the rule's FROM and the partition key's level 4 all follow from it."""
+    suffix, doc = env
+    _, rule = doc.one("aws_iot_topic_rule")
+    publish = doc.doc["output"]["iot_publish_topic"]["value"]
+    seen = doc.doc["output"]["iot_topic_filter"]["value"]
+    assert publish == f"$aws/rules/{rule['name']}/tap/{suffix}/sensors/+/readings"
+    assert publish.removeprefix(f"$aws/rules/{rule['name']}/") == seen
+    assert rule["sql"] == f"SELECT * FROM '{seen}'"
+    assert seen.split("/")[3] == "+"  # topic(4), 1-based: the thing name
+    assert "Basic Ingest" in doc.doc["output"]["iot_publish_topic"]["description"]
 
 
 def test_no_unescaped_aws_interpolation(env: tuple[str, StackDoc]) -> None:
@@ -534,7 +557,7 @@ def test_outputs_name_what_users_need(env: tuple[str, StackDoc]) -> None:
     _, doc = env
     outputs = set(doc.doc["output"])
     assert {
-        "iot_topic_filter", "kinesis_stream_name", "sensor_windows_table_name",
+        "iot_publish_topic", "iot_topic_filter", "kinesis_stream_name", "sensor_windows_table_name",
         "segment_aggregates_table_name", "lake_bucket_name", "quarantine_bucket_name", "athena_results_bucket_name",
         "athena_workgroup_name", "alert_topic_arn", "processor_function_name", "alert_function_name",
         "processor_dlq_url",
@@ -566,3 +589,32 @@ def test_bootstrap_stack_creates_a_locked_down_state_bucket(synth: Synth) -> Non
     assert state["aws_s3_bucket"]["lifecycle"]["prevent_destroy"] is True
     _, key = doc.one("aws_kms_key")
     assert key["enable_key_rotation"] is True
+
+
+def test_every_environment_has_a_cost_budget_warning_the_alert_topic(env: tuple[str, StackDoc]) -> None:
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    _, budget = doc.one("aws_budgets_budget")
+    topic_name, topic = doc.one("aws_sns_topic")
+    costs = monthly_cost(model(config.fleet, config.pipeline), prices_for(config.region))
+    assert budget["limit_amount"] == str(math.ceil(costs["total"] * config.budget_margin))
+    assert (budget["budget_type"], budget["time_unit"], budget["limit_unit"]) == ("COST", "MONTHLY", "USD")
+    assert budget["cost_filter"] == [{"name": "TagKeyValue", "values": [f"user:Environment${suffix}"]}]
+    assert sorted((n["notification_type"], n["threshold"]) for n in budget["notification"]) == [
+        ("FORECASTED", 80), ("FORECASTED", 100),
+    ]  # fmt: skip
+    for notification in budget["notification"]:
+        assert notification["subscriber_sns_topic_arns"] == [f"${{aws_sns_topic.{topic_name}.arn}}"]
+    # Budgets may publish to the topic, and use the key that encrypts it, for this account's budgets only.
+    (policy,) = doc.resources("aws_sns_topic_policy").values()
+    (publish,) = [s for s in doc.policy_statements(policy["policy"]) if s.get("sid") == "BudgetsPublish"]
+    _, key = doc.one("aws_kms_key")
+    (use_key,) = [s for s in doc.policy_statements(key["policy"]) if s.get("sid") == "BudgetsToAlertTopic"]
+    for statement in (publish, use_key):
+        assert statement["principals"] == [{"type": "Service", "identifiers": ["budgets.amazonaws.com"]}]
+        conditions = {c["variable"]: (c["test"], c["values"]) for c in statement["condition"]}
+        assert conditions["aws:SourceAccount"][0] == "StringEquals"
+        assert conditions["aws:SourceArn"][0] == "ArnLike"
+        assert conditions["aws:SourceArn"][1][0].endswith(":budgets::${data.aws_caller_identity.current.account_id}:*")
+    assert sorted(use_key["actions"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert topic["kms_master_key_id"]

@@ -12,6 +12,8 @@ table (``--output BENCHMARKS.md`` writes the whole report). Sections:
 - cold start: import time of each handler module in a fresh interpreter vs a bare ``import boto3``.
 - processor peak memory for a 10,000-record batch vs the configured Lambda memory.
 - the local run (``tools.simulate``) on 100,000 generated readings.
+- costs: issue 13's cost levers, each before and after, computed by the capacity model
+  (``stacks.capacity``) at each profile's fleet and at 1,000 to 1,000,000 sensors, and the scale table.
 """
 
 from __future__ import annotations
@@ -28,14 +30,16 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lambdas.common.contract import NS_PER_SECOND, Aggregate, Sums, parse_instant, total
 from lambdas.processor import logic
+from stacks import capacity as cap
 from stacks.config import PROFILES
 from tools import proctree
+from tools.capacity import SCALE_INTERVAL_SECONDS, SCALE_SENSORS, scale_table
 from tools.simulate import generate, payload_event
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -459,6 +463,262 @@ def local_run_section() -> list[Row]:
     ]
 
 
+# -------------------------------------------------------------------------------------------- costs
+
+LEVERS_BASELINE: Mapping[str, Mapping[str, Any]] = {
+    "dev": {"on_demand": False, "shard_count": 1, "batching_window_seconds": 1},
+    "staging": {"on_demand": False, "shard_count": 2, "batching_window_seconds": 2},
+    "prod": {"on_demand": True, "shard_count": None, "batching_window_seconds": 5},
+}
+"""Each profile's stream and batching before issue 13's cost levers (commit b71f6c0), its sensors on
+standard topics: the *before* of the levers. Everything else is the profile as it is now."""
+BASIC_INGEST_PRICE = (
+    "nothing can subscribe to a reading (no other device, rule or MQTT client sees it; a second consumer "
+    "is another action on the rule or a reader of the stream); the rule's name is in every sensor's topic; "
+    "the rule's FROM is not applied, the sensor policy alone pins the topic"
+)
+FIREHOSE_PACKING = (
+    "not adopted: with Kinesis as the source each stream record is a Firehose record, so packing needs "
+    "either sensors publishing several readings per message (breaks the contract's one reading per "
+    "message: identity, origin and quarantine are per message) or a producer packing them (the processor "
+    "putting concatenated readings on a Direct PUT stream: the lake would no longer be every record as the "
+    "stream accepted it, a malformed record would fail its whole pack's conversion, and retries would "
+    "put packs twice)"
+)
+
+
+def usd(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def priced(capacity: cap.Capacity, prices: cap.PriceTable) -> tuple[dict[str, float], float]:
+    costs = cap.monthly_cost(capacity, prices)
+    return costs, cap.cost_per_million_readings(capacity, costs)
+
+
+def change(before: float, after: float) -> str:
+    sign = "-" if after < before else "+"
+    return f"{usd(before)} -> {usd(after)} ({sign}{usd(abs(after - before))}, {(after / before - 1) * 100:+.0f} %)"
+
+
+def describe_stream(pipeline: cap.Pipeline) -> str:
+    return "on demand" if pipeline.on_demand else f"{pipeline.shard_count} provisioned shard(s)"
+
+
+def latency(capacity: cap.Capacity) -> str:
+    silence = cap.CONTRACT_SILENCE_FACTOR * capacity.fleet.reading_interval_seconds
+    return (
+        f"newest accepted reading <= {cap.newest_reading_age_seconds(capacity):.0f} s old (silent at "
+        f"{silence} s), aggregates <= {cap.alert_delay_seconds(capacity):.0f} s late (window "
+        f"{capacity.pipeline.aggregation_window_seconds} s)"
+    )
+
+
+def lever_steps(name: str) -> list[tuple[str, cap.Pipeline]]:
+    """The profile's pipeline before the levers, then with each adopted lever added in turn."""
+    config = PROFILES[name]
+    before = replace(config.pipeline, ingest=cap.Ingest.TOPIC, **LEVERS_BASELINE[name])
+    basic = replace(before, ingest=cap.Ingest.BASIC_INGEST)
+    provisioned = cap.sized(config.fleet, basic)
+    stream = f"stream provisioned by the model: {describe_stream(provisioned)}"
+    if (before.on_demand, before.shard_count) == (provisioned.on_demand, provisioned.shard_count):
+        stream += " (already so)"
+    return [
+        (f"before the levers: standard topics, {describe_stream(before)}, {before.batching_window_seconds} s "
+         "batching window", before),
+        ("+ Basic Ingest", basic),
+        (f"+ {stream}", provisioned),
+        (f"+ batching window {config.batching_window_seconds} s on {describe_stream(config.pipeline)} "
+         "(the model's choice, as deployed)", config.pipeline),
+    ]  # fmt: skip
+
+
+def profile_rows(name: str, prices: cap.PriceTable) -> list[Row]:
+    config = PROFILES[name]
+    fleet = config.fleet
+    label = f"{name} ({fleet.sensors:,} sensors every {fleet.reading_interval_seconds} s)"
+    rows = []
+    previous: tuple[cap.Capacity, dict[str, float]] | None = None
+    for step, pipeline in lever_steps(name):
+        capacity = cap.model(fleet, pipeline)
+        costs, per_million = priced(capacity, prices)
+        fits = not cap.violations(capacity)
+        if previous is None:
+            value = f"{usd(costs['total'])} a month, ${per_million:.3f} per million readings"
+            target, ok = "", None
+        else:
+            (before, before_costs), after = previous, capacity
+            value = f"{change(before_costs['total'], costs['total'])}, ${per_million:.3f} per million readings"
+            if pipeline.ingest is not before.pipeline.ingest:
+                value += f"; IoT messaging {usd(before_costs['iot_messaging'])} -> {usd(costs['iot_messaging'])}"
+                value += f"; price: {BASIC_INGEST_PRICE}"
+                target = "saves, and the rule still sees the thing name at topic(4) (cap.IOT_BASIC_INGEST)"
+            elif pipeline.batching_window_seconds != before.pipeline.batching_window_seconds:
+                w0, w1 = (c.sensor_windows.item_writes_per_second / c.readings_per_second for c in (before, after))
+                g0, g1 = (c.segment_aggregates.item_writes_per_second / c.readings_per_second for c in (before, after))
+                value += (
+                    f"; DynamoDB window writes {w0:.2f} -> {w1:.2f} and aggregate puts {g0:.2f} -> {g1:.2f} per "
+                    f"reading; Kinesis {usd(before_costs['kinesis'])} -> {usd(costs['kinesis'])}; price: "
+                    f"{latency(before)} -> {latency(after)}"
+                )
+                target = "saves, within the contract's silent-sensor age and the aggregation window"
+            else:
+                value += (
+                    f"; Kinesis {usd(before_costs['kinesis'])} -> {usd(costs['kinesis'])}; price: provisioned shards "
+                    "follow the declared fleet (synthesis stops naming shard_count when it outgrows them)"
+                )
+                target = "no dearer, every limit kept"
+            ok = fits and costs["total"] <= before_costs["total"]
+        rows.append(Row("costs", f"{label}: {step}", value, target, ok))
+        previous = (capacity, costs)
+    assert previous is not None
+    adopted, adopted_costs = previous
+    choice = cap.batching_choice(fleet, config.pipeline, prices)
+    rows.append(
+        Row(
+            "costs",
+            f"{label}: profile is the model's choice (stream_mode, shard_count, batching_window_seconds)",
+            f"{config.stream_mode.value}, {config.shard_count}, {config.batching_window_seconds} s; model: "
+            f"PROVISIONED, {choice.shards}, {choice.window_seconds} s",
+            "equal",
+            not config.pipeline.on_demand
+            and (config.shard_count, config.batching_window_seconds) == (choice.shards, choice.window_seconds),
+        )
+    )
+    packed = cap.model(fleet, replace(config.pipeline, lake_readings_per_record=lake_pack(fleet)))
+    packed_costs, _ = priced(packed, prices)
+    rows.append(
+        Row(
+            "costs",
+            f"{label}: fewer, larger Firehose records ({lake_pack(fleet)} readings per 5 KB record)",
+            f"{change(adopted_costs['total'], packed_costs['total'])}: Firehose {usd(adopted_costs['firehose'])} -> "
+            f"{usd(packed_costs['firehose'])}; {FIREHOSE_PACKING}",
+            "",
+            None,
+        )
+    )
+    naive = cap.model(fleet, config.pipeline.naive())
+    naive_costs, naive_per_million = priced(naive, prices)
+    _, per_million = priced(adopted, prices)
+    rows.append(
+        Row(
+            "costs",
+            f"{label}: as deployed vs the naive design (standard topics, one PutItem per reading, on demand)",
+            f"{usd(adopted_costs['total'])} (${per_million:.3f} / M readings) vs {usd(naive_costs['total'])} "
+            f"(${naive_per_million:.3f} / M)",
+            "cheaper than naive",
+            adopted_costs["total"] < naive_costs["total"],
+        )
+    )
+    return rows
+
+
+def lake_pack(fleet: cap.Fleet) -> int:
+    """Readings that fill one 5 KB Firehose billing increment."""
+    return max(1, cap.FIREHOSE_RECORD_INCREMENT_BYTES // fleet.payload_bytes)
+
+
+def batching_rows(name: str, prices: cap.PriceTable) -> list[Row]:
+    """Every batching window the model weighs for the profile's fleet, and batch sizes at the adopted one."""
+    config = PROFILES[name]
+    choice = cap.batching_choice(config.fleet, config.pipeline, prices)
+    rows = []
+    for option in cap.batching_options(config.fleet, config.pipeline, prices):
+        c = option.capacity
+        _, per_million = priced(c, prices)
+        adopted = option.window_seconds == choice.window_seconds
+        broken = "; ".join(limit.name for limit in cap.violations(c))
+        rows.append(
+            Row(
+                "costs",
+                f"{name} batching window {option.window_seconds} s on {option.shards} shard(s)"
+                + (" (adopted)" if adopted else ""),
+                f"window writes {option.window_writes_per_reading:.2f} and aggregate puts "
+                f"{option.aggregate_puts_per_reading:.2f} per reading, {usd(option.monthly_usd)} a month "
+                f"(${per_million:.3f} / M); {latency(c)}" + (f"; not allowed: {broken}" if broken else ""),
+                "the cheapest that keeps every limit (ties within 1 %: the shorter)" if adopted else "",
+                option.fits if adopted else None,
+            )
+        )
+    for size in (100, 1_000, 10_000):
+        c = cap.model(config.fleet, replace(config.pipeline, batch_size=size))
+        costs, _ = priced(c, prices)
+        writes = c.sensor_windows.item_writes_per_second / c.readings_per_second
+        rows.append(
+            Row(
+                "costs",
+                f"{name} batch_size {size:,} at the adopted window"
+                + (" (adopted)" if size == config.batch_size else ""),
+                f"{c.processor.readings_per_batch:,.0f} readings per batch (at most {c.processor.batch_records_max:,}: "
+                f"batch_size or 6 MB), window writes {writes:.2f} per reading, {usd(costs['total'])} a month",
+                "",
+                None,
+            )
+        )
+    return rows
+
+
+def scale_rows(name: str, prices: cap.PriceTable) -> list[Row]:
+    """Each lever's before and after at each scale size (``name``'s settings, every other lever adopted)."""
+    config = PROFILES[name]
+    baseline_window = LEVERS_BASELINE[name]["batching_window_seconds"]
+    rows = []
+    for sensors in SCALE_SENSORS:
+        fleet = replace(config.fleet, sensors=sensors, reading_interval_seconds=SCALE_INTERVAL_SECONDS)
+        adopted = cap.sized(fleet, config.pipeline)
+        variants = {
+            "Basic Ingest (before: standard topics)": replace(adopted, ingest=cap.Ingest.TOPIC),
+            "provisioned stream (before: on demand)": replace(adopted, on_demand=True, shard_count=None),
+            f"{config.batching_window_seconds} s batching window (before: {baseline_window} s)": cap.sized(
+                fleet, replace(config.pipeline, batching_window_seconds=baseline_window)
+            ),
+        }
+        after = cap.model(fleet, adopted)
+        after_costs, after_per_million = priced(after, prices)
+        for lever, pipeline in variants.items():
+            before = cap.model(fleet, pipeline)
+            before_costs, before_per_million = priced(before, prices)
+            rows.append(
+                Row(
+                    "costs",
+                    f"{sensors:,} sensors at {SCALE_INTERVAL_SECONDS} s: {lever}",
+                    f"{change(before_costs['total'], after_costs['total'])}; ${before_per_million:.3f} -> "
+                    f"${after_per_million:.3f} per million readings"
+                    + (
+                        f"; {describe_stream(pipeline)} -> {describe_stream(adopted)}"
+                        if describe_stream(pipeline) != describe_stream(adopted)
+                        else ""
+                    ),
+                    "saves",
+                    after_costs["total"] <= before_costs["total"],
+                )
+            )
+        packed = cap.model(fleet, replace(adopted, lake_readings_per_record=lake_pack(fleet)))
+        packed_costs, _ = priced(packed, prices)
+        rows.append(
+            Row(
+                "costs",
+                f"{sensors:,} sensors at {SCALE_INTERVAL_SECONDS} s: Firehose records of {lake_pack(fleet)} readings "
+                "(not adopted)",
+                change(after_costs["total"], packed_costs["total"]),
+                "",
+                None,
+            )
+        )
+    return rows
+
+
+def costs_section(blocks: list[str]) -> list[Row]:
+    """Issue 13's cost levers, each before and after, from the capacity model; the scale table goes in
+    ``blocks`` (written after the rows)."""
+    prices = cap.prices_for(PROFILES["prod"].region)
+    rows = [row for name in PROFILES for row in profile_rows(name, prices)]
+    rows += batching_rows("prod", prices)
+    rows += scale_rows("prod", prices)
+    blocks.append("## Capacity and cost at scale\n\n" + scale_table("prod", prices))
+    return rows
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -480,7 +740,7 @@ def machine() -> list[str]:
     ]
 
 
-def render(rows: Sequence[Row], command: str, seconds: float) -> str:
+def render(rows: Sequence[Row], command: str, seconds: float, blocks: Sequence[str] = ()) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -492,7 +752,7 @@ def render(rows: Sequence[Row], command: str, seconds: float) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     lines += [f"| {r.section} | {r.measure} | {r.value} | {r.target or '-'} | {r.verdict} |" for r in rows]
-    return "\n".join([*lines, "", NOTES]) + "\n"
+    return "\n".join([*lines, "", *(f"{block}\n" for block in blocks), NOTES]) + "\n"
 
 
 NOTES = """## How these are measured
@@ -518,10 +778,17 @@ NOTES = """## How these are measured
   client is not in this process.
 - **local run**: `python -m tools.simulate --sensors 200 --minutes 500`, end to end (resources, puts,
   processor, alert, read-back) in moto, in process.
+- **costs**: `stacks.capacity` (calibrated on the real handlers) priced with `prices/us-east-1.json`.
+  *Before the levers* is each profile's stream and batching window before issue 13 (`LEVERS_BASELINE`)
+  on standard topics; each lever is then added in turn; at the scale sizes each lever is turned off
+  alone from the design as deployed. The batching window and shards of every profile are the model's
+  choice (`stacks.capacity.batching_choice`): the cheapest window (with the shards a lane needs to gather
+  it) that keeps a sensor's newest accepted reading younger than the contract's silent-sensor age and
+  brings readings to their segment aggregate within the aggregation window.
 """
 
 
-SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run")
+SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run", "costs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -538,6 +805,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     chosen = args.only or SECTIONS
     rows: list[Row] = []
+    blocks: list[str] = []
     runners: dict[str, Callable[[], list[Row]]] = {
         "synth": lambda: synth_section(args.pairs, args.option_runs),
         "logic": logic_section,
@@ -545,12 +813,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cold-start": lambda: cold_start_section(11),
         "memory": memory_section,
         "local-run": local_run_section,
+        "costs": lambda: costs_section(blocks),
     }
     for name in chosen:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         rows.extend(runners[name]())
     command = "python -m tools.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = render(rows, command.strip(), time.perf_counter() - started)
+    report = render(rows, command.strip(), time.perf_counter() - started, blocks)
     print(report)
     if args.output:
         args.output.write_text(report)

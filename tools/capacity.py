@@ -3,6 +3,7 @@
     python -m tools.capacity --env prod                       # the environment's declared fleet
     python -m tools.capacity --sensors 10000 --interval 20    # any fleet, on the prod profile's settings
     python -m tools.capacity --sensors 10000 --interval 20 --json
+    python -m tools.capacity --sensors 10000 --interval 20 --standard-topics --on-demand   # the issue's design
     python -m tools.capacity --scale-table                    # Markdown: 1,000 to 1,000,000 sensors at 20 s
 
 The numbers come from ``stacks.capacity`` (pure arithmetic over constants measured on the real handlers,
@@ -36,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--interval", type=int, help="seconds between two readings of a sensor")
     parser.add_argument("--payload-bytes", type=int, help="bytes of one reading as published")
     parser.add_argument("--sensors-per-segment", type=int, help="sensors on the busiest segment")
-    parser.add_argument("--basic-ingest", action="store_true", help="sensors publish through Basic Ingest")
+    parser.add_argument(
+        "--standard-topics",
+        action="store_true",
+        help="sensors publish through the message broker (billed messaging) instead of Basic Ingest, as deployed",
+    )
+    parser.add_argument("--on-demand", action="store_true", help="an on-demand stream instead of the profile's")
+    parser.add_argument("--batching-window", type=int, help="processor batching window, seconds (0-300)")
     parser.add_argument("--parallelization-factor", type=int, default=1, help="processor mapping, 1-10")
     parser.add_argument("--sized", action="store_true", help="provisioned shards sized by the model")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -57,8 +64,14 @@ def fleet_and_pipeline(args: argparse.Namespace) -> tuple[cap.Fleet, cap.Pipelin
     pipeline = replace(
         config.pipeline,
         parallelization_factor=args.parallelization_factor,
-        ingest=cap.Ingest.BASIC_INGEST if args.basic_ingest else cap.Ingest.TOPIC,
+        ingest=cap.Ingest.TOPIC if args.standard_topics else config.pipeline.ingest,
     )
+    if args.batching_window is not None:
+        if not 0 <= args.batching_window <= 300:
+            raise cap.CapacityError("batching_window_seconds", f"must be between 0 and 300, got {args.batching_window}")
+        pipeline = replace(pipeline, batching_window_seconds=args.batching_window)
+    if args.on_demand:
+        pipeline = replace(pipeline, on_demand=True, shard_count=None)
     return fleet, cap.sized(fleet, pipeline) if args.sized else pipeline
 
 
@@ -128,6 +141,13 @@ def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out
         f"{c.lake.flush_seconds:,.0f} s (by {c.lake.flushed_by}): {c.lake.objects_per_day:,.0f} Parquet objects/day",
         file=out,
     )
+    silent = cap.CONTRACT_SILENCE_FACTOR * fleet.reading_interval_seconds
+    print(
+        f"batching: a sensor's newest accepted reading <= {cap.newest_reading_age_seconds(c):,.0f} s old (the "
+        f"contract calls it silent at {silent:,} s); a reading in its segment aggregate within "
+        f"{cap.alert_delay_seconds(c):,.0f} s (window {pipeline.aggregation_window_seconds:,} s)",
+        file=out,
+    )
     print(
         f"iot: {c.ingestion.message_units_per_message} message unit(s) per reading, "
         f"{c.ingestion.billed_message_units_per_month / 1e6:,.1f} million billed a month ({pipeline.ingest.value})",
@@ -148,47 +168,49 @@ def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out
 
 
 def scale_table(profile: str, prices: cap.PriceTable) -> str:
-    """Markdown: each size at 20 s on ``profile``'s settings with shards sized by the model, as deployed
-    (standard topics), with Basic Ingest, and the naive design; and the limit each size meets first."""
+    """Markdown: each size at 20 s as deployed (``profile``'s settings, Basic Ingest, a provisioned stream
+    of the shards :func:`stacks.capacity.sized` gives it) next to the naive design, and the limit each
+    size meets first with the change that moves it."""
     config = PROFILES[profile]
     head = (
         "| sensors | readings / month | shards | processor concurrency | alert concurrency "
-        "| DynamoDB window writes/s | WCU/s | monthly (as deployed) | $ / M readings | with Basic Ingest "
-        "| $ / M readings | naive design | $ / M readings | first limit | change that moves it | also exceeded |\n"
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
+        "| DynamoDB writes/s (windows + aggregates) | WCU/s | monthly | $ / M readings "
+        "| naive: DynamoDB writes/s | naive: monthly | naive: $ / M readings "
+        "| first limit | change that moves it | also exceeded |\n"
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"
     )
     rows = [head]
     for sensors in SCALE_SENSORS:
         fleet = replace(config.fleet, sensors=sensors, reading_interval_seconds=SCALE_INTERVAL_SECONDS)
-        ours = cap.sized(fleet, config.pipeline)
-        deployed = cap.model(fleet, ours)
-        basic = cap.model(fleet, replace(ours, ingest=cap.Ingest.BASIC_INGEST))
+        ours = cap.model(fleet, cap.sized(fleet, config.pipeline))
         naive = cap.model(fleet, config.pipeline.naive())
-        costs = [cap.monthly_cost(c, prices) for c in (deployed, basic, naive)]
-        per_million = [
-            cap.cost_per_million_readings(c, k) for c, k in zip((deployed, basic, naive), costs, strict=True)
-        ]
-        first = deployed.first_limit
+        costs = [cap.monthly_cost(c, prices) for c in (ours, naive)]
+        per_million = [cap.cost_per_million_readings(c, k) for c, k in zip((ours, naive), costs, strict=True)]
+        first = ours.first_limit
         state = "exceeded" if first.exceeded else "used"
-        others = [f"`{limit.field}` ({limit.utilisation:.0%})" for limit in deployed.limits
+        others = [f"`{limit.field}` ({limit.utilisation:.0%})" for limit in ours.limits
                   if limit.exceeded and limit is not first]  # fmt: skip
+        windows, aggregates = ours.sensor_windows, ours.segment_aggregates
         rows.append(
-            f"| {sensors:,} | {deployed.readings_per_month / 1e6:,.0f} M | {deployed.stream.shards} "
-            f"| {deployed.processor.concurrency} | {deployed.alert.concurrency} "
-            f"| {deployed.sensor_windows.item_writes_per_second:,.0f} "
-            f"| {deployed.sensor_windows.write_units_per_second:,.0f} "
-            f"| ${costs[0]['total']:,.0f} | ${per_million[0]:.3f} | ${costs[1]['total']:,.0f} | ${per_million[1]:.3f} "
-            f"| ${costs[2]['total']:,.0f} | ${per_million[2]:.3f} "
+            f"| {sensors:,} | {ours.readings_per_month / 1e6:,.0f} M | {ours.stream.shards} "
+            f"| {ours.processor.concurrency} | {ours.alert.concurrency} "
+            f"| {windows.item_writes_per_second + aggregates.item_writes_per_second:,.0f} "
+            f"({windows.item_writes_per_second:,.0f} + {aggregates.item_writes_per_second:,.0f}) "
+            f"| {windows.write_units_per_second + aggregates.write_units_per_second:,.0f} "
+            f"| ${costs[0]['total']:,.0f} | ${per_million[0]:.3f} "
+            f"| {naive.sensor_windows.item_writes_per_second:,.0f} | ${costs[1]['total']:,.0f} | ${per_million[1]:.3f} "
             f"| {first.name} [`{first.field}`]: {first.utilisation:.0%} {state} | {first.change} "
             f"| {', '.join(others) or '-'} |"
         )
     notes = (
         f"\nEach size reads every {SCALE_INTERVAL_SECONDS} s with {config.fleet.payload_bytes} B payloads and "
-        f"{config.fleet.sensors_per_segment} sensors per segment, on the `{profile}` profile's settings with a "
-        "provisioned stream of the shards the model asks for (`shard_count`). *As deployed*: sensors publish on "
-        "standard topics (`stacks/ingestion.py`), so IoT messaging is billed; *with Basic Ingest*: the same on "
-        "`$aws/rules/...` topics. *Naive design*: standard messaging, one PutItem per reading (done one after "
-        "another by the processor), an on-demand stream. Prices: "
+        f"{config.fleet.sensors_per_segment} sensors per segment, on the `{profile}` profile's settings as deployed: "
+        f"sensors publish through Basic Ingest, the processor gathers batches for "
+        f"{config.batching_window_seconds} s (`batching_window_seconds`), on a provisioned stream of the shards "
+        "the model asks for (`shard_count`: enough for the throughput at 80 % and for a lane's batch to span the "
+        "batching window). *Naive design*: standard IoT messaging, one PutItem per reading (one after another "
+        "in the processor), an on-demand stream. *First limit*: the limit the size is closest to, or furthest "
+        "past. Prices: "
         f"`prices/{prices.region}.json` of {prices.date}. Generated by `python -m tools.capacity --scale-table`."
     )
     return "\n".join(rows) + "\n" + notes

@@ -194,8 +194,14 @@ _TOPIC_LEVEL = re.compile(r"[^/+#]{1,128}")
 
 
 def topic(environment: str, thing: str) -> str:
-    """The topic a sensor publishes its readings on (contract: ``tap/<environment>/sensors/<thing>/readings``)."""
-    return f"tap/{environment}/sensors/{thing}/readings"
+    """The topic the ingestion rule sees a reading on (contract: ``tap/<environment>/sensors/<thing>/readings``)."""
+    return f"{Namer(environment).sensor_topic_prefix()}/{thing}/readings"
+
+
+def publish_topic(environment: str, thing: str) -> str:
+    """The topic a sensor publishes on: :func:`topic` behind the Basic Ingest prefix ``$aws/rules/<rule>/``,
+    which IoT strips before the rule sees it."""
+    return Namer(environment).sensor_publish_topic(thing)
 
 
 def thing_of(payload: bytes) -> str:
@@ -278,13 +284,17 @@ def read_lines(path: Path) -> list[bytes]:
 
 def read_input(path: Path, input_format: str = "payload", environment: str = "dev") -> list[Message]:
     """NDJSON input. ``payload``: one payload per line, sent as is (blank and bad lines included) on the
-    topic of its own ``sensor_id``. ``envelope``: ``{"topic": "tap/<env>/sensors/<thing>/readings",
-    "payload": "<raw payload>"}`` per line. Raises ``ValueError`` naming the line for a bad envelope."""
+    topic of its own ``sensor_id``. ``envelope``: ``{"topic": ..., "payload": "<raw payload>"}`` per line,
+    the topic as a sensor publishes it (``$aws/rules/<rule>/tap/<env>/sensors/<thing>/readings``, Basic
+    Ingest to this environment's rule) or as the rule sees it (``tap/<env>/sensors/<thing>/readings``).
+    Raises ``ValueError`` naming the line for a bad envelope."""
     lines = read_lines(path)
     if input_format == "payload":
         return own_topic(lines)
     messages = []
-    pattern = re.compile(rf"tap/{re.escape(environment)}/sensors/([^/+#]{{1,128}})/readings")
+    namer = Namer(environment)
+    basic_ingest, sensors = re.escape(namer.basic_ingest_prefix()), re.escape(namer.sensor_topic_prefix())
+    pattern = re.compile(rf"(?:{basic_ingest}/)?{sensors}/([^/+#]{{1,128}})/readings")
     for number, line in enumerate(lines, 1):
         try:
             envelope = json.loads(line)
@@ -293,7 +303,10 @@ def read_input(path: Path, input_format: str = "payload", environment: str = "de
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not an envelope {{'topic': ..., 'payload': ...}} ({exc})") from None
         if not match or not isinstance(payload, str):
-            raise ValueError(f"{path}:{number}: topic must be {topic(environment, '<thing>')}, payload a string")
+            raise ValueError(
+                f"{path}:{number}: topic must be {publish_topic(environment, '<thing>')} (or, as the rule sees "
+                f"it, {topic(environment, '<thing>')}), payload a string"
+            )
         messages.append(Message(match.group(1), payload.encode("utf-8", "surrogatepass")))
     return messages
 
@@ -737,6 +750,29 @@ def counting_conflicts(clients: Clients) -> Iterator[list[int]]:
         events.unregister("after-call.dynamodb.PutItem", seen)
 
 
+FUNCTION_SERVICES = ("dynamodb", "s3", "sns", "cloudwatch")
+"""The services the functions call (the local run's own reads of streams and queues are not counted)."""
+
+
+@contextmanager
+def counting_requests(clients: Clients, services: Sequence[str]) -> Iterator[Counter[str]]:
+    """Requests sent to ``services`` while the block runs, by ``service:Operation`` (thread-safe)."""
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def seen(model: Any, **_: Any) -> None:
+        with lock:
+            counts[f"{model.service_model.service_name}:{model.name}"] += 1
+
+    for service in services:
+        clients[service].meta.events.register("before-call", seen)
+    try:
+        yield counts
+    finally:
+        for service in services:
+            clients[service].meta.events.unregister("before-call", seen)
+
+
 def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
     """Stream records split over ``workers`` by a hash of the item's partition key (order kept per item)."""
     lanes: dict[str, list[dict[str, Any]]] = {f"alert-{i}": [] for i in range(workers)}
@@ -808,13 +844,14 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         )
 
     t0 = time.monotonic()
-    processed = deliver_all(shards, options.parallel, process_shard)
+    with counting_requests(clients, FUNCTION_SERVICES) as processor_requests:
+        processed = deliver_all(shards, options.parallel, process_shard)
     t_process = time.monotonic() - t0
 
     t0 = time.monotonic()
     changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
     workers = (options.alert_workers or len(shards)) if options.parallel else 1
-    with counting_conflicts(clients) as conflicts:
+    with counting_conflicts(clients) as conflicts, counting_requests(clients, FUNCTION_SERVICES) as alert_requests:
         alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
     t_alert = time.monotonic() - t0
 
@@ -834,6 +871,10 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "alert_retries": alerted.retries,
         "alert_write_conflicts": conflicts[0],
         "alert_records_to_dlq": alerted.gave_up,
+        "requests": {
+            "processor": dict(sorted(processor_requests.items())),
+            "alert": dict(sorted(alert_requests.items())),
+        },
         "readings_per_second": round(len(options.messages) / max(t_process, 1e-9)),
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
         "total_seconds": round(time.time() - started, 3),
@@ -891,8 +932,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-format",
         choices=("payload", "envelope"),
         default="payload",
-        help='envelope: each line is {"topic": "tap/<env>/sensors/<thing>/readings", "payload": "<raw payload>"}; '
-        "the thing level becomes the partition key, as the topic rule sets it",
+        help='envelope: each line is {"topic": "$aws/rules/<rule>/tap/<env>/sensors/<thing>/readings", "payload": '
+        '"<raw payload>"} as a sensor publishes it (Basic Ingest), or the topic without the $aws/rules/<rule>/ '
+        "prefix as the rule sees it; the thing level becomes the partition key, as the topic rule sets it",
     )
     parser.add_argument("--sensors", type=int, default=40, help="sensors to generate (without --input)")
     parser.add_argument("--minutes", type=int, default=30, help="minutes of traffic to generate")

@@ -101,7 +101,8 @@ class Plan:
         return json.dumps(reading).encode()
 
     def topic(self, thing: str) -> str:
-        return f"{Namer(self.environment).sensor_topic_prefix()}/{thing}/readings"
+        """Where a sensor publishes: the thing's Basic Ingest topic (``$aws/rules/<rule>/tap/<env>/...``)."""
+        return Namer(self.environment).sensor_publish_topic(thing)
 
 
 def wait_for(what: Callable[[], Any], timeout: float, every: float = 5.0) -> Any:
