@@ -115,6 +115,10 @@ FIREHOSE_FAILED_CONVERSION = Metric(
 )
 """Records Firehose could not convert to Parquet (they go to the error prefix, not the lake)."""
 IOT_TOPIC_MATCH = Metric("AWS/IoT", "TopicMatch", ("RuleName",), "Sum", IOT_DOC)
+IOT_RULE_NOT_FOUND = Metric(
+    "AWS/IoT", "RuleNotFound", ("RuleName",), "Sum", IOT_DOC.replace("#rule-action-metrics", "#rulemetrics")
+)
+"""A Basic Ingest publish to a rule that does not exist or is disabled: the message is dropped."""
 IOT_ACTION_FAILURE = Metric("AWS/IoT", "Failure", ("ActionType", "RuleName"), "Sum", IOT_DOC)
 """A rule action metric: published per rule *and* action type, never per rule alone."""
 KINESIS_INCOMING = Metric("AWS/Kinesis", "IncomingRecords", ("StreamName",), "Sum", KINESIS_DOC)

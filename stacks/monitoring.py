@@ -23,7 +23,7 @@ ALARM_CONCERNS = (
     "alert-errors", "alert-throttles", "alert-iterator-age",
     "processor-dlq-depth", "alert-dlq-depth",
     "firehose-freshness", "firehose-failed-conversion",
-    "iot-rule-failures", "congestion",
+    "iot-rule-failures", "iot-rule-not-found", "congestion",
 )  # fmt: skip
 """Every alarm of an environment, by concern: known before the alarms exist, so that the key policy can
 let exactly these alarms publish to the encrypted alert topic (``alarm_names``)."""
@@ -91,6 +91,8 @@ class Monitoring(Construct):
             AlarmSpec("iot-rule-failures", "Ingestion topic rule failed to put readings (any action type)",
                       mc.IOT_ACTION_FAILURE.watch(RuleName=props.iot_rule_name, ActionType=ANY),
                       limits.iot_rule_failures),
+            AlarmSpec("iot-rule-not-found", "Basic Ingest readings dropped: the ingestion rule is missing or disabled",
+                      mc.IOT_RULE_NOT_FOUND.watch(RuleName=props.iot_rule_name), limits.iot_rule_failures),
             AlarmSpec("congestion", "Segment windows entering heavy or severe congestion",
                       mc.CONGESTION_ALERTS.watch(namespace), limits.congestion_alerts),
         ]  # fmt: skip

@@ -34,6 +34,7 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
     "firehose-freshness": (mc.FIREHOSE_FRESHNESS, {"DeliveryStreamName": "tap-lake-{s}"}),
     "firehose-failed-conversion": (mc.FIREHOSE_FAILED_CONVERSION, {"DeliveryStreamName": "tap-lake-{s}"}),
     "iot-rule-failures": (mc.IOT_ACTION_FAILURE, {"RuleName": "tap_ingest_{u}", "ActionType": None}),
+    "iot-rule-not-found": (mc.IOT_RULE_NOT_FOUND, {"RuleName": "tap_ingest_{u}"}),
     "congestion": (mc.CONGESTION_ALERTS, {}),
 }
 
