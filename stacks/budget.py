@@ -35,7 +35,8 @@ def monthly_limit_usd(config: EnvironmentConfig) -> int:
 
 class CostBudget(Construct):
     """``aws_budgets_budget`` on the costs tagged with this environment (the provider's default tag
-    ``Environment``, which must be activated as a cost allocation tag), forecast notifications to the
+    ``Environment``, which must be activated as a cost allocation tag: docs/operations.md, first real
+    deployment checklist), forecast notifications to the
     alert topic (its policy and the key policy let ``budgets.amazonaws.com`` publish)."""
 
     def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: BudgetProps) -> None:

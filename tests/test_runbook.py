@@ -35,7 +35,7 @@ CDKTF = {"synth", "diff", "deploy", "destroy", "output", "list"}
 def commands() -> Iterator[str]:
     in_block = False
     for line in RUNBOOK.read_text().splitlines():
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):  # fences inside list items are indented
             in_block = line.strip() == "```bash" if not in_block else False
             continue
         if in_block and line.strip() and not line.lstrip().startswith("#"):
@@ -73,9 +73,13 @@ def aws_operations(service: str) -> dict[str, set[str]]:
     return found
 
 
+CLI_SERVICES = {"s3api": "s3"}
+"""AWS CLI command names that differ from botocore's service names."""
+
+
 def check_aws(argv: list[str]) -> None:
     service, operation, *rest = argv[1:]
-    operations = aws_operations(service)
+    operations = aws_operations(CLI_SERVICES.get(service, service))
     assert operation in operations, f"aws {service} has no operation {operation}"
     for word in rest:
         if word.startswith("--"):
@@ -116,7 +120,8 @@ def check(command: str) -> str:
         return "export"
     program = argv[0]
     if program == "make":
-        assert set(argv[1:]) <= make_targets(), f"{command}: no such make target"
+        targets = [w for w in argv[1:] if not re.fullmatch(r"[A-Z_]+=\S+", w)]  # VAR=value sets a variable
+        assert set(targets) <= make_targets(), f"{command}: no such make target"
     elif program == "python" and argv[1] == "-m":
         module = argv[2]
         assert module.startswith("tools."), command
