@@ -656,6 +656,24 @@ def _partitions(wcu: float, rcu: float) -> int:
     )
 
 
+def _table(
+    writes: float, *, wcu_each: float, rcu_each: float, item_bytes: float, hottest_writes: float, items: float
+) -> Table:
+    """A table's load from its item writes per second, the units each write and its read take, its
+    largest item, the hottest item's writes per second and the items it stores."""
+    return Table(
+        item_writes_per_second=writes,
+        write_units_per_second=writes * wcu_each,
+        read_units_per_second=writes * rcu_each,
+        write_units_per_item_write=wcu_each,
+        item_bytes_max=item_bytes,
+        hottest_item_writes_per_second=hottest_writes,
+        hottest_item_write_units_per_second=hottest_writes * _units(item_bytes, DYNAMODB_WRITE_UNIT_BYTES),
+        partitions=_partitions(writes * wcu_each, writes * rcu_each),
+        stored_bytes=items * (item_bytes + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES),
+    )
+
+
 def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, calibration: Calibration) -> Table:
     rate = fleet.readings_per_second
     interval = fleet.reading_interval_seconds
@@ -674,17 +692,7 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     per_sensor = writes / fleet.sensors
     items = fleet.sensors * pipeline.aggregate_ttl_days * 86_400 / max(window, interval)
     items *= math.ceil(per_window / calibration.window_part_rows)
-    return Table(
-        item_writes_per_second=writes,
-        write_units_per_second=writes * wcu_each,
-        read_units_per_second=writes * rcu_each,
-        write_units_per_item_write=wcu_each,
-        item_bytes_max=full,
-        hottest_item_writes_per_second=per_sensor,
-        hottest_item_write_units_per_second=per_sensor * _units(full, DYNAMODB_WRITE_UNIT_BYTES),
-        partitions=_partitions(writes * wcu_each, writes * rcu_each),
-        stored_bytes=items * (full + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES),
-    )
+    return _table(writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items)
 
 
 def aggregate_item_bytes(parts: float, readings_per_part: float, calibration: Calibration = CALIBRATION) -> float:
@@ -760,17 +768,7 @@ def _alert(
         requests_per_second=invocations * requests,
         duration_seconds_per_second=invocations * seconds,
     )
-    table = Table(
-        item_writes_per_second=puts,
-        write_units_per_second=puts * wcu_each,
-        read_units_per_second=puts * rcu_each,
-        write_units_per_item_write=wcu_each,
-        item_bytes_max=full,
-        hottest_item_writes_per_second=hot,
-        hottest_item_write_units_per_second=hot * _units(full, DYNAMODB_WRITE_UNIT_BYTES),
-        partitions=_partitions(puts * wcu_each, puts * rcu_each),
-        stored_bytes=stored * (full + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES),
-    )
+    table = _table(puts, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=hot, items=stored)
     return alert, table
 
 

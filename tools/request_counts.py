@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,30 +42,23 @@ from stacks import capacity
 from stacks.config import PROFILES
 from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
 from tools import moto_speedups
-from tools.simulate import Targets, dynamodb_stream_records, in_moto, kinesis_event, payload_event
+from tools.simulate import (
+    FUNCTION_SERVICES,
+    Targets,
+    counting_requests,
+    dynamodb_stream_records,
+    in_moto,
+    kinesis_event,
+    payload_event,
+)
 
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
-SERVICES = ("dynamodb", "s3", "cloudwatch", "sns")
 
 
-@contextmanager
-def counting(clients: Clients) -> Iterator[Counter[str]]:
-    """Count every request sent through ``clients`` while the block runs, as ``service:Operation``."""
-    counts: Counter[str] = Counter()
-    handlers = []
-    for service in SERVICES:
-        client = clients[service]
-
-        def count(model: Any, service: str = service, **_: Any) -> None:
-            counts[f"{service}:{model.name}"] += 1
-
-        client.meta.events.register("before-call.*.*", count)
-        handlers.append((client, count))
-    try:
-        yield counts
-    finally:
-        for client, handler in handlers:
-            client.meta.events.unregister("before-call.*.*", handler)
+def counting(clients: Clients) -> AbstractContextManager[Counter[str]]:
+    """Count every request the functions send through ``clients`` while the block runs, as
+    ``service:Operation`` (the local run's own counter, over the services the functions call)."""
+    return counting_requests(clients, FUNCTION_SERVICES)
 
 
 def reading(sensor: int, segment: int, minute: int) -> bytes:
