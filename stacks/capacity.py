@@ -121,6 +121,14 @@ sensor's newest accepted reading younger than that, or sensors that never stoppe
 
 # ------------------------------------------------------------------------- assumptions (not measured)
 
+SILENT_AFTER_INDEX_WRITE_UNITS = 2.0
+"""Write units of the keys-only ``silent-after`` index (``stacks.layout.SILENT_AFTER``) when a window item
+write moves its sensor's silence minute: a delete and a put, each of an entry under 1 KB (DynamoDB
+developer guide, "Global secondary indexes": an update that changes an indexed key attribute takes two
+writes); a write that keeps the minute takes none. The minute moves with the time a write adds to the
+sensor's newest reading (the batch period, or the interval if longer), so the model charges this times
+``min(1, that / 60 s)`` per window item write: an assumption, not measured (moto meters no capacity)."""
+
 DYNAMODB_ITEM_REQUEST_SECONDS = 0.005
 """Assumed round trip of one single-item request (PutItem, GetItem, UpdateItem, a small Query) from a
 function in the table's region: DynamoDB promises single-digit milliseconds. Feeds time only."""
@@ -692,7 +700,13 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     per_sensor = writes / fleet.sensors
     items = fleet.sensors * pipeline.aggregate_ttl_days * 86_400 / max(window, interval)
     items *= math.ceil(per_window / calibration.window_part_rows)
-    return _table(writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items)
+    table = _table(
+        writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items
+    )
+    # The index's writes are billed (and count against the quota) with the table's; its partitions are its own.
+    moves = min(1.0, max(processor.batch_period_seconds, interval) / 60)
+    index_units = writes * SILENT_AFTER_INDEX_WRITE_UNITS * moves
+    return replace(table, write_units_per_second=table.write_units_per_second + index_units)
 
 
 def aggregate_item_bytes(parts: float, readings_per_part: float, calibration: Calibration = CALIBRATION) -> float:

@@ -48,6 +48,8 @@ S3_IA_MINIMUM_DAYS = 30
 """S3 lifecycle: objects stay at least 30 days in STANDARD before STANDARD_IA, and 30 days in STANDARD_IA
 before a further transition; a rule asking for less is refused."""
 UNRESERVED_MINIMUM = 100
+SILENCE_CHECK_TIMEOUT_LIMIT = 55
+"""The silence check runs every minute: a run must end before the next one starts."""
 """Concurrent executions Lambda keeps unreserved in every account (PutFunctionConcurrency refuses more)."""
 DYNAMODB_STREAM_RETENTION_MS = 24 * 3_600_000
 """DynamoDB Streams keeps a record 24 hours: an alert lag alarm must fire before records are lost."""
@@ -145,6 +147,10 @@ class AlarmThresholds:
     """Failed actions of the ingestion topic rule per period."""
     congestion_alerts: int = 5
     """Segment windows entering heavy or severe congestion per period."""
+    silent_sensors: int = 1
+    """Sensors silent at once (contract "Silent sensors"; the silence check's ``SilentSensors``)."""
+    silence_errors: int = 1
+    """Silence check invocation errors per period."""
 
     def validate(self, env: str) -> None:
         _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
@@ -158,6 +164,8 @@ class AlarmThresholds:
         _int(env, "alarms.firehose_freshness_seconds", self.firehose_freshness_seconds, 60, 86_400)
         _int(env, "alarms.iot_rule_failures", self.iot_rule_failures, 1, 1_000_000)
         _int(env, "alarms.congestion_alerts", self.congestion_alerts, 1, 1_000_000)
+        _int(env, "alarms.silent_sensors", self.silent_sensors, 1, 10_000_000)
+        _int(env, "alarms.silence_errors", self.silence_errors, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,15 @@ class EnvironmentConfig:
     """Processor Lambda sizing."""
     alert: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
     """Alert Lambda sizing."""
+    silence: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=50))
+    """Silence check Lambda sizing (it runs every minute: its timeout stays under a minute, 1-55 s)."""
+    silence_factor: int = 3
+    """Contract "Silent sensors": a sensor is silent when its newest accepted reading is more than this
+    many of its reporting intervals old, 2-100. Higher: fewer outages for a sensor that misses a reading
+    or two, later detection (``silence_factor x interval`` plus at most two minutes)."""
+    fleet_retention_days: int = 7
+    """A sensor leaves the fleet after this many days without an accepted reading, 1-365: its outage is
+    closed without a recovery notice, and it no longer counts as silent."""
     batch_size: int = 10_000
     """Most records per processor invocation, 1-10000 (Kinesis's maximum: fewer requests per reading
     when catching up; the batching window decides how full batches are in steady state)."""
@@ -302,12 +319,15 @@ class EnvironmentConfig:
             raise ConfigError(
                 env, "log_retention_days", f"must be one of {LOG_RETENTION_DAYS}, got {self.log_retention_days!r}"
             )
-        for prefix in ("processor", "alert"):
+        for prefix in ("processor", "alert", "silence"):
             settings = getattr(self, prefix)
             if not isinstance(settings, FunctionSettings):
                 raise ConfigError(env, prefix, "must be a FunctionSettings")
             settings.validate(env, prefix)
         _int(env, "batch_size", self.batch_size, 1, 10_000)
+        _int(env, "silence_factor", self.silence_factor, 2, 100)
+        _int(env, "fleet_retention_days", self.fleet_retention_days, 1, 365)
+        _int(env, "silence.timeout_seconds", self.silence.timeout_seconds, 1, SILENCE_CHECK_TIMEOUT_LIMIT)
         _int(env, "batching_window_seconds", self.batching_window_seconds, 0, 300)
         _int(env, "max_retry_attempts", self.max_retry_attempts, 0, 10_000)
         _int(env, "max_record_age_seconds", self.max_record_age_seconds, 60, 604_800)
@@ -352,7 +372,7 @@ class EnvironmentConfig:
             raise ConfigError(
                 env,
                 "processor.reserved_concurrency",
-                f"with alert.reserved_concurrency reserves {self.reserved_total}: Lambda keeps "
+                f"with alert and silence reserved_concurrency reserves {self.reserved_total}: Lambda keeps "
                 f"{UNRESERVED_MINIMUM} of lambda_concurrency_quota ({self.lambda_concurrency_quota}) unreserved, "
                 f"so at most {max(self.lambda_concurrency_quota - UNRESERVED_MINIMUM, 0)} can be reserved",
             )
@@ -420,7 +440,7 @@ class EnvironmentConfig:
     @property
     def reserved_total(self) -> int:
         """Concurrency this environment's functions reserve."""
-        return sum(f.reserved_concurrency or 0 for f in (self.processor, self.alert))
+        return sum(f.reserved_concurrency or 0 for f in (self.processor, self.alert, self.silence))
 
     def with_name(self, name: str) -> EnvironmentConfig:
         """The same profile under another environment name (validated again)."""
@@ -496,10 +516,11 @@ PROD = EnvironmentConfig(
     log_retention_days=365,
     processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
     alert=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    silence=FunctionSettings(memory_mb=256, timeout_seconds=50, reserved_concurrency=1),
     batching_window_seconds=30,
     max_retry_attempts=10,
     max_record_age_seconds=86_400,
-    alarms=AlarmThresholds(iterator_age_ms=300_000, congestion_alerts=10),
+    alarms=AlarmThresholds(iterator_age_ms=300_000, congestion_alerts=10, silent_sensors=50),
     lifecycle=DataLifecycle(
         lake_infrequent_access_days=30,
         lake_glacier_days=180,

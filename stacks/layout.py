@@ -19,12 +19,20 @@ ALERT_BATCH_SIZE = 1000
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """A global secondary index (all attributes projected, on-demand like its table)."""
+    """A global secondary index (on-demand like its table)."""
 
     name: str
     hash_key: str
     range_key: str
     range_type: str = "S"
+    include: tuple[str, ...] | None = None
+    """Non-key attributes projected into the index; ``None`` projects them all, ``()`` only the keys. An
+    index entry is written (and billed) at its projected size, so an index over large items projects
+    little."""
+
+    @property
+    def projection_type(self) -> str:
+        return "ALL" if self.include is None else "INCLUDE" if self.include else "KEYS_ONLY"
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,19 @@ class TableSpec:
         return types
 
 
+SILENT_AFTER = IndexSpec("silent-after", hash_key="silent_minute", range_key="sensor_id", include=())
+"""Sparse and keys-only: the window item holding a sensor's newest reading of a batch carries the minute
+its silence would begin (``lambdas.common.silence``), so the silence check reads a minute or two of this
+index instead of every sensor. An entry of an item a later window superseded stays until the window's
+TTL; the check tells those apart (``lambdas.silence``). Keys-only, so that an item write that keeps its
+minute costs the index nothing."""
 SENSOR_WINDOWS = TableSpec(
-    "sensor-windows", hash_key="sensor_id", range_key="window_part", ttl=True, stream_view_type="NEW_IMAGE"
+    "sensor-windows",
+    hash_key="sensor_id",
+    range_key="window_part",
+    ttl=True,
+    stream_view_type="NEW_IMAGE",
+    indexes=(SILENT_AFTER,),
 )
 """Each sensor's distinct readings per window (sort key ``<window start>#<part>``, see
 ``lambdas.processor.logic``: a window's readings are split over bounded parts), with their exact sums
@@ -66,7 +85,13 @@ SEGMENT_AGGREGATES = TableSpec(
     "segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True, indexes=(PENDING_ALERTS,)
 )
 """Each segment's aggregate per window, with its congestion level, version and alert state."""
-TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES)
+OPEN_OUTAGES = IndexSpec("open-outages", hash_key="outage_open", range_key="sensor_id")
+"""Sparse: the outages not yet ended by a recovery notice (or by the sensor leaving the fleet)."""
+SENSOR_OUTAGES = TableSpec("sensor-outages", hash_key="sensor_id", range_key="since", ttl=True, indexes=(OPEN_OUTAGES,))
+"""One item per outage of a sensor (``since``: the timestamp of its newest reading when it fell silent),
+with the outage alert's and the recovery notice's exactly-once state, and the check's cursor
+(``lambdas.silence.service``)."""
+TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES, SENSOR_OUTAGES)
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,7 @@ class RuntimeNames:
     segment_aggregates_table: str
     quarantine_bucket: str
     alert_topic_arn: str
+    sensor_outages_table: str
 
 
 def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
@@ -88,6 +114,7 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
         "QUARANTINE_BUCKET": names.quarantine_bucket,
         "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
         "MAX_READING_AGE_SECONDS": str(config.max_reading_age_seconds),
+        "SILENCE_FACTOR": str(config.silence_factor),
     }
 
 
@@ -98,6 +125,18 @@ def alert_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[st
         "SEGMENT_AGGREGATES_TABLE": names.segment_aggregates_table,
         "ALERT_TOPIC_ARN": names.alert_topic_arn,
         "CLAIM_LEASE_SECONDS": str(claim_lease_seconds(config)),
+    }
+
+
+def silence_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
+    """Environment variables of the silence check function."""
+    return {
+        **_common_environment(names, config),
+        "SENSOR_OUTAGES_TABLE": names.sensor_outages_table,
+        "ALERT_TOPIC_ARN": names.alert_topic_arn,
+        "SILENCE_FACTOR": str(config.silence_factor),
+        "FLEET_RETENTION_DAYS": str(config.fleet_retention_days),
+        "CLAIM_LEASE_SECONDS": str(config.silence.timeout_seconds + 60),
     }
 
 

@@ -99,6 +99,7 @@ KINESIS_DOC = "https://docs.aws.amazon.com/streams/latest/dev/monitoring-with-cl
 DYNAMODB_DOC = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html"
 ALERT_CODE = "lambdas/alert/logic.py (PutMetricData)"
 PROCESSOR_CODE = "lambdas/processor/service.py (embedded metric format)"
+SILENCE_CODE = "lambdas/silence/service.py (PutMetricData)"
 
 LAMBDA_ERRORS = Metric("AWS/Lambda", "Errors", ("FunctionName",), "Sum", LAMBDA_DOC)
 LAMBDA_THROTTLES = Metric("AWS/Lambda", "Throttles", ("FunctionName",), "Sum", LAMBDA_DOC)
@@ -132,6 +133,8 @@ DUPLICATE_READINGS = Metric(CUSTOM, metrics.DUPLICATE_READINGS, (), "Sum", PROCE
 RECORDS_QUARANTINED = Metric(CUSTOM, metrics.RECORDS_QUARANTINED, (metrics.REASON_DIMENSION,), "Sum", PROCESSOR_CODE)
 SEGMENT_WINDOWS = Metric(CUSTOM, metrics.SEGMENT_WINDOWS, (metrics.LEVEL_DIMENSION,), "Sum", ALERT_CODE)
 CONGESTION_ALERTS = Metric(CUSTOM, metrics.CONGESTION_ALERTS, (), "Sum", ALERT_CODE)
+SILENT_SENSORS = Metric(CUSTOM, metrics.SILENT_SENSORS, (), "Maximum", SILENCE_CODE)
+"""Sensors silent at each run of the silence check (a gauge: its maximum over a period)."""
 
 CATALOG: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
 """Every metric above, for the tests."""

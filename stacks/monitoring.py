@@ -24,6 +24,7 @@ ALARM_CONCERNS = (
     "processor-dlq-depth", "alert-dlq-depth",
     "firehose-freshness", "firehose-failed-conversion",
     "iot-rule-failures", "iot-rule-not-found", "congestion",
+    "silence-errors", "silence-dlq-depth", "silence-not-running", "silent-sensors",
 )  # fmt: skip
 """Every alarm of an environment, by concern: known before the alarms exist, so that the key policy can
 let exactly these alarms publish to the encrypted alert topic (``alarm_names``)."""
@@ -46,6 +47,11 @@ class MonitoringProps:
     alert_dlq_name: str
     firehose_name: str
     table_names: tuple[str, ...]
+    silence_function_name: str
+    silence_dlq_name: str
+    fleet_readings_per_second: float
+    """The declared fleet's readings per second (``sensors / reading_interval_seconds``): what the
+    dashboard's completeness line divides by."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class AlarmSpec:
     metric: Watched
     """A metric of :mod:`stacks.metric_catalog` with its dimension values (so the set is AWS's)."""
     threshold: int
+    below: bool = False
+    """Alarm when the metric falls below the threshold, and when it is missing (nothing ran)."""
 
 
 class Monitoring(Construct):
@@ -95,6 +103,14 @@ class Monitoring(Construct):
                       mc.IOT_RULE_NOT_FOUND.watch(RuleName=props.iot_rule_name), limits.iot_rule_failures),
             AlarmSpec("congestion", "Segment windows entering heavy or severe congestion",
                       mc.CONGESTION_ALERTS.watch(namespace), limits.congestion_alerts),
+            AlarmSpec("silence-errors", "Silence check runs failed",
+                      mc.LAMBDA_ERRORS.watch(FunctionName=props.silence_function_name), limits.silence_errors),
+            AlarmSpec("silence-dlq-depth", "Silence check runs given up on (invocation or delivery)",
+                      mc.SQS_VISIBLE.watch(QueueName=props.silence_dlq_name), limits.dlq_messages),
+            AlarmSpec("silence-not-running", "The silence check did not run (schedule disabled or failing)",
+                      mc.LAMBDA_INVOCATIONS.watch(FunctionName=props.silence_function_name), 1, below=True),
+            AlarmSpec("silent-sensors", "Sensors silent (no accepted reading for silence_factor x their interval)",
+                      mc.SILENT_SENSORS.watch(namespace), limits.silent_sensors),
         ]  # fmt: skip
         if tuple(spec.concern for spec in self.specs) != ALARM_CONCERNS:
             raise ValueError("ALARM_CONCERNS must list every alarm, in order (the key policy names them)")
@@ -116,8 +132,8 @@ class Monitoring(Construct):
             "alarm_description": spec.description,
             "evaluation_periods": 1,
             "threshold": spec.threshold,
-            "comparison_operator": "GreaterThanOrEqualToThreshold",
-            "treat_missing_data": "notBreaching",
+            "comparison_operator": "LessThanThreshold" if spec.below else "GreaterThanOrEqualToThreshold",
+            "treat_missing_data": "breaching" if spec.below else "notBreaching",
             "alarm_actions": [topic_arn],
             "ok_actions": [topic_arn],
         }
@@ -242,6 +258,24 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
                 mc.FIREHOSE_DELIVERED.watch(DeliveryStreamName=props.firehose_name).dashboard_line(),
                 mc.FIREHOSE_FAILED_CONVERSION.watch(DeliveryStreamName=props.firehose_name).dashboard_line(),
                 mc.FIREHOSE_FRESHNESS.watch(DeliveryStreamName=props.firehose_name).dashboard_line(**right),
+            ],
+        ),
+        _metric_widget(
+            "9. Sensors: silent, completeness (% of the declared fleet's readings accepted)",
+            region,
+            [
+                mc.SILENT_SENSORS.watch(namespace).dashboard_line(),
+                [namespace, metrics.READINGS_ACCEPTED, {"id": "accepted", "visible": False}],
+                [
+                    {
+                        "expression": f"100 * accepted / (PERIOD(accepted) * {props.fleet_readings_per_second:g})",
+                        "label": "Completeness (%)",
+                        "id": "completeness",
+                        "yAxis": "right",
+                    }
+                ],
+                mc.LAMBDA_ERRORS.watch(FunctionName=props.silence_function_name).dashboard_line(),
+                mc.SQS_VISIBLE.watch(QueueName=props.silence_dlq_name).dashboard_line(),
             ],
         ),
     ]

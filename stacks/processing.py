@@ -1,4 +1,5 @@
-"""The processor and alert functions, their dead-letter queues and event source mappings."""
+"""The processor and alert functions, their dead-letter queues and event source mappings (``Function``
+is every function's shape: the silence check's too, ``stacks.silence``)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ class ProcessingProps:
     quarantine_bucket_name: str
     quarantine_bucket_arn: str
     alert_topic_arn: str
+    sensor_outages_table_name: str
 
 
 class Function(Construct):
@@ -142,13 +144,14 @@ class Processing(Construct):
         config = ctx.config
         namespace = ctx.namer.metric_namespace()
         use_key = Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn])
-        names = RuntimeNames(
+        self.names = names = RuntimeNames(
             environment_suffix=ctx.namer.environment_suffix,
             metric_namespace=namespace,
             sensor_windows_table=props.sensor_windows_table_name,
             segment_aggregates_table=props.segment_aggregates_table_name,
             quarantine_bucket=props.quarantine_bucket_name,
             alert_topic_arn=props.alert_topic_arn,
+            sensor_outages_table=props.sensor_outages_table_name,
         )
         self.processor = Function(
             self,

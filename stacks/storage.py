@@ -15,7 +15,7 @@ from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps, Transition
 from stacks.context import StackContext
-from stacks.layout import SEGMENT_AGGREGATES, SENSOR_WINDOWS, TABLES, TTL_ATTRIBUTE, TableSpec
+from stacks.layout import SEGMENT_AGGREGATES, SENSOR_OUTAGES, SENSOR_WINDOWS, TABLES, TTL_ATTRIBUTE, TableSpec
 from stacks.naming import Kind
 
 
@@ -28,6 +28,7 @@ class Storage(Construct):
         self._kms_key_arn = kms_key_arn
         self.sensor_windows = self._table("sensor-windows-table", SENSOR_WINDOWS)
         self.segment_aggregates = self._table("segment-aggregates-table", SEGMENT_AGGREGATES)
+        self.sensor_outages = self._table("sensor-outages-table", SENSOR_OUTAGES)
         self.table_names = tuple(ctx.namer.name(Kind.DYNAMODB_TABLE, s.concern) for s in TABLES)
 
         life = ctx.config.lifecycle
@@ -79,7 +80,11 @@ class Storage(Construct):
         attributes = [DynamodbTableAttribute(name=name, type=kind) for name, kind in spec.attribute_types().items()]
         indexes = [
             DynamodbTableGlobalSecondaryIndex(
-                name=index.name, hash_key=index.hash_key, range_key=index.range_key, projection_type="ALL"
+                name=index.name,
+                hash_key=index.hash_key,
+                range_key=index.range_key,
+                projection_type=index.projection_type,
+                non_key_attributes=list(index.include) if index.include else None,
             )
             for index in spec.indexes
         ]

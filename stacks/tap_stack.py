@@ -20,6 +20,7 @@ from stacks.naming import Namer
 from stacks.notifications import Notifications, alert_topic_name
 from stacks.processing import Processing, ProcessingProps
 from stacks.security import Security, SecurityProps
+from stacks.silence import SilenceCheck, SilenceProps
 from stacks.storage import Storage
 
 
@@ -78,7 +79,7 @@ class TapStack(TerraformStack):
             account_id=identity.account_id,
             partition=partition.partition,
         )
-        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "alert")]
+        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "alert", "silence")]
         security = Security(
             self,
             "security",
@@ -129,6 +130,19 @@ class TapStack(TerraformStack):
                 quarantine_bucket_name=storage.quarantine.name,
                 quarantine_bucket_arn=storage.quarantine.arn,
                 alert_topic_arn=notifications.topic_arn,
+                sensor_outages_table_name=storage.sensor_outages.name,
+            ),
+        )
+        silence = SilenceCheck(
+            self,
+            "silence",
+            ctx,
+            SilenceProps(
+                kms_key_arn=key_arn,
+                names=processing.names,
+                sensor_windows_table_arn=storage.sensor_windows.arn,
+                sensor_outages_table_arn=storage.sensor_outages.arn,
+                alert_topic_arn=notifications.topic_arn,
             ),
         )
         budget = CostBudget(self, "budget", ctx, BudgetProps(alert_topic_arn=notifications.topic_arn))
@@ -144,6 +158,9 @@ class TapStack(TerraformStack):
                 alert_function_name=processing.alert.function_name,
                 processor_dlq_name=processing.processor.dlq_name,
                 alert_dlq_name=processing.alert.dlq_name,
+                silence_function_name=silence.check.function_name,
+                silence_dlq_name=silence.check.dlq_name,
+                fleet_readings_per_second=props.config.sensors / props.config.reading_interval_seconds,
                 firehose_name=analytics.firehose_name,
                 table_names=storage.table_names,
             ),
@@ -167,6 +184,10 @@ class TapStack(TerraformStack):
                 "Each sensor's readings per window; its newest item is the sensor's current state",
             ),
             "segment_aggregates_table_name": (storage.segment_aggregates.name, "Segment aggregates per window"),
+            "sensor_outages_table_name": (
+                storage.sensor_outages.name,
+                "Silent-sensor outages with their alert and recovery state, and the silence check's cursor",
+            ),
             "lake_bucket_name": (storage.lake.name, "Data lake bucket (Parquet)"),
             "quarantine_bucket_name": (storage.quarantine.name, "Rejected records and failed IoT puts"),
             "athena_results_bucket_name": (storage.athena_results.name, "Athena query results"),
@@ -177,6 +198,8 @@ class TapStack(TerraformStack):
             "firehose_delivery_stream_name": (analytics.firehose.name, "Firehose archiving the stream"),
             "processor_function_name": (processing.processor.function.function_name, "Processor Lambda"),
             "alert_function_name": (processing.alert.function.function_name, "Alert Lambda"),
+            "silence_function_name": (silence.check.function.function_name, "Silence check Lambda (every minute)"),
+            "silence_dlq_url": (silence.check.dlq.url, "Silence check dead-letter queue"),
             "processor_dlq_url": (processing.processor.dlq.url, "Processor dead-letter queue"),
             "alert_dlq_url": (processing.alert.dlq.url, "Alert dead-letter queue"),
             "alert_topic_arn": (notifications.topic_arn, "SNS topic for alerts and alarms"),

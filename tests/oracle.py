@@ -107,8 +107,41 @@ def verdict(sent: Sent, max_age_seconds: int) -> tuple[str, dict[str, Any] | Non
     return "valid", document
 
 
-def expected(messages: Sequence[Sent], *, window_seconds: int = 300, max_age_seconds: int = 86_400) -> dict[str, Any]:
-    """What the stores must hold after ``messages`` (in stream order) went through the whole path."""
+def canonical(moment: Fraction) -> str:
+    """An instant as the platform writes it in ``alert_id``: UTC, nine fraction digits."""
+    second = moment.numerator // moment.denominator
+    nanos = (moment - second) * 10**9
+    assert nanos.denominator == 1
+    return f"{label(second)[:-1]}.{int(nanos):09d}Z"
+
+
+def silent(
+    distinct: dict[tuple[str, Fraction], dict[str, Any]], now: Fraction, factor: int, retention_days: int
+) -> dict[str, Fraction]:
+    """Contract "Silent sensors" at ``now``: each sensor in the fleet whose newest accepted reading is
+    more than ``factor`` of that reading's intervals old, with that reading's instant."""
+    newest: dict[str, Fraction] = {}
+    for sensor, moment in distinct:
+        newest[sensor] = max(moment, newest.get(sensor, moment))
+    found = {}
+    for sensor, moment in newest.items():
+        interval = distinct[(sensor, moment)].get("interval_seconds", 60)
+        if now - moment > factor * interval and now - moment <= retention_days * 86_400:
+            found[sensor] = moment
+    return found
+
+
+def expected(
+    messages: Sequence[Sent],
+    *,
+    window_seconds: int = 300,
+    max_age_seconds: int = 86_400,
+    now_ns: int | None = None,
+    silence_factor: int = 3,
+    fleet_retention_days: int = 7,
+) -> dict[str, Any]:
+    """What the stores must hold after ``messages`` (in stream order) went through the whole path, and
+    the sensors silent at ``now_ns`` (default: the last arrival time)."""
     quarantined = dict.fromkeys(CODES, 0)
     distinct: dict[tuple[str, Fraction], dict[str, Any]] = {}
     duplicates = 0
@@ -129,7 +162,11 @@ def expected(messages: Sequence[Sent], *, window_seconds: int = 300, max_age_sec
         second = moment.numerator // moment.denominator
         by_window[(document["segment_id"], label(second - second % window_seconds))].append(document)
     windows = {f"{s}:{w}": aggregate(docs) for (s, w), docs in sorted(by_window.items())}
+    now = Fraction(now_ns if now_ns is not None else max((m.arrival_ns for m in messages), default=0), 10**9)
+    quiet = silent(distinct, now, silence_factor, fleet_retention_days)
     return {
+        "silent_sensors": sorted(quiet),
+        "silent_since": {sensor: canonical(moment) for sensor, moment in quiet.items()},
         "records_in": len(messages),
         "accepted": len(distinct),
         "duplicates": duplicates,
@@ -156,15 +193,26 @@ def stored_aggregate(item: dict[str, Any]) -> dict[str, Any]:
 SUMMARY_KEYS = ("records_in", "accepted", "duplicates", "quarantined", "segments", "sensors", "congested_windows")
 
 
+def congestion(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The congestion alerts a run delivered (outage alerts and recovery notices carry ``alert_type``)."""
+    return [a for a in summary["alerts"] if "alert_type" not in a]
+
+
 def assert_summary(summary: dict[str, Any], want: dict[str, Any], environment: str = "dev") -> None:
     """The run's summary equals the oracle's, exactly; every congested window has exactly one alert,
-    and no ``alert_id`` was delivered twice."""
+    every sensor silent at the (one) check exactly one outage alert, and no ``alert_id`` was delivered
+    twice."""
     for key in SUMMARY_KEYS:
         assert summary[key] == want[key], key
     ids = [a["alert_id"] for a in summary["alerts"]]
     assert len(ids) == len(set(ids)), "an alert_id was delivered twice"
-    alerted = {f"{a['segment_id']}:{a['window_start']}" for a in summary["alerts"]}
+    alerted = {f"{a['segment_id']}:{a['window_start']}" for a in congestion(summary)}
     assert set(want["congested_windows"]) <= alerted, "a congested window has no alert"
-    for alert in summary["alerts"]:
+    for alert in congestion(summary):
         assert alert["alert_id"] == f"{environment}:{alert['segment_id']}:{alert['window_start']}"
+    assert summary["silent_sensors"] == want["silent_sensors"]
+    outages = sorted(a["alert_id"] for a in summary["alerts"] if "alert_type" in a)
+    assert outages == sorted(
+        f"{environment}:silent:{sensor}:{since}" for sensor, since in want["silent_since"].items()
+    ), "each silent sensor has exactly one outage alert (and none recovered: one check)"
     assert summary["records_in"] == summary["accepted"] + summary["duplicates"] + sum(summary["quarantined"].values())

@@ -138,11 +138,11 @@ def test_lifecycle_at_s3s_minimums_is_accepted() -> None:
 
 
 def test_reservations_of_environments_sharing_an_account_add_up() -> None:
-    """staging (10) and prod (60) reserve 70: fine under 1,000; under 160, each fits its 60 alone, not both."""
-    assert sum(e.config.reserved_total for e in load({}).environments) == 70
-    small = {n: dataclasses.replace(c, lambda_concurrency_quota=160) for n, c in PROFILES.items()}
+    """staging (10) and prod (61) reserve 71: fine under 1,000; under 162, each fits its 62 alone, not both."""
+    assert sum(e.config.reserved_total for e in load({}).environments) == 71
+    small = {n: dataclasses.replace(c, lambda_concurrency_quota=162) for n, c in PROFILES.items()}
     environments = [Environment(suffix=n, config=c) for n, c in small.items()]
-    with pytest.raises(ConfigError, match=r"reservations add up to 70 \(staging 10, prod 60\)"):
+    with pytest.raises(ConfigError, match=r"reservations add up to 71 \(staging 10, prod 61\)"):
         check_shared_quota(environments)
 
 

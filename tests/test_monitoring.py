@@ -36,6 +36,10 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
     "iot-rule-failures": (mc.IOT_ACTION_FAILURE, {"RuleName": "tap_ingest_{u}", "ActionType": None}),
     "iot-rule-not-found": (mc.IOT_RULE_NOT_FOUND, {"RuleName": "tap_ingest_{u}"}),
     "congestion": (mc.CONGESTION_ALERTS, {}),
+    "silence-errors": (mc.LAMBDA_ERRORS, {"FunctionName": "tap-silence-{s}"}),
+    "silence-dlq-depth": (mc.SQS_VISIBLE, {"QueueName": "tap-silence-dlq-{s}"}),
+    "silence-not-running": (mc.LAMBDA_INVOCATIONS, {"FunctionName": "tap-silence-{s}"}),
+    "silent-sensors": (mc.SILENT_SENSORS, {}),
 }
 
 
@@ -96,13 +100,22 @@ def test_alarm_thresholds_come_from_their_own_config_fields(env: tuple[str, Stac
         "processor-iterator-age": limits.iterator_age_ms,
         "firehose-failed-conversion": limits.firehose_failed_conversions,
         "congestion": limits.congestion_alerts,
+        "silence-errors": limits.silence_errors,
+        "silent-sensors": limits.silent_sensors,
     }
     for concern, threshold in fields.items():
         assert alarms[f"tap-{concern}-{suffix}"]["threshold"] == threshold, concern
     topic_name, _ = doc.one("aws_sns_topic")
-    for alarm in alarms.values():
+    for name, alarm in alarms.items():
         assert alarm["alarm_actions"] == [f"${{aws_sns_topic.{topic_name}.arn}}"]
-        assert alarm["treat_missing_data"] == "notBreaching"
+        if name == f"tap-silence-not-running-{suffix}":  # no invocation in a period: missing data is the alarm
+            assert (alarm["comparison_operator"], alarm["threshold"], alarm["treat_missing_data"]) == (
+                "LessThanThreshold",
+                1,
+                "breaching",
+            )
+        else:
+            assert alarm["treat_missing_data"] == "notBreaching"
 
 
 def test_every_dashboard_line_is_a_catalog_metric_with_its_exact_dimension_set(env: tuple[str, StackDoc]) -> None:

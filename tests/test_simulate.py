@@ -101,8 +101,16 @@ def test_input_file_is_sent_as_is(tmp_path: Path) -> None:
         "stale_timestamp": 1,
     }
     assert (summary["accepted"], summary["duplicates"]) == (1, 1)
+    # s1's only reading (11:50) is more than 3 x 60 s before --now: s1 is silent, with one outage alert.
+    assert summary["silent_sensors"] == ["s1"]
     assert summary["alerts"] == [
-        {"alert_id": "dev:seg:2026-06-01T11:50:00Z", "segment_id": "seg", "window_start": "2026-06-01T11:50:00Z"}
+        {"alert_id": "dev:seg:2026-06-01T11:50:00Z", "segment_id": "seg", "window_start": "2026-06-01T11:50:00Z"},
+        {
+            "alert_id": "dev:silent:s1:2026-06-01T11:50:00.000000000Z",
+            "alert_type": "sensor_silent",
+            "last_reading_at": "2026-06-01T11:50:00.000000000Z",
+            "sensor_id": "s1",
+        },
     ]
 
 

@@ -318,7 +318,7 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env:
 def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
-    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates")}
+    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages")}
     for table in tables.values():
         assert table["billing_mode"] == "PAY_PER_REQUEST"
         assert table["point_in_time_recovery"] == {"enabled": True}
@@ -327,7 +327,19 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     # a sensor's items sort by window: its newest item is its current state (one Query, newest first)
     windows = tables[f"tap-sensor-windows-{suffix}"]
     assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_part")
-    assert "global_secondary_index" not in windows
+    # the silence check's index of each sensor's silence minute: keys only (an entry is ~100 bytes, and a
+    # window write that keeps its minute costs the index nothing)
+    assert windows["global_secondary_index"] == [
+        {"name": "silent-after", "hash_key": "silent_minute", "range_key": "sensor_id", "projection_type": "KEYS_ONLY"}
+    ]
+    assert {(a["name"], a["type"]) for a in windows["attribute"]} == {
+        ("sensor_id", "S"), ("window_part", "S"), ("silent_minute", "S"),
+    }  # fmt: skip
+    outages = tables[f"tap-sensor-outages-{suffix}"]
+    assert (outages["hash_key"], outages["range_key"]) == ("sensor_id", "since")
+    assert outages["global_secondary_index"] == [
+        {"name": "open-outages", "hash_key": "outage_open", "range_key": "sensor_id", "projection_type": "ALL"}
+    ]
     aggregates = tables[f"tap-segment-aggregates-{suffix}"]
     assert (aggregates["hash_key"], aggregates["range_key"]) == ("segment_id", "window_start")
     # the sparse index of pending alert claims, which the alert function sweeps for expired leases
@@ -338,7 +350,7 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     assert {(a["name"], a["type"]) for a in aggregates["attribute"]} == {
         ("segment_id", "S"), ("window_start", "S"), ("alert_pending", "S"), ("alert_lease_until", "N"),
     }  # fmt: skip
-    for transient in ("sensor-windows", "segment-aggregates"):
+    for transient in ("sensor-windows", "segment-aggregates", "sensor-outages"):
         assert tables[f"tap-{transient}-{suffix}"]["ttl"] == {"attribute_name": "expires_at", "enabled": True}
 
 

@@ -36,14 +36,14 @@ def test_synth_from_another_folder_gives_identical_output(cli_synth: Path, tmp_p
 def test_lambda_archives_hold_the_function_and_shared_code_only(cli_synth: Path) -> None:
     stack_dir = cli_synth / "stacks" / "tap-dev"
     functions = json.loads((stack_dir / "cdk.tf.json").read_text())["resource"]["aws_lambda_function"]
-    assert len(functions) == 2
+    assert len(functions) == 3
     for fn in functions.values():
         archive = stack_dir / fn["filename"]
         digest = base64.b64encode(hashlib.sha256(archive.read_bytes()).digest()).decode()
         assert fn["source_code_hash"] == digest, "source_code_hash must be the zip's base64 SHA-256"
         names = set(zipfile.ZipFile(archive).namelist())
-        function = "processor" if any(n.startswith("lambdas/processor/") for n in names) else "alert"
-        assert f"lambdas/{function}/handler.py" in names
+        (function,) = {n.split("/")[1] for n in names if n.count("/") == 2 and not n.startswith("lambdas/common/")}
+        assert f"lambdas/{function}/handler.py" in names and fn["function_name"] == f"tap-{function}-dev"
         assert "lambdas/__init__.py" in names and "lambdas/common/metrics.py" in names
         assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
 

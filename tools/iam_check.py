@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITION = "aws"
-FUNCTIONS = ("processor", "alert")
+FUNCTIONS = ("processor", "alert", "silence")
 """The functions of the data path, by concern (their handler is ``lambdas.<concern>.handler.handler``)."""
 
 _CURRENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_check_function", default=None)

@@ -47,20 +47,35 @@ from lambdas.alert import handler as alert_handler
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients, deserialize
-from lambdas.common.contract import ALERT_LEVELS, REASONS, Sums, decode_sums, format_instant, parse_instant, total
+from lambdas.common.contract import (
+    ALERT_LEVELS,
+    NS_PER_SECOND,
+    REASONS,
+    Sums,
+    decode_sums,
+    format_instant,
+    parse_instant,
+    total,
+)
 from lambdas.processor import handler as processor_handler
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
+from lambdas.silence import handler as silence_handler
+from lambdas.silence.service import Settings as SilenceSettings
+from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
     ALERT_BATCH_SIZE,
+    OPEN_OUTAGES,
     SEGMENT_AGGREGATES,
+    SENSOR_OUTAGES,
     SENSOR_WINDOWS,
     TABLES,
     TTL_ATTRIBUTE,
     RuntimeNames,
     alert_environment,
     processor_environment,
+    silence_environment,
 )
 from stacks.naming import Kind, Namer
 from tools import iam_check
@@ -82,6 +97,7 @@ class Targets:
     alert_topic_arn: str
     processor_dlq_url: str
     metric_namespace: str
+    sensor_outages_table: str
 
     def runtime_names(self) -> RuntimeNames:
         return RuntimeNames(
@@ -91,6 +107,7 @@ class Targets:
             segment_aggregates_table=self.segment_aggregates_table,
             quarantine_bucket=self.quarantine_bucket,
             alert_topic_arn=self.alert_topic_arn,
+            sensor_outages_table=self.sensor_outages_table,
         )
 
     @classmethod
@@ -107,6 +124,7 @@ class Targets:
             alert_topic_arn=value["alert_topic_arn"],
             processor_dlq_url=value["processor_dlq_url"],
             metric_namespace=value["metric_namespace"],
+            sensor_outages_table=value["sensor_outages_table_name"],
         )
 
 
@@ -128,7 +146,10 @@ def create_tables(namer: Namer, clients: Clients) -> None:
                         {"AttributeName": index.hash_key, "KeyType": "HASH"},
                         {"AttributeName": index.range_key, "KeyType": "RANGE"},
                     ],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": {
+                        "ProjectionType": index.projection_type,
+                        **({"NonKeyAttributes": list(index.include)} if index.include else {}),
+                    },
                 }
                 for index in spec.indexes
             ]
@@ -174,6 +195,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         alert_topic_arn=topic,
         processor_dlq_url=dlq,
         metric_namespace=namer.metric_namespace(),
+        sensor_outages_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_OUTAGES.concern),
     )
 
 
@@ -219,8 +241,13 @@ def own_topic(payloads: Sequence[bytes]) -> list[Message]:
     return [Message(thing_of(p), p) for p in payloads]
 
 
-def generate(sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: int = 7) -> list[Message]:
+def generate(
+    sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: int = 7, stop: int = 0, resume: int = 0
+) -> list[Message]:
     """Realistic traffic: sensors in groups of four per segment, one reading a minute each.
+
+    The last ``stop`` sensors stop reporting halfway through the minutes; the first ``resume`` of those
+    report again from three quarters through (silent sensors, and recoveries with ``--check-every``).
 
     Some segments congest (slow and occupied) in every other ten minutes of the clock, so each window
     of a congested period is congested throughout (which windows alert does not depend on the order
@@ -236,6 +263,9 @@ def generate(sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: in
         instant = start_ns + minute * 60 * 1_000_000_000
         clock_minute = instant // 60_000_000_000
         for sensor in range(sensors):
+            stopped = sensor >= sensors - stop and minutes // 2 <= minute
+            if stopped and not (sensor < sensors - stop + resume and minute >= minutes * 3 // 4):
+                continue
             segment = f"seg-{sensor % segments:03d}"
             limit = 80 if sensor % segments % 2 else 50
             jam = segment in congested and (clock_minute // 10) % 2 == 1
@@ -359,13 +389,24 @@ def drain(get_records: Callable[[str], dict[str, Any]], iterator: str | None) ->
     return records
 
 
-def kinesis_records(clients: Clients, stream: str) -> dict[str, list[dict[str, Any]]]:
-    """Every record of every shard, in order, read back with GetRecords."""
+def _start(after: str | None, name: str = "StartingSequenceNumber") -> dict[str, str]:
+    """Shard iterator arguments: from the start, or after a sequence number already read (``name``: the
+    argument's name, ``SequenceNumber`` in DynamoDB Streams)."""
+    if after is None:
+        return {"ShardIteratorType": "TRIM_HORIZON"}
+    return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", name: after}
+
+
+def kinesis_records(
+    clients: Clients, stream: str, after: Mapping[str, str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of every shard (after the sequence numbers in ``after``), in order, read back with
+    GetRecords."""
     kinesis = clients["kinesis"]
     shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
     found: dict[str, list[dict[str, Any]]] = {}
     for shard in shards:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, **_start((after or {}).get(shard)))[
             "ShardIterator"
         ]
         found[shard] = drain(lambda it: kinesis.get_records(ShardIterator=it, Limit=10_000), iterator)
@@ -505,15 +546,19 @@ def deliver(
     return stats
 
 
-def dynamodb_stream_records(clients: Clients, table: str) -> list[dict[str, Any]]:
+def dynamodb_stream_records(clients: Clients, table: str, after: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The table stream's records (after the sequence numbers in ``after``, which is moved on)."""
     streams = clients["dynamodbstreams"]
     arn = clients["dynamodb"].describe_table(TableName=table)["Table"]["LatestStreamArn"]
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records.extend(drain(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator))
+        shard_id = shard["ShardId"]
+        start = _start((after or {}).get(shard_id), "SequenceNumber")
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, **start)["ShardIterator"]
+        found = drain(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator)
+        if found and after is not None:
+            after[shard_id] = found[-1]["dynamodb"]["SequenceNumber"]
+        records.extend(found)
     return records
 
 
@@ -629,9 +674,34 @@ def summarize(
         "segments": {segment: total(found).aggregate().as_dict() for segment, found in sorted(by_segment.items())},
         "sensors": len({item["sensor_id"] for item in windows}),
         "congested_windows": congested,
+        "silent_sensors": silent_sensors(clients, targets.sensor_outages_table),
         "alerts": sorted(alerts or [], key=lambda a: a["alert_id"]),
         "alerts_delivered": None if alerts is None else len(alerts),
     }
+
+
+CONGESTION_FIELDS = ("alert_id", "segment_id", "window_start")
+ALERT_FIELDS = {
+    "sensor_silent": ("alert_id", "alert_type", "sensor_id", "last_reading_at"),
+    "sensor_recovered": ("alert_id", "alert_type", "sensor_id", "recovered_by"),
+}
+"""What the summary keeps of each kind of message (congestion alerts carry no ``alert_type``)."""
+
+
+def silent_sensors(clients: Clients, table: str) -> list[str]:
+    """Sensors with an open outage (silent at the last check), sorted."""
+    dynamodb, found, start = clients["dynamodb"], set(), None
+    while True:
+        page = dynamodb.query(
+            TableName=table,
+            IndexName=OPEN_OUTAGES.name,
+            KeyConditionExpression="outage_open = :open",
+            ExpressionAttributeValues={":open": {"S": "open"}},
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        found.update(item["sensor_id"]["S"] for item in page.get("Items", []))
+        if not (start := page.get("LastEvaluatedKey")):
+            return sorted(found)
 
 
 def read_alerts(clients: Clients, queue: str) -> list[dict[str, Any]]:
@@ -642,9 +712,7 @@ def read_alerts(clients: Clients, queue: str) -> list[dict[str, Any]]:
     ):
         for message in messages:
             body = json.loads(json.loads(message["Body"])["Message"])
-            found.append(
-                {"alert_id": body["alert_id"], "segment_id": body["segment_id"], "window_start": body["window_start"]}
-            )
+            found.append({key: body[key] for key in ALERT_FIELDS.get(body.get("alert_type"), CONGESTION_FIELDS)})
         entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
         sqs.delete_message_batch(QueueUrl=queue, Entries=entries)
     return sorted(found, key=lambda a: a["alert_id"])
@@ -691,6 +759,8 @@ class RunOptions:
     alert_workers: int | None = None
     iam: iam_check.Check | None = None
     """Check every AWS call of the functions against their roles (``--check-iam``)."""
+    check_every_seconds: int | None = None
+    """Run the silence check every this many seconds of reading time (``rounds``); else once, at ``now_ns``."""
 
 
 @contextmanager
@@ -782,34 +852,74 @@ def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, li
     return lanes
 
 
+def rounds(messages: Sequence[Message], now_ns: int, every_seconds: int | None) -> list[tuple[int, list[Message]]]:
+    """The messages in stream order, cut into rounds that each end at a time the silence check runs.
+
+    A round ends at the first multiple of ``every_seconds`` at or after the newest reading timestamp seen
+    so far (a record without a valid one stays in the round it comes in), never after ``now_ns``; the
+    last round ends at ``now_ns``. Without ``every_seconds``, one round at ``now_ns``."""
+    if not every_seconds or not messages:
+        return [(now_ns, list(messages))]
+    step = every_seconds * NS_PER_SECOND
+    cut: list[tuple[int, list[Message]]] = []
+    seen = None
+    for message in messages:
+        stamp = _timestamp_ns(message.payload)
+        if stamp is not None and stamp <= now_ns:
+            seen = stamp if seen is None else max(seen, stamp)
+        end = now_ns if seen is None else min(now_ns, -(-seen // step) * step)
+        if cut and cut[-1][0] >= end:
+            cut[-1][1].append(message)
+        else:
+            cut.append((end, [message]))
+    if cut[-1][0] < now_ns:
+        cut.append((now_ns, []))
+    return cut
+
+
+def _timestamp_ns(payload: bytes) -> int | None:
+    try:
+        value = json.loads(payload).get("timestamp")
+        return parse_instant(value) if isinstance(value, str) else None
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        return None
+
+
 def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.stderr) -> dict[str, Any]:
-    """Put the messages through the whole path and return the summary read back from the stores."""
+    """Put the messages through the whole path and return the summary read back from the stores.
+
+    In rounds (``options.check_every_seconds``): each round's records are put, processed, folded by the
+    alert function, then the silence check runs at the round's end time, as the schedule would while the
+    data flows; the last check runs at ``--now``."""
     started = time.time()
     inbox = AlertInbox(clients, subscribe_alert_queue(clients, targets))
     config = options.config
+    clock = [options.now_ns]
+    """Processing time of the functions: the end of the round being run (arrival stays ``--now``)."""
     # The handlers' settings come from the environment the stack gives them, built here without touching
     # this process's environment (which would leak ENVIRONMENT_SUFFIX and the rest into later commands).
     names = targets.runtime_names()
     processor_settings = ProcessorSettings.from_env(processor_environment(names, config))
-    processor = Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: options.now_ns)
+    processor = Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: clock[0])
     alerter = Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients)
+    check = SilenceCheck(
+        SilenceSettings.from_env(silence_environment(names, config)), clients=clients, clock=lambda: clock[0]
+    )
     if options.iam:  # every AWS call each function makes is recorded, for the check at the end
         options.iam.watch("processor", processor)
         options.iam.watch("alert", alerter)
+        options.iam.watch("silence", check)
     processor_handler.install(processor)
     alert_handler.install(alerter)
+    silence_handler.install(check)
     mode = "in parallel" if options.parallel else "serially"
     print(f"simulating {len(options.messages):,} records on environment {targets.environment} ({mode})", file=out)
 
-    t0 = time.monotonic()
-    put_messages(clients, targets.stream_name, options.messages)
-    shards = kinesis_records(clients, targets.stream_name)
-    t_put = time.monotonic() - t0
     stream_arn = clients["kinesis"].describe_stream_summary(StreamName=targets.stream_name)["StreamDescriptionSummary"][
         "StreamARN"
     ]
     mapping = MappingSettings(options.batch_size, config.max_retry_attempts)
-    progress = Progress("processor", sum(len(r) for r in shards.values()), out)
+    progress = Progress("processor", len(options.messages), out)
 
     def process_shard(shard: str, records: Sequence[dict[str, Any]]) -> Delivery:
         def give_up(batch: Sequence[dict[str, Any]]) -> None:
@@ -843,45 +953,101 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
             on_give_up=lambda batch: None,
         )
 
-    t0 = time.monotonic()
-    with counting_requests(clients, FUNCTION_SERVICES) as processor_requests:
-        processed = deliver_all(shards, options.parallel, process_shard)
-    t_process = time.monotonic() - t0
+    requests: dict[str, Counter[str]] = {"processor": Counter(), "alert": Counter(), "silence": Counter()}
+    seconds: Counter[str] = Counter()
+    processed, alerted, checks = Delivery(), Delivery(), Delivery()
+    read_kinesis: dict[str, str] = {}
+    read_changes: dict[str, str] = {}
+    changes_seen = conflicts_seen = 0
+    shard_count = 0
+    workers = 1
+    for round_end, messages in rounds(options.messages, options.now_ns, options.check_every_seconds):
+        clock[0] = round_end
+        t0 = time.monotonic()
+        put_messages(clients, targets.stream_name, messages)
+        shards = kinesis_records(clients, targets.stream_name, read_kinesis)
+        for shard, records in shards.items():
+            if records:
+                read_kinesis[shard] = records[-1]["SequenceNumber"]
+        shard_count = len(shards)
+        seconds["put"] += time.monotonic() - t0
 
-    t0 = time.monotonic()
-    changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
-    workers = (options.alert_workers or len(shards)) if options.parallel else 1
-    with counting_conflicts(clients) as conflicts, counting_requests(clients, FUNCTION_SERVICES) as alert_requests:
-        alerted = deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane)
-    t_alert = time.monotonic() - t0
+        t0 = time.monotonic()
+        with counting_requests(clients, FUNCTION_SERVICES) as counted:
+            _add(processed, deliver_all(shards, options.parallel, process_shard))
+        requests["processor"].update(counted)
+        seconds["processor"] += time.monotonic() - t0
+
+        t0 = time.monotonic()
+        changes = dynamodb_stream_records(clients, targets.sensor_windows_table, read_changes)
+        changes_seen += len(changes)
+        workers = (options.alert_workers or len(shards)) if options.parallel else 1
+        with counting_conflicts(clients) as conflicts, counting_requests(clients, FUNCTION_SERVICES) as counted:
+            _add(alerted, deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane))
+        requests["alert"].update(counted)
+        conflicts_seen += conflicts[0]
+        seconds["alert"] += time.monotonic() - t0
+
+        t0 = time.monotonic()
+        with counting_requests(clients, FUNCTION_SERVICES) as counted:
+            _add(checks, run_check(inbox))
+        requests["silence"].update(counted)
+        seconds["silence"] += time.monotonic() - t0
 
     summary = summarize(clients, targets, len(options.messages), inbox.alerts(), config.aggregation_window_seconds)
     summary["run"] = {
         "parallel": options.parallel,
-        "shards": len(shards),
+        "shards": shard_count,
         "alert_workers": workers,
-        "put_seconds": round(t_put, 3),
-        "processor_seconds": round(t_process, 3),
-        "alert_seconds": round(t_alert, 3),
+        "put_seconds": round(seconds["put"], 3),
+        "processor_seconds": round(seconds["processor"], 3),
+        "alert_seconds": round(seconds["alert"], 3),
+        "silence_seconds": round(seconds["silence"], 3),
         "processor_invocations": processed.invocations,
         "processor_retries": processed.retries,
         "records_to_dlq": processed.gave_up,
-        "window_changes": len(changes),
+        "window_changes": changes_seen,
         "alert_invocations": alerted.invocations,
         "alert_retries": alerted.retries,
-        "alert_write_conflicts": conflicts[0],
+        "alert_write_conflicts": conflicts_seen,
         "alert_records_to_dlq": alerted.gave_up,
-        "requests": {
-            "processor": dict(sorted(processor_requests.items())),
-            "alert": dict(sorted(alert_requests.items())),
-        },
-        "readings_per_second": round(len(options.messages) / max(t_process, 1e-9)),
+        "silence_checks": checks.invocations,
+        "silence_check_retries": checks.retries,
+        "requests": {phase: dict(sorted(counted.items())) for phase, counted in requests.items()},
+        "readings_per_second": round(len(options.messages) / max(seconds["processor"], 1e-9)),
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
         "total_seconds": round(time.time() - started, 3),
     }
     if options.iam:
         summary["iam"] = options.iam.evaluate(clients, targets).as_dict()
     return summary
+
+
+SILENCE_RETRIES = 2
+"""Retries of a failed check run (Lambda's asynchronous invocation retries, as the stack sets them)."""
+
+
+def run_check(inbox: AlertInbox) -> Delivery:
+    """One scheduled run of the silence check, retried as Lambda retries an asynchronous invocation."""
+    stats = Delivery()
+    for attempt in range(SILENCE_RETRIES + 1):
+        stats.invocations += 1
+        try:
+            silence_handler.handler({}, None)
+            return stats
+        except Exception as error:
+            print(f"  silence check error ({type(error).__name__}: {error})", file=sys.stderr)
+            stats.retries += attempt < SILENCE_RETRIES
+        finally:
+            inbox.collect()
+    stats.gave_up += 1
+    return stats
+
+
+def _add(total: Delivery, more: Delivery) -> None:
+    total.invocations += more.invocations
+    total.retries += more.retries
+    total.gave_up += more.gave_up
 
 
 def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
@@ -894,7 +1060,12 @@ def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
     )
     levels = Counter(s["congestion_level"] for s in summary["segments"].values())
     print(f"segments {len(summary['segments'])}: " + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())), file=out)
-    print(f"alerts sent {len(summary['alerts'])}; congested windows {len(summary['congested_windows'])}", file=out)
+    kinds = Counter(a.get("alert_type", "congestion") for a in summary["alerts"])
+    print(
+        f"alerts sent {len(summary['alerts'])} ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}); "
+        f"congested windows {len(summary['congested_windows'])}; silent sensors {len(summary['silent_sensors'])}",
+        file=out,
+    )
     run_info = summary.get("run", {})
     if run_info:
         print(
@@ -939,6 +1110,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sensors", type=int, default=40, help="sensors to generate (without --input)")
     parser.add_argument("--minutes", type=int, default=30, help="minutes of traffic to generate")
     parser.add_argument("--seed", type=int, default=7, help="generator seed")
+    parser.add_argument("--stop", type=int, default=0, help="generated sensors that stop halfway through (the last N)")
+    parser.add_argument(
+        "--resume", type=int, default=0, help="of the --stop sensors, how many report again three quarters through"
+    )
+    parser.add_argument(
+        "--check-every",
+        type=int,
+        help="run the silence check every SECONDS of reading time, as its schedule would while the data flows "
+        "(default: once, at --now)",
+    )
     parser.add_argument("--now", help="arrival time of every record, RFC 3339 (default: now)")
     parser.add_argument("--shards", type=int, help="create the stream with this many shards (default: from config)")
     parser.add_argument(
@@ -990,11 +1171,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         start = now_ns - args.minutes * 60 * 1_000_000_000
         messages = generate(
-            args.sensors, args.minutes, start_ns=start - start % 60_000_000_000, now_ns=now_ns, seed=args.seed
+            args.sensors,
+            args.minutes,
+            start_ns=start - start % 60_000_000_000,
+            now_ns=now_ns,
+            seed=args.seed,
+            stop=args.stop,
+            resume=min(args.resume, args.stop),
         )
     options = RunOptions(
         messages, now_ns, args.batch_size or config.batch_size, config, args.parallel, args.alert_workers
     )
+    options.check_every_seconds = args.check_every
     os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
     if args.endpoint_url and not args.outputs:
         print("--endpoint-url needs --outputs (terraform output -json of the stack)", file=sys.stderr)

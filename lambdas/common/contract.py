@@ -228,6 +228,16 @@ def parse_instant(value: str) -> int:
 
 
 @lru_cache(maxsize=4096)
+def stored_instant_ns(value: str) -> int:
+    """The inverse of :func:`format_instant` (and of a window label, ``YYYY-MM-DDTHH:MM:SSZ``): an
+    instant as the platform stores it, year 0000 included (a valid timestamp with a negative offset on
+    0001-01-01 lands there in UTC), which :func:`parse_instant` refuses as a sensor's timestamp."""
+    days = _days_from_civil(int(value[0:4]), int(value[5:7]), int(value[8:10]))
+    seconds = days * 86400 + int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19])
+    fraction = value[20:-1] if value[19] == "." else ""
+    return seconds * NS_PER_SECOND + (int(fraction.ljust(9, "0")) if fraction else 0)
+
+
 def format_instant(instant_ns: int) -> str:
     """UTC nanoseconds → ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (fixed width, so strings sort as instants)."""
     seconds, nanos = divmod(instant_ns, NS_PER_SECOND)

@@ -14,3 +14,6 @@ REASON_DIMENSION = "Reason"
 SEGMENT_WINDOWS = "SegmentWindows"
 LEVEL_DIMENSION = "Level"
 CONGESTION_ALERTS = "CongestionAlerts"
+
+# Published by the silence check with PutMetricData (every run): sensors silent at the time of the run.
+SILENT_SENSORS = "SilentSensors"

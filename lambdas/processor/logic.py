@@ -39,6 +39,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from lambdas.common.contract import (
+    DEFAULT_INTERVAL_SECONDS,
     EXACT_CONTEXT,
     NS_PER_SECOND,
     Reading,
@@ -50,8 +51,10 @@ from lambdas.common.contract import (
     format_instant,
     level_of_sums,
     parse_reading,
+    stored_instant_ns,
     window_start_ns,
 )
+from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
 
 PART_BUDGET_BYTES = 350_000
 """Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
@@ -236,6 +239,8 @@ class _Part:
     largest_row: int
     segments: set[str]
     changed: bool = False
+    intervals: dict[str, int] = field(default_factory=dict)
+    """``interval_seconds`` of the rows this merge adds (a stored row's is only kept for ``latest``)."""
 
     @classmethod
     def load(cls, index: int, existing: Mapping[str, Any] | None) -> _Part:
@@ -256,9 +261,10 @@ class _Part:
         worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
-    def add(self, instant: str, row: list[Any], text: str) -> None:
+    def add(self, instant: str, row: list[Any], text: str, interval: int) -> None:
         size = len(text) + 1
         self.rows[instant] = row
+        self.intervals[instant] = interval
         self.texts[instant] = text
         self.row_bytes += size
         self.largest_row = max(self.largest_row, size)
@@ -296,7 +302,7 @@ def merge_window(
             if not last.fits(len(text) + 1, reading.segment_id):
                 last = _Part.load(len(loaded), None)
                 loaded.append(last)
-            last.add(instant, row, text)
+            last.add(instant, row, text, reading.interval_seconds)
             where[instant] = last
             merge.new.append(sequence_number)
         elif seen or stored.rows[instant][5] == sequence_number:
@@ -352,6 +358,7 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "readings": _join_rows({instant: _row_text(instant, row)}),
         "segments": encode_sums(sums),
         "latest": latest,
+        LATEST_INTERVAL: reading.interval_seconds,
         "version": 1,
         "expires_at": start_s + window_seconds + ttl_days * 86400,
         "parts": 1,
@@ -375,6 +382,9 @@ def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, A
     sums, latest = summarize(part.rows)
     existing = part.existing
     key = part_key(window, part.index)
+    interval = part.intervals.get(latest["timestamp"])
+    if interval is None:  # the newest row was stored before: so was its interval (60 before it was kept)
+        interval = int((existing or {}).get(LATEST_INTERVAL, DEFAULT_INTERVAL_SECONDS))
     return {
         "sensor_id": key[0],
         "window_part": key[1],
@@ -383,6 +393,7 @@ def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, A
         "readings": part.encoded(),
         "segments": encode_sums(sums),
         "latest": latest,
+        LATEST_INTERVAL: interval,
         "version": int(existing["version"]) + 1 if existing and "version" in existing else 1,
         "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
     }, sums
@@ -441,3 +452,18 @@ def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
         ),
         "sequence_number": row[5],
     }
+
+
+def mark_silence(items: Iterable[dict[str, Any]], factor: int, now_ns: int) -> None:
+    """Put the item holding each sensor's newest reading among ``items`` (a batch's writes) in the
+    silent-after index (``lambdas.common.silence``), and take the sensor's other items out of it: they
+    are written whole, so an older item of the batch leaves no entry behind. ``now_ns`` is the
+    processing time (the index's floor), not a rule's clock."""
+    newest: dict[str, dict[str, Any]] = {}
+    for item in items:
+        item.pop(SILENT_MINUTE, None)
+        best = newest.get(item["sensor_id"])
+        if best is None or item["latest"]["timestamp"] > best["latest"]["timestamp"]:
+            newest[item["sensor_id"]] = item
+    for item in newest.values():
+        item.update(marker(stored_instant_ns(item["latest"]["timestamp"]), int(item[LATEST_INTERVAL]), factor, now_ns))

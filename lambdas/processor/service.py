@@ -32,6 +32,7 @@ from lambdas.common import metrics
 from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
 from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
+from lambdas.common.silence import DEFAULT_SILENCE_FACTOR
 from lambdas.processor import logic
 
 KEY_NAMES = ("sensor_id", "window_part")
@@ -48,6 +49,7 @@ class Settings:
     window_seconds: int
     ttl_days: int
     max_reading_age_seconds: int = DEFAULT_MAX_READING_AGE_SECONDS
+    silence_factor: int = DEFAULT_SILENCE_FACTOR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -59,6 +61,7 @@ class Settings:
             window_seconds=int(env["WINDOW_SECONDS"]),
             ttl_days=int(env["AGGREGATE_TTL_DAYS"]),
             max_reading_age_seconds=int(env.get("MAX_READING_AGE_SECONDS", DEFAULT_MAX_READING_AGE_SECONDS)),
+            silence_factor=int(env.get("SILENCE_FACTOR", DEFAULT_SILENCE_FACTOR)),
         )
 
 
@@ -89,7 +92,8 @@ class Processor:
         self.clients = clients or Clients()
         self.backoff = backoff or Backoff()
         self.clock = clock
-        """Processing time in UTC nanoseconds: only for ``quarantined_at``; every rule uses arrival time."""
+        """Processing time in UTC nanoseconds: only for ``quarantined_at`` and the floor of the silence
+        index (``lambdas.common.silence``); every rule uses arrival time."""
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         now_ns = self.clock()
@@ -99,7 +103,7 @@ class Processor:
         outcome = Outcome(records=len(records))
         failed: set[str] = set()
         failed |= self._quarantine(classified, now_ns, outcome)
-        failed |= self._store(classified.readings, outcome)
+        failed |= self._store(classified.readings, outcome, now_ns)
         outcome.failed = sorted(failed, key=order.__getitem__)
         self._report(outcome)
         return outcome.response()
@@ -123,9 +127,10 @@ class Processor:
             outcome.quarantined[rejection.reason] += 1
         return set()
 
-    def _store(self, readings: list[tuple[logic.KinesisRecord, Any]], outcome: Outcome) -> set[str]:
+    def _store(self, readings: list[tuple[logic.KinesisRecord, Any]], outcome: Outcome, now_ns: int) -> set[str]:
         """Merge the readings into their window items: one read round (two for a window with more than
-        one part) and one write of each changed part."""
+        one part) and one write of each changed part. The item holding each sensor's newest reading of
+        the batch carries its silence marker: the silent-after index costs no request of its own."""
         if not readings:
             return set()
         s = self.settings
@@ -155,6 +160,7 @@ class Processor:
             outcome.redelivered += len(merge.redelivered)
             if merge.items:
                 merges.append((sequences, merge))
+        logic.mark_silence((item for _, m in merges for item in (*m.items, *m.opened)), s.silence_factor, now_ns)
         # Stored parts and heads first; the parts a merge opens only once its head (which counts them) is
         # written: an extra round only for a window that outgrows its last part.
         written = self._write([(seq, m.items) for seq, m in merges])

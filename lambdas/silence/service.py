@@ -1,0 +1,404 @@
+"""The silence check: run every minute (EventBridge Scheduler); silent sensors in, one outage alert and one
+recovery notice each out, and the ``SilentSensors`` metric.
+
+A run at ``T`` (its clock; ``--now`` in the local run):
+
+1. reads its cursor and the minutes of the ``silent-after`` index it has not finished with
+   (``logic.minutes_to_read``: usually two ``Query`` calls);
+2. drops the entries whose sensor has a next window (``BatchGetItem``, 100 a request), and settles the
+   rest with one consistent ``Query`` each (the sensor's newest reading); a sensor silent by that
+   reading, and still in the fleet, gets an outage;
+3. opens each outage with a conditional ``PutItem`` that claims its alert (a second run, or a retry,
+   finds it there), publishes, marks it ``sent``;
+4. reads the open outages (the sparse ``open-outages`` index): publishes claims whose owner is gone,
+   sends the recovery notice of each whose sensor has a newer reading (one ``Query`` each: the sensor's
+   last item), closes those whose sensor left the fleet;
+5. moves the cursor on and publishes ``SilentSensors`` (open outages).
+
+A crash between any two calls loses nothing: the cursor only moves after the minutes are handled (a
+retry reads them again, and the outage's conditional write makes the second reading harmless), and a
+claimed message is published by its owner's retry or, after its lease, by the next run. A copy (same
+``alert_id``) is only published when a run cannot know SNS took the first (a crash between publishing
+and the ``sent`` mark).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common import metrics
+from lambdas.common.aws import Backoff, Clients, batch_get, call_with_retries, deserialize, serialize
+from lambdas.common.contract import NS_PER_SECOND
+from lambdas.common.log import log_event
+from lambdas.common.silence import DEFAULT_FLEET_RETENTION_DAYS, DEFAULT_SILENCE_FACTOR, SILENT_MINUTE, minute_label
+from lambdas.silence import logic
+
+SILENT_AFTER_INDEX = "silent-after"
+OPEN_OUTAGES_INDEX = "open-outages"
+DEFAULT_LEASE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    sensor_windows_table: str
+    sensor_outages_table: str
+    alert_topic_arn: str
+    metric_namespace: str
+    window_seconds: int
+    silence_factor: int = DEFAULT_SILENCE_FACTOR
+    fleet_retention_days: int = DEFAULT_FLEET_RETENTION_DAYS
+    claim_lease_seconds: int = DEFAULT_LEASE_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        return cls(
+            environment=env["ENVIRONMENT_SUFFIX"],
+            sensor_windows_table=env["SENSOR_WINDOWS_TABLE"],
+            sensor_outages_table=env["SENSOR_OUTAGES_TABLE"],
+            alert_topic_arn=env["ALERT_TOPIC_ARN"],
+            metric_namespace=env["METRIC_NAMESPACE"],
+            window_seconds=int(env["WINDOW_SECONDS"]),
+            silence_factor=int(env.get("SILENCE_FACTOR", DEFAULT_SILENCE_FACTOR)),
+            fleet_retention_days=int(env.get("FLEET_RETENTION_DAYS", DEFAULT_FLEET_RETENTION_DAYS)),
+            claim_lease_seconds=int(env.get("CLAIM_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)),
+        )
+
+
+@dataclass
+class Report:
+    """What one run did (its log line, and the response)."""
+
+    minutes: int = 0
+    entries: int = 0
+    candidates: int = 0
+    outages: list[str] = field(default_factory=list)
+    recoveries: list[str] = field(default_factory=list)
+    left_fleet: int = 0
+    silent: set[tuple[str, str]] = field(default_factory=set)
+    """Open outages ``(sensor, since)`` at the end of the run."""
+    failures: int = 0
+
+    @property
+    def silent_sensors(self) -> int:
+        return len({sensor for sensor, _ in self.silent})
+
+
+class SilenceCheck:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients or Clients()
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        at_ns = self.clock()
+        owner = f"check:{uuid.uuid4()}"
+        report = Report()
+        boundaries, done = logic.minutes_to_read(self._cursor(), at_ns)
+        report.minutes = len(boundaries)
+        entries = [entry for boundary in boundaries for entry in self._index_minute(minute_label(boundary))]
+        report.entries = len(entries)
+        open_outages = list(self._open_outages())
+        # An entry of the very item an open outage came from is that outage again (the minute before the
+        # cursor is read twice): no need to settle it a second time.
+        known = {(o["sensor_id"], o.get("window_part")) for o in open_outages}
+        found = [c for c in logic.candidates(entries) if (c.sensor_id, c.window_part) not in known]
+        report.candidates = len(found)
+        for reading in self._silent(found, at_ns):
+            try:
+                if self._open(reading, owner, at_ns):
+                    report.outages.append(reading.sensor_id)
+                report.silent.add((reading.sensor_id, reading.timestamp))
+            except (ClientError, BotoCoreError) as error:
+                report.failures += 1
+                log_event("error", "outage_failed", sensor_id=reading.sensor_id, error=str(error))
+        self._sweep(open_outages, owner, at_ns, report)
+        if not report.failures:  # otherwise the next run (or the retry) reads these minutes again
+            self._move_cursor(done)
+        self._publish_metric(report.silent_sensors)
+        log_event("info", "silence_checked", minutes=report.minutes, entries=report.entries,
+                  candidates=report.candidates, outages=len(report.outages), recoveries=len(report.recoveries),
+                  left_fleet=report.left_fleet, silent_sensors=report.silent_sensors,
+                  failures=report.failures)  # fmt: skip
+        if report.failures:  # every step is safe to repeat: the run fails so that the alarm sees it
+            raise RuntimeError(f"{report.failures} outages could not be settled; the next run takes them over")
+        return {"outages": report.outages, "recoveries": report.recoveries, "silent_sensors": report.silent_sensors}
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def _cursor(self) -> int | None:
+        dynamodb = self.clients["dynamodb"]
+        response = call_with_retries(
+            self.backoff,
+            lambda: dynamodb.get_item(
+                TableName=self.settings.sensor_outages_table, Key=serialize(logic.CURSOR_KEY), ConsistentRead=True
+            ),
+        )
+        item = response.get("Item")
+        return int(item["checked_through"]["N"]) if item else None
+
+    def _pages(self, **query: Any) -> Iterator[dict[str, Any]]:
+        dynamodb = self.clients["dynamodb"]
+        request: dict[str, Any] = dict(query)
+
+        def call() -> Any:
+            return dynamodb.query(**request)
+
+        while True:
+            page = call_with_retries(self.backoff, call)
+            yield from (deserialize(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return
+            request = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def _index_minute(self, label: str) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            TableName=self.settings.sensor_windows_table,
+            IndexName=SILENT_AFTER_INDEX,
+            KeyConditionExpression="#minute = :minute",
+            ExpressionAttributeNames={"#minute": SILENT_MINUTE},
+            ExpressionAttributeValues={":minute": {"S": label}},
+        )
+
+    def _last_items(self, sensor_id: str, *, window: str | None = None) -> list[dict[str, Any]]:
+        """The sensor's last item (newest window, last part), or every part of ``window``."""
+        dynamodb = self.clients["dynamodb"]
+        names = {"#s": "sensor_id", "#w": "window_part", "#l": "latest"}
+        query: dict[str, Any] = {
+            "TableName": self.settings.sensor_windows_table,
+            "ConsistentRead": True,
+            "ProjectionExpression": "#s, #w, #l, latest_interval",
+            "ExpressionAttributeNames": names,
+        }
+        if window is None:
+            query |= {"KeyConditionExpression": "#s = :s", "ScanIndexForward": False, "Limit": 1}
+            query["ExpressionAttributeValues"] = {":s": {"S": sensor_id}}
+            response = call_with_retries(self.backoff, lambda: dynamodb.query(**query))
+            return [deserialize(i) for i in response.get("Items", [])]
+        query |= {"KeyConditionExpression": "#s = :s AND begins_with(#w, :w)"}
+        query["ExpressionAttributeValues"] = {":s": {"S": sensor_id}, ":w": {"S": f"{window}#"}}
+        return list(self._pages(**query))
+
+    def _newest(self, sensor_id: str) -> logic.Newest | None:
+        """The sensor's newest reading: its last item, and the window's other parts when it has some."""
+        last = self._last_items(sensor_id)
+        if last and not last[0]["window_part"].endswith("#000"):
+            last = self._last_items(sensor_id, window=last[0]["window_part"].split("#", 1)[0])
+        return logic.newest(last)
+
+    def _silent(self, found: list[logic.Candidate], at_ns: int) -> Iterator[logic.Newest]:
+        """The candidates' sensors that are silent at ``at_ns`` and still in the fleet."""
+        s = self.settings
+        keys = [serialize(logic.next_window_head(c, s.window_seconds)) for c in found]
+        heads, _ = (
+            batch_get(self.clients["dynamodb"], {s.sensor_windows_table: keys}, self.backoff, consistent=False)
+            if keys
+            else ({s.sensor_windows_table: []}, {})
+        )
+        went_on = {deserialize(i)["sensor_id"] for i in heads[s.sensor_windows_table]}
+        for candidate in found:
+            if candidate.sensor_id in went_on:
+                continue
+            reading = self._newest(candidate.sensor_id)
+            if (
+                reading is not None
+                and logic.silent(reading, s.silence_factor, at_ns)
+                and logic.in_fleet(reading, s.fleet_retention_days, at_ns)
+            ):
+                yield reading
+
+    # ------------------------------------------------------------------------------------------ outages
+
+    def _open(self, reading: logic.Newest, owner: str, at_ns: int) -> bool:
+        """Open the outage and publish its alert; ``False`` when it was open already (another run's)."""
+        s = self.settings
+        item = logic.outage_item(
+            s.environment,
+            reading,
+            factor=s.silence_factor,
+            retention_days=s.fleet_retention_days,
+            owner=owner,
+            at_ns=at_ns,
+            lease_seconds=s.claim_lease_seconds,
+        )
+        dynamodb = self.clients["dynamodb"]
+        try:
+            call_with_retries(
+                self.backoff,
+                lambda: dynamodb.put_item(
+                    TableName=s.sensor_outages_table,
+                    Item=serialize(item),
+                    ConditionExpression="attribute_not_exists(sensor_id)",
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        self._send(item, "alert", owner)
+        return True
+
+    def _open_outages(self) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            TableName=self.settings.sensor_outages_table,
+            IndexName=OPEN_OUTAGES_INDEX,
+            KeyConditionExpression="outage_open = :open",
+            ExpressionAttributeValues={":open": {"S": logic.OPEN}},
+        )
+
+    def _sweep(self, open_outages: list[dict[str, Any]], owner: str, at_ns: int, report: Report) -> None:
+        """Publish claims whose owner is gone, send due recovery notices, close outages of sensors that
+        left the fleet (``open_outages`` as read at the start of the run: outages opened by this run are
+        counted by it, and the next run sweeps them)."""
+        now_s = at_ns // NS_PER_SECOND
+        for outage in open_outages:  # from the index: possibly stale, so conditional writes decide
+            key = (outage["sensor_id"], outage["since"])
+            try:
+                if outage.get("alert_state") == logic.PENDING:
+                    if int(outage["alert_lease_until"]) > now_s or not self._take_over(outage, "alert", owner, now_s):
+                        report.silent.add(key)
+                        continue
+                    self._send(outage, "alert", owner)
+                if outage.get("recovery_state") == logic.PENDING:
+                    if int(outage["recovery_lease_until"]) <= now_s and self._take_over(
+                        outage, "recovery", owner, now_s
+                    ):
+                        self._send(outage, "recovery", owner)
+                        report.recoveries.append(outage["sensor_id"])
+                    report.silent.discard(key)
+                    continue
+                latest = self._newest(outage["sensor_id"])
+                if logic.recovered(outage, latest):
+                    assert latest is not None
+                    if self._claim_recovery(outage, latest, owner, now_s):
+                        self._send(outage | {"recovered_by": latest.timestamp}, "recovery", owner)
+                        report.recoveries.append(outage["sensor_id"])
+                    report.silent.discard(key)
+                    continue
+                if self._left_fleet(outage, at_ns):
+                    report.left_fleet += 1
+                    report.silent.discard(key)
+                    continue
+                report.silent.add(key)
+            except (ClientError, BotoCoreError) as error:
+                report.failures += 1
+                report.silent.add(key)
+                log_event("error", "outage_failed", sensor_id=outage["sensor_id"], since=outage["since"],
+                          error=str(error))  # fmt: skip
+
+    def _key(self, outage: Mapping[str, Any]) -> dict[str, Any]:
+        return {"sensor_id": {"S": outage["sensor_id"]}, "since": {"S": outage["since"]}}
+
+    def _update(self, outage: Mapping[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
+        """A conditional UpdateItem of the outage: whether it applied."""
+        dynamodb = self.clients["dynamodb"]
+        try:
+            call_with_retries(
+                self.backoff,
+                lambda: dynamodb.update_item(
+                    TableName=self.settings.sensor_outages_table,
+                    Key=self._key(outage),
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=serialize(values),
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _take_over(self, outage: Mapping[str, Any], kind: str, owner: str, now_s: int) -> bool:
+        """Claim a ``pending`` message whose owner's lease has run out."""
+        return self._update(
+            outage,
+            f"SET {kind}_owner = :owner, {kind}_lease_until = :until",
+            f"{kind}_state = :pending AND {kind}_lease_until <= :now",
+            {":owner": owner, ":until": now_s + self.settings.claim_lease_seconds, ":pending": logic.PENDING,
+             ":now": now_s},
+        )  # fmt: skip
+
+    def _claim_recovery(self, outage: Mapping[str, Any], latest: logic.Newest, owner: str, now_s: int) -> bool:
+        return self._update(
+            outage,
+            "SET recovery_state = :pending, recovery_owner = :owner, recovery_lease_until = :until, "
+            "recovered_by = :by",
+            "alert_state = :sent AND attribute_not_exists(recovery_state)",
+            {":pending": logic.PENDING, ":owner": owner, ":until": now_s + self.settings.claim_lease_seconds,
+             ":by": latest.timestamp, ":sent": logic.SENT},
+        )  # fmt: skip
+
+    def _left_fleet(self, outage: Mapping[str, Any], at_ns: int) -> bool:
+        """Close the outage of a sensor that left the fleet (no recovery notice: it did not recover)."""
+        since = logic.Newest(outage["sensor_id"], outage["since"], 60, "", "")
+        if logic.in_fleet(since, self.settings.fleet_retention_days, at_ns):
+            return False
+        return self._update(
+            outage,
+            "SET closed = :left REMOVE outage_open",
+            "alert_state = :sent AND attribute_not_exists(recovery_state)",
+            {":left": "left_fleet", ":sent": logic.SENT},
+        )
+
+    def _send(self, outage: Mapping[str, Any], kind: str, owner: str) -> None:
+        """Publish a claimed message, then mark it ``sent`` (a recovery also ends the outage)."""
+        s = self.settings
+        subject, message = (logic.outage_message if kind == "alert" else logic.recovery_message)(s.environment, outage)
+        sns = self.clients["sns"]
+        call_with_retries(
+            self.backoff, lambda: sns.publish(TopicArn=s.alert_topic_arn, Subject=subject, Message=message)
+        )
+        log_event("info", "silence_alert_sent", kind=kind, sensor_id=outage["sensor_id"], since=outage["since"])
+        # Not ours any more when a taker-over marked it after our lease ran out: nothing to do then.
+        self._update(
+            outage,
+            f"SET {kind}_state = :sent" + (" REMOVE outage_open" if kind == "recovery" else ""),
+            f"{kind}_state = :pending AND {kind}_owner = :owner",
+            {":sent": logic.SENT, ":pending": logic.PENDING, ":owner": owner},
+        )
+
+    # ------------------------------------------------------------------------------------------ the rest
+
+    def _move_cursor(self, done: int) -> None:
+        """Minutes up to ``done`` are handled (never moves the cursor back)."""
+        dynamodb = self.clients["dynamodb"]
+        try:
+            call_with_retries(
+                self.backoff,
+                lambda: dynamodb.update_item(
+                    TableName=self.settings.sensor_outages_table,
+                    Key=serialize(logic.CURSOR_KEY),
+                    UpdateExpression="SET checked_through = :done",
+                    ConditionExpression="attribute_not_exists(checked_through) OR checked_through < :done",
+                    ExpressionAttributeValues={":done": {"N": str(done)}},
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _publish_metric(self, silent_sensors: int) -> None:
+        cloudwatch = self.clients["cloudwatch"]
+        data = [{"MetricName": metrics.SILENT_SENSORS, "Value": silent_sensors, "Unit": "Count"}]
+        try:
+            call_with_retries(
+                self.backoff,
+                lambda: cloudwatch.put_metric_data(Namespace=self.settings.metric_namespace, MetricData=data),
+            )
+        except (ClientError, BotoCoreError) as error:
+            log_event("error", "metrics_failed", error=str(error))

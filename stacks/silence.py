@@ -1,0 +1,124 @@
+"""The silence check (contract "Silent sensors"): its function, the schedule that runs it every minute,
+and the role the schedule invokes it with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktf_cdktf_provider_aws.lambda_function_event_invoke_config import LambdaFunctionEventInvokeConfig
+from cdktf_cdktf_provider_aws.scheduler_schedule import (
+    SchedulerSchedule,
+    SchedulerScheduleFlexibleTimeWindow,
+    SchedulerScheduleTarget,
+    SchedulerScheduleTargetDeadLetterConfig,
+    SchedulerScheduleTargetRetryPolicy,
+)
+from constructs import Construct
+
+from stacks.context import StackContext
+from stacks.iam import ServiceRole, Statement
+from stacks.layout import OPEN_OUTAGES, SILENT_AFTER, RuntimeNames, silence_environment
+from stacks.naming import Kind
+from stacks.processing import Function
+
+SCHEDULE_EXPRESSION = "rate(1 minute)"
+CHECK_RETRIES = 1
+"""Retries of a failed run, by Scheduler (delivery) and by Lambda (the asynchronous invocation)."""
+CHECK_EVENT_AGE_SECONDS = 120
+"""A run not started within two minutes is dropped to the DLQ: later runs read its minutes anyway (the
+check's cursor), so a late run would only repeat them."""
+
+
+@dataclass(frozen=True)
+class SilenceProps:
+    """Props of :class:`SilenceCheck`: what it reads, writes and publishes to."""
+
+    kms_key_arn: str
+    names: RuntimeNames
+    sensor_windows_table_arn: str
+    sensor_outages_table_arn: str
+    alert_topic_arn: str
+
+
+class SilenceCheck(Construct):
+    """The every-minute check for silent sensors: function, schedule, and their least-privilege roles."""
+
+    def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: SilenceProps) -> None:
+        super().__init__(scope, id_)
+        namespace = ctx.namer.metric_namespace()
+        windows, outages = props.sensor_windows_table_arn, props.sensor_outages_table_arn
+        self.check = Function(
+            self,
+            "function",
+            ctx,
+            concern="silence",
+            description="Finds silent sensors every minute; one alert per outage, one recovery notice",
+            settings=ctx.config.silence,
+            kms_key_arn=props.kms_key_arn,
+            environment=silence_environment(props.names, ctx.config),
+            statements=[
+                Statement("ReadSilentAfterIndex", ["dynamodb:Query"], [f"{windows}/index/{SILENT_AFTER.name}"]),
+                # A candidate's next window (BatchGetItem) and its newest items (Query); never a write.
+                Statement("ReadSensorWindows", ["dynamodb:BatchGetItem", "dynamodb:Query"], [windows]),
+                Statement(
+                    "KeepOutages",  # conditional writes: one outage, one alert and one notice each
+                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    [outages],
+                ),
+                Statement("ReadOpenOutages", ["dynamodb:Query"], [f"{outages}/index/{OPEN_OUTAGES.name}"]),
+                Statement(
+                    "PublishOwnMetrics",
+                    ["cloudwatch:PutMetricData"],
+                    ["*"],  # PutMetricData has no resource-level permissions; the namespace condition scopes it
+                    {("StringEquals", "cloudwatch:namespace"): [namespace]},
+                ),
+                Statement("PublishAlerts", ["sns:Publish"], [props.alert_topic_arn]),
+                Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn]),
+            ],
+        )
+        function = self.check.function
+        self.invoke_config = LambdaFunctionEventInvokeConfig(
+            self,
+            "async",
+            function_name=function.function_name,
+            maximum_retry_attempts=CHECK_RETRIES,
+            maximum_event_age_in_seconds=CHECK_EVENT_AGE_SECONDS,
+        )  # what still fails lands in the function's dead-letter queue (``Function``)
+        schedule_name = ctx.namer.name(Kind.SCHEDULE, "silence-check")
+        schedule_arn = f"arn:{ctx.partition}:scheduler:{ctx.region}:{ctx.account_id}:schedule/default/{schedule_name}"
+        self.scheduler_role = ServiceRole(
+            self,
+            "scheduler-role",
+            name=ctx.namer.name(Kind.IAM_ROLE, "silence-schedule"),
+            service="scheduler.amazonaws.com",
+            description=f"Role {schedule_name} invokes {self.check.function_name} with",
+            trust_conditions={
+                ("StringEquals", "aws:SourceAccount"): [ctx.account_id],
+                ("ArnEquals", "aws:SourceArn"): [schedule_arn],
+            },
+            statements=[
+                Statement("InvokeCheck", ["lambda:InvokeFunction"], [function.arn]),
+                Statement("DeadLetters", ["sqs:SendMessage"], [self.check.dlq.arn]),
+                # The schedule's input and the dead-letter queue are encrypted with the environment's key.
+                Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn]),
+            ],
+        )
+        self.schedule = SchedulerSchedule(
+            self,
+            "schedule",
+            name=schedule_name,
+            description="Runs the silence check every minute (contract: silent sensors within two minutes)",
+            schedule_expression=SCHEDULE_EXPRESSION,
+            flexible_time_window=SchedulerScheduleFlexibleTimeWindow(mode="OFF"),
+            kms_key_arn=props.kms_key_arn,
+            target=SchedulerScheduleTarget(
+                arn=function.arn,
+                role_arn=self.scheduler_role.arn,
+                input="{}",
+                retry_policy=SchedulerScheduleTargetRetryPolicy(
+                    maximum_retry_attempts=CHECK_RETRIES, maximum_event_age_in_seconds=CHECK_EVENT_AGE_SECONDS
+                ),
+                dead_letter_config=SchedulerScheduleTargetDeadLetterConfig(arn=self.check.dlq.arn),
+            ),
+            depends_on=[self.scheduler_role.policy],
+        )
