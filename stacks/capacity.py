@@ -115,9 +115,10 @@ broker and without a messaging charge (rules and actions are still billed); the 
 
 CONTRACT_SILENCE_FACTOR = 3
 """``contracts/README.md`` (Silent sensors): a sensor is silent at ``T`` when its newest *accepted*
-reading is more than ``silence_factor x interval_seconds`` before ``T`` (default 3; no environment sets
-another yet). A reading waiting in a batch is not accepted yet, so the processor's batching must keep a
-sensor's newest accepted reading younger than that, or sensors that never stopped would look silent."""
+reading is more than ``silence_factor x interval_seconds`` before ``T`` (default 3; an environment's
+``silence_factor`` reaches the model as ``Pipeline.silence_factor``). A reading waiting in a batch is not
+accepted yet, so the processor's batching must keep a sensor's newest accepted reading younger than
+that, or sensors that never stopped would look silent."""
 
 # ------------------------------------------------------------------------- assumptions (not measured)
 
@@ -284,6 +285,8 @@ class Pipeline:
     writes: Writes = Writes.WINDOW_ITEMS
     alert_batching_window_seconds: int | None = None
     """The alert mapping's batching window; ``None``: the same as the processor's (as the stack sets it)."""
+    silence_factor: int = CONTRACT_SILENCE_FACTOR
+    """The environment's ``silence_factor`` (contract "Silent sensors", default 3)."""
     lake_readings_per_record: int = 1
     """Readings per Firehose record. 1 as deployed: Firehose reads the stream, one record per reading;
     more needs a producer that packs them (see ``tools.bench`` costs: not adopted)."""
@@ -953,12 +956,13 @@ def alert_delay_seconds(c: Capacity) -> float:
 
 def _latency_limits(c: Capacity) -> list[Limit]:
     """What batching may cost in latency: the contract's silent-sensor rule, and the aggregation window."""
-    silence = CONTRACT_SILENCE_FACTOR * c.fleet.reading_interval_seconds
+    factor = c.pipeline.silence_factor
+    silence = factor * c.fleet.reading_interval_seconds
     room = silence - c.fleet.reading_interval_seconds - c.processor.seconds_per_batch
     window = c.pipeline.aggregation_window_seconds
     return [
         Limit(
-            f"a sensor's newest accepted reading vs the contract's silent-sensor age ({CONTRACT_SILENCE_FACTOR} x "
+            f"a sensor's newest accepted reading vs the contract's silent-sensor age ({factor} x "
             "its reading interval): longer batches make sensors that never stopped look silent",
             "batching_window_seconds",
             newest_reading_age_seconds(c),

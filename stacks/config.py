@@ -422,6 +422,7 @@ class EnvironmentConfig:
             aggregate_ttl_days=self.lifecycle.aggregate_ttl_days,
             lambda_concurrency_quota=self.lambda_concurrency_quota,
             dynamodb_table_write_quota=self.dynamodb_table_write_quota,
+            silence_factor=self.silence_factor,
         )
 
     def _check_capacity(self) -> None:

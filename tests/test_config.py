@@ -206,3 +206,17 @@ def test_bad_state_bucket_names_the_field(bucket: str) -> None:
 def test_bad_state_region_names_the_field() -> None:
     with pytest.raises(ConfigError, match="TF_STATE_REGION"):
         StateConfig(region="nowhere")
+
+
+def test_silence_settings_are_validated_and_bound_the_batching_window() -> None:
+    with pytest.raises(ConfigError, match="silence_factor"):
+        EnvironmentConfig(name="x", silence_factor=1)
+    with pytest.raises(ConfigError, match="fleet_retention_days"):
+        EnvironmentConfig(name="x", fleet_retention_days=0)
+    with pytest.raises(ConfigError, match="silence.timeout_seconds"):
+        EnvironmentConfig(name="x", silence=FunctionSettings(timeout_seconds=60))
+    # dev batches for 90 s with readings every 60 s: fine at 3 x 60 s, but at 2 x 60 s a sensor that never
+    # stopped would look silent while its readings wait in a batch
+    assert EnvironmentConfig(name="x", batching_window_seconds=90).silence_factor == 3
+    with pytest.raises(ConfigError, match="batching_window_seconds"):
+        EnvironmentConfig(name="x", batching_window_seconds=90, silence_factor=2)

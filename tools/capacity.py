@@ -141,7 +141,7 @@ def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out
         f"{c.lake.flush_seconds:,.0f} s (by {c.lake.flushed_by}): {c.lake.objects_per_day:,.0f} Parquet objects/day",
         file=out,
     )
-    silent = cap.CONTRACT_SILENCE_FACTOR * fleet.reading_interval_seconds
+    silent = pipeline.silence_factor * fleet.reading_interval_seconds
     print(
         f"batching: a sensor's newest accepted reading <= {cap.newest_reading_age_seconds(c):,.0f} s old (the "
         f"contract calls it silent at {silent:,} s); a reading in its segment aggregate within "
