@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from cdktf_cdktf_provider_aws import kinesis_firehose_delivery_stream as fh
@@ -50,9 +52,11 @@ from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
 )
 from constructs import Construct
 
+from lambdas.common.contract import DEFAULT_INTERVAL_SECONDS, REASONS
 from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.naming import Kind
+from stacks.quarantine_catalog import QUARANTINED, QuarantineCatalog, quarantined_cte
 from stacks.schema import lake_columns, reading_schema
 
 LAKE_PREFIX = "readings/"
@@ -70,10 +74,13 @@ class AnalyticsProps:
     lake_bucket_name: str
     lake_bucket_arn: str
     results_bucket_name: str
+    quarantine_bucket_name: str
+    """Bucket the processor quarantines rejected records in (catalogued under ``rejected/``)."""
 
 
 class Analytics(Construct):
-    """Glue catalog, Firehose delivery to the lake, and the Athena workgroup with named queries."""
+    """Glue catalog (the lake and the quarantine), Firehose delivery to the lake, and the Athena workgroup
+    with named queries."""
 
     def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: AnalyticsProps) -> None:
         super().__init__(scope, id_)
@@ -232,6 +239,9 @@ class Analytics(Construct):
                 ),
             ),
         )
+        self.quarantine = QuarantineCatalog(
+            self, "quarantine", ctx, database_name=self.database.name, bucket_name=props.quarantine_bucket_name
+        )
         self.named_queries = [
             AthenaNamedQuery(
                 self,
@@ -240,14 +250,20 @@ class Analytics(Construct):
                 description=query.description,
                 database=self.database.name,
                 workgroup=self.workgroup.name,
-                query=query.sql(f"{self.database.name}.{self.table_name}"),
+                query=query.sql(
+                    f"{self.database.name}.{self.table_name}", f"{self.database.name}.{self.quarantine.table_name}"
+                ),
             )
             for query in NAMED_QUERIES
         ]
 
 
 VALID_READINGS = "valid_readings"
-"""The common table expression every named query reads: the contract's valid readings, each once."""
+"""The common table expression the named queries read the lake through: the contract's valid readings,
+each once."""
+VALID_COPIES = "valid"
+"""The common table expression of :func:`valid_readings_cte` before it keeps one copy of each reading:
+every valid row read, ``copy_rank`` 1 for the copy kept and 2, 3, ... for the other copies."""
 
 _SCHEMA_KEYWORDS = frozenset({"type", "description", "pattern", "format", "minimum", "maximum", "default"})
 
@@ -365,7 +381,7 @@ timed AS (
            rpad(coalesce(regexp_extract({ts}, '\\.([0-9]+)', 1), ''), 9, '0') AS nanos
     FROM parts
 ),
-valid AS (
+{VALID_COPIES} AS (
     SELECT *,
            row_number() OVER (
                PARTITION BY sensor_id, utc_time, nanos
@@ -376,29 +392,230 @@ valid AS (
 ),
 {VALID_READINGS} AS (
     SELECT {_valid_columns()}, {PARTITION_KEY}, utc_time, nanos
-    FROM valid
+    FROM {VALID_COPIES}
     WHERE copy_rank = 1
 )"""
 
 
+class Source(Enum):
+    """A store a named query reads, always through its curated common table expression."""
+
+    READINGS = "readings"
+    """The lake's readings, through :func:`valid_readings_cte` (``valid_readings``, ``valid``)."""
+    QUARANTINE = "quarantine"
+    """The quarantined records, through :func:`stacks.quarantine_catalog.quarantined_cte` (``quarantined``)."""
+
+
 @dataclass(frozen=True)
 class NamedQuery:
-    """An Athena named query over :func:`valid_readings_cte` (never the raw table)."""
+    """An Athena named query over the curated common table expressions of its sources (never a raw table)."""
 
     query_id: str
     description: str
     days: int
-    """UTC delivery dates read: today's and the ``days`` before it (partition pruning on ``dt``)."""
+    """UTC dates read from each source: today's and the ``days`` before it (partition pruning on ``dt``)."""
     body: str
-    """The query proper, reading ``valid_readings``."""
+    """The query proper, reading the curated expressions and :attr:`ctes`."""
+    sources: tuple[Source, ...] = (Source.READINGS,)
+    """The stores read; default the lake only."""
+    ctes: tuple[tuple[str, str], ...] = ()
+    """Further common table expressions ``(name, query)`` after the curated ones; default none."""
 
-    def sql(self, table: str) -> str:
-        """The query's full Athena (Trino) text over ``table`` (``database.table``)."""
-        return f"{valid_readings_cte(table, self.days)}\n{self.body}"
+    def sql(self, readings_table: str, quarantine_table: str) -> str:
+        """The query's full Athena (Trino) text over the lake's and the quarantine's tables
+        (``database.table``); a query over the lake alone starts with :func:`valid_readings_cte`."""
+        blocks = []
+        if Source.READINGS in self.sources:
+            blocks.append(valid_readings_cte(readings_table, self.days).removeprefix("WITH "))
+        if Source.QUARANTINE in self.sources:
+            blocks.append(quarantined_cte(quarantine_table, self.days))
+        blocks += [f"{name} AS (\n{textwrap.indent(query, '    ')}\n)" for name, query in self.ctes]
+        return "WITH " + ",\n".join(blocks) + "\n" + self.body
 
 
 NOW_UTC = "cast(current_timestamp AT TIME ZONE 'UTC' AS timestamp)"
 """Now as a UTC ``timestamp``, comparable with ``utc_time`` whatever the session's time zone."""
+CURRENT_HOUR = f"date_trunc('hour', {NOW_UTC})"
+"""The start of the current UTC hour: the ledger and the baselines count whole hours before it."""
+TODAY_START = f"date_trunc('day', {NOW_UTC})"
+"""Today's UTC midnight."""
+
+# --- the data-quality ledger -----------------------------------------------------------------------------------
+
+LEDGER_HOURS = 24
+"""The ledger's hours: the 24 whole UTC hours before the current one."""
+LEDGER_DAYS = 2
+"""Days of ``dt`` folders the ledger reads before today, in the lake and the quarantine alike: its first hour
+starts on yesterday's date at the earliest, a reading may be delivered up to the contract's 300 s before
+its own instant, and a quarantine object sits under the arrival date of its batch's first record."""
+LEDGER_START = f"{CURRENT_HOUR} - interval '{LEDGER_HOURS}' hour"
+DATA_QUALITY = "data_quality"
+"""The ledger's common table expression: one row per sensor and hour."""
+
+
+def _in_ledger(column: str) -> str:
+    return f"{column} >= {LEDGER_START} AND {column} < {CURRENT_HOUR}"
+
+
+def _ledger_ctes() -> tuple[tuple[str, str], ...]:
+    """The data-quality ledger, one row per sensor and UTC hour of the last :data:`LEDGER_HOURS` whole hours.
+
+    - ``received``: the sensor's distinct valid readings (``valid_readings``) whose instant is in the hour;
+      ``duplicates``: the other valid copies of those readings in the lake (``copy_rank`` > 1).
+    - ``expected``: ``3600 / interval_seconds`` of the sensor's newest reading at or before the hour's end
+      (among the readings read, the hours before the ledger's first included), 3600 / 60 without one.
+    - ``quarantined`` and one column per reason code: the quarantined records counted for the sensor (the
+      thing name they were published under) that arrived in the hour.
+
+    A sensor has a row for an hour once it has a valid reading at or before that hour's end (it is in the
+    fleet, as the contract's silent-sensor rule says), and for any hour with a quarantined record of its own.
+    """
+    bucket = f"greatest(date_trunc('hour', utc_time), {LEDGER_START} - interval '1' hour)"
+    reasons = "".join(f",\n       count_if(reason = '{reason}') AS {reason}" for reason in REASONS)
+    reason_columns = "".join(f",\n           coalesce(q.{reason}, 0) AS {reason}" for reason in REASONS)
+    reason_names = "".join(f", {reason}" for reason in REASONS)
+    to_date = "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    expected = f"3600e0 / coalesce(interval_seconds, {DEFAULT_INTERVAL_SECONDS})"
+    return (
+        (
+            # Readings before the first hour share one bucket, the hour before it: its newest reading
+            # says whether the sensor is in the fleet and what interval it declared.
+            "reading_hours",
+            f"""SELECT sensor_id, hour, count(*) AS received, max(CASE WHEN newest = 1 THEN interval_seconds END) AS interval_seconds
+FROM (
+    SELECT sensor_id, hour, interval_seconds,
+           row_number() OVER (PARTITION BY sensor_id, hour ORDER BY utc_time DESC, nanos DESC) AS newest
+    FROM (SELECT sensor_id, interval_seconds, utc_time, nanos, {bucket} AS hour
+          FROM {VALID_READINGS}
+          WHERE utc_time < {CURRENT_HOUR}) AS bucketed
+) AS ranked
+GROUP BY sensor_id, hour""",
+        ),
+        (
+            "copy_hours",
+            f"""SELECT sensor_id, date_trunc('hour', utc_time) AS hour, count(*) AS duplicates
+FROM {VALID_COPIES}
+WHERE copy_rank > 1 AND {_in_ledger("utc_time")}
+GROUP BY sensor_id, date_trunc('hour', utc_time)""",
+        ),
+        (
+            "quarantine_hours",
+            f"""SELECT sensor_id, date_trunc('hour', arrival_time) AS hour,
+       count(*) AS quarantined{reasons}
+FROM {QUARANTINED}
+WHERE {_in_ledger("arrival_time")}
+GROUP BY sensor_id, date_trunc('hour', arrival_time)""",
+        ),
+        (
+            "sensor_hours",
+            f"""SELECT sensor_id, hour
+FROM (SELECT sensor_id FROM reading_hours UNION SELECT sensor_id FROM quarantine_hours) AS sensors
+CROSS JOIN UNNEST(sequence({LEDGER_START} - interval '1' hour, {CURRENT_HOUR} - interval '1' hour, interval '1' hour)) AS hours (hour)""",
+        ),
+        (
+            DATA_QUALITY,
+            f"""SELECT sensor_id, hour, {expected} AS expected, received,
+       received / ({expected}) AS completeness, duplicates, quarantined{reason_names}
+FROM (
+    SELECT g.sensor_id, g.hour,
+           count(r.hour) OVER (PARTITION BY g.sensor_id ORDER BY g.hour {to_date}) AS hours_with_readings,
+           last_value(r.interval_seconds) IGNORE NULLS OVER (PARTITION BY g.sensor_id ORDER BY g.hour {to_date})
+               AS interval_seconds,
+           coalesce(r.received, 0) AS received,
+           coalesce(c.duplicates, 0) AS duplicates,
+           coalesce(q.quarantined, 0) AS quarantined{reason_columns}
+    FROM sensor_hours AS g
+    LEFT JOIN reading_hours AS r ON r.sensor_id = g.sensor_id AND r.hour = g.hour
+    LEFT JOIN copy_hours AS c ON c.sensor_id = g.sensor_id AND c.hour = g.hour
+    LEFT JOIN quarantine_hours AS q ON q.sensor_id = g.sensor_id AND q.hour = g.hour
+) AS ledger
+WHERE hour >= {LEDGER_START} AND (hours_with_readings > 0 OR quarantined > 0)""",
+        ),
+    )
+
+
+# --- baselines ----------------------------------------------------------------------------------------------------
+
+BASELINE_WEEKS = 4
+"""Weeks a baseline is computed over: the 4 x 7 whole UTC days before today, so each hour of the week has
+(at most) 4 samples, one per week, and today is compared with weeks it is not part of."""
+BASELINE_DAYS = 7 * BASELINE_WEEKS + 1
+"""Days of ``dt`` folders read before today: the baseline's first day, and the one before it for readings
+delivered up to the contract's 300 s before their own instant."""
+BASELINE_MIN_WEEKS = 2
+"""Samples (hours of past weeks) a baseline needs before today's hour is compared with it: one week alone
+is no usual."""
+BASELINE_START = f"{TODAY_START} - interval '{7 * BASELINE_WEEKS}' day"
+BASELINES = "baselines"
+"""The baselines' common table expression: one row per segment, ISO day of week and hour of day (UTC)."""
+
+
+def _percentile(value: str, rank: str, count: str, percent: int) -> str:
+    """The exact ``percent``-th percentile of a group's ``value``s, interpolated linearly between the two
+    closest ranks (as numpy's default, ``PERCENTILE_CONT`` and Excel's ``PERCENTILE.INC``): rank
+    ``percent * (count - 1) / 100`` counted from 0. ``rank`` is the row's 0-based rank by ``value`` and
+    ``count`` the group's number of non-NULL values, both window functions of the row; the position is
+    split with integer arithmetic, so no rounding picks the ranks. NULL for a group of no values."""
+    position = f"{percent} * ({count} - 1)"
+    low = f"floor({position} / 1e2)"
+    weight = f"({position} % 100) / 1e2"
+    return (
+        f"sum(CASE WHEN {rank} = {low} THEN {value} * (1 - {weight})"
+        f" WHEN {rank} = {low} + 1 THEN {value} * {weight} END)"
+    )
+
+
+def _baseline_ctes() -> tuple[tuple[str, str], ...]:
+    """Each segment's volume and speed per UTC hour (the contract's aggregate of its distinct readings:
+    ``vehicles`` the sum of ``vehicle_count``, ``average_speed_kmh`` the vehicle-weighted mean, NULL without
+    vehicles) from the baseline's first day to the current hour, then per segment and hour of the week the
+    median and 85th percentile of each over the :data:`BASELINE_WEEKS` weeks before today.
+
+    An hour without a valid reading of the segment is no sample (nothing is known of it), and an hour
+    without vehicles is no speed sample. Percentiles are exact (:func:`_percentile`), not
+    ``approx_percentile``: there are at most :data:`BASELINE_WEEKS` samples per group, so exactness costs
+    nothing, and the answer is the same on every engine and every run."""
+    partition = "PARTITION BY segment_id, day_of_week(hour_start), hour(hour_start)"
+    stats = ",\n       ".join(
+        f"{_percentile(value, rank, count, percent)} AS {name}"
+        for value, rank, count, names in (
+            ("vehicles", "volume_rank", "volume_hours", ("median_vehicles", "p85_vehicles")),
+            ("average_speed_kmh", "speed_rank", "speed_hours", ("median_speed_kmh", "p85_speed_kmh")),
+        )
+        for percent, name in zip((50, 85), names, strict=True)
+    )
+    return (
+        (
+            "segment_hours",
+            f"""SELECT segment_id, date_trunc('hour', utc_time) AS hour_start,
+       sum(vehicle_count) AS vehicles,
+       sum(vehicle_count * average_speed_kmh) / nullif(sum(vehicle_count), 0) AS average_speed_kmh
+FROM {VALID_READINGS}
+WHERE utc_time >= {BASELINE_START} AND utc_time < {CURRENT_HOUR}
+GROUP BY segment_id, date_trunc('hour', utc_time)""",
+        ),
+        (
+            "baseline_samples",
+            f"""SELECT segment_id, day_of_week(hour_start) AS day_of_week, hour(hour_start) AS hour_of_day,
+       vehicles, average_speed_kmh,
+       row_number() OVER ({partition} ORDER BY vehicles) - 1 AS volume_rank,
+       count(*) OVER ({partition}) AS volume_hours,
+       row_number() OVER ({partition} ORDER BY average_speed_kmh NULLS LAST) - 1 AS speed_rank,
+       count(average_speed_kmh) OVER ({partition}) AS speed_hours
+FROM segment_hours
+WHERE hour_start < {TODAY_START}""",
+        ),
+        (
+            BASELINES,
+            f"""SELECT segment_id, day_of_week, hour_of_day,
+       max(volume_hours) AS volume_hours,
+       max(speed_hours) AS speed_hours,
+       {stats}
+FROM baseline_samples
+GROUP BY segment_id, day_of_week, hour_of_day""",
+        ),
+    )
+
 
 NAMED_QUERIES: tuple[NamedQuery, ...] = (
     NamedQuery(
@@ -443,5 +660,91 @@ ORDER BY 1, 2""",
 FROM {VALID_READINGS}
 GROUP BY 1, 2
 ORDER BY 1, 2""",
+    ),
+    NamedQuery(
+        "data-quality-ledger-24h",
+        "Data-quality ledger: per sensor and UTC hour of the last 24 whole hours, readings expected"
+        " (3600 / interval_seconds), received (distinct valid readings), duplicates, and records quarantined"
+        " per reason code (counted for the thing name they were published under, in the hour they arrived)",
+        LEDGER_DAYS,
+        f"""SELECT *
+FROM {DATA_QUALITY}
+ORDER BY sensor_id, hour""",
+        sources=(Source.READINGS, Source.QUARANTINE),
+        ctes=_ledger_ctes(),
+    ),
+    NamedQuery(
+        "least-complete-sensors-24h",
+        "The 100 least complete sensors over the last 24 whole hours (UTC): completeness = received /"
+        " expected readings, lowest first (data-quality ledger)",
+        LEDGER_DAYS,
+        f"""SELECT sensor_id,
+       count(*) AS hours,
+       sum(expected) AS expected,
+       sum(received) AS received,
+       sum(received) / sum(expected) AS completeness,
+       count_if(received = 0) AS hours_without_readings,
+       sum(duplicates) AS duplicates,
+       sum(quarantined) AS quarantined
+FROM {DATA_QUALITY}
+GROUP BY sensor_id
+ORDER BY completeness, sensor_id
+LIMIT 100""",
+        sources=(Source.READINGS, Source.QUARANTINE),
+        ctes=_ledger_ctes(),
+    ),
+    NamedQuery(
+        "sensors-sending-invalid-data-24h",
+        "Records quarantined per sensor (the thing name they were published under) and reason code over the"
+        " last 24 whole hours (UTC) of arrival, most first, each record once",
+        LEDGER_DAYS,
+        f"""SELECT sensor_id, reason,
+       count(*) AS records,
+       min(arrival_time) AS first_arrival,
+       max(arrival_time) AS last_arrival,
+       min(detail) AS example_detail
+FROM {QUARANTINED}
+WHERE {_in_ledger("arrival_time")}
+GROUP BY sensor_id, reason
+ORDER BY records DESC, sensor_id, reason
+LIMIT 100""",
+        sources=(Source.QUARANTINE,),
+    ),
+    NamedQuery(
+        "segment-baselines-by-hour-of-week",
+        f"Per segment, ISO day of week and hour of day (UTC): median and 85th percentile of the hour's"
+        f" vehicles and vehicle-weighted mean speed over the {BASELINE_WEEKS} weeks before today (exact,"
+        f" interpolated; valid readings, each once)",
+        BASELINE_DAYS,
+        f"""SELECT *
+FROM {BASELINES}
+ORDER BY segment_id, day_of_week, hour_of_day""",
+        ctes=_baseline_ctes(),
+    ),
+    NamedQuery(
+        "segment-hours-furthest-from-baseline-today",
+        f"Today's whole UTC hours per segment furthest from their hour-of-week baseline ({BASELINE_WEEKS}"
+        f" weeks): the larger of the relative departures of vehicles and of speed from their medians, 50"
+        f" largest first",
+        BASELINE_DAYS,
+        f"""SELECT segment_id, hour, vehicles, median_vehicles, p85_vehicles,
+       average_speed_kmh, median_speed_kmh, p85_speed_kmh, volume_departure, speed_departure,
+       CASE WHEN speed_departure > volume_departure THEN speed_departure ELSE volume_departure END AS departure
+FROM (
+    SELECT t.segment_id, t.hour_start AS hour, t.vehicles, b.median_vehicles, b.p85_vehicles,
+           t.average_speed_kmh, b.median_speed_kmh, b.p85_speed_kmh,
+           abs(t.vehicles - b.median_vehicles) / greatest(b.median_vehicles, 1e0) AS volume_departure,
+           CASE WHEN b.speed_hours >= {BASELINE_MIN_WEEKS}
+                THEN abs(t.average_speed_kmh - b.median_speed_kmh) / nullif(b.median_speed_kmh, 0)
+           END AS speed_departure
+    FROM segment_hours AS t
+    JOIN {BASELINES} AS b
+      ON b.segment_id = t.segment_id AND b.day_of_week = day_of_week(t.hour_start)
+     AND b.hour_of_day = hour(t.hour_start)
+    WHERE t.hour_start >= {TODAY_START} AND b.volume_hours >= {BASELINE_MIN_WEEKS}
+) AS today
+ORDER BY departure DESC, segment_id, hour
+LIMIT 50""",
+        ctes=_baseline_ctes(),
     ),
 )

@@ -113,6 +113,7 @@ class TapStack(TerraformStack):
                 lake_bucket_name=storage.lake.name,
                 lake_bucket_arn=storage.lake.arn,
                 results_bucket_name=storage.athena_results.name,
+                quarantine_bucket_name=storage.quarantine.name,
             ),
         )
         processing = Processing(

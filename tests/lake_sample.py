@@ -28,8 +28,11 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from lambdas.common.contract import NS_PER_SECOND, Reading, format_instant, parse_instant, parse_reading
+from lambdas.common.contract import NS_PER_SECOND, Reading, Rejection, format_instant, parse_instant, parse_reading
+from lambdas.processor.logic import KinesisRecord, classify, quarantine_object
 from stacks.analytics import LAKE_PREFIX, PARTITION_KEY
+from stacks.layout import QUARANTINE_PREFIX
+from stacks.quarantine_catalog import QUARANTINE_COLUMNS
 from stacks.schema import lake_columns
 
 Row = dict[str, Any]
@@ -81,9 +84,13 @@ def corrupt_data_pages(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def lake_connection(root: Path, table: str) -> duckdb.DuckDBPyConnection:
+def lake_connection(root: Path, table: str, quarantine: str | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB session where ``table`` (``database.table``, as the named queries name it) is a view over
-    the Parquet files, ``dt`` read from the path as the Glue partition key is: a string."""
+    the Parquet files, ``dt`` read from the path as the Glue partition key is: a string.
+
+    With ``quarantine`` (``database.table``), that is a view over the NDJSON objects under
+    ``root/rejected/`` (:func:`write_quarantine`), every column a string, as the Glue table declares them,
+    read from every folder under ``dt=`` as Athena reads a partition (with its subfolders)."""
     database = table.split(".", maxsplit=1)[0]
     con = duckdb.connect()
     # Athena's session time zone is UTC; another one here shows the queries do not depend on it.
@@ -94,6 +101,17 @@ def lake_connection(root: Path, table: str) -> duckdb.DuckDBPyConnection:
         f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}', hive_partitioning = true,"
         f" hive_types = {{'{PARTITION_KEY}': VARCHAR}})"
     )
+    if quarantine is not None:
+        if any((root / QUARANTINE_PREFIX).glob("**/*.ndjson")):
+            columns = ", ".join(f"'{c.name}': 'VARCHAR'" for c in QUARANTINE_COLUMNS)
+            source = (
+                f"read_json('{root}/{QUARANTINE_PREFIX}**/*.ndjson', format = 'newline_delimited',"
+                f" columns = {{{columns}}}, hive_partitioning = true, hive_types = {{'{PARTITION_KEY}': VARCHAR}})"
+            )
+            con.execute(f"CREATE VIEW {quarantine} AS SELECT * FROM {source}")
+        else:  # DuckDB cannot read an empty folder; Athena reads no rows
+            nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c.name}" for c in QUARANTINE_COLUMNS)
+            con.execute(f"CREATE VIEW {quarantine} AS SELECT {nulls}, CAST(NULL AS VARCHAR) AS {PARTITION_KEY} LIMIT 0")
     return con
 
 
@@ -366,9 +384,132 @@ def bad_rows(rng: random.Random) -> list[Row]:
     return rows
 
 
+HOUR_NS = 3600 * NS_PER_SECOND
+DAY_NS = 24 * HOUR_NS
+TODAY_NS = NOW_NS - NOW_NS % DAY_NS
+"""Today's UTC midnight."""
+
+
+def _at(text: str) -> int:
+    return parse_instant(text)
+
+
+def _series(
+    rng: random.Random,
+    sensor: str,
+    segment: str,
+    span: tuple[int, int],
+    every_seconds: int,
+    *,
+    declared: int | None,
+    keep: Callable[[int], bool] = lambda _: True,
+    values: Callable[[int], dict[str, Any]] | None = None,
+) -> list[Row]:
+    """One reading every ``every_seconds`` over ``span`` (start inclusive, end exclusive, UTC ns), the
+    instants ``keep`` accepts, each declaring ``interval_seconds=declared`` (``None``: left out, the
+    contract's 60), delivered within minutes, with ``values(instant)`` or random counts and speeds."""
+    rows = []
+    for instant in range(*span, every_seconds * NS_PER_SECOND):
+        if not keep(instant):
+            continue
+        if values:
+            fields = values(instant)
+        else:
+            fields = {"vehicle_count": rng.randrange(0, 60), "average_speed_kmh": round(rng.uniform(20, 90), 1)}
+        rows.append(
+            reading_row(
+                sensor,
+                segment,
+                instant,
+                delivered(instant, rng.randrange(600)),
+                offset=rng.choice(_OFFSETS),
+                occupancy_percent=round(rng.uniform(0, 60), 1),
+                interval_seconds=declared,
+                **fields,
+            )
+        )
+    return rows
+
+
+def ledger_rows(rng: random.Random) -> list[Row]:
+    """Sensors reading at their declared interval around the ledger's 24 hours (10:00 yesterday to 10:00
+    today): one complete, one with three silent hours and a half-empty one, one switching from 300 s to
+    60 s with a silent hour between, one silent since before the 24 hours, one joining within them."""
+    yesterday, two_days_ago = TODAY_NS - DAY_NS, TODAY_NS - 2 * DAY_NS
+    gap = (_at("2025-06-14T13:00:00Z"), _at("2025-06-14T16:00:00Z"))
+    half = (_at("2025-06-14T20:00:00Z"), _at("2025-06-14T21:00:00Z"))
+    switch = _at("2025-06-14T20:00:00Z")
+
+    def gappy(instant: int) -> bool:
+        if gap[0] <= instant < gap[1]:
+            return False
+        return not (half[0] <= instant < half[1] and instant // NS_PER_SECOND // 60 % 2)
+
+    return [
+        *_series(rng, "ledger-steady", "seg-ledger-1", (two_days_ago, NOW_NS), 300, declared=300),
+        *_series(
+            rng, "ledger-gappy", "seg-ledger-1", (yesterday + 7 * NS_PER_SECOND, NOW_NS), 60, declared=None, keep=gappy
+        ),
+        *_series(rng, "ledger-switch", "seg-ledger-2", (yesterday, switch), 300, declared=300),
+        *_series(rng, "ledger-switch", "seg-ledger-2", (switch + HOUR_NS, NOW_NS), 60, declared=60),
+        *_series(rng, "ledger-silent", "seg-ledger-2", (two_days_ago, _at("2025-06-14T06:00:00Z")), 120, declared=120),
+        *_series(rng, "ledger-joins", "seg-ledger-2", (_at("2025-06-14T18:30:00Z"), NOW_NS), 60, declared=60),
+    ]
+
+
+BASELINE_SEGMENTS = ("seg-base-1", "seg-base-2", "seg-base-3")
+
+
+def baseline_rows(rng: random.Random) -> list[Row]:
+    """Five weeks of three segments, a sensor each, reading every 30 minutes: traffic that follows the
+    hour of the day and the weekday, quiet nights without vehicles (no speed), a missing day and missing
+    hours (hours of the week with fewer samples), and today two hours far from usual (a jam: three
+    times the vehicles at a fifth of the speed; an empty road)."""
+    start = TODAY_NS - 35 * DAY_NS
+    missing_day = (TODAY_NS - 9 * DAY_NS, TODAY_NS - 8 * DAY_NS)
+    jam = _at("2025-06-15T07:00:00Z")
+    empty = _at("2025-06-15T03:00:00Z")
+    rows = []
+    for n, segment in enumerate(BASELINE_SEGMENTS, 1):
+        lost = set(rng.sample(range(35 * 24), 40))
+
+        def keep(instant: int, n: int = n, lost: set[int] = lost) -> bool:
+            if n == 2 and missing_day[0] <= instant < missing_day[1]:
+                return False
+            return (instant - start) // HOUR_NS not in lost
+
+        def values(instant: int, n: int = n) -> dict[str, Any]:
+            hour = instant // HOUR_NS % 24
+            weekend = (instant // DAY_NS + 3) % 7 >= 5  # 1970-01-01 was a Thursday
+            peak = hour in (7, 8, 16, 17) and not weekend
+            volume = 0.2 if hour < 5 else (0.6 if weekend else 1.0) * (2.5 if peak else 1.0)
+            vehicles = 0 if hour < 4 and rng.random() < 0.5 else round(n * 20 * volume * rng.uniform(0.8, 1.2))
+            speed = round((45.0 if peak else 95.0) * rng.uniform(0.85, 1.1), 2)
+            if n == 1 and jam <= instant < jam + HOUR_NS:
+                vehicles, speed = vehicles * 3 + 10, round(speed / 5, 2)
+            if n == 3 and empty <= instant < empty + HOUR_NS:
+                vehicles = 0
+            return {"vehicle_count": vehicles, "average_speed_kmh": speed, "speed_limit_kmh": 100.0}
+
+        rows += _series(
+            rng,
+            f"base-{n}",
+            segment,
+            (start + n * 60 * NS_PER_SECOND, NOW_NS),
+            1800,
+            declared=1800,
+            keep=keep,
+            values=values,
+        )
+    return rows
+
+
 def sample_rows(seed: int = 12) -> list[Row]:
     """The sample lake: ~2,000 valid readings of 48 sensors over 40 days (dense in the last 30 hours),
-    ~15% of them again as duplicates, the edge readings, and every kind of bad row, shuffled."""
+    the ledger's sensors reading at their intervals (:func:`ledger_rows`) and five weeks of three segments
+    (:func:`baseline_rows`), ~15% of the first and ~5% of the others again as duplicates, the edge
+    readings, every kind of bad row, and the rows Firehose archives of the quarantine sample's records
+    (:func:`quarantine_lake_rows`), shuffled."""
     rng = random.Random(seed)
     rows: list[Row] = []
     for sensor in SENSORS:
@@ -378,7 +519,151 @@ def sample_rows(seed: int = 12) -> list[Row]:
                 rows.append(_random_reading(rng, sensor, instant, digits))
     rows += [_copy(rng, row) for row in rng.sample(rows, len(rows) * 15 // 100)]
     rows += edge_rows() + bad_rows(rng)
+    dense = ledger_rows(rng) + baseline_rows(rng)
+    rows += dense + [_copy(rng, row) for row in rng.sample(dense, len(dense) * 5 // 100)]
+    rows += quarantine_lake_rows(quarantine_batches(seed))
     rng.shuffle(rows)
+    return rows
+
+
+# --- the quarantine store ---------------------------------------------------------------------------------------
+
+MAX_AGE_NS = 86_400 * NS_PER_SECOND
+"""The processor's ``max_reading_age_seconds`` in the sample (the contract's default)."""
+SHARDS = ("shardId-000000000000", "shardId-000000000001")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Records the processor read in one invocation, and when it quarantined their rejects."""
+
+    records: tuple[KinesisRecord, ...]
+    quarantined_at_ns: int
+
+
+@dataclass(frozen=True)
+class QuarantineObject:
+    """One object the processor wrote: its key, its ``dt`` folder and the rejects it holds."""
+
+    key: str
+    dt: str
+    rejects: tuple[tuple[KinesisRecord, Rejection], ...]
+
+
+def _bad_payload(rng: random.Random, reason: str, thing: str, arrival_ns: int) -> bytes:
+    """A payload published by ``thing`` arriving at ``arrival_ns`` that the contract rejects with ``reason``
+    (or accepts, for ``"valid"``)."""
+    if reason == "malformed_json":
+        return rng.choice((b"{", b"not json", b"[1, 2, 3]", b"\xff\xfe\x00", b'{"sensor_id": NaN}', b"", b"42"))
+    instant = {
+        "future_timestamp": arrival_ns + rng.randrange(301, 6 * 3600) * NS_PER_SECOND,
+        "stale_timestamp": arrival_ns - MAX_AGE_NS - rng.randrange(1, 3 * 86_400) * NS_PER_SECOND,
+    }.get(reason, arrival_ns - rng.randrange(0, 120) * NS_PER_SECOND)
+    sensor = rng.choice(sorted(SENSORS)) if reason == "sensor_mismatch" else thing
+    row = reading_row(sensor, SENSORS.get(sensor, "seg-00"), instant, "-", offset=rng.choice(_OFFSETS), digits=3)
+    if reason == "schema_violation":
+        row = rng.choice(BAD_KINDS[:-3]).change(row)  # not NaN / Infinity (malformed JSON)
+    return payload(row)
+
+
+_QUARANTINE_PLAN = {
+    # thing: (records, reasons it sends, arrivals from this many hours ago)
+    "sensor-000": (30, ("malformed_json", "schema_violation", "valid"), 60),
+    "sensor-001": (12, ("sensor_mismatch", "future_timestamp", "valid"), 60),
+    "sensor-002": (20, ("stale_timestamp", "valid", "valid"), 30),
+    "ledger-gappy": (25, ("schema_violation", "malformed_json", "future_timestamp", "stale_timestamp"), 30),
+    "ledger-switch": (8, ("sensor_mismatch",), 24),
+    "ledger-garbage": (15, ("malformed_json",), 20),
+    "": (3, ("malformed_json",), 20),
+}
+
+
+BATCH_SPAN_NS = 600 * NS_PER_SECOND
+"""The longest a batch of the sample spans, first to last arrival (the processor reads what arrived
+since its last batch, within a batching window or a short backlog)."""
+
+
+def quarantine_batches(seed: int = 12) -> list[Batch]:
+    """What the processor read, in batches per shard: records of several things (each on the shard its
+    name hashes to), in bursts, with every reason code and some valid records, arriving over the last 60
+    hours (some in the current hour); then batches retried whole (the same object again), retried from
+    their second record (their rejects in two objects) and redriven days later, a batch whose records
+    arrive either side of midnight (its object under the first one's date) and one under an old date."""
+    rng = random.Random(seed)
+    arrivals: dict[str, list[tuple[int, str, bytes]]] = {shard: [] for shard in SHARDS}
+    for thing, (count, reasons, hours) in _QUARANTINE_PLAN.items():
+        shard = SHARDS[sum(thing.encode()) % len(SHARDS)]
+        sent = 0
+        while sent < count:
+            burst = NOW_NS - rng.randrange(hours * 3600 * 1000) * 1_000_000
+            for n in range(min(rng.randrange(1, 5), count - sent)):
+                arrival = burst + n * rng.randrange(1, 20_000) * 1_000_000
+                arrivals[shard].append((arrival, thing, _bad_payload(rng, rng.choice(reasons), thing, arrival)))
+                sent += 1
+    midnight = _at("2025-06-13T00:00:00Z")
+    arrivals[SHARDS[0]] += [
+        (midnight - 5 * NS_PER_SECOND, "sensor-003", b"{"),
+        (midnight + 10 * NS_PER_SECOND, "sensor-003", b"not json either"),
+        (midnight + 20 * NS_PER_SECOND, "sensor-003", _bad_payload(rng, "schema_violation", "sensor-003", midnight)),
+    ]
+    arrivals[SHARDS[1]].append((TODAY_NS - 6 * DAY_NS, "sensor-004", b"{"))
+    batches = []
+    sequence = 0
+    for shard, pending in arrivals.items():
+        pending.sort()
+        first = 0
+        while first < len(pending):
+            last = first + 1
+            limit = rng.randrange(1, 8)
+            while (
+                last < len(pending) and last - first < limit and pending[last][0] - pending[first][0] <= BATCH_SPAN_NS
+            ):
+                last += 1
+            kinesis = []
+            for arrival, thing, data in pending[first:last]:
+                sequence += 1
+                kinesis.append(KinesisRecord(f"49{sequence:054d}", thing, shard, data, arrival))
+            batches.append(Batch(tuple(kinesis), kinesis[-1].arrival_ns + rng.randrange(1, 90) * NS_PER_SECOND))
+            first = last
+    retried = rng.sample([b for b in batches if len(b.records) > 1], 8)
+    batches += retried[:2]
+    batches += [Batch(b.records[1:], b.quarantined_at_ns + NS_PER_SECOND) for b in retried[2:6]]
+    batches += [Batch(b.records, b.quarantined_at_ns + 3 * DAY_NS) for b in retried[6:]]
+    return batches
+
+
+def write_quarantine(root: Path, batches: Iterable[Batch]) -> list[QuarantineObject]:
+    """Write what the processor writes for each batch: its rejects (``logic.classify`` with the sample's
+    ``max_reading_age_seconds``) as one object from ``logic.quarantine_object``, under ``root/<key>``
+    (a batch written again replaces its object, as S3 does). Returns the objects, the last write of each."""
+    written: dict[str, QuarantineObject] = {}
+    for batch in batches:
+        rejects = classify(batch.records, MAX_AGE_NS).rejects
+        if not rejects:
+            continue
+        key, body = quarantine_object(QUARANTINE_PREFIX, rejects, batch.quarantined_at_ns)
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        dt = key.removeprefix(f"{QUARANTINE_PREFIX}{PARTITION_KEY}=").split("/", 1)[0]
+        written[key] = QuarantineObject(key, dt, tuple(rejects))
+    return list(written.values())
+
+
+def quarantine_lake_rows(batches: Iterable[Batch]) -> list[Row]:
+    """The lake rows of the records the lake can show as valid (Firehose archives every record of the
+    stream): the valid ones and those only the thing name or the arrival time rejects
+    (``sensor_mismatch``, ``future_timestamp``, ``stale_timestamp``), under their arrival date."""
+    rows, seen = [], set()
+    for batch in batches:
+        for record in batch.records:
+            if record.sequence_number in seen:
+                continue
+            seen.add(record.sequence_number)
+            if isinstance(parse_reading(record.data, ARRIVAL_AFTER_EVERY_INSTANT), Reading):
+                document = json.loads(record.data)
+                row = {c: document.get(c) for c in COLUMNS}
+                rows.append({**row, PARTITION_KEY: delivered(record.arrival_ns, 60)})
     return rows
 
 

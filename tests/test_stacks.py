@@ -470,14 +470,14 @@ def test_firehose_archives_parquet_through_the_glue_schema(env: tuple[str, Stack
     assert ref(s3["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
     conversion = s3["data_format_conversion_configuration"]
     assert "parquet_ser_de" in conversion["output_format_configuration"]["serializer"]
-    table_name, _ = doc.one("aws_glue_catalog_table")
+    table_name, _ = doc.find("aws_glue_catalog_table", name=f"tap_readings_{suffix.replace('-', '_')}")
     assert conversion["schema_configuration"]["table_name"] == f"${{aws_glue_catalog_table.{table_name}.name}}"
     assert doc.resolve(s3["bucket_arn"])["bucket"].startswith(f"tap-lake-{suffix}-")
 
 
 def test_glue_table_columns_follow_the_contract_with_partition_projection(env: tuple[str, StackDoc]) -> None:
-    _, doc = env
-    _, table = doc.one("aws_glue_catalog_table")
+    suffix, doc = env
+    _, table = doc.find("aws_glue_catalog_table", name=f"tap_readings_{suffix.replace('-', '_')}")
     columns = [(c["name"], c["type"]) for c in table["storage_descriptor"]["columns"]]
     assert columns == [(c.name, c.glue_type) for c in lake_columns()]
     assert [name for name, _ in columns][:6] == [
