@@ -213,7 +213,7 @@ def test_silence_settings_are_validated_and_bound_the_batching_window() -> None:
         EnvironmentConfig(name="x", silence_factor=1)
     with pytest.raises(ConfigError, match="fleet_retention_days"):
         EnvironmentConfig(name="x", fleet_retention_days=0)
-    with pytest.raises(ConfigError, match="silence.timeout_seconds"):
+    with pytest.raises(ConfigError, match=r"silence\.timeout_seconds"):
         EnvironmentConfig(name="x", silence=FunctionSettings(timeout_seconds=60))
     # dev batches for 90 s with readings every 60 s: fine at 3 x 60 s, but at 2 x 60 s a sensor that never
     # stopped would look silent while its readings wait in a batch

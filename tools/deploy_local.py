@@ -69,6 +69,7 @@ SERVICES = (
     "lambda",
     "logs",
     "s3",
+    "scheduler",
     "sns",
     "sqs",
     "sts",
@@ -76,6 +77,8 @@ SERVICES = (
 DUMMY_CREDENTIALS = {"access_key": "testing", "secret_key": "testing"}
 # The traffic the local run sends through the deployed dev environment.
 SIMULATE_SENSORS, SIMULATE_MINUTES, SIMULATE_NOW = 20, 30, "2026-06-01T12:00:00Z"
+# Two of them stop halfway and one comes back, with the silence check every minute: every path of it runs.
+SIMULATE_STOP, SIMULATE_RESUME, SIMULATE_CHECK_EVERY = 2, 1, 60
 
 
 def log(message: str) -> None:
@@ -277,7 +280,8 @@ class Deployment:
             "tools.simulate",
             ["--env", suffix, "--endpoint-url", self.endpoint, "--outputs", str(outputs),
              "--sensors", str(SIMULATE_SENSORS), "--minutes", str(SIMULATE_MINUTES), "--now", SIMULATE_NOW,
-             "--summary", str(summary), "--check-iam"],
+             "--stop", str(SIMULATE_STOP), "--resume", str(SIMULATE_RESUME),
+             "--check-every", str(SIMULATE_CHECK_EVERY), "--summary", str(summary), "--check-iam"],
         )  # fmt: skip
         loaded: dict[str, Any] = json.loads(summary.read_text())
         return loaded

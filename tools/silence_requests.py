@@ -51,7 +51,7 @@ def _payload(sensor: str, second: int) -> bytes:
             "vehicle_count": 12,
             "average_speed_kmh": 48.5,
             "occupancy_percent": 11.0,
-        }  # fmt: skip
+        }
     ).encode()
 
 
