@@ -690,7 +690,8 @@ ALERT_FIELDS = {
 
 def silent_sensors(clients: Clients, table: str) -> list[str]:
     """Sensors with an open outage (silent at the last check), sorted."""
-    dynamodb, found, start = clients["dynamodb"], set(), None
+    dynamodb, start = clients["dynamodb"], None
+    found: set[str] = set()
     while True:
         page = dynamodb.query(
             TableName=table,
@@ -954,11 +955,13 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         )
 
     requests: dict[str, Counter[str]] = {"processor": Counter(), "alert": Counter(), "silence": Counter()}
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     processed, alerted, checks = Delivery(), Delivery(), Delivery()
     read_kinesis: dict[str, str] = {}
     read_changes: dict[str, str] = {}
     changes_seen = conflicts_seen = 0
+    per_check: list[int] = []
+    """Requests of each scheduled run of the silence check (its retries included)."""
     shard_count = 0
     workers = 1
     for round_end, messages in rounds(options.messages, options.now_ns, options.check_every_seconds):
@@ -992,6 +995,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         with counting_requests(clients, FUNCTION_SERVICES) as counted:
             _add(checks, run_check(inbox))
         requests["silence"].update(counted)
+        per_check.append(sum(counted.values()))
         seconds["silence"] += time.monotonic() - t0
 
     summary = summarize(clients, targets, len(options.messages), inbox.alerts(), config.aggregation_window_seconds)
@@ -1013,6 +1017,10 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         "alert_records_to_dlq": alerted.gave_up,
         "silence_checks": checks.invocations,
         "silence_check_retries": checks.retries,
+        "silence_requests_per_check": {
+            "max": max(per_check, default=0),
+            "mean": round(sum(per_check) / max(len(per_check), 1), 1),
+        },
         "requests": {phase: dict(sorted(counted.items())) for phase, counted in requests.items()},
         "readings_per_second": round(len(options.messages) / max(seconds["processor"], 1e-9)),
         "metrics": published_metrics(clients, targets.metric_namespace, started, time.time()),
