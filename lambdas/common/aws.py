@@ -116,8 +116,10 @@ def batch_get(
     backoff: Backoff,
     *,
     consistent: bool = True,
+    projection: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Mapping[str, Any]]]]:
-    """BatchGetItem in chunks of 100 keys across tables; ``UnprocessedKeys`` and throttling retried.
+    """BatchGetItem in chunks of 100 keys across tables; ``UnprocessedKeys`` and throttling retried
+    (``projection``: a table's ``ProjectionExpression``, for a caller that needs only some attributes).
 
     Returns (items by table, keys still unread after the retries by table). A fault that retrying
     cannot fix leaves its chunk unread rather than raising, so the caller can fail just those records.
@@ -131,6 +133,8 @@ def batch_get(
             chunk.setdefault(table, []).append(k)
         for _ in backoff.pauses():
             request = {t: {"Keys": list(ks), "ConsistentRead": consistent} for t, ks in chunk.items()}
+            for t in request.keys() & dict(projection or {}).keys():
+                request[t]["ProjectionExpression"] = (projection or {})[t]
             try:
                 response = client.batch_get_item(RequestItems=request)
             except (ClientError, BotoCoreError) as error:

@@ -170,6 +170,7 @@ class SilenceCheck:
             TableName=self.settings.sensor_windows_table,
             IndexName=SILENT_AFTER_INDEX,
             KeyConditionExpression="#minute = :minute",
+            ProjectionExpression="sensor_id, window_part",
             ExpressionAttributeNames={"#minute": SILENT_MINUTE},
             ExpressionAttributeValues={":minute": {"S": label}},
         )
@@ -205,7 +206,13 @@ class SilenceCheck:
         s = self.settings
         keys = [serialize(logic.next_window_head(c, s.window_seconds)) for c in found]
         heads, _ = (
-            batch_get(self.clients["dynamodb"], {s.sensor_windows_table: keys}, self.backoff, consistent=False)
+            batch_get(
+                self.clients["dynamodb"],
+                {s.sensor_windows_table: keys},
+                self.backoff,
+                consistent=False,
+                projection={s.sensor_windows_table: "sensor_id"},  # whether it exists is all that counts
+            )
             if keys
             else ({s.sensor_windows_table: []}, {})
         )
