@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +18,10 @@ from tools import moto_speedups
 moto_speedups.install()
 
 from moto.dynamodb.exceptions import ItemSizeTooLarge  # noqa: E402
+from moto.dynamodb.models import table as table_module  # noqa: E402
 from moto.dynamodb.models.dynamo_type import DynamoType, Item  # noqa: E402
+from moto.dynamodb.models.table import Table  # noqa: E402
+from moto.sqs import models as sqs_models  # noqa: E402
 
 HASH, RANGE = DynamoType({"S": "sensor-1"}), DynamoType({"S": "2026-12-02T00:00:00Z#000"})
 
@@ -78,9 +86,306 @@ def test_projection_matches_moto(attrs: dict[str, Any], paths: list[list[str]]) 
     )
 
 
+def outcome_value(call: Any) -> Any:
+    """What ``call`` returns, or the type of error it raises (compared by type with moto's own)."""
+    try:
+        return call()
+    except Exception as error:  # any error, compared by type with moto's own
+        return type(error)
+
+
 def outcome(project: Any) -> Any:
     """The projected item as JSON, or the type of error moto raises (a path into a scalar raises)."""
     try:
         return project().to_json()
     except Exception as error:  # any error, compared by type with moto's own
         return type(error)
+
+
+# ------------------------------------------------------------------ table order, queries, scan pages
+
+
+ACCOUNT = "123456789012"
+S_KEYS = st.sampled_from(["a", "b", "ab", "B", "seg-001", "seg-010", "seg-002", "é", "z"])
+N_KEYS = st.sampled_from(["0", "1", "1.0", "2", "10", "-3", "0.5", "1E+1", "007"])
+"""Numbers with equal values spelled differently ("1", "1.0"; "10", "1E+1"): the same key."""
+GSI_VALUES = st.one_of(st.none(), st.sampled_from(["pending", "open", "other"]))
+
+
+@contextmanager
+def moto_table_methods() -> Iterator[None]:
+    """moto's own ``Table`` read methods while the block runs (the reference the patched ones meet)."""
+    names = ("all_items", "query", "scan")
+    saved = {name: getattr(Table, name) for name in names}
+    for name in names:
+        setattr(Table, name, moto_speedups.ORIGINALS[f"Table.{name}"])
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(Table, name, method)
+
+
+def new_table(range_type: str | None, gsi: bool) -> Table:
+    attr = [{"AttributeName": "pk", "AttributeType": "S"}]
+    schema = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    if range_type:
+        attr.append({"AttributeName": "sk", "AttributeType": range_type})
+        schema.append({"AttributeName": "sk", "KeyType": "RANGE"})
+    indexes = None
+    if gsi:
+        attr += [{"AttributeName": "g", "AttributeType": "S"}, {"AttributeName": "gr", "AttributeType": "N"}]
+        indexes = [
+            {
+                "IndexName": "sparse",
+                "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}, {"AttributeName": "gr", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
+    return Table("t", account_id=ACCOUNT, region="us-east-1", schema=schema, attr=attr, global_indexes=indexes)
+
+
+operations = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "put", "put", "delete", "touch"]),
+        S_KEYS,
+        st.one_of(S_KEYS, N_KEYS),
+        GSI_VALUES,
+        N_KEYS,
+        st.integers(0, 9),
+    ),
+    max_size=40,
+)
+
+
+def apply(table: Table, ops: list[tuple[str, str, str, str | None, str, int]], range_type: str | None) -> None:
+    """Puts (new items and replacements), deletes, and in-place changes as an update makes them."""
+    for op, pk, raw_sk, g, gr, n in ops:
+        numeric = raw_sk.lstrip("-").replace(".", "").replace("E+", "").isdigit()
+        sk = str(len(raw_sk)) if range_type == "N" and not numeric else raw_sk
+        key = {"pk": {"S": pk}} | ({"sk": {range_type: sk}} if range_type else {})
+        hash_key = DynamoType(key["pk"])
+        range_key = DynamoType(key["sk"]) if range_type else None
+        if op == "put":
+            extra = {"g": {"S": g}, "gr": {"N": gr}} if g else {}
+            table.put_item(key | extra | {"n": {"N": str(n)}})
+        elif op == "delete":
+            table.delete_item(hash_key, range_key)
+        elif (item := table.get_item(hash_key, range_key)) is not None:
+            item.attrs["n"] = DynamoType({"N": str(n + 100)})  # an update changes the stored item in place
+
+
+def as_json(result: tuple[list[Item], int, Any]) -> Any:
+    items, scanned, last = result
+    return [i.to_json() for i in items], scanned, last
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(["S", "N", None]), operations)
+def test_table_order_matches_moto(range_type: str | None, ops: list[Any]) -> None:
+    """The same item objects in the same order, after puts, replacements, deletes and in-place updates."""
+    table = new_table(range_type, gsi=False)
+    half = len(ops) // 2
+    apply(table, ops[:half], range_type)
+    assert table.all_items() == moto_speedups.ORIGINALS["Table.all_items"](table)
+    apply(table, ops[half:], range_type)
+    ours = table.all_items()
+    theirs = moto_speedups.ORIGINALS["Table.all_items"](table)
+    assert len(ours) == len(theirs) and all(a is b for a, b in zip(ours, theirs, strict=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["S", "N"]),
+    operations,
+    S_KEYS,
+    st.sampled_from([None, "GT", "BEGINS_WITH", "BETWEEN"]),
+    st.one_of(st.none(), st.integers(1, 4)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_table_query_matches_moto(  # noqa: PLR0917 - hypothesis passes them by position
+    range_type: str, ops: list[Any], pk: str, comparison: str | None, limit: int | None, forward: bool, start: bool
+) -> None:
+    """A Query of one hash key: the same items, count and next key, with range conditions, limits,
+    either direction and a start key."""
+    table = new_table(range_type, gsi=False)
+    apply(table, ops, range_type)
+    bound = {"S": ["b"], "N": ["1"]}[range_type]
+    objs = {
+        None: [],
+        "GT": [DynamoType({range_type: bound[0]})],
+        "BEGINS_WITH": [DynamoType({"S": "a"})] if range_type == "S" else [],
+        "BETWEEN": [DynamoType({range_type: bound[0]}), DynamoType({range_type: "z" if range_type == "S" else "9"})],
+    }[comparison]
+    if comparison == "BEGINS_WITH" and range_type == "N":
+        comparison, objs = None, []
+    stored = moto_speedups.ORIGINALS["Table.all_items"](table)
+    exclusive = None
+    if start and stored:
+        first = stored[len(stored) // 2]
+        exclusive = {"pk": first.hash_key.to_json(), "sk": first.range_key.to_json()}
+    args = (DynamoType({"S": pk}), comparison, objs, limit, exclusive, forward, None)
+    ours = outcome_value(lambda: as_json(table.query(*args)))
+    with moto_table_methods():
+        theirs = outcome_value(lambda: as_json(table.query(*args)))
+    assert ours == theirs
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations, GSI_VALUES, st.one_of(st.none(), st.integers(1, 3)), st.booleans())
+def test_index_query_matches_moto(ops: list[Any], g: str | None, limit: int | None, forward: bool) -> None:
+    """A Query of a sparse index by its hash key (the alert function's sweep): the same items."""
+    table = new_table("S", gsi=True)
+    apply(table, ops, "S")
+    value = DynamoType({"S": g or "pending"})
+    args = (value, None, [], limit, None, forward, None)
+    kwargs = {"index_name": "sparse", "hash_key_conditions": [("g", value)]}
+    ours = outcome_value(lambda: as_json(table.query(*args, **kwargs)))
+    with moto_table_methods():
+        theirs = outcome_value(lambda: as_json(table.query(*args, **kwargs)))
+    assert ours == theirs
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(["S", "N", None]), operations, st.integers(1, 5), st.sampled_from(["stored", "absent", "bad"]))
+def test_scan_pages_match_moto(range_type: str | None, ops: list[Any], limit: int, start: str) -> None:
+    """Every page of a Scan, page after page, and a page from a key that is not stored or is malformed."""
+    table = new_table(range_type, gsi=False)
+    apply(table, ops, range_type)
+
+    def pages() -> Any:
+        found, key = [], None
+        if start == "absent":
+            key = {"pk": {"S": "b0"}} | ({"sk": {range_type: "5"}} if range_type else {})
+        elif start == "bad":
+            key = {"pk": {"N": "1"}} | ({"sk": {"S": "x"}} if range_type else {})
+        for _ in range(50):
+            page = outcome_value(lambda start=key: as_json(table.scan({}, limit, start)))
+            found.append(page)
+            if not isinstance(page, tuple) or page[2] is None:
+                break
+            key = {name: value.to_json() for name, value in page[2].items()}
+        return found
+
+    ours = pages()
+    with moto_table_methods():
+        theirs = pages()
+    assert ours == theirs
+
+
+# --------------------------------------------------------------------------------------------- SQS
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(st.none(), st.booleans(), st.integers(60, 1_209_600)),
+    st.integers(0, 2_000_000),
+    st.integers(0, 2_000_000),
+)
+def test_retention_check_matches_moto(retention: Any, sent_seconds: int, now_seconds: int) -> None:
+    backend = sqs_models.SQSBackend("us-east-1", ACCOUNT)
+    queue = backend.create_queue("q")
+    queue.message_retention_period = retention
+    message = sqs_models.Message("id", "body")
+    message.sent_timestamp = sent_seconds * 1000
+    saved = sqs_models.unix_time
+    sqs_models.unix_time = lambda *_: float(now_seconds)  # type: ignore[assignment]
+    try:
+        ours = outcome_value(lambda: backend.is_message_valid_based_on_retention_period("q", message))
+        original = moto_speedups.ORIGINALS["SQSBackend.is_message_valid_based_on_retention_period"]
+        theirs = outcome_value(lambda: original(backend, "q", message))
+    finally:
+        sqs_models.unix_time = saved
+    assert ours == theirs
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.booleans(),
+    st.one_of(st.none(), st.booleans()),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["body", "other", ""]),
+            st.one_of(st.none(), st.sampled_from(["d1", "d2"])),
+            st.one_of(st.none(), st.sampled_from(["g1", "g2"])),
+            st.one_of(st.none(), st.integers(0, 1000)),
+        ),
+        max_size=6,
+    ),
+)
+def test_send_message_matches_moto(fifo: bool, content_dedup: bool | None, sends: list[Any]) -> None:
+    """What a queue holds, or the error raised, after each send: FIFO or not, content-based
+    deduplication on, off or unset, with and without deduplication and group ids and delays."""
+
+    def run(send: Any) -> list[Any]:
+        backend = sqs_models.SQSBackend("us-east-1", ACCOUNT)
+        name = "q.fifo" if fifo else "q"
+        attrs = {"FifoQueue": "true"} if fifo else {}
+        queue = backend.create_queue(name, **attrs)
+        queue.content_based_deduplication = content_dedup
+        found: list[Any] = []
+        for body, dedup, group, delay in sends:
+            result = outcome_value(lambda: send(backend, name, body, None, delay, dedup, group))  # noqa: B023
+            stored = [(m.body, m.deduplication_id, m.group_id, m.delayed) for m in queue._messages]
+            found.append((result if isinstance(result, type) else "sent", stored))
+        return found
+
+    assert run(sqs_models.SQSBackend.send_message) == run(moto_speedups.ORIGINALS["SQSBackend.send_message"])
+
+
+def test_queue_attributes_outside_a_send_match_moto() -> None:
+    backend = sqs_models.SQSBackend("us-east-1", ACCOUNT)
+    queue = backend.create_queue("q.fifo", FifoQueue="true", ContentBasedDeduplication="true")
+    backend.send_message("q.fifo", "body", group_id="g")
+    assert queue.attributes == moto_speedups.ORIGINALS["Queue.attributes"].fget(queue)
+    assert queue.attributes["ApproximateNumberOfMessages"] == 1
+
+
+# ---------------------------------------------------------------------------------------- dispatch
+
+
+def test_method_names_match_moto() -> None:
+    from moto.core import responses  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+    from moto.kinesis.responses import KinesisResponse  # noqa: PLC0415
+    from moto.sns.responses import SNSResponse  # noqa: PLC0415
+    from moto.sqs.responses import SQSResponse  # noqa: PLC0415
+
+    for clazz in (DynamoHandler, KinesisResponse, SNSResponse, SQSResponse, responses.BaseResponse):
+        for _ in range(2):  # listed, then from the cache
+            ours = responses.method_names_from_class(clazz)
+            assert ours == moto_speedups.ORIGINALS["method_names_from_class"](clazz)
+            ours.append("changed by a caller")  # a caller's copy: the cache is not touched
+
+
+# ---------------------------------------------------------------------------------- stream records
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"]),
+    st.one_of(st.none(), attributes),
+    st.one_of(st.none(), attributes),
+    st.sampled_from(["INSERT", "MODIFY", "REMOVE"]),
+)
+def test_stream_records_match_moto(view: str, old: Any, new: Any, event: str) -> None:
+    table = new_table("S", gsi=False)
+    old_item = built(moto_speedups.ORIGINALS["Item.__init__"], old) if old is not None else None
+    new_item = built(moto_speedups.ORIGINALS["Item.__init__"], new) if new is not None else None
+    if old_item is None and new_item is None:
+        new_item = built(moto_speedups.ORIGINALS["Item.__init__"], {})
+    saved_uuid, saved_now = table_module.mock_random.uuid4, table_module.utcnow
+    table_module.mock_random.uuid4 = lambda: uuid.UUID(int=7)  # type: ignore[method-assign]
+    fixed = datetime.datetime(2026, 6, 1, 12, 0, 0)
+    table_module.utcnow = lambda: fixed  # type: ignore[assignment]
+    try:
+        ours = table_module.StreamRecord(table, view, event, old_item, new_item, 42)
+        theirs = SimpleNamespace()  # moto's constructor keeps its record as a plain attribute
+        moto_speedups.ORIGINALS["StreamRecord.__init__"](theirs, table, view, event, old_item, new_item, 42)
+    finally:
+        table_module.mock_random.uuid4, table_module.utcnow = saved_uuid, saved_now  # type: ignore[method-assign]
+    assert ours.to_json() == theirs.record
+    assert ours.to_json() == ours.to_json() and ours.to_json() is not ours.to_json()  # a fresh copy each time
+    ours.to_json()["dynamodb"]["Keys"].clear()  # a reader changing its copy changes nothing stored
+    assert ours.to_json() == theirs.record

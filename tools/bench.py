@@ -12,6 +12,11 @@ table (``--output BENCHMARKS.md`` writes the whole report). Sections:
 - cold start: import time of each handler module in a fresh interpreter vs a bare ``import boto3``.
 - processor peak memory for a 10,000-record batch vs the configured Lambda memory.
 - the local run (``tools.simulate``) on 100,000 generated readings.
+- silence: the silence check's requests per run at 100,000 sensors (``tools.silence_requests``, in a
+  process of its own), in the worst minute of a window.
+- scale: the parallel local run of 1,000,000 readings from 100,000 sensors (``tools.scale``, in a
+  process of its own): wall time, rates, peak memory, and the functions' requests next to the
+  capacity model's (``tools.request_counts.scale_comparison``).
 - costs: issue 13's cost levers, each before and after, computed by the capacity model
   (``stacks.capacity``) at each profile's fleet and at 1,000 to 1,000,000 sensors, and the scale table.
 """
@@ -463,6 +468,163 @@ def local_run_section() -> list[Row]:
     ]
 
 
+# ------------------------------------------------------------------------------------------ silence
+
+SILENCE_SENSORS, SILENCE_SILENT = 100_000, 100
+
+
+def silence_section(sensors: int, silent: int, result_file: Path | None = None) -> list[Row]:
+    """``python -m tools.silence_requests`` in its own process (or its JSON output, ``result_file``): the
+    silence check's requests per run at a fleet of ``sensors``, in the worst minute of a window (every
+    sensor's superseded entry due at once)."""
+    if result_file is None:
+        argv = [sys.executable, "-m", "tools.silence_requests", "--sensors", str(sensors), "--silent", str(silent)]
+        result = json.loads(subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    else:
+        result = json.loads(result_file.read_text())
+    sensors, silent = result["sensors"], result["silent"]
+    first, burst, steady = result["runs"]
+
+    def described(run: Mapping[str, Any]) -> str:
+        parts = ", ".join(f"{op.split(':')[1]} {n:,}" for op, n in run["requests"].items())
+        return (
+            f"{run['total']:,} requests ({parts}); {run['outages']} outage alerts; {run['seconds']:.0f} s on moto "
+            "(moto scans the whole table for every Query; DynamoDB reads just the minute)"
+        )
+
+    return [
+        Row("silence", "processor: extra requests per 1,000 readings for the silent-after index",
+            "none by construction: the marker is an attribute of the window item the batch writes anyway "
+            "(the requests rows above are measured with it)", "", None),
+        Row("silence", f"check, first run at {sensors:,} sensors (nothing due yet)", described(first), "", None),
+        Row("silence", f"check, worst minute at {sensors:,} sensors: every sensor's superseded entry due, "
+            f"{silent} sensors silent", described(burst), f"{silent} outage alerts, one each",
+            burst["outages"] == silent),
+        Row("silence", "check, the run after (reads the minute before its cursor again)", described(steady),
+            "no new alert", steady["outages"] == 0 and steady["silent_sensors"] == silent),
+        Row("silence", "seeding the fleet through the processor (two readings a sensor)",
+            f"{result['seed_seconds']:.0f} s", "", None),
+    ]  # fmt: skip
+
+
+# -------------------------------------------------------------------------------------------- scale
+
+SCALE_TARGET_SECONDS = 25 * 60
+SCALE_MEMORY_MIB = 16 * 1024
+PROCESSOR_MODEL_TOLERANCE = 0.10
+
+
+def scale_section(sensors: int, minutes: int, result_file: Path | None = None) -> list[Row]:
+    """``python -m tools.scale`` (8 shards, in parallel) in its own process: its own peak memory, and
+    nothing else in it (or its JSON output, ``result_file``, with the time it measured itself)."""
+    if result_file is not None:
+        result = json.loads(result_file.read_text())
+        return scale_run_rows(result, result["seconds"])
+    with tempfile.TemporaryDirectory(prefix="tap-bench-scale-") as scratch:
+        output = Path(scratch) / "scale.json"
+        argv = [sys.executable, "-m", "tools.scale", "--sensors", str(sensors), "--minutes", str(minutes)]
+        started = time.perf_counter()
+        subprocess.run([*argv, "--output", str(output)], cwd=ROOT, check=False,
+                       env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
+        wall = time.perf_counter() - started
+        if not output.exists():
+            raise RuntimeError(f"{' '.join(argv)} wrote no result")
+        result = json.loads(output.read_text())
+    return scale_run_rows(result, wall)
+
+
+def scale_run_rows(result: Mapping[str, Any], wall: float) -> list[Row]:
+    from tools.request_counts import scale_comparison  # noqa: PLC0415 - loads the capacity model's calibration
+
+    summary, run = result["summary"], result["summary"]["run"]
+    records, accepted = summary["records_in"], summary["accepted"]
+    quarantined = sum(summary["quarantined"].values())
+    phases = {k.removesuffix("_seconds"): v for k, v in run.items() if k.endswith("_seconds") and k != "total_seconds"}
+    rest = result["seconds"] - result["generate_seconds"] - sum(phases.values())
+    timed = [("generate", result["generate_seconds"]), *phases.items(), ("set-up and read-back", rest)]
+    steps = ", ".join(f"{name} {seconds:,.0f} s" for name, seconds in timed)
+    peak = result["peak_rss_kib"] / 1024
+    rows = [
+        Row(
+            "scale",
+            f"readings: {result['sensors']:,} sensors x {result['minutes']} min at {result['interval_seconds']} s, "
+            f"{run['shards']} shards and {run['alert_workers']} alert lanes in parallel",
+            f"{accepted:,} readings stored of {records:,} records ({summary['sensors']:,} sensors stored)",
+            ">= 1,000,000 readings from 100,000 sensors",
+            accepted >= 1_000_000 and summary["sensors"] >= 100_000,
+        ),
+        Row(
+            "scale",
+            "wall time (whole process)",
+            f"{wall / 60:.1f} min ({steps})",
+            f"< {SCALE_TARGET_SECONDS // 60} min",
+            wall < SCALE_TARGET_SECONDS,
+        ),
+        Row(
+            "scale",
+            "rates",
+            f"{records / wall:,.0f} records/s end to end; processor {run['readings_per_second']:,} records/s; "
+            f"alert {run['window_changes'] / max(run['alert_seconds'], 1e-9):,.0f} window changes/s "
+            f"({run['window_changes']:,} changes in {run['alert_invocations']:,} invocations)",
+            "",
+            None,
+        ),
+        Row(
+            "scale",
+            "peak resident memory (VmHWM of the run's process)",
+            mib(peak),
+            f"< {SCALE_MEMORY_MIB // 1024} GiB",
+            peak < SCALE_MEMORY_MIB,
+        ),
+        Row(
+            "scale",
+            "balance: records_in == accepted + duplicates + quarantined",
+            f"{records:,} == {accepted:,} + {summary['duplicates']:,} + {quarantined:,}",
+            "equal",
+            bool(result["balanced"]),
+        ),
+        Row(
+            "scale",
+            "alert write conflicts (an alert lane's conditional PutItem lost to another lane's)",
+            f"{run['alert_write_conflicts']:,} ({run['alert_write_conflicts'] / run['window_changes']:.3f} per "
+            f"window change), each a GetItem and another PutItem; alert retries {run['alert_retries']}, "
+            f"to DLQ {run['alert_records_to_dlq']}",
+            "",
+            None,
+        ),
+    ]
+    checks = max(run.get("silence_checks", 0), 1)
+    silence = run["requests"].get("silence", {})
+    per_check = run.get("silence_requests_per_check") or {"mean": sum(silence.values()) / checks, "max": None}
+    most = "" if per_check["max"] is None else f", at most {per_check['max']:,}"
+    rows.append(
+        Row(
+            "scale",
+            f"silence check: requests per run ({run.get('silence_checks', 0)} run(s), one per minute of readings)",
+            f"{per_check['mean']:,.1f} on average{most} ("
+            + ", ".join(f"{op} {n:,}" for op, n in sorted(silence.items()))
+            + f" in all); {run.get('silence_seconds', 0):,.0f} s; silent sensors at the end "
+            f"{summary.get('silent_sensors_count', 0):,}",
+            "",
+            None,
+        )
+    )
+    for compared in scale_comparison(result):
+        model = "not in the model" if compared.model is None else f"model {compared.model:.4g}"
+        ratio = "" if compared.ratio is None else f" (measured / model {compared.ratio:.3f})"
+        total = compared.phase == "processor" and compared.quantity.startswith("DynamoDB")
+        rows.append(
+            Row(
+                "scale",
+                f"{compared.phase}: {compared.quantity}",
+                f"measured {compared.measured:.4g}, {model}{ratio}",
+                f"within {PROCESSOR_MODEL_TOLERANCE:.0%} of the model" if total else "",
+                abs((compared.ratio or 0) - 1) <= PROCESSOR_MODEL_TOLERANCE if total else None,
+            )
+        )
+    return rows
+
+
 # -------------------------------------------------------------------------------------------- costs
 
 LEVERS_BASELINE: Mapping[str, Mapping[str, Any]] = {
@@ -778,6 +940,16 @@ NOTES = """## How these are measured
   client is not in this process.
 - **local run**: `python -m tools.simulate --sensors 200 --minutes 500`, end to end (resources, puts,
   processor, alert, read-back) in moto, in process.
+- **scale**: `python -m tools.scale` in a process of its own: `tools.simulate.generate` (100,000 sensors,
+  one reading a minute for 10 minutes, four sensors a segment, ~2 % duplicates and bad records) through
+  `tools.simulate.run_in_moto` with 8 Kinesis shards and 8 alert lanes on their own threads, a minute of
+  readings at a time with the silence check after each (`--check-every 60`); moto applies each request
+  atomically, under one lock, so one core does all of it. Requests are counted per phase
+  by botocore's `before-call` hook; the model is `stacks.capacity` for the dev profile on 8 provisioned
+  shards and 8 table-stream lanes. The processor is compared per 1,000 readings stored; the alert
+  function per window change, its total without the conflicts (a lost conditional write costs a GetItem
+  and another PutItem; the model counts one PutItem per segment window folded) and without publishing
+  alerts (the model is calibrated on free-flowing traffic).
 - **costs**: `stacks.capacity` (calibrated on the real handlers) priced with `prices/us-east-1.json`.
   *Before the levers* is each profile's stream and batching window before issue 13 (`LEVERS_BASELINE`)
   on standard topics; each lever is then added in turn; at the scale sizes each lever is turned off
@@ -788,7 +960,7 @@ NOTES = """## How these are measured
 """
 
 
-SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run", "costs")
+SECTIONS = ("synth", "logic", "requests", "cold-start", "memory", "local-run", "silence", "scale", "costs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -796,6 +968,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", type=int, default=5, help="alternating synth pairs (at least 5)")
     parser.add_argument("--option-runs", type=int, default=3, help="runs per synth option")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--scale-sensors", type=int, default=100_000, help="sensors of the scale run")
+    parser.add_argument("--scale-minutes", type=int, default=10, help="minutes of readings of the scale run")
+    parser.add_argument(
+        "--scale-result",
+        type=Path,
+        help="the scale section from this output of python -m tools.scale --output (an hour at 1,000,000 "
+        "readings on this machine) instead of running it",
+    )
+    parser.add_argument(
+        "--silence-result",
+        type=Path,
+        help="the silence section from this output of python -m tools.silence_requests (~20 min at 100,000 "
+        "sensors on moto) instead of running it",
+    )
     parser.add_argument("--output", type=Path, help="also write the report (Markdown) to this file")
     return parser
 
@@ -813,6 +999,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cold-start": lambda: cold_start_section(11),
         "memory": memory_section,
         "local-run": local_run_section,
+        "silence": lambda: silence_section(SILENCE_SENSORS, SILENCE_SILENT, args.silence_result),
+        "scale": lambda: scale_section(args.scale_sensors, args.scale_minutes, args.scale_result),
         "costs": lambda: costs_section(blocks),
     }
     for name in chosen:

@@ -1,4 +1,4 @@
-"""Three speed-ups of moto for the local run (and only there); none changes what moto stores or refuses.
+"""Speed-ups of moto for the local run (and only there); none changes what moto stores or refuses.
 
 1. Response encoding of DynamoDB, DynamoDB Streams and Kinesis data-plane calls.
 moto 5.2 encodes every response through a generic, model-driven serializer that costs ~0.5 ms per
@@ -23,13 +23,46 @@ total: sizes are never negative, so some insert overflows exactly when the total
 4. DynamoDB projections. moto 5.2 converts the whole item to plain JSON once per projected name; for
 a projection of top-level names only (the read-back's), the patched method converts it once and picks
 the names from that one conversion, which the names cannot alter (they are distinct top-level keys).
+
+5. DynamoDB table order, queries and scan pages. moto 5.2 sorts the whole table (comparing
+``DynamoType`` objects in Python) on every Query and every Scan page, then filters: a Query for one
+sensor, or the alert function's sweep of the sparse ``pending-alerts`` index, cost O(n log n) in the
+table's size, and a Scan walked the table from its first item to find each page's start (O(n) per
+page, O(n^2) for the read-back). The patched ``all_items`` sorts on the same values moto compares
+(each key's ``cast_value``; keys are unique and of the table's key type, so the order is the same)
+and keeps that order until an item is put or deleted; a Query hands moto's own code, in that order,
+only the items its hash key (or the index's hash-key conditions, tested exactly as moto tests them)
+can match; a Scan page starts where moto's skipping would stop (a binary search on the same order).
+Everything after that (range conditions, limits, pages, filters, projections) is moto's own code.
+
+6. SQS. ``receive_message`` looked up a queue's retention period through ``get_queue_attributes``,
+which builds every attribute three times over, each counting the queue's messages: O(queue) per
+message received; ``send_message`` built them all (once for validation, again for deduplication) to
+read ``ContentBasedDeduplication``. The patched methods read those attributes from the queue directly.
+
+7. Request dispatch. moto 5.2 lists a response class's methods with ``inspect.getmembers`` on every
+request; the patched ``method_names_from_class`` lists each class once (moto adds no methods to its
+response classes while running).
+
+8. DynamoDB stream records. moto 5.2 converts both the old and the new item to JSON for each record,
+whatever the stream's view type, and keeps the record as nested dicts (~8 KB for a window item's
+change: 8 GB for a million changes). The patched constructor converts only the images the view type
+keeps (``NEW_IMAGE``: the new one) and builds the same record, which is kept pickled (~1 KB) and
+unpickled whenever moto reads it (``to_json``): the same record, a fresh copy each time (moto never
+changes a record after building it).
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime
+import inspect
 import json
+import pickle
+import threading
+import weakref
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -89,7 +122,7 @@ def install() -> None:
     def get_records(self: Shard, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
         last = int(last_sequence_id)
         newest = get_max_sequence_number(self)
-        results = []
+        results: list[Any] = []
         sequence = last + 1
         while sequence <= newest and (limit is None or len(results) < limit):
             record = self.records.get(sequence)
@@ -121,11 +154,310 @@ def install() -> None:
             return original_project(self, projection_expressions)
         plain = self.to_regular_json()
         picked = {name: plain[name] for name in names if name in plain}
-        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=_SERIALIZER.serialize(picked)["M"])
+        return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=dict(_SERIALIZER.serialize(picked)["M"]))
 
     Item.__init__ = item_init  # type: ignore[method-assign]
     Item.project = project  # type: ignore[method-assign]
     Shard.get_records = get_records  # type: ignore[method-assign]
     Shard.get_max_sequence_number = get_max_sequence_number  # type: ignore[method-assign]
     Shard.get_min_sequence_number = get_min_sequence_number  # type: ignore[method-assign]
+    _install_table_reads()
+    _install_sqs()
+    _install_dispatch()
+    _install_stream_records()
     _installed = True
+
+
+# ------------------------------------------------------------------ 5. table order, queries, scan pages
+
+_versions: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+"""Puts and deletes per table, so far (the cached order is kept while this does not move)."""
+_orders: weakref.WeakKeyDictionary[Any, tuple[Any, int, list[Any]]] = weakref.WeakKeyDictionary()
+"""Per table: (its ``items`` dict, its version, its items in moto's order) as last sorted."""
+_narrowed = threading.local()
+"""``(table, items)``: what ``all_items`` returns for that table while this thread runs a Query or
+Scan page that needs no others."""
+
+
+def sort_key(item: Any) -> Any:
+    """moto's ``all_items`` order, ``(hash_key, range_key) if range_key else hash_key`` compared as
+    ``DynamoType``s, i.e. by their ``cast_value``s (within a table, key values have the key's type)."""
+    return (item.hash_key.cast_value, item.range_key.cast_value) if item.range_key else item.hash_key.cast_value
+
+
+def _every_item(table: Any) -> Iterable[Any]:
+    """The table's items in storage order (``all_items``' input, unsorted)."""
+    if table.range_key_attr:
+        for bucket in table.items.values():
+            yield from bucket.values()
+    else:
+        yield from table.items.values()
+
+
+def _ordered(table: Any) -> list[Any]:
+    """The table's items in moto's order, sorted once per version of the table."""
+    version = _versions.get(table, 0)
+    cached = _orders.get(table)
+    if cached is not None and cached[0] is table.items and cached[1] == version:
+        return cached[2]
+    ordered = sorted(_every_item(table), key=sort_key)
+    _orders[table] = (table.items, version, ordered)
+    return ordered
+
+
+def _all_items(table: Any) -> list[Any]:
+    narrowed = getattr(_narrowed, "items", None)
+    if narrowed is not None and narrowed[0] is table:
+        return list(narrowed[1])
+    return list(_ordered(table))
+
+
+def _run_narrowed(table: Any, items: list[Any], call: Callable[[], Any]) -> Any:
+    saved = getattr(_narrowed, "items", None)
+    _narrowed.items = (table, items)
+    try:
+        return call()
+    finally:
+        _narrowed.items = saved
+
+
+def query_candidates(table: Any, hash_key: Any, index_name: Any, hash_key_conditions: Any) -> list[Any] | None:
+    """The items, in moto's order, that moto's Query keeps from ``all_items`` before anything else:
+    those of ``hash_key`` (a table query), or those passing every index hash-key condition as moto
+    tests it (an index query); ``None`` where moto's own path is taken (nothing to narrow by)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
+
+    if not index_name:
+        if type(hash_key) is not DynamoType:
+            return None
+        bucket = table.items.get(hash_key)  # a defaultdict: get() adds no bucket
+        if bucket is None:
+            return []
+        return sorted(bucket.values(), key=sort_key) if table.range_key_attr else [bucket]
+    conditions = dict(hash_key_conditions or [])
+    if not conditions:
+        return None
+    found = [item for item in _every_item(table) if _matches(item, conditions)]
+    return sorted(found, key=sort_key)
+
+
+def _matches(item: Any, conditions: dict[str, Any]) -> bool:
+    """moto's test of an item against an index query's hash-key conditions, as ``Table.query`` makes it."""
+    for name, expected in conditions.items():
+        value = item.attrs.get(name)
+        if not value or value != expected:
+            return False
+    return True
+
+
+def scan_start(table: Any, exclusive_start_key: Any) -> int | None:
+    """Where in ``all_items`` moto's Scan (no index) stops skipping for ``exclusive_start_key``: the
+    first item that does not come before or at the key (``Table._item_comes_before_dct``: the key
+    attributes compared in order, the first that differs deciding); ``None`` where moto's own path is
+    taken (a key that is not exactly the table's key attributes of the table's key types)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: PLC0415
+
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    types = [table.hash_key_type] + ([table.range_key_type] if table.range_key_attr else [])
+    if not isinstance(exclusive_start_key, dict) or sorted(exclusive_start_key) != sorted(names):
+        return None
+    values = []
+    for name, kind in zip(names, types, strict=True):
+        raw = exclusive_start_key[name]
+        if not isinstance(raw, dict) or len(raw) != 1 or kind not in raw:
+            return None
+        values.append(DynamoType(raw).cast_value)
+    bound = tuple(values) if table.range_key_attr else values[0]
+    return bisect.bisect_right(_ordered(table), bound, key=sort_key)
+
+
+def _install_table_reads() -> None:
+    from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+    ORIGINALS.update(
+        {
+            "Table.all_items": Table.all_items,
+            "Table.query": Table.query,
+            "Table.scan": Table.scan,
+            "Table.put_item": Table.put_item,
+            "Table.delete_item": Table.delete_item,
+        }
+    )
+    original_query, original_scan = Table.query, Table.scan
+    original_put, original_delete = Table.put_item, Table.delete_item
+    query_signature, scan_signature = inspect.signature(original_query), inspect.signature(original_scan)
+
+    def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+        bound = query_signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        found = query_candidates(
+            self, bound.arguments["hash_key"], bound.arguments["index_name"], bound.arguments["hash_key_conditions"]
+        )
+        if found is None:
+            return original_query(self, *args, **kwargs)
+        return _run_narrowed(self, found, lambda: original_query(self, *args, **kwargs))
+
+    def scan(self: Table, *args: Any, **kwargs: Any) -> Any:
+        bound = scan_signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        start = bound.arguments["exclusive_start_key"]
+        if bound.arguments["index_name"] or start is None:
+            return original_scan(self, *args, **kwargs)
+        first = scan_start(self, start)
+        if first is None:
+            return original_scan(self, *args, **kwargs)
+        bound.arguments["exclusive_start_key"] = None
+        rest = _ordered(self)[first:]
+        return _run_narrowed(self, rest, lambda: original_scan(*bound.args, **bound.kwargs))
+
+    def put_item(self: Table, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original_put(self, *args, **kwargs)
+        finally:
+            _versions[self] = _versions.get(self, 0) + 1
+
+    def delete_item(self: Table, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original_delete(self, *args, **kwargs)
+        finally:
+            _versions[self] = _versions.get(self, 0) + 1
+
+    Table.all_items = _all_items  # type: ignore[method-assign,assignment]
+    Table.query = query  # type: ignore[method-assign]
+    Table.scan = scan  # type: ignore[method-assign]
+    Table.put_item = put_item  # type: ignore[method-assign]
+    Table.delete_item = delete_item  # type: ignore[method-assign]
+
+
+# ------------------------------------------------------------------------------------------ 6. SQS
+
+
+def _install_sqs() -> None:
+    from moto.sqs import models as sqs_models  # noqa: PLC0415
+
+    models: Any = sqs_models
+
+    ORIGINALS["SQSBackend.is_message_valid_based_on_retention_period"] = (
+        models.SQSBackend.is_message_valid_based_on_retention_period
+    )
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        # get_queue_attributes(queue_name, ["MessageRetentionPeriod"])["MessageRetentionPeriod"]: the
+        # queue's attribute (booleans as "true"/"false"), a KeyError when it is None.
+        retention_period = self.get_queue(queue_name).message_retention_period
+        if retention_period is None:
+            raise KeyError("MessageRetentionPeriod")
+        if isinstance(retention_period, bool):
+            retention_period = str(retention_period).lower()
+        retain_until = retention_period + message.sent_timestamp / 1000
+        return not retain_until <= models.unix_time()
+
+    models.SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+    original_attributes = models.Queue.attributes
+    original_send = models.SQSBackend.send_message
+    ORIGINALS["Queue.attributes"] = original_attributes
+    ORIGINALS["SQSBackend.send_message"] = original_send
+
+    def attributes(self: Any) -> dict[str, Any]:
+        if getattr(_sending, "queue", None) is not self:
+            return original_attributes.fget(self)  # type: ignore[no-any-return]
+        # All that send_message reads of them (its validation, FIFO deduplication): moto's value of
+        # ContentBasedDeduplication, which only a FIFO queue lists (booleans as "true"/"false").
+        queue: Any = self
+        if not queue.fifo_queue:
+            return {}
+        value = queue.content_based_deduplication
+        return {"ContentBasedDeduplication": str(value).lower() if isinstance(value, bool) else value}
+
+    def send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.queues.get(queue_name)
+        if queue is None or queue.lambda_event_source_mappings:  # moto's own path (errors, Lambda triggers)
+            return original_send(self, queue_name, *args, **kwargs)
+        saved = getattr(_sending, "queue", None)
+        _sending.queue = queue
+        try:
+            return original_send(self, queue_name, *args, **kwargs)
+        finally:
+            _sending.queue = saved
+
+    models.Queue.attributes = property(attributes)
+    models.SQSBackend.send_message = send_message
+
+
+_sending = threading.local()
+"""The queue this thread's ``send_message`` is sending to: what it reads of the queue's attributes is
+only ``ContentBasedDeduplication``, which needs none of the message counts moto's ``attributes`` makes
+(O(queue) each, every send)."""
+
+
+# -------------------------------------------------------------------------------------- 7. dispatch
+
+
+def _install_dispatch() -> None:
+    from moto.core import responses as responses_module  # noqa: PLC0415
+
+    responses: Any = responses_module
+    original = responses.method_names_from_class
+    ORIGINALS["method_names_from_class"] = original
+    known: dict[Any, list[str]] = {}
+    lock = threading.Lock()
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = known.get(clazz)
+        if names is None:
+            names = original(clazz)
+            with lock:
+                known[clazz] = names
+        return list(names)
+
+    responses.method_names_from_class = method_names_from_class
+
+
+# -------------------------------------------------------------------------------- 8. stream records
+
+
+def _install_stream_records() -> None:
+    from moto.dynamodb.models import table  # noqa: PLC0415
+
+    table_module: Any = table
+    StreamRecord = table_module.StreamRecord
+    ORIGINALS["StreamRecord.__init__"] = StreamRecord.__init__
+
+    def stream_record_init(  # noqa: PLR0917 - moto's signature
+        self: Any, table: Any, stream_type: str, event_name: str, old: Any, new: Any, seq: int
+    ) -> None:
+        # moto's constructor, converting only the images the view type keeps.
+        rec = old if old is not None else new
+        keys = {table.hash_key_attr: rec.hash_key.to_json()}
+        if table.range_key_attr is not None and rec is not None:
+            keys[table.range_key_attr] = rec.range_key.to_json()
+        record: dict[str, Any] = {
+            "eventID": table_module.mock_random.uuid4().hex,
+            "eventName": event_name,
+            "eventSource": "aws:dynamodb",
+            "eventVersion": "1.0",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "StreamViewType": stream_type,
+                "ApproximateCreationDateTime": table_module.utcnow(),
+                "SequenceNumber": str(seq),
+                "SizeBytes": 1,
+                "Keys": keys,
+            },
+        }
+        if stream_type in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES") and new is not None:
+            record["dynamodb"]["NewImage"] = new.to_json()["Attributes"]
+        if stream_type in ("OLD_IMAGE", "NEW_AND_OLD_IMAGES") and old is not None:
+            record["dynamodb"]["OldImage"] = old.to_json()["Attributes"]
+        record["dynamodb"]["SizeBytes"] = len(table_module.dynamo_json_dump(record["dynamodb"]))
+        self.record = record
+
+    def get_record(self: Any) -> dict[str, Any]:
+        return pickle.loads(self._packed)  # type: ignore[no-any-return]  # written by set_record only
+
+    def set_record(self: Any, record: dict[str, Any]) -> None:
+        self._packed = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+    StreamRecord.__init__ = stream_record_init
+    StreamRecord.record = property(get_record, set_record)

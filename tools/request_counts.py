@@ -614,3 +614,119 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------- the local run at scale vs the model
+
+
+@dataclass(frozen=True)
+class Compared:
+    """One quantity of a local run next to the model's prediction (``model`` ``None``: not modelled)."""
+
+    phase: str
+    quantity: str
+    measured: float
+    model: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Measured over model (``None`` when the model has nothing to compare with)."""
+        return self.measured / self.model if self.model else None
+
+
+def scale_model(
+    sensors: int,
+    *,
+    interval_seconds: int,
+    sensors_per_segment: int,
+    payload_bytes: float,
+    shards: int,
+    alert_lanes: int,
+) -> capacity.Capacity:
+    """What ``stacks.capacity`` predicts for the local run at scale: the dev profile's functions, batch
+    size and batching windows on a provisioned stream of ``shards`` shards, ``alert_lanes`` lanes of the
+    table's stream (the run's alert workers)."""
+    config = PROFILES["dev"]
+    fleet = capacity.Fleet(sensors, interval_seconds, round(payload_bytes), sensors_per_segment)
+    pipeline = replace(config.pipeline, on_demand=False, shard_count=shards)
+    return capacity.model(fleet, pipeline, alert_lanes=alert_lanes)
+
+
+PROCESSOR_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
+ALERT_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "cloudwatch:PutMetricData")
+ALERT_PUBLISHING = ("sns:Publish", "dynamodb:UpdateItem")
+"""Per alert sent (publish, then the ``sent`` mark): the model is calibrated on free-flowing traffic."""
+
+
+def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
+    """Requests of a ``tools.scale`` run next to the model's: the processor's per 1,000 readings
+    stored (by ``service:Operation``), the alert function's per window change. The model counts one
+    conditional PutItem per segment window an alert invocation folds; when alert lanes fold the same
+    window at once, the loser re-reads it (GetItem) and puts again: those conflicts are reported on
+    their own rows, and the alert total is compared without them (and without publishing alerts)."""
+    summary = result["summary"]
+    run = summary["run"]
+    c = scale_model(
+        result["sensors"],
+        interval_seconds=result["interval_seconds"],
+        sensors_per_segment=result["sensors_per_segment"],
+        payload_bytes=result["payload_bytes"],
+        shards=run["shards"],
+        alert_lanes=run["alert_workers"],
+    )
+    readings = summary["accepted"]
+    per_thousand = 1000 / readings
+    proc = c.processor
+    rows: list[Compared] = []
+    measured = run["requests"]["processor"]
+    model_processor = {
+        "dynamodb:BatchGetItem": proc.batch_get_requests / proc.readings_per_batch * 1000,
+        "dynamodb:BatchWriteItem": proc.batch_write_requests / proc.readings_per_batch * 1000,
+    }
+    for op in sorted(set(measured) | set(PROCESSOR_MODELLED)):
+        rows.append(Compared("processor", f"{op} per 1,000 readings", measured.get(op, 0) * per_thousand,
+                             model_processor.get(op)))  # fmt: skip
+    rows.append(
+        Compared(
+            "processor",
+            "DynamoDB requests per 1,000 readings",
+            sum(measured.get(op, 0) for op in PROCESSOR_MODELLED) * per_thousand,
+            proc.requests_per_reading * 1000,
+        )
+    )
+    changes = run["window_changes"]
+    conflicts = run["alert_write_conflicts"]
+    alert = run["requests"]["alert"]
+    a = c.alert
+    per_invocation = a.changes_per_invocation
+    requests = a.requests_per_second / a.invocations_per_second
+    fixed = CALIBRATION_FIXED_ALERT_REQUESTS
+    gets = requests - a.segment_windows_per_invocation - fixed
+    model_alert = {
+        "dynamodb:BatchGetItem": gets / per_invocation,
+        "dynamodb:PutItem": a.segment_windows_per_invocation / per_invocation,
+        "dynamodb:Query": 1 / per_invocation,
+        "cloudwatch:PutMetricData": 1 / per_invocation,
+        "dynamodb:GetItem": 0.0,
+    }
+    for op in sorted(set(alert) | set(ALERT_MODELLED)):
+        model = None if op in ALERT_PUBLISHING else model_alert.get(op)
+        rows.append(Compared("alert", f"{op} per window change", alert.get(op, 0) / changes, model))
+    rows.append(Compared("alert", "write conflicts per window change", conflicts / changes, None))
+    first_writes = sum(alert.get(op, 0) for op in ALERT_MODELLED) - conflicts
+    rows.append(
+        Compared(
+            "alert",
+            "requests per window change, without conflicts and alert publishing",
+            first_writes / changes,
+            requests / per_invocation,
+        )
+    )
+    rows.append(
+        Compared("alert", "requests per window change, all", sum(alert.values()) / changes, requests / per_invocation)
+    )
+    return rows
+
+
+CALIBRATION_FIXED_ALERT_REQUESTS = capacity.CALIBRATION.alert_fixed_requests
+"""Requests every alert invocation makes whatever it folds: the expired-claims Query and PutMetricData."""
