@@ -312,13 +312,17 @@ class SilenceCheck:
 
     def _update(self, outage: Mapping[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
         """A conditional UpdateItem of the outage: whether it applied."""
+        return self._update_item(self._key(outage), expression, condition, values)
+
+    def _update_item(self, key: dict[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
+        """A conditional UpdateItem of the outages table (an outage, or the cursor): whether it applied."""
         dynamodb = self.clients["dynamodb"]
         try:
             call_with_retries(
                 self.backoff,
                 lambda: dynamodb.update_item(
                     TableName=self.settings.sensor_outages_table,
-                    Key=self._key(outage),
+                    Key=key,
                     UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeValues=serialize(values),
@@ -383,21 +387,12 @@ class SilenceCheck:
 
     def _move_cursor(self, done: int) -> None:
         """Minutes up to ``done`` are handled (never moves the cursor back)."""
-        dynamodb = self.clients["dynamodb"]
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: dynamodb.update_item(
-                    TableName=self.settings.sensor_outages_table,
-                    Key=serialize(logic.CURSOR_KEY),
-                    UpdateExpression="SET checked_through = :done",
-                    ConditionExpression="attribute_not_exists(checked_through) OR checked_through < :done",
-                    ExpressionAttributeValues={":done": {"N": str(done)}},
-                ),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+        self._update_item(
+            serialize(logic.CURSOR_KEY),
+            "SET checked_through = :done",
+            "attribute_not_exists(checked_through) OR checked_through < :done",
+            {":done": done},
+        )
 
     def _publish_metric(self, silent_sensors: int) -> None:
         cloudwatch = self.clients["cloudwatch"]
