@@ -26,7 +26,7 @@ help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
 	@echo "make test    - ruff, mypy and the whole pytest suite (synthesis, terraform validate, checkov)"
 	@echo "make bench   - benchmarks with targets (writes BENCHMARKS.md; not part of make test)"
-	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.simulate --help)"
+	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.local.simulate --help)"
 	@echo "make deploy-local - terraform plan/apply/re-plan/destroy of every environment against moto's server"
 	@echo "make smoke ENV=dev - smoke test of a deployed environment (after cdktf deploy; see docs/operations.md)"
 	@echo "make clean   - remove virtual environments and build output"
@@ -59,10 +59,10 @@ bench: deps
 	$(PIPENV) run python -m tools.bench --output BENCHMARKS.md $(ARGS)
 
 simulate: deps
-	$(PIPENV) run python -m tools.simulate $(ARGS)
+	$(PIPENV) run python -m tools.local.simulate $(ARGS)
 
 deploy-local: deps
-	$(PIPENV) run python -m tools.deploy_local $(ARGS)
+	$(PIPENV) run python -m tools.local.deploy_local $(ARGS)
 
 ENV ?= dev
 smoke: deps

@@ -7,7 +7,7 @@ with a :class:`PriceTable` (``prices/us-east-1.json``). ``EnvironmentConfig`` ru
 synthesis, naming the field, on the first :class:`Limit` it breaks (:func:`violations`).
 
 **Calibrated, not assumed.** What the handlers do per reading (requests per batch, item sizes, records
-per request) comes from :data:`CALIBRATION`, written by ``python -m tools.request_counts --calibrate``
+per request) comes from :data:`CALIBRATION`, written by ``python -m tools.bench.request_counts --calibrate``
 from the real handlers on moto; ``tests/test_capacity.py`` runs the handlers again for several fleets
 and batch settings and keeps the model within 10 % of what they do. What moto cannot tell (request
 latency, invocation overhead) is an explicit assumption below, and only feeds the time estimates.
@@ -148,7 +148,7 @@ GIB = 1024**3
 # ----------------------------------------------------------------------------------- calibration
 
 CALIBRATION_FILE = Path(__file__).with_name("capacity_calibration.json")
-CALIBRATE_COMMAND = "python -m tools.request_counts --calibrate"
+CALIBRATE_COMMAND = "python -m tools.bench.request_counts --calibrate"
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class Calibration:
     kinesis_event_record_overhead_bytes: float
     """Bytes a Kinesis event record takes beyond its base64 data (ids, ARN, timestamps)."""
     cpu_seconds_per_reading: float
-    """One core's time per reading for both functions' pure logic (``tools.bench.pure_pipeline``) on the
+    """One core's time per reading for both functions' pure logic (``tools.bench.report.pure_pipeline``) on the
     calibrating machine; scaled by each function's vCPU share."""
     measured: Mapping[str, Any] = field(default_factory=dict)
     """When, where and how it was measured."""

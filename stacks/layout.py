@@ -1,6 +1,6 @@
 """Pure description of the data stores and function settings, shared by the constructs and the local run.
 
-The stack builds its tables and the functions' environment from here, and ``tools.simulate`` creates
+The stack builds its tables and the functions' environment from here, and ``tools.local.simulate`` creates
 its emulated resources from the same definitions: there is no second hand-written copy. Importing this
 module does not load the provider bindings.
 """

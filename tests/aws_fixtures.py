@@ -18,7 +18,7 @@ from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
 from stacks.layout import alert_environment, processor_environment
-from tools.simulate import Targets, in_moto, payload_event
+from tools.local.simulate import Targets, in_moto, payload_event
 
 NOW = parse_instant("2026-06-01T12:00:00Z")
 """Processing time of the handler tests."""
@@ -53,7 +53,7 @@ def moto_env(suffix: str = "dev") -> Iterator[Env]:
 def kinesis_event(
     payloads: list[bytes], first_sequence: int = 1, partition_keys: list[str] | None = None
 ) -> dict[str, Any]:
-    """A Kinesis event exactly as Lambda delivers it (see ``tools.simulate.payload_event``)."""
+    """A Kinesis event exactly as Lambda delivers it (see ``tools.local.simulate.payload_event``)."""
     return payload_event(payloads, first_sequence=first_sequence, partition_keys=partition_keys)
 
 

@@ -12,7 +12,7 @@ from lambdas.alert.service import Alerter
 from lambdas.common.aws import deserialize
 from lambdas.common.contract import Measurement, aggregate
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error
-from tools.simulate import dynamodb_stream_records, subscribe_alert_queue
+from tools.local.simulate import dynamodb_stream_records, subscribe_alert_queue
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from stacks import capacity as cap
 from stacks import layout
 from stacks.config import DEV, PROD, PROFILES, STAGING, ConfigError, EnvironmentConfig, FunctionSettings, StreamMode
 from tools import capacity as cli
-from tools import request_counts as rc
+from tools.bench import request_counts as rc
 
 TOLERANCE = 0.10
 """Issue 13: model and measurement within 10 % of each other."""
@@ -31,7 +31,7 @@ VALIDATION_RUNS = (
     rc.FleetRun(150, 30, 30, batch_period_seconds=2, batch_size=8, alert_period_seconds=30, window_seconds=600,
                 windows=1, seed=5),
 )  # fmt: skip
-"""Not the calibration runs (``tools.request_counts.CALIBRATION_RUNS``): other fleets, intervals, windows,
+"""Not the calibration runs (``tools.bench.request_counts.CALIBRATION_RUNS``): other fleets, intervals, windows,
 segment sizes and batch settings (one reading per sensor per batch; several, crossing window boundaries;
 small batches that fill before their window ends)."""
 

@@ -36,7 +36,7 @@ from stacks.layout import alert_environment, processor_environment
 from tests.aws_fixtures import NOW, kinesis_event, reading
 from tests.interleavings import CrashAt, Exploration, Explorer, Outcome
 from tests.oracle import aggregate, stored_aggregate
-from tools.simulate import Targets, dynamodb_stream_records, in_moto
+from tools.local.simulate import Targets, dynamodb_stream_records, in_moto
 
 SLOT_SERVICES = ("dynamodb", "sns", "cloudwatch", "s3")
 CONGESTED = ("heavy", "severe")

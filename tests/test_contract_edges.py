@@ -34,7 +34,7 @@ from stacks.layout import alert_environment, processor_environment, silence_envi
 from stacks.naming import Namer
 from tests.aws_fixtures import NOW, Faults, reading, throttled
 from tests.oracle import Sent, assert_summary, congestion, expected, stored_aggregate
-from tools import simulate
+from tools.local import simulate
 
 DEV = PROFILES["dev"]
 SECOND = NS_PER_SECOND

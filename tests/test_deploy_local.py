@@ -1,5 +1,5 @@
 """Every environment planned, applied, re-planned with no changes and (non-prod) destroyed with terraform
-against moto's server, and the data path run on the deployed dev environment (``tools.deploy_local``).
+against moto's server, and the data path run on the deployed dev environment (``tools.local.deploy_local``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import skip_or_fail
 from tests.oracle import Sent, assert_summary, expected
 from tests.test_smoke import ON_THE_EMULATOR
-from tools import deploy_local, simulate
-from tools.terraform_local import find_toolchain
+from tools.local import deploy_local, simulate
+from tools.local.terraform_local import find_toolchain
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_l
     (dev,) = [r for r in deployment.runs if r.stack == "tap-dev"]
     summary = dev.simulate
     assert summary is not None
-    # The same generated traffic tools.deploy_local sends, checked against the contract independently.
+    # The same generated traffic tools.local.deploy_local sends, checked against the contract independently.
     now = simulate.parse_instant(deploy_local.SIMULATE_NOW)
     start = now - deploy_local.SIMULATE_MINUTES * 60 * 1_000_000_000
     messages = simulate.generate(

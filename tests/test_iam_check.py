@@ -1,4 +1,4 @@
-"""Least privilege proven by running the code (``tools/iam_check.py``): the local run's every AWS call is
+"""Least privilege proven by running the code (``tools/local/iam_check.py``): the local run's every AWS call is
 checked against the synthesized role of the function that made it, and the check fails when a grant is
 removed, a call is new to the mapping, a grant goes unused without a reason, or a condition does not hold.
 """
@@ -23,7 +23,7 @@ from lambdas.common.aws import Clients
 from lambdas.processor import handler as processor_handler
 from tests.aws_fixtures import Faults, kinesis_event, moto_env, reading
 from tests.conftest import AD_HOC_SUFFIX, ROOT, Synth
-from tools import iam_check, simulate
+from tools.local import iam_check, simulate
 
 NOW = "2026-06-01T12:00:00Z"
 SENSORS, MINUTES = 20, 15
@@ -227,7 +227,7 @@ def test_a_new_call_fails_unmapped_or_denied(local_run: LocalRun) -> None:
     handler.handle({"key": {"sensor_id": {"S": "s1"}, "window_part": {"S": "x"}}})
     report = check.evaluate(local_run.clients, targets)
     assert report.calls["processor"] == 2
-    assert report.unmapped == ["processor: dynamodb.DeleteItem is not in tools/iam_check.py OPERATIONS"]
+    assert report.unmapped == ["processor: dynamodb.DeleteItem is not in tools/local/iam_check.py OPERATIONS"]
     assert [(d.action, d.resource) for d in report.denied] == [("s3:PutObject", f"{QUARANTINE}/elsewhere/x.ndjson")]
     assert not report.passed
 
@@ -293,14 +293,14 @@ def test_mapping_of_an_encrypted_queue_and_an_index() -> None:
 
 
 def test_the_command_line_fails_when_a_grant_is_missing(synth: Synth, tmp_path: Path) -> None:
-    """``python -m tools.simulate --check-iam`` (its own process: its own emulator) exits 1 naming the call."""
+    """``python -m tools.local.simulate --check-iam`` (its own process: its own emulator) exits 1 naming the call."""
     stack = tmp_path / "cdk.tf.json"
     stack.write_text(json.dumps(without(synth.env(AD_HOC_SUFFIX).doc, "alert", "sns:Publish")))
     summary = tmp_path / "summary.json"
     args = ["--env", AD_HOC_SUFFIX, "--sensors", str(SENSORS), "--minutes", str(MINUTES), "--now", NOW]
     args += ["--summary", str(summary), "--check-iam", "--stack-json", str(stack)]
     result = subprocess.run(
-        [sys.executable, "-m", "tools.simulate", *args],
+        [sys.executable, "-m", "tools.local.simulate", *args],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         capture_output=True,

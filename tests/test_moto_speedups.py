@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools import moto_speedups
+from tools.local import moto_speedups
 
 moto_speedups.install()
 

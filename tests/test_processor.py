@@ -17,7 +17,7 @@ from lambdas.processor.service import Processor
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
 from tests.aws_fixtures import NOW, Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
-from tools.simulate import sensor_state
+from tools.local.simulate import sensor_state
 
 
 @pytest.fixture

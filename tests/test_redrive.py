@@ -11,7 +11,8 @@ import pytest
 from lambdas.common.contract import Reading, parse_reading
 from lambdas.processor.service import Processor
 from tests.aws_fixtures import Env, Faults, moto_env, reading, throttled
-from tools import redrive, simulate
+from tools import redrive
+from tools.local import simulate
 
 NOW = time.time_ns()
 """moto stamps every record with the real arrival time, so the traffic is generated around it."""

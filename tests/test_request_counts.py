@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools import request_counts
-from tools.request_counts import SCENARIOS, Measured
+from tools.bench import request_counts
+from tools.bench.request_counts import SCENARIOS, Measured
 
 DYNAMODB_PER_THOUSAND = 50  # issue 5's budget; 40 BatchWriteItem is the floor for 1,000 distinct items
 

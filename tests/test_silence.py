@@ -23,7 +23,7 @@ from stacks.config import PROFILES
 from stacks.layout import processor_environment, silence_environment
 from tests.aws_fixtures import NOW, Env, kinesis_event, moto_env, reading
 from tests.interleavings import CrashAt, Explorer, Outcome
-from tools import simulate
+from tools.local import simulate
 
 SECOND = NS_PER_SECOND
 LEASE_SECONDS = 60

@@ -1,4 +1,4 @@
-"""End to end through ``tools.simulate``: the real handlers over the whole path on moto, serial and parallel.
+"""End to end through ``tools.local.simulate``: the real handlers over the whole path on moto, serial and parallel.
 
 The expected summary is computed independently from the input by ``tests.oracle`` (the contract's text,
 exact fractions).
@@ -17,7 +17,7 @@ from lambdas.alert import handler as alert_handler
 from lambdas.processor import handler as processor_handler
 from tests.aws_fixtures import moto_env
 from tests.oracle import Sent, assert_summary, expected
-from tools import simulate
+from tools.local import simulate
 
 NOW = "2026-06-01T12:00:00Z"
 

@@ -15,7 +15,8 @@ from moto.iotdata.models import iotdata_backends
 
 from stacks.config import DEV
 from stacks.naming import Kind, Namer
-from tools import simulate, smoke
+from tools import smoke
+from tools.local import simulate
 
 ON_THE_EMULATOR = {
     "publish": "passed",

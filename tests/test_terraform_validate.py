@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import skip_or_fail
-from tools.terraform_local import cli_environment, find_toolchain, relax_provider_version
+from tools.local.terraform_local import cli_environment, find_toolchain, relax_provider_version
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from typing import Any
 from lambdas.common.aws import Clients
 from stacks.config import PROFILES
 from stacks.naming import Kind, Namer, NamingError
-from tools.simulate import endpoint_clients, kinesis_event
+from tools.local.simulate import endpoint_clients, kinesis_event
 
 MAX_EVENT_BYTES = 5 * 1024 * 1024
 """A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _local_processor(env: str, region: str, outputs: Path, clients: Clients, config: Any) -> Any:
     from lambdas.processor.service import Processor, Settings  # noqa: PLC0415
     from stacks.layout import processor_environment  # noqa: PLC0415
-    from tools.simulate import Targets  # noqa: PLC0415
+    from tools.local.simulate import Targets  # noqa: PLC0415
 
     targets = Targets.from_outputs(env, region, json.loads(outputs.read_text()))
     return Processor(Settings.from_env(processor_environment(targets.runtime_names(), config)), clients=clients)

@@ -43,7 +43,7 @@ from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES, EnvironmentConfig
 from stacks.layout import alert_environment, processor_environment
 from stacks.naming import Kind, Namer
-from tools import simulate
+from tools.local import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_ALARM = "congestion"

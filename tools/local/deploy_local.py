@@ -1,6 +1,6 @@
 """Deploy every environment for real, with terraform, against moto's server standing in for AWS.
 
-    python -m tools.deploy_local [--env dev --env prod] [--keep-going] [--workdir DIR]
+    python -m tools.local.deploy_local [--env dev --env prod] [--keep-going] [--workdir DIR]
 
 1. synthesizes all environments (``main.py``) into a scratch folder;
 2. starts moto's server on a free loopback port (stopped at the end, whatever happens);
@@ -12,13 +12,13 @@
    emulated S3 with a ``-backend-config`` file; the synthesized files are not edited;
 5. ``terraform init`` (mirror only), ``plan``, ``apply``, a second ``plan`` that must show no changes,
    and ``destroy`` for non-production environments, which must leave nothing behind;
-6. after dev is applied, runs the local data path (``tools.simulate``) against the deployed resources,
+6. after dev is applied, runs the local data path (``tools.local.simulate``) against the deployed resources,
    named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
-   against its role policy as applied (``tools/iam_check.py``); a denied call fails the environment;
+   against its role policy as applied (``tools/local/iam_check.py``); a denied call fails the environment;
    then the smoke test (``tools.smoke --process-locally``) on the same resources.
 
 Resources the emulator cannot create or read back are excluded in one place: ``EXCLUSIONS`` in
-``tools/moto_gaps.py``, each with the exact error and whose gap it is.
+``tools/local/moto_gaps.py``, each with the exact error and whose gap it is.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import load
-from tools.terraform_local import (
+from tools.local.terraform_local import (
     Toolchain,
     cli_environment,
     find_toolchain,
@@ -52,7 +52,7 @@ from tools.terraform_local import (
     write_override,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 # Every service the stacks talk to (the provider's endpoint names).
 SERVICES = (
@@ -133,8 +133,9 @@ def moto_server(folder: Path) -> Iterator[tuple[str, Path]]:
     """
     port = free_port()
     cert, key = self_signed_certificate(folder)
+    listen = ["-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.emulator", "-H", "127.0.0.1", "-p", str(port), "-c", str(cert), "-k", str(key)],
+        [sys.executable, "-m", "tools.local.emulator", *listen],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -224,7 +225,7 @@ class Deployment:
         shutil.copytree(self.outdir / "stacks" / stack, scratch)
         relax_provider_version(scratch, self.toolchain.provider_version)
         write_override(scratch, "aws", provider_override(self.endpoint, self.ca_bundle))
-        from tools.moto_gaps import apply_exclusions  # noqa: PLC0415
+        from tools.local.moto_gaps import apply_exclusions  # noqa: PLC0415
 
         apply_exclusions(scratch)
         return scratch
@@ -277,7 +278,7 @@ class Deployment:
         self.run_tool(
             stack,
             "local data path on the deployed resources",
-            "tools.simulate",
+            "tools.local.simulate",
             ["--env", suffix, "--endpoint-url", self.endpoint, "--outputs", str(outputs),
              "--sensors", str(SIMULATE_SENSORS), "--minutes", str(SIMULATE_MINUTES), "--now", SIMULATE_NOW,
              "--stop", str(SIMULATE_STOP), "--resume", str(SIMULATE_RESUME),
@@ -364,7 +365,7 @@ def deploy_all(workdir: Path, only: Sequence[str] = ()) -> Deployment:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.deploy_local", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.local.deploy_local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", action="append", default=[], help="only these environments (default: all)")
     parser.add_argument("--workdir", type=Path, help="scratch folder to keep (default: a temporary one)")
     parser.add_argument("--report", type=Path, help="write per-environment timings as JSON")

@@ -1,6 +1,6 @@
 """Run the whole data path on this machine: the real handlers against moto, no AWS account.
 
-    python -m tools.simulate [--input readings.ndjson [--input-format payload|envelope]]
+    python -m tools.local.simulate [--input readings.ndjson [--input-format payload|envelope]]
                              [--sensors 40 --minutes 30] [--now RFC3339] [--batch-size N]
                              [--shards N [--parallel]] [--summary summary.json] [--env dev]
 
@@ -78,7 +78,7 @@ from stacks.layout import (
     silence_environment,
 )
 from stacks.naming import Kind, Namer
-from tools import iam_check
+from tools.local import iam_check
 
 ACCOUNT_ID = "123456789012"
 PUT_RECORDS_LIMIT = 500
@@ -1100,7 +1100,7 @@ def balanced(summary: Mapping[str, Any]) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools.simulate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.local.simulate", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--input",
         type=Path,
@@ -1146,7 +1146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--check-iam",
         action="store_true",
-        help="check every AWS call of each function against its role policy (tools/iam_check.py): the deployed "
+        help="check every AWS call of each function against its role policy (tools/local/iam_check.py): the deployed "
         "roles with --endpoint-url, else the synthesized stack (--stack-json); exit 1 if one is denied",
     )
     parser.add_argument(
@@ -1217,7 +1217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_in_moto(environment: str, options: RunOptions, shards: int | None = None) -> dict[str, Any]:
-    from tools import moto_speedups  # noqa: PLC0415
+    from tools.local import moto_speedups  # noqa: PLC0415
 
     moto_speedups.install()
     with in_moto(environment, options.config, shards) as (clients, targets), atomic_requests():

@@ -5,18 +5,18 @@ median ratio of runs taken alternately) and the script prints them, with the mac
 table (``--output BENCHMARKS.md`` writes the whole report). Sections:
 
 - synth: all environments (``main.py``) vs a stock one-bucket cdktf app with the same provider
-  (``tools/stock_app.py``), alternately, A B A B ...; wall time and each process's own peak memory;
+  (``tools/bench/stock_app.py``), alternately, A B A B ...; wall time and each process's own peak memory;
   then each option tried, measured the same way.
 - processor/alert pure logic on one core for batches of 100, 1,000 and 10,000 readings.
-- AWS requests per 1,000 valid readings (``tools.request_counts``, on moto).
+- AWS requests per 1,000 valid readings (``tools.bench.request_counts``, on moto).
 - cold start: import time of each handler module in a fresh interpreter vs a bare ``import boto3``.
 - processor peak memory for a 10,000-record batch vs the configured Lambda memory.
-- the local run (``tools.simulate``) on 100,000 generated readings.
-- silence: the silence check's requests per run at 100,000 sensors (``tools.silence_requests``, in a
+- the local run (``tools.local.simulate``) on 100,000 generated readings.
+- silence: the silence check's requests per run at 100,000 sensors (``tools.bench.silence_requests``, in a
   process of its own), in the worst minute of a window.
-- scale: the parallel local run of 1,000,000 readings from 100,000 sensors (``tools.scale``, in a
+- scale: the parallel local run of 1,000,000 readings from 100,000 sensors (``tools.bench.scale``, in a
   process of its own): wall time, rates, peak memory, and the functions' requests next to the
-  capacity model's (``tools.request_counts.scale_comparison``).
+  capacity model's (``tools.bench.request_counts.scale_comparison``).
 - costs: issue 13's cost levers, each before and after, computed by the capacity model
   (``stacks.capacity``) at each profile's fleet and at 1,000 to 1,000,000 sensors, and the scale table.
 """
@@ -43,11 +43,11 @@ from lambdas.common.contract import NS_PER_SECOND, Aggregate, Sums, parse_instan
 from lambdas.processor import logic
 from stacks import capacity as cap
 from stacks.config import PROFILES
-from tools import proctree
+from tools.bench import proctree
 from tools.capacity import SCALE_INTERVAL_SECONDS, SCALE_SENSORS, scale_table
-from tools.simulate import generate, payload_event
+from tools.local.simulate import generate, payload_event
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
 WINDOW_SECONDS = PROFILES["prod"].aggregation_window_seconds
 TTL_DAYS = PROFILES["prod"].lifecycle.aggregate_ttl_days
@@ -90,7 +90,7 @@ def run_ours(env: Mapping[str, str] | None = None, argv: Sequence[str] = ("main.
 
 def run_stock() -> proctree.Run:
     with tempfile.TemporaryDirectory(prefix="tap-bench-stock-") as scratch:
-        return proctree.run([sys.executable, "-m", "tools.stock_app", scratch], env=synth_env(), cwd=ROOT)
+        return proctree.run([sys.executable, "-m", "tools.bench.stock_app", scratch], env=synth_env(), cwd=ROOT)
 
 
 def describe(run: proctree.Run) -> str:
@@ -285,7 +285,7 @@ def logic_section() -> list[Row]:
 
 
 def requests_section() -> list[Row]:
-    from tools import request_counts  # noqa: PLC0415 - loads moto
+    from tools.bench import request_counts  # noqa: PLC0415 - loads moto
 
     rows = []
     for measured in request_counts.measure():
@@ -397,8 +397,8 @@ def memory_section() -> list[Row]:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     from stacks.layout import processor_environment  # noqa: PLC0415
-    from tools.deploy_local import free_port  # noqa: PLC0415
-    from tools.simulate import MOTO_CREDENTIALS, create_targets, endpoint_clients, moto_credentials  # noqa: PLC0415
+    from tools.local.deploy_local import free_port  # noqa: PLC0415
+    from tools.local.simulate import MOTO_CREDENTIALS, create_targets, endpoint_clients, moto_credentials  # noqa: PLC0415
 
     rows = []
     port = free_port()
@@ -448,7 +448,7 @@ def memory_section() -> list[Row]:
 
 def local_run_section() -> list[Row]:
     out = subprocess.run(
-        [sys.executable, "-m", "tools.simulate", "--sensors", "200", "--minutes", "500"],
+        [sys.executable, "-m", "tools.local.simulate", "--sensors", "200", "--minutes", "500"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -460,7 +460,7 @@ def local_run_section() -> list[Row]:
     return [
         Row(
             "local run",
-            "tools.simulate, 200 sensors x 500 min (~102,000 records)",
+            "tools.local.simulate, 200 sensors x 500 min (~102,000 records)",
             summary_line.strip(),
             "< 60 s",
             seconds < 60,
@@ -474,11 +474,12 @@ SILENCE_SENSORS, SILENCE_SILENT = 100_000, 100
 
 
 def silence_section(sensors: int, silent: int, result_file: Path | None = None) -> list[Row]:
-    """``python -m tools.silence_requests`` in its own process (or its JSON output, ``result_file``): the
+    """``python -m tools.bench.silence_requests`` in its own process (or its JSON output, ``result_file``): the
     silence check's requests per run at a fleet of ``sensors``, in the worst minute of a window (every
     sensor's superseded entry due at once)."""
     if result_file is None:
-        argv = [sys.executable, "-m", "tools.silence_requests", "--sensors", str(sensors), "--silent", str(silent)]
+        tool = [sys.executable, "-m", "tools.bench.silence_requests"]
+        argv = [*tool, "--sensors", str(sensors), "--silent", str(silent)]
         result = json.loads(subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
     else:
         result = json.loads(result_file.read_text())
@@ -515,14 +516,14 @@ PROCESSOR_MODEL_TOLERANCE = 0.10
 
 
 def scale_section(sensors: int, minutes: int, result_file: Path | None = None) -> list[Row]:
-    """``python -m tools.scale`` (8 shards, in parallel) in its own process: its own peak memory, and
+    """``python -m tools.bench.scale`` (8 shards, in parallel) in its own process: its own peak memory, and
     nothing else in it (or its JSON output, ``result_file``, with the time it measured itself)."""
     if result_file is not None:
         result = json.loads(result_file.read_text())
         return scale_run_rows(result, result["seconds"])
     with tempfile.TemporaryDirectory(prefix="tap-bench-scale-") as scratch:
         output = Path(scratch) / "scale.json"
-        argv = [sys.executable, "-m", "tools.scale", "--sensors", str(sensors), "--minutes", str(minutes)]
+        argv = [sys.executable, "-m", "tools.bench.scale", "--sensors", str(sensors), "--minutes", str(minutes)]
         started = time.perf_counter()
         subprocess.run([*argv, "--output", str(output)], cwd=ROOT, check=False,
                        env={**os.environ, "PYTHONWARNINGS": "ignore"})  # fmt: skip
@@ -534,7 +535,7 @@ def scale_section(sensors: int, minutes: int, result_file: Path | None = None) -
 
 
 def scale_run_rows(result: Mapping[str, Any], wall: float) -> list[Row]:
-    from tools.request_counts import scale_comparison  # noqa: PLC0415 - loads the capacity model's calibration
+    from tools.bench.request_counts import scale_comparison  # noqa: PLC0415 - loads the capacity model's calibration
 
     summary, run = result["summary"], result["summary"]["run"]
     records, accepted = summary["records_in"], summary["accepted"]
@@ -923,26 +924,26 @@ NOTES = """## How these are measured
   read from `/proc` every 10 ms for the command and all its descendants: the Python process and the
   jsii runtime's two node processes). "Total" is the sum of those peaks, an upper bound of the tree's
   memory at any instant. Runs alternate A B A B ... so that drift on the machine hits both sides.
-  The stock reference is `tools/stock_app.py`: one bucket, imported and exited the way cdktf documents.
+  The stock reference is `tools/bench/stock_app.py`: one bucket, imported and exited the way cdktf documents.
 - **synth options**: each option tried, on the all-environments synth. The jsii kernel keeps extracted
   packages in `~/.cache/aws/jsii/package-cache` (`JSII_RUNTIME_PACKAGE_CACHE_ROOT` moves it; on by
   default in jsii 1.142); CI should cache that folder keyed on `Pipfile.lock` (a cold cache costs the
   extraction of the 37 MB provider tarball, ~430 MB on disk, once).
-- **pure logic**: `tools.bench.pure_pipeline` on one core: decode, validate (with the quarantine
+- **pure logic**: `tools.bench.report.pure_pipeline` on one core: decode, validate (with the quarantine
   decision), merge into window items, exact sums, each segment's aggregate and congestion level; the
-  batches are realistic records from `tools.simulate.generate` (~2 % duplicates and bad records).
-- **requests**: `tools.request_counts`, the real handlers on moto, every request counted by botocore's
+  batches are realistic records from `tools.local.simulate.generate` (~2 % duplicates and bad records).
+- **requests**: `tools.bench.request_counts`, the real handlers on moto, every request counted by botocore's
   `before-call` hook; the same scenarios are asserted in `tests/test_request_counts.py`.
 - **cold start**: `import lambdas.<fn>.handler` from the staged package in a fresh interpreter, against
   a bare `import boto3`, alternately, bytecode compiled (as Lambda's cache has it after a first start).
 - **memory**: the processor handler in its own interpreter (the handler, boto3 and the 10,000-record
   event, nothing else), talking to moto's server over loopback; the Lambda runtime's own interface
   client is not in this process.
-- **local run**: `python -m tools.simulate --sensors 200 --minutes 500`, end to end (resources, puts,
+- **local run**: `python -m tools.local.simulate --sensors 200 --minutes 500`, end to end (resources, puts,
   processor, alert, read-back) in moto, in process.
-- **scale**: `python -m tools.scale` in a process of its own: `tools.simulate.generate` (100,000 sensors,
+- **scale**: `python -m tools.bench.scale` in a process of its own: `tools.local.simulate.generate` (100,000 sensors,
   one reading a minute for 10 minutes, four sensors a segment, ~2 % duplicates and bad records) through
-  `tools.simulate.run_in_moto` with 8 Kinesis shards and 8 alert lanes on their own threads, a minute of
+  `tools.local.simulate.run_in_moto` with 8 Kinesis shards and 8 alert lanes on their own threads, a minute of
   readings at a time with the silence check after each (`--check-every 60`); moto applies each request
   atomically, under one lock, so one core does all of it. Requests are counted per phase
   by botocore's `before-call` hook; the model is `stacks.capacity` for the dev profile on 8 provisioned
@@ -973,13 +974,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-result",
         type=Path,
-        help="the scale section from this output of python -m tools.scale --output (an hour at 1,000,000 "
+        help="the scale section from this output of python -m tools.bench.scale --output (an hour at 1,000,000 "
         "readings on this machine) instead of running it",
     )
     parser.add_argument(
         "--silence-result",
         type=Path,
-        help="the silence section from this output of python -m tools.silence_requests (~20 min at 100,000 "
+        help="the silence section from this output of python -m tools.bench.silence_requests (~20 min at 100,000 "
         "sensors on moto) instead of running it",
     )
     parser.add_argument("--output", type=Path, help="also write the report (Markdown) to this file")

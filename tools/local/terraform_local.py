@@ -1,6 +1,6 @@
 """Running the real terraform here: the binary, the provider from a filesystem mirror, nothing downloaded.
 
-Shared by ``tools.deploy_local`` and the ``terraform validate`` test. The synthesized stacks pin the
+Shared by ``tools.local.deploy_local`` and the ``terraform validate`` test. The synthesized stacks pin the
 provider version the prebuilt bindings were generated for; the mirror may hold another one, so the pin is
 relaxed only in scratch copies, through ``*_override.tf.json`` files; the synthesized output is not edited.
 """

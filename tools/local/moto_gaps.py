@@ -25,7 +25,7 @@ class Gap:
 
 EXCLUSIONS: tuple[Gap, ...] = ()
 """Overrides applied to scratch copies. Empty so far: every gap met up to now is filled in the emulator
-(``tools/emulator.py``) instead, so the stacks are deployed exactly as synthesized."""
+(``tools/local/emulator.py``) instead, so the stacks are deployed exactly as synthesized."""
 
 FILLED_IN_THE_EMULATOR: tuple[Gap, ...] = (
     Gap(

@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 from lambdas.common.aws import Clients
 
 if TYPE_CHECKING:
-    from tools.simulate import Targets
+    from tools.local.simulate import Targets
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITION = "aws"
@@ -301,7 +301,7 @@ def accesses_of(call: Call, scope: Scope) -> list[Access]:
     """The authorizations ``call`` needs; raises :class:`Unsupported` for an operation not in the table."""
     mapper = OPERATIONS.get((call.service, call.operation))
     if mapper is None:
-        raise Unsupported(f"{call.service}.{call.operation} is not in tools/iam_check.py OPERATIONS")
+        raise Unsupported(f"{call.service}.{call.operation} is not in tools/local/iam_check.py OPERATIONS")
     common = (("aws:RequestedRegion", call.region), ("aws:SecureTransport", "true"))
     return [
         Access(

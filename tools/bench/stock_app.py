@@ -1,7 +1,7 @@
 """The stock reference for the synth benchmark: a one-bucket cdktf app, imported the way cdktf documents.
 
 It deliberately does not import ``stacks`` (so none of our import machinery is installed) and exits the
-ordinary way; ``python -m tools.stock_app OUTDIR`` synthesizes it into OUTDIR.
+ordinary way; ``python -m tools.bench.stock_app OUTDIR`` synthesizes it into OUTDIR.
 """
 
 from __future__ import annotations

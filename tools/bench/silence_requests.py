@@ -11,9 +11,9 @@ entries: the worst minute of a window. Three runs of the check, on their schedul
 - 12:04:30, the next: it reads 12:03 again (the minute before its cursor: the index lags its table) and
   sends nothing new.
 
-Every request is counted by botocore's ``before-call`` hook (``tools.simulate.counting_requests``).
+Every request is counted by botocore's ``before-call`` hook (``tools.local.simulate.counting_requests``).
 
-    python -m tools.silence_requests --sensors 100000 --silent 100
+    python -m tools.bench.silence_requests --sensors 100000 --silent 100
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES
 from stacks.layout import processor_environment, silence_environment
-from tools import simulate
+from tools.local import simulate
 
 RUNS = ("2026-06-01T12:02:30Z", "2026-06-01T12:03:30Z", "2026-06-01T12:04:30Z")
 BATCH = 10_000
@@ -96,7 +96,8 @@ def measure(sensors: int, silent: int) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.silence_requests", description=__doc__.split("\n\n")[0])
+    prog = "python -m tools.bench.silence_requests"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("--sensors", type=int, default=100_000)
     parser.add_argument("--silent", type=int, default=100)
     args = parser.parse_args(argv)

@@ -10,9 +10,9 @@ reading interval, sensors per segment) through one processor lane and one alert 
 event source mappings batch them; ``--calibrate`` derives the model's constants from a few such runs,
 and ``tests/test_capacity.py`` keeps the model within 10 % of what the handlers do.
 
-    python -m tools.request_counts                # prints the table
-    python -m tools.request_counts --compare      # measured vs model for the calibration runs
-    python -m tools.request_counts --calibrate    # rewrites stacks/capacity_calibration.json
+    python -m tools.bench.request_counts                # prints the table
+    python -m tools.bench.request_counts --compare      # measured vs model for the calibration runs
+    python -m tools.bench.request_counts --calibrate    # rewrites stacks/capacity_calibration.json
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from lambdas.processor.service import Settings as ProcessorSettings
 from stacks import capacity
 from stacks.config import PROFILES
 from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
-from tools import moto_speedups
-from tools.simulate import (
+from tools.local import moto_speedups
+from tools.local.simulate import (
     FUNCTION_SERVICES,
     Targets,
     counting_requests,
@@ -528,9 +528,9 @@ def _fit(rows: list[tuple[float, ...]]) -> list[float]:
 
 def cpu_seconds_per_reading(repeats: int = 21) -> float:
     """One core's time per reading of both functions' pure logic, batches of 1,000 (``tools.bench``)."""
-    from tools import bench  # noqa: PLC0415
+    from tools.bench import report  # noqa: PLC0415
 
-    return 1 / bench.throughput(1000, repeats)
+    return 1 / report.throughput(1000, repeats)
 
 
 def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
@@ -571,7 +571,7 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
                  "alert_requests": dict(m.alert_counts)}
                 for m in measurements
             ],
-            "cpu": "1 / tools.bench.throughput(1000, 21): one core of the calibrating machine",
+            "cpu": "1 / tools.bench.report.throughput(1000, 21): one core of the calibrating machine",
         },
     }  # fmt: skip
 
@@ -659,7 +659,7 @@ ALERT_PUBLISHING = ("sns:Publish", "dynamodb:UpdateItem")
 
 
 def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
-    """Requests of a ``tools.scale`` run next to the model's: the processor's per 1,000 readings
+    """Requests of a ``tools.bench.scale`` run next to the model's: the processor's per 1,000 readings
     stored (by ``service:Operation``), the alert function's per window change. The model counts one
     conditional PutItem per segment window an alert invocation folds; when alert lanes fold the same
     window at once, the loser re-reads it (GetItem) and puts again: those conflicts are reported on

@@ -1,17 +1,17 @@
 """The parallel local run at scale, in a process of its own (``tools.bench``'s ``scale`` section).
 
-    python -m tools.scale [--sensors 100000] [--minutes 10] [--shards 8] --output scale.json
+    python -m tools.bench.scale [--sensors 100000] [--minutes 10] [--shards 8] --output scale.json
 
-Generates ``--sensors`` sensors' readings, one a minute for ``--minutes`` (``tools.simulate.generate``:
+Generates ``--sensors`` sensors' readings, one a minute for ``--minutes`` (``tools.local.simulate.generate``:
 four sensors a segment, ~2 % duplicates and bad records), and puts them through the whole local run
-(``tools.simulate.run_in_moto``) as ``python -m tools.simulate --shards N --parallel --check-every 60``
+(``tools.local.simulate.run_in_moto``) as ``python -m tools.local.simulate --shards N --parallel --check-every 60``
 does: one processor lane per Kinesis shard and as many alert lanes, each on its own thread, a minute
 of readings at a time with the silence check after each minute, as its schedule runs it while the
 data flows (the run then holds one minute's records and window changes at a time, not all of them:
 a million window changes read back at once would take ~8 GB on their own). Writes the run's
 summary (without its per-segment and per-alert lists), the wall time of each step and this process's
 peak resident memory (``VmHWM``) as JSON: the bench reads them and compares the requests the
-functions sent with the capacity model (``tools.request_counts.scale_comparison``).
+functions sent with the capacity model (``tools.bench.request_counts.scale_comparison``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from lambdas.common.contract import NS_PER_SECOND, parse_instant
 from stacks.config import PROFILES
-from tools import simulate
+from tools.local import simulate
 
 NOW = "2026-06-01T12:00:00Z"
 ENVIRONMENT = "dev"
@@ -37,7 +37,7 @@ SHARDS = 8
 CHECK_EVERY_SECONDS = 60
 INTERVAL_SECONDS = 60
 SENSORS_PER_SEGMENT = 4
-"""What ``tools.simulate.generate`` makes: one reading a minute per sensor, four sensors a segment."""
+"""What ``tools.local.simulate.generate`` makes: one reading a minute per sensor, four sensors a segment."""
 DROPPED = ("segments", "alerts", "congested_windows", "silent_sensors")
 """Summary lists replaced by their lengths in the output (tens of thousands of entries at scale)."""
 
@@ -82,7 +82,7 @@ def run(sensors: int = SENSORS, minutes: int = MINUTES, shards: int = SHARDS) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.scale", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sensors", type=int, default=SENSORS)
     parser.add_argument("--minutes", type=int, default=MINUTES)
     parser.add_argument("--shards", type=int, default=SHARDS)

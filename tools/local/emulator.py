@@ -1,12 +1,12 @@
-"""moto's server, as ``tools.deploy_local`` runs it: ``python -m tools.emulator -H ... -p ... -c ... -k ...``.
+"""moto's server, as ``tools.local.deploy_local`` runs it: ``python -m tools.local.emulator -H .. -p .. -c .. -k ..``.
 
-Two adjustments, both listed in ``tools/moto_gaps.py``:
+Two adjustments, both listed in ``tools/local/moto_gaps.py``:
 
 - moto evaluates S3 bucket-policy statements without their conditions (its documented restriction) and
   reports any statement whose conditions fail as a Deny, so the stacks' TLS-only ``Deny`` (condition
   ``aws:SecureTransport = false``) refuses every object request. This server only listens over TLS,
   so it evaluates conditions with ``aws:SecureTransport = true``: the Deny then applies as in AWS.
-- the response-encoding and Kinesis speed-ups of ``tools.moto_speedups`` (no change to what is stored).
+- the response-encoding and Kinesis speed-ups of ``tools.local.moto_speedups`` (no change to what is stored).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import urllib.parse
 from typing import Any
 
-from tools import moto_speedups
+from tools.local import moto_speedups
 
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
 
