@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moto.core import DEFAULT_ACCOUNT_ID  # the account moto's server answers for
+
 from stacks.config import load
 from tools.local.terraform_local import (
     Toolchain,
@@ -195,10 +197,6 @@ def backend_config(endpoint: str, ca_bundle: Path, path: Path) -> Path:
     return path
 
 
-MOTO_ACCOUNT_ID = "123456789012"
-"""The account moto's server answers for (its default)."""
-
-
 @dataclass
 class EnvironmentRun:
     stack: str
@@ -324,7 +322,7 @@ class Deployment:
         log(f"  {stack}: {what} {time.monotonic() - started:.1f} s")
 
 
-EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": MOTO_ACCOUNT_ID, "TF_STATE_BUCKET": ""}
+EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID, "TF_STATE_BUCKET": ""}
 """The state bucket named after the emulator's account, as a real deployment names it after its own (the
 bootstrap stack refuses a name carrying another account)."""
 

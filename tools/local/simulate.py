@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from moto.core import DEFAULT_ACCOUNT_ID
+
 from lambdas.alert import handler as alert_handler
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
@@ -80,7 +82,8 @@ from stacks.layout import (
 from stacks.naming import Kind, Namer
 from tools.local import iam_check
 
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = DEFAULT_ACCOUNT_ID
+"""The account moto answers for, in process and as a server (its default)."""
 PUT_RECORDS_LIMIT = 500
 
 
