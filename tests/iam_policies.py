@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tools.local.iam_check import interpolate
+
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 # The shape of a DynamoDB stream label (the stream's creation time).
@@ -112,8 +114,6 @@ STATEMENT_FIELDS = {
     "condition",
 }
 TRAVERSAL = re.compile(r"^(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_-]+)\.([a-z0-9_]+)$")
-# ``$${`` is Terraform's escape for a literal ``${`` (IAM policy variables such as ``${aws:username}``).
-INTERPOLATION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 POLICY_DOCUMENT_REF = re.compile(r"^\$\{data\.aws_iam_policy_document\.([A-Za-z0-9_-]+)\.json\}$")
 
 
@@ -156,12 +156,7 @@ class StackRenderer:
         """``text`` with every ``${...}`` replaced by its value and ``$${`` unescaped."""
         if "%{" in text.replace("%%{", ""):
             raise UnresolvableReference(f"{self.stack_id}: template directive in {where}: {text!r}")
-
-        def replace(match: re.Match[str]) -> str:
-            expression = match.group(1)
-            return "${" if expression is None else self.evaluate(expression, where)
-
-        return INTERPOLATION.sub(replace, text)
+        return interpolate(text, lambda expression: self.evaluate(expression, where))
 
     def render(self, value: Any, where: str) -> Any:
         """``value`` (any JSON) with every string rendered."""

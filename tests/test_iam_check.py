@@ -314,3 +314,18 @@ def test_the_command_line_fails_when_a_grant_is_missing(synth: Synth, tmp_path: 
     iam = json.loads(summary.read_text())["iam"]
     assert not iam["passed"]
     assert {(d["function"], d["action"], d["resource"]) for d in iam["denied"]} == {("alert", "sns:Publish", topic)}
+
+
+def test_terraform_strings_are_rendered_with_escaped_policy_variables_left_literal() -> None:
+    """``$${aws:username}`` reaches AWS as the policy variable ``${aws:username}``; it is no reference."""
+    evaluated: list[str] = []
+
+    def evaluate(expression: str) -> str:
+        evaluated.append(expression)
+        return "arn:aws:sns:us-east-1:123456789012:tap-alerts-dev"
+
+    text = "${aws_sns_topic.alerts.arn}/$${aws:username}/${aws_sns_topic.alerts.arn}"
+    assert iam_check.interpolate(text, evaluate) == (
+        "arn:aws:sns:us-east-1:123456789012:tap-alerts-dev/${aws:username}/arn:aws:sns:us-east-1:123456789012:tap-alerts-dev"
+    )
+    assert evaluated == ["aws_sns_topic.alerts.arn", "aws_sns_topic.alerts.arn"]

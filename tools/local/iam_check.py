@@ -45,7 +45,7 @@ from lambdas.common.aws import Clients
 if TYPE_CHECKING:
     from tools.local.simulate import Targets
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PARTITION = "aws"
 FUNCTIONS = ("processor", "alert", "silence")
 """The functions of the data path, by concern (their handler is ``lambdas.<concern>.handler.handler``)."""
@@ -579,7 +579,16 @@ class KeysByArn:
         return self.keys.get(resource_arn)
 
 
-_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+# ``$${`` is Terraform's escape for a literal ``${`` (IAM policy variables such as ``${aws:username}``).
+_INTERPOLATION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+
+
+def interpolate(text: str, evaluate: Callable[[str], str]) -> str:
+    """A synthesized Terraform string as AWS receives it: each ``${expression}`` replaced by
+    ``evaluate(expression)``, each ``$${`` unescaped to ``${`` (and not evaluated)."""
+    return _INTERPOLATION.sub(lambda m: "${" if m.group(1) is None else evaluate(m.group(1)), text)
+
+
 # The name attribute of each resource type a role policy may reference, and its ARN (Service Authorization
 # Reference, "Resource types defined by ..." of each service).
 _NAME_ATTRIBUTE = {
@@ -622,7 +631,7 @@ class _Stack:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, str):
-            return _INTERPOLATION.sub(lambda m: self._expression(m.group(1)), value)
+            return interpolate(value, self._expression)
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         if isinstance(value, dict):
