@@ -35,7 +35,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.alert import logic
-from lambdas.common.aws import Backoff, Clients, batch_get, call_with_retries, deserialize, serialize
+from lambdas.common.aws import (
+    Backoff,
+    Clients,
+    batch_get,
+    call_with_retries,
+    conditional_write,
+    deserialize,
+    serialize,
+)
 from lambdas.common.contract import NS_PER_SECOND, Aggregate, format_instant
 from lambdas.common.log import log_event
 
@@ -81,10 +89,6 @@ class Settled:
     level: str | None = None
     """The aggregate's level, when this invocation wrote a change of it."""
     published: bool = False
-
-
-class _Conflict(Exception):
-    """The conditional write lost to another writer."""
 
 
 class Alerter:
@@ -151,9 +155,7 @@ class Alerter:
                 folded = logic.fold(existing, window, change, claim)
                 if folded.item is None:
                     return Settled(ok=True)
-                try:
-                    self._put(folded.item, existing)
-                except _Conflict:
+                if not self._put(folded.item, existing):  # lost to another writer: re-read, re-fold
                     existing = self._get(window)
                     continue
                 written = folded
@@ -172,8 +174,9 @@ class Alerter:
             level = written.aggregate.congestion_level if written and written.changed and written.aggregate else None
             return Settled(ok=False, level=level)
 
-    def _put(self, item: dict[str, Any], expected: Mapping[str, Any] | None) -> None:
-        """PutItem on the condition that nobody wrote the item since ``expected`` was read."""
+    def _put(self, item: dict[str, Any], expected: Mapping[str, Any] | None) -> bool:
+        """PutItem on the condition that nobody wrote the item since ``expected`` was read (``False``:
+        somebody did)."""
         dynamodb = self.clients["dynamodb"]
         if expected is None:
             condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(segment_id)"}
@@ -183,14 +186,9 @@ class Alerter:
                 "ExpressionAttributeValues": {":expected": {"N": str(int(expected["version"]))}},
             }
         table = self.settings.segment_aggregates_table
-        try:
-            call_with_retries(
-                self.backoff, lambda: dynamodb.put_item(TableName=table, Item=serialize(item), **condition)
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise _Conflict from None
-            raise
+        return conditional_write(
+            self.backoff, lambda: dynamodb.put_item(TableName=table, Item=serialize(item), **condition)
+        )
 
     def _get(self, window: logic.WindowId) -> dict[str, Any] | None:
         dynamodb = self.clients["dynamodb"]
@@ -215,28 +213,24 @@ class Alerter:
         """``pending`` → ``sent``, moving the version on so that no folded copy can bring ``pending`` back."""
         dynamodb = self.clients["dynamodb"]
         table = self.settings.segment_aggregates_table
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: dynamodb.update_item(
-                    TableName=table,
-                    Key={"segment_id": {"S": window[0]}, "window_start": {"S": window[1]}},
-                    UpdateExpression="SET alert_state = :sent, alerted_at = :now, version = version + :one "
-                    "REMOVE alert_pending",
-                    ConditionExpression="alert_state = :pending AND alert_id = :id",
-                    ExpressionAttributeValues={
-                        ":sent": {"S": logic.SENT},
-                        ":pending": {"S": logic.PENDING},
-                        ":now": {"S": claim.now},
-                        ":one": {"N": "1"},
-                        ":id": {"S": logic.alert_id(self.settings.environment, window)},
-                    },
-                ),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            # Already marked by a taker-over who published too (after our lease ran out): nothing to do.
+        # Not made: already marked by a taker-over who published too (after our lease ran out); nothing to do.
+        conditional_write(
+            self.backoff,
+            lambda: dynamodb.update_item(
+                TableName=table,
+                Key={"segment_id": {"S": window[0]}, "window_start": {"S": window[1]}},
+                UpdateExpression="SET alert_state = :sent, alerted_at = :now, version = version + :one "
+                "REMOVE alert_pending",
+                ConditionExpression="alert_state = :pending AND alert_id = :id",
+                ExpressionAttributeValues={
+                    ":sent": {"S": logic.SENT},
+                    ":pending": {"S": logic.PENDING},
+                    ":now": {"S": claim.now},
+                    ":one": {"N": "1"},
+                    ":id": {"S": logic.alert_id(self.settings.environment, window)},
+                },
+            ),
+        )
 
     def _sweep(self) -> int:
         """Take over and publish pending alerts whose lease has run out (their owner is gone)."""

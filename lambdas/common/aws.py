@@ -96,6 +96,19 @@ def call_with_retries(backoff: Backoff, call: Callable[[], Any]) -> Any:
     raise last
 
 
+def conditional_write(backoff: Backoff, call: Callable[[], Any]) -> bool:
+    """A conditional DynamoDB write (``call()``, retried like :func:`call_with_retries`): ``True`` if it
+    was made, ``False`` if its condition did not hold (``ConditionalCheckFailedException``: another writer
+    got there first); any other fault is raised."""
+    try:
+        call_with_retries(backoff, call)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 

@@ -34,7 +34,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import Backoff, Clients, batch_get, call_with_retries, deserialize, serialize
+from lambdas.common.aws import (
+    Backoff,
+    Clients,
+    batch_get,
+    call_with_retries,
+    conditional_write,
+    deserialize,
+    serialize,
+)
 from lambdas.common.contract import NS_PER_SECOND
 from lambdas.common.log import log_event
 from lambdas.common.silence import DEFAULT_FLEET_RETENTION_DAYS, DEFAULT_SILENCE_FACTOR, SILENT_MINUTE, minute_label
@@ -243,19 +251,16 @@ class SilenceCheck:
             lease_seconds=s.claim_lease_seconds,
         )
         dynamodb = self.clients["dynamodb"]
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: dynamodb.put_item(
-                    TableName=s.sensor_outages_table,
-                    Item=serialize(item),
-                    ConditionExpression="attribute_not_exists(sensor_id)",
-                ),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
+        opened = conditional_write(
+            self.backoff,
+            lambda: dynamodb.put_item(
+                TableName=s.sensor_outages_table,
+                Item=serialize(item),
+                ConditionExpression="attribute_not_exists(sensor_id)",
+            ),
+        )
+        if not opened:
+            return False
         self._send(item, "alert", owner)
         return True
 
@@ -317,22 +322,16 @@ class SilenceCheck:
     def _update_item(self, key: dict[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
         """A conditional UpdateItem of the outages table (an outage, or the cursor): whether it applied."""
         dynamodb = self.clients["dynamodb"]
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: dynamodb.update_item(
-                    TableName=self.settings.sensor_outages_table,
-                    Key=key,
-                    UpdateExpression=expression,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=serialize(values),
-                ),
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return conditional_write(
+            self.backoff,
+            lambda: dynamodb.update_item(
+                TableName=self.settings.sensor_outages_table,
+                Key=key,
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=serialize(values),
+            ),
+        )
 
     def _take_over(self, outage: Mapping[str, Any], kind: str, owner: str, now_s: int) -> bool:
         """Claim a ``pending`` message whose owner's lease has run out."""
