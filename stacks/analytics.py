@@ -19,13 +19,6 @@ from cdktf_cdktf_provider_aws.athena_workgroup import (
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
 from cdktf_cdktf_provider_aws.cloudwatch_log_stream import CloudwatchLogStream
 from cdktf_cdktf_provider_aws.glue_catalog_database import GlueCatalogDatabase
-from cdktf_cdktf_provider_aws.glue_catalog_table import (
-    GlueCatalogTable,
-    GlueCatalogTablePartitionKeys,
-    GlueCatalogTableStorageDescriptor,
-    GlueCatalogTableStorageDescriptorColumns,
-    GlueCatalogTableStorageDescriptorSerDeInfo,
-)
 from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
     KinesisFirehoseDeliveryStreamExtendedS3ConfigurationDataFormatConversionConfiguration as Conversion,
 )
@@ -54,6 +47,7 @@ from constructs import Construct
 
 from lambdas.common.contract import DEFAULT_INTERVAL_SECONDS, REASONS
 from stacks.context import StackContext
+from stacks.dated_table import PARQUET, PARTITION_KEY, Column, dated_table
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.naming import Kind
 from stacks.quarantine_catalog import QUARANTINED, QuarantineCatalog, quarantined_cte
@@ -61,7 +55,6 @@ from stacks.schema import lake_columns, reading_schema
 
 LAKE_PREFIX = "readings/"
 LAKE_ERROR_PREFIX = "firehose-errors/"
-PARTITION_KEY = "dt"
 FIREHOSE_LOG_STREAM = "S3Delivery"
 
 
@@ -93,38 +86,15 @@ class Analytics(Construct):
         )
         self.table_name = namer.name(Kind.GLUE, "readings")
         location = f"s3://{props.lake_bucket_name}/{LAKE_PREFIX}"
-        self.table = GlueCatalogTable(
+        self.table = dated_table(
             self,
             "readings-table",
             database_name=self.database.name,
             name=self.table_name,
-            table_type="EXTERNAL_TABLE",
             description="Sensor readings as Parquet, partitioned by UTC delivery date (dt=YYYY-MM-DD)",
-            parameters={
-                "classification": "parquet",
-                "EXTERNAL": "TRUE",
-                "projection.enabled": "true",
-                f"projection.{PARTITION_KEY}.type": "date",
-                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                f"projection.{PARTITION_KEY}.range": "2024-01-01,NOW",
-                f"projection.{PARTITION_KEY}.interval": "1",
-                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                "storage.location.template": f"{location}{PARTITION_KEY}=$${{{PARTITION_KEY}}}/",
-            },
-            partition_keys=[GlueCatalogTablePartitionKeys(name=PARTITION_KEY, type="string")],
-            storage_descriptor=GlueCatalogTableStorageDescriptor(
-                location=location,
-                input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                ser_de_info=GlueCatalogTableStorageDescriptorSerDeInfo(
-                    serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                    parameters={"serialization.format": "1"},
-                ),
-                columns=[
-                    GlueCatalogTableStorageDescriptorColumns(name=c.name, type=c.glue_type, comment=c.comment)
-                    for c in lake_columns()
-                ],
-            ),
+            location=location,
+            storage=PARQUET,
+            columns=[Column(c.name, c.glue_type, c.comment) for c in lake_columns()],
         )
 
         firehose_name = namer.name(Kind.FIREHOSE_STREAM, "lake")

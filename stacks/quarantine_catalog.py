@@ -16,22 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdktf_cdktf_provider_aws.glue_catalog_table import (
-    GlueCatalogTable,
-    GlueCatalogTablePartitionKeys,
-    GlueCatalogTableStorageDescriptor,
-    GlueCatalogTableStorageDescriptorColumns,
-    GlueCatalogTableStorageDescriptorSerDeInfo,
-)
 from constructs import Construct
 
 from lambdas.common.contract import REASONS
 from stacks.context import StackContext
+from stacks.dated_table import JSON_LINES, PARTITION_KEY, Column, dated_table
 from stacks.layout import QUARANTINE_PREFIX
 from stacks.naming import Kind
 
-PARTITION_KEY = "dt"
-"""The ``dt=YYYY-MM-DD`` folder of a quarantine object: the UTC arrival date of its batch's first record."""
 QUARANTINED = "quarantined"
 """The common table expression the named queries read the quarantine through (:func:`quarantined_cte`)."""
 UNKNOWN_SENSOR = "unknown"
@@ -64,43 +56,20 @@ class QuarantineCatalog(Construct):
         super().__init__(scope, id_)
         self.table_name = ctx.namer.name(Kind.GLUE, "quarantine")
         location = f"s3://{bucket_name}/{QUARANTINE_PREFIX}"
-        self.table = GlueCatalogTable(
+        # A line that is not JSON (nothing the processor writes) is a row of NULLs (``JSON_LINES``), which
+        # quarantined_cte drops: it has no known reason.
+        self.table = dated_table(
             self,
             "table",
             database_name=database_name,
             name=self.table_name,
-            table_type="EXTERNAL_TABLE",
             description=(
                 "Records the processor rejected, one JSON object per line, partitioned by the UTC arrival"
                 " date of each object's first record (dt=YYYY-MM-DD)"
             ),
-            parameters={
-                "classification": "json",
-                "EXTERNAL": "TRUE",
-                "projection.enabled": "true",
-                f"projection.{PARTITION_KEY}.type": "date",
-                f"projection.{PARTITION_KEY}.format": "yyyy-MM-dd",
-                f"projection.{PARTITION_KEY}.range": "2024-01-01,NOW",
-                f"projection.{PARTITION_KEY}.interval": "1",
-                f"projection.{PARTITION_KEY}.interval.unit": "DAYS",
-                "storage.location.template": f"{location}{PARTITION_KEY}=$${{{PARTITION_KEY}}}/",
-            },
-            partition_keys=[GlueCatalogTablePartitionKeys(name=PARTITION_KEY, type="string")],
-            storage_descriptor=GlueCatalogTableStorageDescriptor(
-                location=location,
-                input_format="org.apache.hadoop.mapred.TextInputFormat",
-                output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                ser_de_info=GlueCatalogTableStorageDescriptorSerDeInfo(
-                    serialization_library="org.openx.data.jsonserde.JsonSerDe",
-                    # A line that is not JSON (nothing the processor writes) becomes a row of NULLs
-                    # instead of failing the query; quarantined_cte drops rows without a known reason.
-                    parameters={"ignore.malformed.json": "true"},
-                ),
-                columns=[
-                    GlueCatalogTableStorageDescriptorColumns(name=c.name, type="string", comment=c.comment)
-                    for c in QUARANTINE_COLUMNS
-                ],
-            ),
+            location=location,
+            storage=JSON_LINES,
+            columns=[Column(c.name, "string", c.comment) for c in QUARANTINE_COLUMNS],
         )
 
 
