@@ -11,7 +11,8 @@ entries: the worst minute of a window. Three runs of the check, on their schedul
 - 12:04:30, the next: it reads 12:03 again (the minute before its cursor: the index lags its table) and
   sends nothing new.
 
-Every request is counted by botocore's ``before-call`` hook (``tools.local.simulate.counting_requests``).
+Every request is counted by botocore's ``before-call`` hook (``tools.local.simulate.counting_requests``);
+moto runs with the local run's speed-ups (``tools.local.moto_speedups``), which change no count.
 
     python -m tools.bench.silence_requests --sensors 100000 --silent 100
 """
@@ -35,7 +36,7 @@ from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES
 from stacks.layout import processor_environment, silence_environment
-from tools.local import simulate
+from tools.local import moto_speedups, simulate
 
 RUNS = ("2026-06-01T12:02:30Z", "2026-06-01T12:03:30Z", "2026-06-01T12:04:30Z")
 BATCH = 10_000
@@ -65,6 +66,7 @@ def measure(sensors: int, silent: int) -> dict[str, Any]:
         (base + 240, [simulate.Message(n, _payload(n, base + 180 + i % 60)) for i, n in enumerate(names[silent:])]),
     ]
     tap_logger.setLevel(logging.WARNING)
+    moto_speedups.install()  # as the local run does: moto's speed, not what it stores or counts
     started = time.monotonic()
     with simulate.in_moto("dev", config) as (clients, targets), simulate.atomic_requests():
         settings = ProcessorSettings.from_env(processor_environment(targets.runtime_names(), config))
