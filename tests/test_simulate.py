@@ -166,3 +166,24 @@ def test_replaying_everything_changes_nothing_and_sends_no_second_alert() -> Non
         queue = env.clients["sqs"].get_queue_url(QueueName="tap-simulate-alerts-dev")["QueueUrl"]
         assert simulate.read_alerts(env.clients, queue) == [], "no alert sent twice"
         assert first["alerts"]
+
+
+def test_the_local_account_is_the_one_moto_answers_for() -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+
+    assert simulate.ACCOUNT_ID == DEFAULT_ACCOUNT_ID
+
+
+def test_the_operator_tools_do_not_load_moto() -> None:
+    """``tools.redrive`` and ``tools.smoke`` run against real accounts with the plain packages: moto is a
+    development dependency, and importing it adds its stub to every botocore client made afterwards."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    probe = (
+        "import sys, tools.redrive, tools.smoke, tools.synth_diff, tools.capacity; "
+        "print(sorted(m for m in sys.modules if m == 'moto' or m.startswith('moto.')))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=root, check=True, capture_output=True, text=True)
+    assert loaded.stdout.strip() == "[]"

@@ -43,6 +43,7 @@ from stacks.config import PROFILES
 from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
 from tools.local import moto_speedups
 from tools.local.simulate import (
+    ACCOUNT_ID,
     FUNCTION_SERVICES,
     Targets,
     counting_requests,
@@ -270,7 +271,7 @@ class FleetMeasurement:
 
 FLEET_START_NS = parse_instant("2026-06-01T10:00:00Z")
 SHARD = "shardId-000000000000"
-STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev"
+STREAM_ARN = f"arn:aws:kinesis:us-east-1:{ACCOUNT_ID}:stream/tap-readings-dev"
 
 
 def fleet_readings(run: FleetRun) -> list[Reading]:

@@ -42,9 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moto.core import DEFAULT_ACCOUNT_ID  # the account moto's server answers for
-
 from stacks.config import load
+from tools.local.simulate import ACCOUNT_ID  # the account moto's server answers for
 from tools.local.terraform_local import (
     Toolchain,
     cli_environment,
@@ -322,7 +321,7 @@ class Deployment:
         log(f"  {stack}: {what} {time.monotonic() - started:.1f} s")
 
 
-EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": DEFAULT_ACCOUNT_ID, "TF_STATE_BUCKET": ""}
+EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": ACCOUNT_ID, "TF_STATE_BUCKET": ""}
 """The state bucket named after the emulator's account, as a real deployment names it after its own (the
 bootstrap stack refuses a name carrying another account)."""
 

@@ -43,8 +43,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from moto.core import DEFAULT_ACCOUNT_ID
-
 from lambdas.alert import handler as alert_handler
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
@@ -82,8 +80,9 @@ from stacks.layout import (
 from stacks.naming import Kind, Namer
 from tools.local import iam_check
 
-ACCOUNT_ID = DEFAULT_ACCOUNT_ID
-"""The account moto answers for, in process and as a server (its default)."""
+ACCOUNT_ID = "123456789012"
+"""The account moto answers for, in process and as a server: its ``DEFAULT_ACCOUNT_ID`` (a test keeps them
+equal). Written out, not imported: the operator tools import this module, and must not load moto."""
 PUT_RECORDS_LIMIT = 500
 
 
@@ -454,7 +453,7 @@ def payload_event(
     arrival_seconds: float = 1780315200.0,  # 2026-06-01T12:00:00Z, the handler tests' NOW
     shard: str = "shardId-000000000000",
     region: str = "us-east-1",
-    stream_arn: str = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev",
+    stream_arn: str = f"arn:aws:kinesis:us-east-1:{ACCOUNT_ID}:stream/tap-readings-dev",
 ) -> dict[str, Any]:
     """The event Lambda would hand the processor for ``payloads`` put on one shard, with sequence
     numbers ``first_sequence``, ``first_sequence + 1``, ... (56 digits, as Kinesis writes them), each
