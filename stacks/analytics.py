@@ -47,7 +47,7 @@ from constructs import Construct
 
 from lambdas.common.contract import DEFAULT_INTERVAL_SECONDS, REASONS
 from stacks.context import StackContext
-from stacks.dated_table import PARQUET, PARTITION_KEY, Column, dated_table
+from stacks.dated_table import PARQUET, PARTITION_KEY, dated_table
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.naming import Kind
 from stacks.quarantine_catalog import QUARANTINED, QuarantineCatalog, quarantined_cte
@@ -94,7 +94,7 @@ class Analytics(Construct):
             description="Sensor readings as Parquet, partitioned by UTC delivery date (dt=YYYY-MM-DD)",
             location=location,
             storage=PARQUET,
-            columns=[Column(c.name, c.glue_type, c.comment) for c in lake_columns()],
+            columns=lake_columns(),
         )
 
         firehose_name = namer.name(Kind.FIREHOSE_STREAM, "lake")

@@ -22,6 +22,8 @@ from cdktf_cdktf_provider_aws.glue_catalog_table import (
 )
 from constructs import Construct
 
+from stacks.schema import Column
+
 PARTITION_KEY = "dt"
 """The day folder's key: ``<prefix>dt=YYYY-MM-DD/`` (UTC)."""
 FIRST_DAY = "2024-01-01"
@@ -53,13 +55,6 @@ JSON_LINES = Format(
     # A line that is not JSON becomes a row of NULLs instead of failing the query.
     serde_parameters={"ignore.malformed.json": "true"},
 )
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    comment: str
 
 
 def dated_table(
@@ -103,7 +98,8 @@ def dated_table(
                 parameters=dict(storage.serde_parameters),
             ),
             columns=[
-                GlueCatalogTableStorageDescriptorColumns(name=c.name, type=c.type, comment=c.comment) for c in columns
+                GlueCatalogTableStorageDescriptorColumns(name=c.name, type=c.glue_type, comment=c.comment)
+                for c in columns
             ],
         ),
     )

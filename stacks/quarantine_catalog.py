@@ -20,9 +20,10 @@ from constructs import Construct
 
 from lambdas.common.contract import REASONS
 from stacks.context import StackContext
-from stacks.dated_table import JSON_LINES, PARTITION_KEY, Column, dated_table
+from stacks.dated_table import JSON_LINES, PARTITION_KEY, dated_table
 from stacks.layout import QUARANTINE_PREFIX
 from stacks.naming import Kind
+from stacks.schema import Column
 
 QUARANTINED = "quarantined"
 """The common table expression the named queries read the quarantine through (:func:`quarantined_cte`)."""
@@ -56,8 +57,9 @@ class QuarantineCatalog(Construct):
         super().__init__(scope, id_)
         self.table_name = ctx.namer.name(Kind.GLUE, "quarantine")
         location = f"s3://{bucket_name}/{QUARANTINE_PREFIX}"
-        # A line that is not JSON (nothing the processor writes) is a row of NULLs (``JSON_LINES``), which
-        # quarantined_cte drops: it has no known reason.
+        # An object's dt folder is the UTC arrival date of its batch's first record. A line that is not
+        # JSON (nothing the processor writes) is a row of NULLs (``JSON_LINES``), which quarantined_cte
+        # drops: it has no known reason.
         self.table = dated_table(
             self,
             "table",

@@ -584,8 +584,9 @@ _INTERPOLATION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 
 
 def interpolate(text: str, evaluate: Callable[[str], str]) -> str:
-    """A synthesized Terraform string as AWS receives it: each ``${expression}`` replaced by
-    ``evaluate(expression)``, each ``$${`` unescaped to ``${`` (and not evaluated)."""
+    """A synthesized Terraform string with each ``${expression}`` replaced by ``evaluate(expression)``
+    and each ``$${`` unescaped to ``${`` (a literal, such as an IAM policy variable: not evaluated).
+    Template directives (``%{``) are not handled."""
     return _INTERPOLATION.sub(lambda m: "${" if m.group(1) is None else evaluate(m.group(1)), text)
 
 
