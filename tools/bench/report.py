@@ -974,7 +974,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale-result",
         type=Path,
-        help="the scale section from this output of python -m tools.bench.scale --output (an hour at 1,000,000 "
+        help="the scale section from this output of python -m tools.bench.scale --output (~90 min at 1,000,000 "
         "readings on this machine) instead of running it",
     )
     parser.add_argument(
