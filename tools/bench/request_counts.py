@@ -577,46 +577,6 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def moto_version() -> str:
-    import moto  # noqa: PLC0415
-
-    return str(moto.__version__)
-
-
-def print_comparison(measurements: list[FleetMeasurement]) -> None:
-    for m in measurements:
-        print(f"{m.run.describe()}: {m.readings:,} readings")
-        for name, (got, want) in compare(m).items():
-            print(f"  {name:36} measured {got:9.4f}  model {want:9.4f}  ({(want - got) / got:+.1%})")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--calibrate",
-        action="store_true",
-        help=f"measure the calibration runs and write {capacity.CALIBRATION_FILE.name}",
-    )
-    parser.add_argument("--compare", action="store_true", help="measure the calibration runs against the model")
-    args = parser.parse_args(argv)
-    if args.calibrate:
-        data = calibrate()
-        capacity.CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
-        print(f"wrote {capacity.CALIBRATION_FILE}")
-        return 0
-    if args.compare:
-        print_comparison([measure_fleet(run) for run in CALIBRATION_RUNS])
-        return 0
-    for measured in measure():
-        calls = ", ".join(f"{key} {n}" for key, n in sorted(measured.counts.items()))
-        print(f"{measured.scenario}: {measured.invocations} invocation(s): {calls}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # ------------------------------------------------------------------- the local run at scale vs the model
 
 
@@ -701,7 +661,7 @@ def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
     a = c.alert
     per_invocation = a.changes_per_invocation
     requests = a.requests_per_second / a.invocations_per_second
-    fixed = CALIBRATION_FIXED_ALERT_REQUESTS
+    fixed = capacity.CALIBRATION.alert_fixed_requests  # the expired-claims Query and PutMetricData, each invocation
     gets = requests - a.segment_windows_per_invocation - fixed
     model_alert = {
         "dynamodb:BatchGetItem": gets / per_invocation,
@@ -729,5 +689,41 @@ def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
     return rows
 
 
-CALIBRATION_FIXED_ALERT_REQUESTS = capacity.CALIBRATION.alert_fixed_requests
-"""Requests every alert invocation makes whatever it folds: the expired-claims Query and PutMetricData."""
+def moto_version() -> str:
+    import moto  # noqa: PLC0415
+
+    return str(moto.__version__)
+
+
+def print_comparison(measurements: list[FleetMeasurement]) -> None:
+    for m in measurements:
+        print(f"{m.run.describe()}: {m.readings:,} readings")
+        for name, (got, want) in compare(m).items():
+            print(f"  {name:36} measured {got:9.4f}  model {want:9.4f}  ({(want - got) / got:+.1%})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help=f"measure the calibration runs and write {capacity.CALIBRATION_FILE.name}",
+    )
+    parser.add_argument("--compare", action="store_true", help="measure the calibration runs against the model")
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        data = calibrate()
+        capacity.CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"wrote {capacity.CALIBRATION_FILE}")
+        return 0
+    if args.compare:
+        print_comparison([measure_fleet(run) for run in CALIBRATION_RUNS])
+        return 0
+    for measured in measure():
+        calls = ", ".join(f"{key} {n}" for key, n in sorted(measured.counts.items()))
+        print(f"{measured.scenario}: {measured.invocations} invocation(s): {calls}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
