@@ -38,11 +38,10 @@ def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_l
     assert summary is not None
     # The same generated traffic tools.local.deploy_local sends, checked against the contract independently.
     now = simulate.parse_instant(deploy_local.SIMULATE_NOW)
-    start = now - deploy_local.SIMULATE_MINUTES * 60 * 1_000_000_000
     messages = simulate.generate(
         deploy_local.SIMULATE_SENSORS,
         deploy_local.SIMULATE_MINUTES,
-        start_ns=start - start % 60_000_000_000,
+        start_ns=simulate.first_minute(now, deploy_local.SIMULATE_MINUTES),
         now_ns=now,
         stop=deploy_local.SIMULATE_STOP,
         resume=deploy_local.SIMULATE_RESUME,

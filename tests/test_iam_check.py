@@ -105,10 +105,9 @@ def local_run(synth: Synth) -> Iterator[LocalRun]:
     """The local run of the dev environment (rejects, congestion, alerts) with the IAM check on."""
     config = simulate.PROFILES["dev"]
     now = simulate.parse_instant(NOW)
-    start = now - MINUTES * 60 * 1_000_000_000
     # two sensors stop, one of them resumes: the silence check's outage and recovery paths run too
     messages = simulate.generate(
-        SENSORS, MINUTES, start_ns=start - start % 60_000_000_000, now_ns=now, stop=2, resume=1
+        SENSORS, MINUTES, start_ns=simulate.first_minute(now, MINUTES), now_ns=now, stop=2, resume=1
     )
     stack = synth.env("dev").doc
     check = iam_check.Check(iam_check.SynthesizedRoles(stack))

@@ -92,8 +92,7 @@ def fail_every_batch(env: Env, messages: list[simulate.Message]) -> dict[str, bo
 
 
 def payloads() -> list[simulate.Message]:
-    start = NOW - 15 * 60 * 1_000_000_000
-    return simulate.generate(12, 15, start_ns=start - start % 60_000_000_000, now_ns=NOW, seed=3)
+    return simulate.generate(12, 15, start_ns=simulate.first_minute(NOW, 15), now_ns=NOW, seed=3)
 
 
 def test_redrive_stores_every_failed_record_exactly_once_and_empties_the_queue(env: Env) -> None:

@@ -187,3 +187,10 @@ def test_the_operator_tools_do_not_load_moto() -> None:
     root = Path(__file__).resolve().parents[1]
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=root, check=True, capture_output=True, text=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_generated_traffic_starts_on_the_minute_before_its_span() -> None:
+    at = simulate.parse_instant
+    assert simulate.first_minute(at("2026-06-01T12:00:00Z"), 10) == at("2026-06-01T11:50:00Z")
+    assert simulate.first_minute(at("2026-06-01T12:00:30.5Z"), 10) == at("2026-06-01T11:50:00Z")
+    assert simulate.first_minute(at("2026-06-01T12:00:59Z"), 1) == at("2026-06-01T11:59:00Z")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdas.common.contract import NS_PER_SECOND, parse_instant
+from lambdas.common.contract import parse_instant
 from stacks.config import PROFILES
 from tools.local import simulate
 
@@ -52,9 +52,8 @@ def run(sensors: int = SENSORS, minutes: int = MINUTES, shards: int = SHARDS) ->
     """The local run of ``sensors`` x ``minutes`` readings on ``shards`` shards, in parallel."""
     config = PROFILES[ENVIRONMENT]
     now_ns = parse_instant(NOW)
-    start = now_ns - minutes * 60 * NS_PER_SECOND
     started = time.perf_counter()
-    messages = simulate.generate(sensors, minutes, start_ns=start - start % (60 * NS_PER_SECOND), now_ns=now_ns)
+    messages = simulate.generate(sensors, minutes, start_ns=simulate.first_minute(now_ns, minutes), now_ns=now_ns)
     generated = time.perf_counter() - started
     payload_bytes = sum(len(m.payload) for m in messages) / len(messages)
     options = simulate.RunOptions(messages, now_ns, config.batch_size, config, parallel=True)

@@ -243,6 +243,13 @@ def own_topic(payloads: Sequence[bytes]) -> list[Message]:
     return [Message(thing_of(p), p) for p in payloads]
 
 
+def first_minute(now_ns: int, minutes: int) -> int:
+    """Where ``minutes`` of generated traffic ending at ``now_ns`` start: the minute boundary at or before
+    ``now_ns`` less ``minutes`` minutes (the generator's readings fall on the minute)."""
+    start = now_ns - minutes * 60 * NS_PER_SECOND
+    return start - start % (60 * NS_PER_SECOND)
+
+
 def generate(
     sensors: int, minutes: int, *, start_ns: int, now_ns: int, seed: int = 7, stop: int = 0, resume: int = 0
 ) -> list[Message]:
@@ -1179,11 +1186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(error, file=sys.stderr)
             return 2
     else:
-        start = now_ns - args.minutes * 60 * 1_000_000_000
         messages = generate(
             args.sensors,
             args.minutes,
-            start_ns=start - start % 60_000_000_000,
+            start_ns=first_minute(now_ns, args.minutes),
             now_ns=now_ns,
             seed=args.seed,
             stop=args.stop,
