@@ -43,7 +43,7 @@ from lambdas.common.contract import NS_PER_SECOND, Aggregate, Sums, parse_instan
 from lambdas.processor import logic
 from stacks import capacity as cap
 from stacks.config import PROFILES
-from tools.bench import proctree
+from tools.bench import proctree, scale, silence_requests
 from tools.capacity import SCALE_INTERVAL_SECONDS, SCALE_SENSORS, scale_table
 from tools.local.simulate import generate, payload_event
 
@@ -469,8 +469,6 @@ def local_run_section() -> list[Row]:
 
 
 # ------------------------------------------------------------------------------------------ silence
-
-SILENCE_SENSORS, SILENCE_SILENT = 100_000, 100
 
 
 def silence_section(sensors: int, silent: int, result_file: Path | None = None) -> list[Row]:
@@ -969,8 +967,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", type=int, default=5, help="alternating synth pairs (at least 5)")
     parser.add_argument("--option-runs", type=int, default=3, help="runs per synth option")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
-    parser.add_argument("--scale-sensors", type=int, default=100_000, help="sensors of the scale run")
-    parser.add_argument("--scale-minutes", type=int, default=10, help="minutes of readings of the scale run")
+    parser.add_argument("--scale-sensors", type=int, default=scale.SENSORS, help="sensors of the scale run")
+    parser.add_argument("--scale-minutes", type=int, default=scale.MINUTES, help="minutes of readings of the scale run")
     parser.add_argument(
         "--scale-result",
         type=Path,
@@ -1000,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cold-start": lambda: cold_start_section(11),
         "memory": memory_section,
         "local-run": local_run_section,
-        "silence": lambda: silence_section(SILENCE_SENSORS, SILENCE_SILENT, args.silence_result),
+        "silence": lambda: silence_section(silence_requests.SENSORS, silence_requests.SILENT, args.silence_result),
         "scale": lambda: scale_section(args.scale_sensors, args.scale_minutes, args.scale_result),
         "costs": lambda: costs_section(blocks),
     }

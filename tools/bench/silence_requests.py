@@ -40,6 +40,8 @@ from tools.local import moto_speedups, simulate
 
 RUNS = ("2026-06-01T12:02:30Z", "2026-06-01T12:03:30Z", "2026-06-01T12:04:30Z")
 BATCH = 10_000
+SENSORS, SILENT = 100_000, 100
+"""The bench's fleet: 100,000 sensors, 100 of them stopped."""
 
 
 def _payload(sensor: str, second: int) -> bytes:
@@ -100,8 +102,8 @@ def measure(sensors: int, silent: int) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     prog = "python -m tools.bench.silence_requests"
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sensors", type=int, default=100_000)
-    parser.add_argument("--silent", type=int, default=100)
+    parser.add_argument("--sensors", type=int, default=SENSORS)
+    parser.add_argument("--silent", type=int, default=SILENT)
     args = parser.parse_args(argv)
     if not 0 <= args.silent <= args.sensors:
         print("--silent must be between 0 and --sensors", file=sys.stderr)
