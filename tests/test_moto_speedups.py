@@ -96,10 +96,7 @@ def outcome_value(call: Any) -> Any:
 
 def outcome(project: Any) -> Any:
     """The projected item as JSON, or the type of error moto raises (a path into a scalar raises)."""
-    try:
-        return project().to_json()
-    except Exception as error:  # any error, compared by type with moto's own
-        return type(error)
+    return outcome_value(lambda: project().to_json())
 
 
 # ------------------------------------------------------------------ table order, queries, scan pages

@@ -284,7 +284,6 @@ def _install_table_reads() -> None:
         }
     )
     original_query, original_scan = Table.query, Table.scan
-    original_put, original_delete = Table.put_item, Table.delete_item
     query_signature, scan_signature = inspect.signature(original_query), inspect.signature(original_scan)
 
     def query(self: Table, *args: Any, **kwargs: Any) -> Any:
@@ -310,23 +309,22 @@ def _install_table_reads() -> None:
         rest = _ordered(self)[first:]
         return _run_narrowed(self, rest, lambda: original_scan(*bound.args, **bound.kwargs))
 
-    def put_item(self: Table, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return original_put(self, *args, **kwargs)
-        finally:
-            _versions[self] = _versions.get(self, 0) + 1
+    def new_version_after(original: Callable[..., Any]) -> Callable[..., Any]:
+        """``original`` (a put or a delete), after which the table's cached order is stale."""
 
-    def delete_item(self: Table, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return original_delete(self, *args, **kwargs)
-        finally:
-            _versions[self] = _versions.get(self, 0) + 1
+        def changed(self: Table, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                _versions[self] = _versions.get(self, 0) + 1
+
+        return changed
 
     Table.all_items = _all_items  # type: ignore[method-assign,assignment]
     Table.query = query  # type: ignore[method-assign]
     Table.scan = scan  # type: ignore[method-assign]
-    Table.put_item = put_item  # type: ignore[method-assign]
-    Table.delete_item = delete_item  # type: ignore[method-assign]
+    Table.put_item = new_version_after(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = new_version_after(Table.delete_item)  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------------------------ 6. SQS
