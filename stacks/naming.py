@@ -57,6 +57,7 @@ class Kind(Enum):
     METRIC_NAMESPACE = NameRule(255, r"^[A-Za-z0-9./#:_-]+$", separator="/")
     BUDGET = NameRule(100, r"^[^:\\]+$")
     SCHEDULE = NameRule(64, r"^[0-9A-Za-z_.-]+$")
+    SCHEDULE_GROUP = NameRule(64, r"^[0-9A-Za-z_.-]+$")
 
 
 def validate_suffix(suffix: str, field: str = "environment_suffix") -> str:

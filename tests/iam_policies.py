@@ -90,6 +90,8 @@ RESOURCE_VALUES: dict[tuple[str, str], str] = {
     ("aws_iot_topic_rule", "name"): "{name}",
     ("aws_athena_workgroup", "arn"): "arn:{partition}:athena:{region}:{account}:workgroup/{name}",
     ("aws_athena_workgroup", "name"): "{name}",
+    ("aws_scheduler_schedule_group", "arn"): "arn:{partition}:scheduler:{region}:{account}:schedule-group/{name}",
+    ("aws_scheduler_schedule_group", "name"): "{name}",
 }
 
 # What a ``${data.type.name.attribute}`` reference evaluates to.
