@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cdktf import TerraformResource
 from cdktf_cdktf_provider_aws.budgets_budget import (
     BudgetsBudget,
     BudgetsBudgetCostFilter,
@@ -17,13 +18,27 @@ from stacks.config import EnvironmentConfig
 from stacks.context import StackContext
 from stacks.naming import Kind
 
+ACTUAL_THRESHOLDS_PERCENT = (50, 80, 100)
+"""Budgets notifies the alert topic when the month's actual spend reaches these shares of the limit. These
+are what a new or ad-hoc environment gets: AWS needs about five weeks of usage before it forecasts."""
 FORECAST_THRESHOLDS_PERCENT = (80, 100)
-"""Budgets notifies the alert topic when the month's forecast reaches these shares of the limit."""
+"""... and when the month's forecast reaches these (once AWS has enough history to forecast)."""
+NOTIFICATIONS = (
+    *(("ACTUAL", t) for t in ACTUAL_THRESHOLDS_PERCENT),
+    *(("FORECASTED", t) for t in FORECAST_THRESHOLDS_PERCENT),
+)
+"""(notification type, percent of the limit) of every notification; a budget can have up to ten
+(Budgets API reference, ``Notification``)."""
+MAX_NOTIFICATIONS = 10
 
 
 @dataclass(frozen=True)
 class BudgetProps:
     alert_topic_arn: str
+    """The topic the notifications go to."""
+    topic_policy: TerraformResource
+    """The topic's policy: Budgets checks, when the budget is created, that it may publish to the topic,
+    so the budget is created after the policy that lets it."""
 
 
 def monthly_limit_usd(config: EnvironmentConfig) -> int:
@@ -36,8 +51,8 @@ def monthly_limit_usd(config: EnvironmentConfig) -> int:
 class CostBudget(Construct):
     """``aws_budgets_budget`` on the costs tagged with this environment (the provider's default tag
     ``Environment``, which must be activated as a cost allocation tag: docs/operations.md, first real
-    deployment checklist), forecast notifications to the
-    alert topic (its policy and the key policy let ``budgets.amazonaws.com`` publish)."""
+    deployment checklist), actual-spend and forecast notifications to the alert topic (its policy and the
+    key policy let ``budgets.amazonaws.com`` publish)."""
 
     def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: BudgetProps) -> None:
         super().__init__(scope, id_)
@@ -58,9 +73,10 @@ class CostBudget(Construct):
                     comparison_operator="GREATER_THAN",
                     threshold=threshold,
                     threshold_type="PERCENTAGE",
-                    notification_type="FORECASTED",
+                    notification_type=kind,
                     subscriber_sns_topic_arns=[props.alert_topic_arn],
                 )
-                for threshold in FORECAST_THRESHOLDS_PERCENT
+                for kind, threshold in NOTIFICATIONS
             ],
+            depends_on=[props.topic_policy],
         )

@@ -293,7 +293,8 @@ class EnvironmentConfig:
     """Sensors on the busiest road segment (its aggregate item is written for all of them), 1-100,000."""
     budget_margin: float = 1.5
     """The monthly cost budget is the capacity model's cost of the fleet times this (1-10): Budgets
-    warns on the alert topic at 80 % and 100 % of the month's forecast."""
+    warns on the alert topic at 50 %, 80 % and 100 % of the month's actual spend and at 80 % and
+    100 % of its forecast."""
     dynamodb_table_write_quota: int = 40_000
     """The account's on-demand table-level write quota, in write request units per second (Service Quotas;
     the default is 40,000): the sensor windows table must stay under it."""

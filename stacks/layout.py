@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from stacks.config import EnvironmentConfig
 
+ALERT_EVENT_FILTER: dict[str, list[str]] = {"eventName": ["INSERT", "MODIFY"]}
+"""Lambda event filter pattern of the alert function's mapping on the sensor windows stream: window writes
+only. TTL deletions (``REMOVE``) change no aggregate; unfiltered, each would still cost an invocation.
+The local run (``tools.local.simulate.delivered``) applies the same pattern."""
+
 TTL_ATTRIBUTE = "expires_at"
 QUARANTINE_PREFIX = "rejected/"
 ALERT_BATCH_SIZE = 1000

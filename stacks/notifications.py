@@ -62,7 +62,7 @@ class Notifications(Construct):
                 ),
             ],
         )
-        SnsTopicPolicy(self, "topic-policy", arn=self.topic.arn, policy=document.json)
+        self.topic_policy = SnsTopicPolicy(self, "topic-policy", arn=self.topic.arn, policy=document.json)
         if ctx.config.alert_email:
             SnsTopicSubscription(
                 self, "email", topic_arn=self.topic.arn, protocol="email", endpoint=ctx.config.alert_email

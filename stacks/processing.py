@@ -3,8 +3,10 @@ is every function's shape: the silence check's too, ``stacks.silence``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cdktf import AssetType, TerraformAsset
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
@@ -12,6 +14,8 @@ from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingDestinationConfig,
     LambdaEventSourceMappingDestinationConfigOnFailure,
+    LambdaEventSourceMappingFilterCriteria,
+    LambdaEventSourceMappingFilterCriteriaFilter,
 )
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
@@ -29,6 +33,7 @@ from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.lambda_package import package
 from stacks.layout import (
     ALERT_BATCH_SIZE,
+    ALERT_EVENT_FILTER,
     PENDING_ALERTS,
     QUARANTINE_PREFIX,
     RuntimeNames,
@@ -219,11 +224,14 @@ class Processing(Construct):
             ],
         )
         self.alert_mapping = self._mapping(
-            "alert-mapping", self.alert, props.sensor_windows_stream_arn, ALERT_BATCH_SIZE
+            "alert-mapping", self.alert, props.sensor_windows_stream_arn, ALERT_BATCH_SIZE, ALERT_EVENT_FILTER
         )
 
-    def _mapping(self, id_: str, fn: Function, source_arn: str, batch_size: int) -> LambdaEventSourceMapping:
-        """Stream → function, reporting partial failures, bisecting, bounded retries, DLQ on failure."""
+    def _mapping(
+        self, id_: str, fn: Function, source_arn: str, batch_size: int, pattern: Mapping[str, Any] | None = None
+    ) -> LambdaEventSourceMapping:
+        """Stream → function, reporting partial failures, bisecting, bounded retries, DLQ on failure; with
+        ``pattern``, only the records that match it reach the function (Lambda event filtering)."""
         config = self._ctx.config
         return LambdaEventSourceMapping(
             self,
@@ -240,4 +248,9 @@ class Processing(Construct):
             destination_config=LambdaEventSourceMappingDestinationConfig(
                 on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=fn.dlq.arn)
             ),
+            filter_criteria=LambdaEventSourceMappingFilterCriteria(
+                filter=[LambdaEventSourceMappingFilterCriteriaFilter(pattern=json.dumps(pattern, sort_keys=True))]
+            )
+            if pattern
+            else None,
         )

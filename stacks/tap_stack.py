@@ -146,7 +146,12 @@ class TapStack(TerraformStack):
                 alert_topic_arn=notifications.topic_arn,
             ),
         )
-        budget = CostBudget(self, "budget", ctx, BudgetProps(alert_topic_arn=notifications.topic_arn))
+        budget = CostBudget(
+            self,
+            "budget",
+            ctx,
+            BudgetProps(alert_topic_arn=notifications.topic_arn, topic_policy=notifications.topic_policy),
+        )
         monitoring = Monitoring(
             self,
             "monitoring",

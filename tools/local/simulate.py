@@ -66,6 +66,7 @@ from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
     ALERT_BATCH_SIZE,
+    ALERT_EVENT_FILTER,
     OPEN_OUTAGES,
     SEGMENT_AGGREGATES,
     SENSOR_OUTAGES,
@@ -853,10 +854,22 @@ def counting_requests(clients: Clients, services: Sequence[str]) -> Iterator[Cou
             clients[service].meta.events.unregister("before-call", seen)
 
 
+def delivered(
+    records: Sequence[dict[str, Any]], pattern: Mapping[str, Any] = ALERT_EVENT_FILTER
+) -> list[dict[str, Any]]:
+    """The records a mapping with the filter ``pattern`` hands to its function (Lambda event filtering,
+    evaluated by moto's implementation of the pattern language); the others are dropped, as Lambda does."""
+    from moto.events.models import EventPattern  # noqa: PLC0415 (the local run only: operators' tools load no moto)
+
+    matcher = EventPattern.load(json.dumps(pattern))
+    return [record for record in records if matcher.matches_event(record)]
+
+
 def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
-    """Stream records split over ``workers`` by a hash of the item's partition key (order kept per item)."""
+    """The records the alert mapping's filter lets through (:func:`delivered`), split over ``workers`` by a
+    hash of the item's partition key (order kept per item)."""
     lanes: dict[str, list[dict[str, Any]]] = {f"alert-{i}": [] for i in range(workers)}
-    for record in changes:
+    for record in delivered(changes):
         sensor = record["dynamodb"]["Keys"]["sensor_id"]["S"]
         lanes[f"alert-{zlib.crc32(sensor.encode()) % workers}"].append(record)
     return lanes
