@@ -46,6 +46,7 @@ from cdktf_cdktf_provider_aws.kinesis_firehose_delivery_stream import (
 from constructs import Construct
 
 from lambdas.common.contract import DEFAULT_INTERVAL_SECONDS, REASONS
+from stacks.capacity import ATHENA_LONGEST_SCAN_DAYS, Capacity, athena_cutoff_bytes, athena_scan_bytes, model
 from stacks.context import StackContext
 from stacks.dated_table import PARQUET, PARTITION_KEY, dated_table
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
@@ -197,7 +198,7 @@ class Analytics(Construct):
             configuration=AthenaWorkgroupConfiguration(
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=config.athena_bytes_scanned_cutoff,
+                bytes_scanned_cutoff_per_query=athena_cutoff_bytes(model(config.fleet, config.pipeline)),
                 engine_version=AthenaWorkgroupConfigurationEngineVersion(
                     selected_engine_version="Athena engine version 3"
                 ),
@@ -718,3 +719,15 @@ LIMIT 50""",
         ctes=_baseline_ctes(),
     ),
 )
+
+
+def estimated_scan_bytes(query: NamedQuery, capacity: Capacity) -> float:
+    """What ``query`` is estimated to scan at the fleet ``capacity`` models (``stacks.capacity``)."""
+    return athena_scan_bytes(
+        capacity, query.days, lake=Source.READINGS in query.sources, quarantine=Source.QUARANTINE in query.sources
+    )
+
+
+_too_long = [q.query_id for q in NAMED_QUERIES if q.days + 1 > ATHENA_LONGEST_SCAN_DAYS]
+if _too_long:  # the workgroup's cutoff is sized for the longest scan: raise it with the query
+    raise ValueError(f"named queries {_too_long} read more than ATHENA_LONGEST_SCAN_DAYS={ATHENA_LONGEST_SCAN_DAYS}")

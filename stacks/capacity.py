@@ -96,6 +96,25 @@ FIREHOSE_BUFFER_BYTES = 64 * 1024**2
 """The lake's Firehose buffer size (``stacks/analytics.py``: ``buffering_size=64``, the minimum with
 format conversion)."""
 
+LAKE_PARQUET_BYTES_PER_READING = 13.0
+"""Bytes a reading takes in the lake's Snappy-compressed Parquet, at scale. Measured: 12.7 at 150,000 readings
+a file with random values (``tests/test_capacity.py`` writes such files with pyarrow and keeps the model at or
+above the measurement); the review of issue 21 estimated 5-12."""
+LAKE_PARQUET_BYTES_PER_OBJECT = 5 * 1024
+"""... plus the footer, schema and column-chunk headers of each Parquet object (Firehose writes one per flush)."""
+QUARANTINE_SHARE = 0.01
+"""Assumed share of records quarantined, for the size of the quarantine store the ledger queries read."""
+QUARANTINE_OBJECT_OVERHEAD_BYTES = 300
+"""JSON around a quarantined record (reason, detail, arrival, shard, sequence number) beside its payload."""
+ATHENA_LONGEST_SCAN_DAYS = 31
+"""The most UTC dates (``dt`` partitions) any named query reads: today and the 30 before it
+(``stacks/analytics.py`` checks every named query against it)."""
+ATHENA_CUTOFF_MARGIN = 2.0
+"""The workgroup's per-query cutoff is the longest named query's estimated scan times this (growth and
+skew), rounded up to whole GiB."""
+ATHENA_MIN_CUTOFF_BYTES = 10 * 1024**2
+"""Athena's smallest per-query data usage control (https://docs.aws.amazon.com/athena/latest/ug/workgroups-setting-control-limits-cloudwatch.html)."""
+
 IOT_MESSAGE_INCREMENT_BYTES = 5 * 1024
 """IoT Core meters a PUBLISH on its payload and topic, in 5 KB messages
 (https://aws.amazon.com/iot-core/pricing/additional-details/)."""
@@ -290,6 +309,8 @@ class Pipeline:
     lake_readings_per_record: int = 1
     """Readings per Firehose record. 1 as deployed: Firehose reads the stream, one record per reading;
     more needs a producer that packs them (see ``tools.bench`` costs: not adopted)."""
+    athena_bytes_scanned_cutoff: int | None = None
+    """The Athena workgroup's per-query cutoff; ``None``: sized from the lake (:func:`athena_cutoff_bytes`)."""
 
     def __post_init__(self) -> None:
         _int("parallelization_factor", self.parallelization_factor, 1, LAMBDA_PARALLELIZATION_MAX)
@@ -395,6 +416,10 @@ class Lake:
     flushed_by: str
     """``size`` or ``time`` (firehose_buffer_seconds)."""
     objects_per_day: float
+    bytes_per_day: float
+    """Parquet written to the lake a day (:data:`LAKE_PARQUET_BYTES_PER_READING` and per object)."""
+    quarantine_bytes_per_day: float
+    """JSON written to the quarantine store a day, at :data:`QUARANTINE_SHARE` of the records."""
 
 
 @dataclass(frozen=True)
@@ -799,7 +824,32 @@ def _lake(fleet: Fleet, pipeline: Pipeline) -> Lake:
     fill = FIREHOSE_BUFFER_BYTES / (fleet.readings_per_second * fleet.payload_bytes)
     flush = min(fill, float(pipeline.firehose_buffer_seconds))
     by = "size" if fill < pipeline.firehose_buffer_seconds else "time"
-    return Lake(records, billed, fill, flush, by, 86_400 / flush)
+    objects = 86_400 / flush
+    readings = fleet.readings_per_second * 86_400
+    parquet = readings * LAKE_PARQUET_BYTES_PER_READING + objects * LAKE_PARQUET_BYTES_PER_OBJECT
+    quarantine = readings * QUARANTINE_SHARE * (fleet.payload_bytes + QUARANTINE_OBJECT_OVERHEAD_BYTES)
+    return Lake(records, billed, fill, flush, by, objects, parquet, quarantine)
+
+
+def athena_scan_bytes(c: Capacity, days: int, *, lake: bool = True, quarantine: bool = False) -> float:
+    """Estimated bytes a query scans that reads today's ``dt`` partition and the ``days`` before it of the
+    lake and/or the quarantine store (every column: an upper bound, Parquet lets Athena read fewer)."""
+    per_day = (c.lake.bytes_per_day if lake else 0.0) + (c.lake.quarantine_bytes_per_day if quarantine else 0.0)
+    return (days + 1) * per_day
+
+
+def longest_scan_bytes(c: Capacity) -> float:
+    """The estimated scan of the longest named query (:data:`ATHENA_LONGEST_SCAN_DAYS` of the lake)."""
+    return athena_scan_bytes(c, ATHENA_LONGEST_SCAN_DAYS - 1)
+
+
+def athena_cutoff_bytes(c: Capacity) -> int:
+    """The workgroup's per-query cutoff: the configured one, else the longest named query's estimated scan
+    times :data:`ATHENA_CUTOFF_MARGIN`, in whole GiB (at least Athena's 10 MB minimum)."""
+    if c.pipeline.athena_bytes_scanned_cutoff is not None:
+        return c.pipeline.athena_bytes_scanned_cutoff
+    gib = 1024**3
+    return max(ATHENA_MIN_CUTOFF_BYTES, math.ceil(longest_scan_bytes(c) * ATHENA_CUTOFF_MARGIN / gib) * gib)
 
 
 def _ingestion(fleet: Fleet, pipeline: Pipeline) -> Ingestion:
@@ -815,7 +865,29 @@ def _ingestion(fleet: Fleet, pipeline: Pipeline) -> Ingestion:
 
 
 def _limits(c: Capacity) -> tuple[Limit, ...]:
-    return (*_stream_limits(c), *_concurrency_limits(c), *_table_limits(c), *_latency_limits(c), *_account_limits(c))
+    return (
+        *_stream_limits(c),
+        *_concurrency_limits(c),
+        *_table_limits(c),
+        *_latency_limits(c),
+        *_account_limits(c),
+        *_athena_limits(c),
+    )
+
+
+def _athena_limits(c: Capacity) -> list[Limit]:
+    """A cutoff below what the longest named query reads would cancel it every time it runs."""
+    longest = longest_scan_bytes(c)
+    return [
+        Limit(
+            f"Athena: estimated scan of the longest named query ({ATHENA_LONGEST_SCAN_DAYS} days of the lake) vs"
+            " the workgroup's per-query cutoff (Athena cancels a query that passes it)",
+            "athena_bytes_scanned_cutoff",
+            longest,
+            athena_cutoff_bytes(c),
+            f"athena_bytes_scanned_cutoff >= {math.ceil(longest):,} (or unset: sized from the lake)",
+        )
+    ]
 
 
 def _stream_limits(c: Capacity) -> list[Limit]:

@@ -272,8 +272,11 @@ class EnvironmentConfig:
     most ``lifecycle.aggregate_ttl_days``, so an accepted reading is never written already expired."""
     firehose_buffer_seconds: int = 300
     """How long Firehose buffers before writing a Parquet file to the lake, 60-900 s."""
-    athena_bytes_scanned_cutoff: int = 1 * 1024**3
-    """Per-query bytes-scanned cutoff of the Athena workgroup (at least 10 MB)."""
+    athena_bytes_scanned_cutoff: int | None = None
+    """Per-query bytes-scanned cutoff of the Athena workgroup (at least 10 MB). ``None`` (the default): sized
+    from the declared fleet, twice the longest named query's estimated scan in whole GiB
+    (``stacks.capacity.athena_cutoff_bytes``; ``python -m tools.capacity --env <name>`` shows it). A value
+    below that estimate stops synthesis: Athena would cancel that query every time."""
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     """Alarm thresholds."""
     lifecycle: DataLifecycle = field(default_factory=DataLifecycle)
@@ -337,7 +340,8 @@ class EnvironmentConfig:
             raise ConfigError(env, "aggregation_window_seconds", "must divide 3600 evenly")
         _int(env, "max_reading_age_seconds", self.max_reading_age_seconds, 1, 3_650 * 86_400)
         _int(env, "firehose_buffer_seconds", self.firehose_buffer_seconds, 60, 900)
-        _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff, 10 * 1024**2, 2**53)
+        if self.athena_bytes_scanned_cutoff is not None:
+            _int(env, "athena_bytes_scanned_cutoff", self.athena_bytes_scanned_cutoff, 10 * 1024**2, 2**53)
         if not isinstance(self.alarms, AlarmThresholds):
             raise ConfigError(env, "alarms", "must be an AlarmThresholds")
         self.alarms.validate(env)
@@ -424,6 +428,7 @@ class EnvironmentConfig:
             lambda_concurrency_quota=self.lambda_concurrency_quota,
             dynamodb_table_write_quota=self.dynamodb_table_write_quota,
             silence_factor=self.silence_factor,
+            athena_bytes_scanned_cutoff=self.athena_bytes_scanned_cutoff,
         )
 
     def _check_capacity(self) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import datetime
 import io
 import json
 import math
+import random
 import socket
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import main as synth
@@ -19,6 +23,7 @@ from lambdas.common import aws
 from stacks import capacity as cap
 from stacks import layout
 from stacks.config import DEV, PROD, PROFILES, STAGING, ConfigError, EnvironmentConfig, FunctionSettings, StreamMode
+from tests.lake_sample import LAKE_SCHEMA
 from tools import capacity as cli
 from tools.bench import request_counts as rc
 
@@ -168,7 +173,8 @@ def run_cli(*args: str) -> str:
 
 def test_json_shape() -> None:
     doc = json.loads(run_cli("--sensors", "10000", "--interval", "20", "--json"))
-    assert set(doc) == {"fleet", "capacity", "monthly_cost_usd", "cost_per_million_readings_usd"}
+    assert set(doc) == {"fleet", "capacity", "monthly_cost_usd", "cost_per_million_readings_usd", "athena"}
+    assert doc["athena"]["longest_scan_bytes"] <= doc["athena"]["bytes_scanned_cutoff"]
     assert doc["fleet"] == {"sensors": 10_000, "reading_interval_seconds": 20, "payload_bytes": 256,
                             "sensors_per_segment": 4}  # fmt: skip
     costs = doc["monthly_cost_usd"]
@@ -386,3 +392,56 @@ def test_the_levers_cli_flags_reproduce_the_design_before_them() -> None:
 def test_readme_carries_the_generated_scale_table() -> None:
     readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
     assert cli.scale_table("prod", PRICES) in readme
+
+
+def _parquet_file_bytes(readings: int, sensors: int, seed: int = 7) -> int:
+    """A lake object as Firehose writes it (Snappy Parquet, the lake's schema) of ``readings`` readings from
+    ``sensors`` sensors in arrival order, with values drawn at random (they compress worse than traffic)."""
+    rng = random.Random(seed)
+    start = 1_767_225_600  # 2026-01-01T00:00:00Z
+    rows = []
+    for i in range(readings):
+        sensor = i % sensors
+        instant = start + 20 * (i // sensors) + rng.random() * 20
+        stamp = datetime.datetime.fromtimestamp(instant, datetime.UTC).isoformat(timespec="milliseconds")
+        rows.append(
+            {
+                "sensor_id": f"sensor-{sensor:06d}",
+                "segment_id": f"seg-{sensor // 4:05d}",
+                "timestamp": stamp.replace("+00:00", "Z"),
+                "vehicle_count": rng.randint(0, 60),
+                "average_speed_kmh": round(rng.uniform(5, 130), 1),
+                "occupancy_percent": round(rng.uniform(0, 100), 1),
+                "speed_limit_kmh": rng.choice([None, 50.0, 80.0]),
+                "interval_seconds": rng.choice([None, 20]),
+            }
+        )
+    schema = pa.schema([f for f in LAKE_SCHEMA if f.name in rows[0]])
+    table = pa.table({f.name: [r[f.name] for r in rows] for f in schema}, schema=schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="snappy")
+    return len(buffer.getvalue())
+
+
+@pytest.mark.parametrize(("readings", "sensors"), [(200, 40), (60_000, 4_000)])
+def test_lake_bytes_per_object_are_at_or_above_what_parquet_writes(readings: int, sensors: int) -> None:
+    """The Athena cutoff is sized from the lake's bytes: the model may overestimate a Parquet object a little
+    (a cutoff too high costs a runaway query more), never underestimate it (a cutoff too low cancels)."""
+    measured = _parquet_file_bytes(readings, sensors)
+    modelled = readings * cap.LAKE_PARQUET_BYTES_PER_READING + cap.LAKE_PARQUET_BYTES_PER_OBJECT
+    assert measured <= modelled <= 1.5 * measured, (measured, modelled)
+
+
+def test_athena_cutoff_is_sized_from_the_lake_and_a_configured_one_below_the_longest_scan_is_a_violation() -> None:
+    fleet = cap.Fleet(10_000, 20, 256, 4)
+    sized = cap.model(fleet, PROFILES["prod"].pipeline)
+    longest = cap.longest_scan_bytes(sized)
+    assert longest == cap.athena_scan_bytes(sized, cap.ATHENA_LONGEST_SCAN_DAYS - 1)
+    assert longest == cap.ATHENA_LONGEST_SCAN_DAYS * sized.lake.bytes_per_day
+    cutoff = cap.athena_cutoff_bytes(sized)
+    assert cutoff % 1024**3 == 0 and longest * cap.ATHENA_CUTOFF_MARGIN <= cutoff
+    assert not [v for v in cap.violations(sized) if v.field == "athena_bytes_scanned_cutoff"]
+    configured = cap.model(fleet, dataclasses.replace(PROFILES["prod"].pipeline, athena_bytes_scanned_cutoff=2**30))
+    assert cap.athena_cutoff_bytes(configured) == 2**30
+    (broken,) = [v for v in cap.violations(configured) if v.field == "athena_bytes_scanned_cutoff"]
+    assert broken.used == longest

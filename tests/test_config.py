@@ -56,6 +56,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("max_record_age_seconds", {"max_record_age_seconds": -1}),
     ("aggregation_window_seconds", {"aggregation_window_seconds": 7 * 60}),
     ("athena_bytes_scanned_cutoff", {"athena_bytes_scanned_cutoff": 1024}),
+    # below the longest named query's estimated scan at the fleet: Athena would cancel it every time
+    ("athena_bytes_scanned_cutoff", {"athena_bytes_scanned_cutoff": 2**30, "sensors": 10_000, "shard_count": 3}),
     ("alarms.iterator_age_ms", {"alarms": AlarmThresholds(iterator_age_ms=3_600_000)}),
     ("alarms.dlq_messages", {"alarms": AlarmThresholds(dlq_messages=0)}),
     ("alarms.firehose_freshness_seconds", {"alarms": AlarmThresholds(firehose_freshness_seconds=120)}),

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from stacks.analytics import NAMED_QUERIES, estimated_scan_bytes
 from stacks.budget import MAX_NOTIFICATIONS
-from stacks.capacity import model, monthly_cost, prices_for
+from stacks.capacity import ATHENA_MIN_CUTOFF_BYTES, athena_cutoff_bytes, model, monthly_cost, prices_for
 from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS, UNRESERVED_MINIMUM
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
@@ -528,7 +529,7 @@ def test_athena_workgroup_enforces_encrypted_results_and_cutoff(env: tuple[str, 
     workgroup_name, workgroup = doc.one("aws_athena_workgroup")
     conf = workgroup["configuration"]
     assert conf["enforce_workgroup_configuration"] is True
-    assert conf["bytes_scanned_cutoff_per_query"] == config.athena_bytes_scanned_cutoff
+    assert conf["bytes_scanned_cutoff_per_query"] == athena_cutoff_bytes(model(config.fleet, config.pipeline))
     assert conf["result_configuration"]["encryption_configuration"]["encryption_option"] == "SSE_KMS"
     location = re.fullmatch(
         r"s3://(\$\{aws_s3_bucket\.[^.]+)\.bucket\}/results/", conf["result_configuration"]["output_location"]
@@ -540,6 +541,26 @@ def test_athena_workgroup_enforces_encrypted_results_and_cutoff(env: tuple[str, 
     for query in queries.values():
         assert query["workgroup"] == f"${{aws_athena_workgroup.{workgroup_name}.name}}"
         assert "FROM " in query["query"] and "dt >=" in query["query"]
+
+
+def test_every_named_query_fits_its_environments_scan_cutoff(env: tuple[str, StackDoc]) -> None:
+    """Athena cancels a query that scans past the workgroup's cutoff: each named query's estimated scan at
+    the environment's declared fleet (the capacity model's lake) must fit, in every environment (the one
+    1 GiB cutoff of every environment cancelled the 7- and 30-day queries at prod's fleet)."""
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    capacity = model(config.fleet, config.pipeline)
+    _, workgroup = doc.one("aws_athena_workgroup")
+    cutoff = workgroup["configuration"]["bytes_scanned_cutoff_per_query"]
+    assert cutoff >= ATHENA_MIN_CUTOFF_BYTES
+    by_name = {q["name"]: q for q in doc.resources("aws_athena_named_query").values()}
+    assert len(by_name) == len(NAMED_QUERIES)
+    for query in NAMED_QUERIES:
+        estimate = estimated_scan_bytes(query, capacity)
+        assert 0 < estimate <= cutoff, f"{suffix}: {query.query_id} scans ~{estimate:,.0f} B, cutoff {cutoff:,}"
+        # the query reads exactly the dt partitions the estimate counts (today and ``days`` before it)
+        (text,) = [q["query"] for name, q in by_name.items() if name.endswith(query.query_id + f"-{suffix}")]
+        assert f"interval '{query.days}' day" in text
 
 
 def test_dashboard_follows_the_whole_path(env: tuple[str, StackDoc]) -> None:

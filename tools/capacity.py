@@ -84,6 +84,11 @@ def answer(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable) -> 
         "capacity": capacity.as_dict(),
         "monthly_cost_usd": costs,
         "cost_per_million_readings_usd": cap.cost_per_million_readings(capacity, costs),
+        "athena": {
+            "longest_scan_days": cap.ATHENA_LONGEST_SCAN_DAYS,
+            "longest_scan_bytes": cap.longest_scan_bytes(capacity),
+            "bytes_scanned_cutoff": cap.athena_cutoff_bytes(capacity),
+        },
     }
 
 
@@ -139,6 +144,14 @@ def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out
     print(
         f"lake: Firehose fills its 64 MB buffer in {c.lake.buffer_fill_seconds:,.0f} s, flushes every "
         f"{c.lake.flush_seconds:,.0f} s (by {c.lake.flushed_by}): {c.lake.objects_per_day:,.0f} Parquet objects/day",
+        file=out,
+    )
+    gb = 1024**3
+    print(
+        f"athena: ~{c.lake.bytes_per_day / gb:,.2f} GB of Parquet a day; the longest named query "
+        f"({cap.ATHENA_LONGEST_SCAN_DAYS} days) scans ~{cap.longest_scan_bytes(c) / gb:,.2f} GB; per-query cutoff "
+        f"{cap.athena_cutoff_bytes(c) / gb:,.2f} GB"
+        + (" (configured)" if pipeline.athena_bytes_scanned_cutoff is not None else " (sized from the lake)"),
         file=out,
     )
     silent = pipeline.silence_factor * fleet.reading_interval_seconds
