@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 from stacks.config import EnvironmentConfig
 
+SILENCE_SCHEDULE = "silence-check"
+"""Concern of the silence check's schedule name (``tap-silence-check-<env>``)."""
+SCHEDULE_GROUP = "schedules"
+"""Concern of the environment's schedule group name (``tap-schedules-<env>``)."""
+
 ALERT_EVENT_FILTER: dict[str, list[str]] = {"eventName": ["INSERT", "MODIFY"]}
 """Lambda event filter pattern of the alert function's mapping on the sensor windows stream: window writes
 only. TTL deletions (``REMOVE``) change no aggregate; unfiltered, each would still cost an invocation.

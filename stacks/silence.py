@@ -18,7 +18,14 @@ from constructs import Construct
 
 from stacks.context import StackContext
 from stacks.iam import ServiceRole, Statement
-from stacks.layout import OPEN_OUTAGES, SILENT_AFTER, RuntimeNames, silence_environment
+from stacks.layout import (
+    OPEN_OUTAGES,
+    SCHEDULE_GROUP,
+    SILENCE_SCHEDULE,
+    SILENT_AFTER,
+    RuntimeNames,
+    silence_environment,
+)
 from stacks.naming import Kind
 from stacks.processing import Function
 
@@ -85,11 +92,11 @@ class SilenceCheck(Construct):
             maximum_retry_attempts=CHECK_RETRIES,
             maximum_event_age_in_seconds=CHECK_EVENT_AGE_SECONDS,
         )  # what still fails lands in the function's dead-letter queue (``Function``)
-        schedule_name = ctx.namer.name(Kind.SCHEDULE, "silence-check")
+        schedule_name = ctx.namer.name(Kind.SCHEDULE, SILENCE_SCHEDULE)
         # The environment's own schedule group: Scheduler assumes the role with the *group's* ARN as
         # aws:SourceArn ("The ARN you specify must be a schedule group", Scheduler user guide,
         # cross-service confused deputy prevention), so the trust names the group, never the schedule.
-        self.group = SchedulerScheduleGroup(self, "group", name=ctx.namer.name(Kind.SCHEDULE_GROUP, "schedules"))
+        self.group = SchedulerScheduleGroup(self, "group", name=ctx.namer.name(Kind.SCHEDULE_GROUP, SCHEDULE_GROUP))
         self.scheduler_role = ServiceRole(
             self,
             "scheduler-role",

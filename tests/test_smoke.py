@@ -3,6 +3,7 @@ forced and restored, everything it wrote deleted; and what it refuses to call a 
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iotdata.models import iotdata_backends
 
 from stacks.config import DEV
+from stacks.layout import SCHEDULE_GROUP, SILENCE_SCHEDULE
 from stacks.naming import Kind, Namer
 from tools import smoke
 from tools.local import simulate
@@ -23,6 +25,8 @@ ON_THE_EMULATOR = {
     "sensor windows": "passed",
     "segment aggregate": "passed",
     "lake": "skipped",
+    "silence schedule": "passed",
+    "silence check runs": "skipped",
     "alarm": "passed",
     "alarm notification": "skipped",
     "cleanup": "passed",
@@ -44,6 +48,23 @@ def deployed() -> Iterator[tuple[Any, simulate.Targets]]:
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             AlarmActions=[targets.alert_topic_arn],
         )
+        namer = Namer("dev")
+        group = namer.name(Kind.SCHEDULE_GROUP, SCHEDULE_GROUP)
+        clients["scheduler"].create_schedule_group(Name=group)
+        dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "silence-dlq"))["QueueUrl"]
+        clients["scheduler"].create_schedule(
+            Name=namer.name(Kind.SCHEDULE, SILENCE_SCHEDULE),
+            GroupName=group,
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": f"arn:aws:lambda:{targets.region}:{DEFAULT_ACCOUNT_ID}:function:tap-silence-dev",
+                "RoleArn": f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/tap-silence-schedule-dev",
+                "Input": "{}",
+                "DeadLetterConfig": {"Arn": clients["sqs"].get_queue_attributes(
+                    QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]},
+            },
+        )  # fmt: skip
         yield clients, targets
 
 
@@ -106,3 +127,44 @@ def test_smoke_publishes_through_basic_ingest_on_each_things_own_topic(
         f"$aws/rules/tap_ingest_dev/tap/dev/sensors/{thing}/readings" for thing in plan.things
     ]
     assert [json.loads(payload)["sensor_id"] for _, payload in published] == plan.things
+
+
+def _deployed_run(clients: Any, targets: simulate.Targets) -> dict[str, smoke.Check]:
+    """The schedule check as on a real deployment (not the emulator), with no wait."""
+    report = smoke.Report("abc12345", "dev")
+    options = smoke.Options(via="kinesis", emulator=False, schedule_wait_seconds=0)
+    smoke.check_schedule(clients, targets, report, options, datetime.datetime.now(datetime.UTC))
+    return {c.name: c for c in report.checks}
+
+
+def test_smoke_passes_the_schedule_once_the_silence_check_has_run(deployed: tuple[Any, simulate.Targets]) -> None:
+    clients, targets = deployed
+    clients["cloudwatch"].put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[{"MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": "tap-silence-dev"}],
+                     "Value": 1.0, "Unit": "Count"}],
+    )  # fmt: skip
+    checks = _deployed_run(clients, targets)
+    assert checks["silence schedule"].status == checks["silence check runs"].status == "passed"
+
+
+def test_smoke_fails_with_the_reason_when_the_schedule_never_runs(deployed: tuple[Any, simulate.Targets]) -> None:
+    """No invocation (e.g. Scheduler cannot assume the role): a failure naming the dead-letter queue's depth."""
+    clients, targets = deployed
+    dlq = clients["sqs"].get_queue_url(QueueName="tap-silence-dlq-dev")["QueueUrl"]
+    clients["sqs"].send_message(QueueUrl=dlq, MessageBody="{}")
+    check = _deployed_run(clients, targets)["silence check runs"]
+    assert check.status == "failed"
+    assert "tap-silence-dlq-dev holds 1 message(s)" in check.detail and "tap-schedules-dev" in check.detail
+
+
+def test_smoke_fails_when_the_schedule_is_disabled(deployed: tuple[Any, simulate.Targets]) -> None:
+    clients, targets = deployed
+    schedule = clients["scheduler"].get_schedule(Name="tap-silence-check-dev", GroupName="tap-schedules-dev")
+    clients["scheduler"].update_schedule(
+        Name="tap-silence-check-dev", GroupName="tap-schedules-dev", State="DISABLED",
+        ScheduleExpression=schedule["ScheduleExpression"], FlexibleTimeWindow={"Mode": "OFF"},
+        Target=schedule["Target"],
+    )  # fmt: skip
+    checks = _deployed_run(clients, targets)
+    assert checks["silence schedule"].status == "failed" and "silence check runs" not in checks

@@ -8,15 +8,20 @@
 2. waits for them in the sensor windows table and their segment in the aggregates table (the functions,
    their roles, the event source mappings and the KMS key policy are on that path);
 3. waits for them in the lake (Firehose, its role, the Parquet conversion and the Glue schema);
-4. forces one of the environment's alarms to ALARM and waits for the alarm history to record that the
+4. checks that the silence check's schedule is enabled in the environment's group and invokes the
+   function, then waits for the function's first invocation (CloudWatch ``Invocations``); if none comes,
+   it fails with what it found (schedule state, messages in the function's dead-letter queue, which is
+   where Scheduler puts runs it could not deliver, e.g. when it cannot assume the role);
+5. forces one of the environment's alarms to ALARM and waits for the alarm history to record that the
    alert topic accepted the notification (the key policy statement for CloudWatch alarms), then sets
    it back to OK;
-5. deletes the items it wrote (lake objects are shared with real readings and stay: the test readings
+6. deletes the items it wrote (lake objects are shared with real readings and stay: the test readings
    carry a ``smoke-`` sensor id and segment, and the curated Athena view keeps them like any reading).
 
 Against the emulator (``--endpoint-url``, as ``make deploy-local`` runs it) no Lambda runtime, Firehose
-source or alarm action exists: ``--process-locally`` runs the real handlers on the test records instead,
-and the lake and alarm-history checks are reported as skipped with their reason, never as passed.
+source, schedule run or alarm action exists: ``--process-locally`` runs the real handlers on the test records
+instead, and the lake, schedule-run and alarm-history checks are reported as skipped with their reason, never
+as passed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,7 @@ from lambdas.common.contract import format_instant
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES, EnvironmentConfig
-from stacks.layout import alert_environment, processor_environment
+from stacks.layout import SCHEDULE_GROUP, SILENCE_SCHEDULE, alert_environment, processor_environment
 from stacks.naming import Kind, Namer
 from tools.local import simulate
 
@@ -49,6 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE_ALARM = "congestion"
 """The alarm forced to ALARM: it notifies the alert topic like every alarm of the environment."""
 READINGS = 3
+SCHEDULE_WAIT_SECONDS = 300.0
+"""How long to wait for the silence check's first scheduled run (it runs every minute)."""
 
 
 @dataclass
@@ -203,6 +210,61 @@ def alarm_notified(clients: Clients, alarm: str, topic_arn: str, since: datetime
     )
 
 
+def silence_invocations(clients: Clients, function_name: str, since: datetime) -> float:
+    """The silence check's invocations (CloudWatch ``AWS/Lambda`` ``Invocations``) from a minute before
+    ``since`` until now."""
+    now = datetime.now(UTC)
+    points = clients["cloudwatch"].get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[{"Name": "FunctionName", "Value": function_name}],
+        StartTime=since - timedelta(minutes=1),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return float(sum(p["Sum"] for p in points))
+
+
+def check_schedule(
+    clients: Clients, targets: simulate.Targets, report: Report, options: Options, since: datetime
+) -> None:
+    """The silence check's schedule: enabled, in the environment's group, invoking the function; then its
+    first run. The schedule's role is validated by Scheduler only at creation; a run it cannot deliver
+    (role not assumable, function gone) goes to the function's dead-letter queue, named in the failure."""
+    namer = Namer(targets.environment)
+    name, group = namer.name(Kind.SCHEDULE, SILENCE_SCHEDULE), namer.name(Kind.SCHEDULE_GROUP, SCHEDULE_GROUP)
+    function = namer.name(Kind.LAMBDA_FUNCTION, "silence")
+    try:
+        schedule = clients["scheduler"].get_schedule(Name=name, GroupName=group)
+    except clients["scheduler"].exceptions.ResourceNotFoundException:
+        report.add("silence schedule", "failed", f"no schedule {name} in group {group}")
+        return
+    target = schedule["Target"]["Arn"]
+    if schedule["State"] != "ENABLED" or not target.endswith(f":function:{function}"):
+        report.add("silence schedule", "failed", f"{name} is {schedule['State']}, target {target}")
+        return
+    report.add("silence schedule", "passed", f"{name} in {group} is ENABLED and invokes {function}")
+    if options.emulator:
+        report.add("silence check runs", "skipped", "the emulator runs no schedules")
+        return
+    ran = wait_for(lambda: silence_invocations(clients, function, since), options.schedule_wait_seconds, every=15)
+    if ran:
+        report.add("silence check runs", "passed", f"{ran:,.0f} invocation(s) of {function} since the run began")
+        return
+    dlq = namer.name(Kind.SQS_QUEUE, "silence-dlq")
+    url = clients["sqs"].get_queue_url(QueueName=dlq)["QueueUrl"]
+    attributes = clients["sqs"].get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    waiting = attributes["Attributes"]["ApproximateNumberOfMessages"]
+    report.add(
+        "silence check runs",
+        "failed",
+        f"no invocation of {function} within {options.schedule_wait_seconds:,.0f} s though {name} is ENABLED; "
+        f"{dlq} holds {waiting} message(s): a run Scheduler could not deliver lands there (check the role "
+        f"{namer.name(Kind.IAM_ROLE, 'silence-schedule')} trusts scheduler.amazonaws.com for {group}'s ARN)",
+    )
+
+
 def cleanup(clients: Clients, targets: simulate.Targets, plan: Plan) -> int:
     """Delete the test items from both tables; returns how many."""
     dynamodb, deleted = clients["dynamodb"], 0
@@ -237,6 +299,8 @@ class Options:
     keep: bool = False
     lake_bucket: str | None = None
     """The lake (``lake_bucket_name`` output); checked unless on the emulator."""
+    schedule_wait_seconds: float = SCHEDULE_WAIT_SECONDS
+    """How long to wait for the silence check's first scheduled run."""
 
 
 def run(clients: Clients, targets: simulate.Targets, config: EnvironmentConfig, options: Options) -> Report:
@@ -271,6 +335,7 @@ def run(clients: Clients, targets: simulate.Targets, config: EnvironmentConfig, 
             "passed" if found else "failed",
             f"test readings {'in' if found else 'not in'} readings/dt={since:%Y-%m-%d}/",
         )
+    check_schedule(clients, targets, report, options, since)
     check_alarm(clients, targets, report, options, since)
     if options.keep:
         report.add("cleanup", "skipped", "--keep")

@@ -1293,7 +1293,7 @@ def endpoint_clients(endpoint_url: str | None, region: str) -> Clients:
     """Clients of the data path's services in ``region``, all sent to ``endpoint_url`` when given."""
     import boto3  # noqa: PLC0415
 
-    services = ("dynamodb", "dynamodbstreams", "kinesis", "s3", "sns", "sqs", "cloudwatch", "lambda")
+    services = ("dynamodb", "dynamodbstreams", "kinesis", "s3", "sns", "sqs", "cloudwatch", "lambda", "scheduler")
     return Clients(**{s: boto3.client(s, endpoint_url=endpoint_url, region_name=region) for s in services})
 
 
