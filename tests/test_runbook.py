@@ -148,6 +148,19 @@ def test_the_runbook_covers_what_operators_do() -> None:
     assert "docs/operations.md" in (ROOT / "README.md").read_text(), "the README links the runbook"
 
 
+def test_the_first_deployment_checklist_covers_what_aws_would_refuse_or_cancel() -> None:
+    """Issue 21: the schedule group and its trust, the schedule's key, Athena's cutoff per environment, the
+    budget's actual-spend notifications, the smoke test's wait for the schedule, the plan and deploy roles."""
+    text = RUNBOOK.read_text()
+    checklist = text[text.index("### First real deployment: checklist") : text.index("## Capacity and cost")]
+    for needed in ("tap-schedules-<env>", "must be a schedule", "CKV_AWS_297", "athena_bytes_scanned_cutoff",
+                   "**actual** spend", "waits up to 5 minutes for its first", "iam/plan-role-policy.json",
+                   "iam/deploy-role-policy.json", "s3:TagResource"):  # fmt: skip
+        assert needed in checklist, needed
+    for policy in ("plan-role-policy.json", "deploy-role-policy.json"):
+        assert (ROOT / "docs" / "iam" / policy).is_file()
+
+
 @pytest.mark.parametrize("command", list(commands()))
 def test_every_runbook_command_exists(command: str) -> None:
     check(command)
