@@ -10,7 +10,7 @@ import pytest
 
 from lambdas.common.contract import Reading, parse_reading
 from lambdas.processor.service import Processor
-from tests.aws_fixtures import Env, Faults, moto_env, reading, throttled
+from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
 from tools import redrive
 from tools.local import simulate
 
@@ -174,3 +174,104 @@ def test_bad_arguments_exit_2() -> None:
     with pytest.raises(SystemExit) as exited:
         redrive.main(["--env", "dev", "--local", "--endpoint-url", "http://127.0.0.1:9"])
     assert exited.value.code == 2
+
+
+# --------------------------------------------------------------------------- the alert function's queue
+
+
+def alert_queued(env: Env) -> int:
+    attributes = env.clients["sqs"].get_queue_attributes(
+        QueueUrl=env.targets.alert_dlq_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def alert_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:
+    return redrive.redrive(
+        env.clients, env.targets.alert_dlq_url, redrive.local_submitter(env.alerter()), batch_size=1000,
+        visibility_timeout=visibility_timeout, kind=redrive.DYNAMODB,
+    )  # fmt: skip
+
+
+JAMMED = [  # one severe window of seg-a, one free window of seg-b
+    reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=20, speed=10.0, occupancy=70.0),
+    reading("s2", "seg-a", "2026-06-01T11:51:00Z", vehicles=10, speed=14.0, occupancy=85.0),
+    reading("s3", "seg-b", "2026-06-01T11:50:00Z", vehicles=15, speed=48.0, occupancy=10.0),
+]
+
+
+def exhaust_alert_retries(env: Env) -> dict[str, bool]:
+    """The readings stored, then the alert mapping's deliveries failing until it gives up: SNS refuses
+    every publish, so the jammed window's claim stays pending and its batch goes to the alert's queue as
+    a ``DDBStreamBatchInfo`` record (as the local run's alert lanes send it)."""
+    assert env.processor().handle(kinesis_event(JAMMED))["batchItemFailures"] == []
+    broken = {"on": True}
+    Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if broken["on"] else None})
+    changes = simulate.dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)
+    arn = env.clients["dynamodb"].describe_table(TableName=env.targets.sensor_windows_table)["Table"]["LatestStreamArn"]
+    shard = env.clients["dynamodbstreams"].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    fn = env.alerter(attempts=1)
+    simulate.deliver(
+        simulate.delivered(changes),
+        sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
+        make_event=lambda batch: {"Records": list(batch)},
+        invoke=fn.handle,
+        settings=simulate.MappingSettings(batch_size=1000, max_retry_attempts=1),
+        on_give_up=lambda batch: env.clients["sqs"].send_message(
+            QueueUrl=env.targets.alert_dlq_url,
+            MessageBody=json.dumps(simulate.stream_failure_record(shard, batch, arn), default=str),
+        ),
+    )
+    return broken
+
+
+def test_alert_redrive_folds_the_given_up_window_and_publishes_its_alert_once(env: Env) -> None:
+    """Issue 20 (6): a window whose changes exhausted the alert mapping's retries is folded again from the
+    alert function's dead-letter queue: its alert is published once, the queue empties, a second replay
+    changes nothing."""
+    queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+    broken = exhaust_alert_retries(env)
+    assert alert_queued(env) == 1
+    assert env.clients["sqs"].receive_message(QueueUrl=queue).get("Messages", []) == [], "nothing published yet"
+    broken["on"] = False
+
+    report = alert_redrive(env)
+    assert report.drained and report.count("stored") == 1
+    assert alert_queued(env) == 0
+    aggregates = {
+        (a["segment_id"], a["window_start"]): a
+        for a in simulate.scan(env.clients, env.targets.segment_aggregates_table)
+    }
+    jam = aggregates[("seg-a", "2026-06-01T11:50:00Z")]
+    assert (jam["congestion_level"], jam["alert_state"], int(jam["readings"])) == ("severe", "sent", 2)
+    assert aggregates[("seg-b", "2026-06-01T11:50:00Z")]["congestion_level"] == "free"
+    alerts = [json.loads(json.loads(m["Body"])["Message"]) for m in env.clients["sqs"].receive_message(
+        QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]  # fmt: skip
+    assert [a["alert_id"] for a in alerts] == ["dev:seg-a:2026-06-01T11:50:00Z"]
+
+    assert alert_redrive(env).outcomes == [], "nothing left to replay"
+
+
+TRIMMED = "100000000000000000001"
+"""A table stream sequence number (21-40 digits) past the shard's trim horizon."""
+
+
+def test_an_alert_batch_that_fails_again_stays_and_one_gone_from_the_table_stream_is_kept(env: Env) -> None:
+    exhaust_alert_retries(env)  # SNS still refuses
+    still = alert_redrive(env, visibility_timeout=0)
+    assert still.count("failed") == 1 and alert_queued(env) == 1
+    (message,) = env.clients["sqs"].receive_message(QueueUrl=env.targets.alert_dlq_url, VisibilityTimeout=0)["Messages"]
+    gone = json.loads(message["Body"])
+    info = gone["DDBStreamBatchInfo"]  # a batch whose records the table stream no longer keeps (24 hours)
+    info["startSequenceNumber"] = info["endSequenceNumber"] = TRIMMED
+    env.clients["sqs"].send_message(QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps(gone))
+    env.clients["sqs"].send_message(
+        QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps({"KinesisBatchInfo": {}})
+    )
+    # what DynamoDB Streams answers for a sequence number past the shard's trim horizon (moto asserts instead)
+    Faults(env.clients["dynamodbstreams"], {"GetShardIterator": lambda _, request: throttled(
+        "TrimmedDataAccessException") if request.get("SequenceNumber") == TRIMMED else None})  # fmt: skip
+    statuses = sorted(o.status for o in alert_redrive(env, visibility_timeout=0).outcomes)
+    assert statuses == ["expired", "failed", "unusable"]
+    assert alert_queued(env) == 3, "nothing is deleted that was not folded"

@@ -1,18 +1,22 @@
-"""Replays the processor's failed batches: from its dead-letter queue, through the processor again.
+"""Replays a function's failed batches: from its dead-letter queue, through the function again.
 
     python -m tools.redrive --env prod                      # re-invoke the deployed processor function
     python -m tools.redrive --env dev --local --outputs outputs.json   # run the processor code here
+    python -m tools.redrive --env prod --function alert     # the alert function's failed window changes
 
-The processor's Kinesis event source mapping sends a batch it gave up on to the on-failure queue as
-metadata only (``KinesisBatchInfo``: stream, shard, first and last sequence number). For each message
-this reads those records back from the stream (while the stream still retains them), hands them to the
-processor in events shaped like the mapping's, and deletes the message only when every record of it is
-stored (no ``batchItemFailures``, no function error). Run it with the processor's event source mapping
-disabled (see docs/operations.md): the processor merges read-then-write, relying on one writer per
-sensor, so a replay racing the live mapping on the same sensor could lose one of the two updates.
-A message whose records are partly gone from the
-stream (retention passed), or that failed again, stays in the queue and is reported; the processor's
-merge is idempotent, so replaying a batch twice never counts a reading twice.
+An event source mapping sends a batch it gave up on to the function's on-failure queue as metadata only:
+``KinesisBatchInfo`` (the processor, on the readings stream) or ``DDBStreamBatchInfo`` (the alert function,
+on the sensor windows table's stream): stream, shard, first and last sequence number. For each message
+this reads those records back from the stream (while the stream still retains them: the Kinesis stream's
+retention, 24 hours for a table stream), hands them to the function in events shaped like the mapping's,
+and deletes the message only when every record of it is done (no ``batchItemFailures``, no function
+error). Run it with that function's event source mapping disabled (see docs/operations.md): the
+processor merges read-then-write relying on one writer per sensor, so a replay racing the live mapping on
+the same sensor could lose one of the two updates. A message whose records are partly gone from the
+stream, or that failed again, stays in the queue and is reported. Both functions are idempotent: the
+processor never counts a reading twice, and the alert function folds each sensor's partial of a window by
+its version, publishing a window's alert once (its ``alert_id``), so replaying a batch twice changes
+nothing.
 
 ``--local`` runs the processor's own code in this process with the deployed resources' names from
 ``terraform output -json`` (``--outputs``); without it the deployed function is invoked (needs
@@ -32,17 +36,22 @@ from typing import Any
 
 from lambdas.common.aws import Clients
 from stacks.config import PROFILES
+from stacks.layout import ALERT_BATCH_SIZE
 from stacks.naming import Kind, Namer, NamingError
 from tools.local.simulate import endpoint_clients, kinesis_event
 
 MAX_EVENT_BYTES = 5 * 1024 * 1024
 """A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
 Submit = Callable[[dict[str, Any]], list[str]]
-"""Hands a Kinesis event to the processor; returns the sequence numbers it reports as failed."""
+"""Hands an event to the function; returns the sequence numbers it reports as failed."""
+FUNCTIONS = ("processor", "alert")
+"""The functions with a stream event source mapping and an on-failure queue."""
+KINESIS, DYNAMODB = "KinesisBatchInfo", "DDBStreamBatchInfo"
+"""The on-failure record's metadata key: which kind of stream the batch came from."""
 
 
 class Unusable(Exception):
-    """A message this tool cannot act on (not a Kinesis on-failure record)."""
+    """A message this tool cannot act on (not the on-failure record of the function's mapping)."""
 
 
 @dataclass(frozen=True)
@@ -52,15 +61,16 @@ class BatchInfo:
     start: str
     end: str
     size: int
+    kind: str = KINESIS
 
     @classmethod
-    def of(cls, body: str) -> BatchInfo:
+    def of(cls, body: str, kind: str = KINESIS) -> BatchInfo:
         try:
-            info = json.loads(body)["KinesisBatchInfo"]
+            info = json.loads(body)[kind]
             return cls(info["streamArn"], info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"],
-                       int(info.get("batchSize", 0)))  # fmt: skip
+                       int(info.get("batchSize", 0)), kind)  # fmt: skip
         except (ValueError, KeyError, TypeError) as error:
-            raise Unusable(f"not a Kinesis on-failure record: {error!r}") from None
+            raise Unusable(f"not an on-failure record with {kind}: {error!r}") from None
 
     @property
     def stream_name(self) -> str:
@@ -91,8 +101,19 @@ class Report:
         return sum(o.status == status for o in self.outcomes)
 
 
-def fetch(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
+def sequence_of(record: dict[str, Any]) -> str:
+    """A Kinesis or a DynamoDB stream record's sequence number (what ``batchItemFailures`` names)."""
+    return str(record["dynamodb"]["SequenceNumber"] if "dynamodb" in record else record["SequenceNumber"])
+
+
+def fetch(clients: Clients, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
     """The batch's records, in order, and whether all of them are still in the stream."""
+    if info.kind == DYNAMODB:
+        return _fetch_table_stream(clients["dynamodbstreams"], info)
+    return _fetch_kinesis(clients["kinesis"], info)
+
+
+def _fetch_kinesis(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
     try:
         iterator = kinesis.get_shard_iterator(
             StreamName=info.stream_name, ShardId=info.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
@@ -102,13 +123,33 @@ def fetch(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
         iterator = kinesis.get_shard_iterator(
             StreamName=info.stream_name, ShardId=info.shard_id, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
+    return _read_range(lambda it: kinesis.get_records(ShardIterator=it, Limit=10_000), iterator, info)
+
+
+def _fetch_table_stream(streams: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
+    """The same from a DynamoDB table's stream (records kept 24 hours)."""
+    try:
+        iterator = streams.get_shard_iterator(
+            StreamArn=info.stream_arn, ShardId=info.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=info.start,
+        )["ShardIterator"]  # fmt: skip
+    except (streams.exceptions.TrimmedDataAccessException, streams.exceptions.ResourceNotFoundException):
+        return [], False
+    return _read_range(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator, info)
+
+
+def _read_range(
+    get_records: Callable[[str], dict[str, Any]], iterator: str | None, info: BatchInfo
+) -> tuple[list[dict[str, Any]], bool]:
+    """Records from ``iterator`` on whose sequence numbers lie in ``info``'s range, and whether the range's
+    first and last records were both reached."""
     start, end = int(info.start), int(info.end)
     records: list[dict[str, Any]] = []
     reached_end = False
     while iterator and not reached_end:
-        page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+        page = get_records(iterator)
         for record in page["Records"]:
-            sequence = int(record["SequenceNumber"])
+            sequence = int(sequence_of(record))
             if sequence > end:
                 reached_end = True
                 break
@@ -120,7 +161,7 @@ def fetch(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
         iterator = page.get("NextShardIterator")
         if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
             break
-    complete = reached_end and bool(records) and int(records[0]["SequenceNumber"]) == start
+    complete = reached_end and bool(records) and int(sequence_of(records[0])) == start
     return records, complete
 
 
@@ -128,7 +169,7 @@ def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[
     """Consecutive runs of at most ``limit`` records and about ``MAX_EVENT_BYTES`` of base64 data."""
     found, current, size = [], [], 0
     for record in records:
-        encoded = (len(record["Data"]) + 2) // 3 * 4 + 200
+        encoded = (len(record["Data"]) + 2) // 3 * 4 + 200 if "Data" in record else len(json.dumps(record, default=str))
         if current and (len(current) >= limit or size + encoded > MAX_EVENT_BYTES):
             found.append(current)
             current, size = [], 0
@@ -140,10 +181,15 @@ def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[
 
 
 def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, batch_size: int) -> list[str]:
-    """Hand the records to the processor in order; the sequence numbers still failing afterwards."""
+    """Hand the records to the function in order, in events shaped like its mapping's; the sequence numbers
+    still failing afterwards."""
     failed: list[str] = []
     for chunk in chunks(records, batch_size):
-        failed.extend(submit(kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)))
+        if info.kind == DYNAMODB:
+            event = {"Records": [{**r, "eventSourceARN": info.stream_arn} for r in chunk]}
+        else:
+            event = kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
+        failed.extend(submit(event))
     return failed
 
 
@@ -155,9 +201,11 @@ def redrive(
     batch_size: int,
     max_messages: int = 1000,
     visibility_timeout: int = 900,
+    kind: str = KINESIS,
 ) -> Report:
-    """Replay every message in the queue once; delete those whose records are all stored."""
-    sqs, kinesis = clients["sqs"], clients["kinesis"]
+    """Replay every message in the queue once; delete those whose records are all done (``kind``: the
+    on-failure record's metadata, :data:`KINESIS` for the processor, :data:`DYNAMODB` for the alert)."""
+    sqs = clients["sqs"]
     report = Report()
     seen: set[str] = set()
     while len(report.outcomes) < max_messages:
@@ -174,7 +222,7 @@ def redrive(
             sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=visibility_timeout
             )
-            outcome = _handle(message, kinesis, submit, batch_size)
+            outcome = _handle(message, clients, submit, batch_size, kind)
             report.outcomes.append(outcome)
             if outcome.status == "stored":
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -183,15 +231,15 @@ def redrive(
     return report
 
 
-def _handle(message: dict[str, Any], kinesis: Any, submit: Submit, batch_size: int) -> Outcome:
+def _handle(message: dict[str, Any], clients: Clients, submit: Submit, batch_size: int, kind: str) -> Outcome:
     message_id = message["MessageId"]
     try:
-        info = BatchInfo.of(message["Body"])
+        info = BatchInfo.of(message["Body"], kind)
     except Unusable as error:
         return Outcome(message_id, "unusable", detail=str(error))
     records: list[dict[str, Any]] = []
     try:
-        records, complete = fetch(kinesis, info)
+        records, complete = fetch(clients, info)
         failed = replay(info, records, submit, batch_size)
     except Exception as error:  # a read or function error: the message stays for another try
         return Outcome(message_id, "failed", len(records), f"{type(error).__name__}: {error}")
@@ -207,7 +255,7 @@ def _handle(message: dict[str, Any], kinesis: Any, submit: Submit, batch_size: i
 
 
 def lambda_submitter(client: Any, function_name: str) -> Submit:
-    """Invoke the deployed processor synchronously, as its event source mapping would."""
+    """Invoke the deployed function synchronously, as its event source mapping would."""
 
     def submit(event: dict[str, Any]) -> list[str]:
         response = client.invoke(FunctionName=function_name, InvocationType="RequestResponse",
@@ -220,11 +268,11 @@ def lambda_submitter(client: Any, function_name: str) -> Submit:
     return submit
 
 
-def local_submitter(processor: Any) -> Submit:
-    """Run the processor's code in this process (``lambdas.processor.service.Processor``)."""
+def local_submitter(service: Any) -> Submit:
+    """Run the function's code in this process (``Processor`` or ``Alerter``: its ``handle``)."""
 
     def submit(event: dict[str, Any]) -> list[str]:
-        return [f["itemIdentifier"] for f in processor.handle(event)["batchItemFailures"]]
+        return [f["itemIdentifier"] for f in service.handle(event)["batchItemFailures"]]
 
     return submit
 
@@ -233,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.redrive", description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", required=True, help="environment suffix (dev, staging, prod, pr123, ...)")
     parser.add_argument("--region", help="AWS region (default: the environment profile's)")
-    parser.add_argument("--local", action="store_true", help="run the processor code here instead of invoking it")
+    parser.add_argument("--function", choices=FUNCTIONS, default="processor", help="whose dead-letter queue")
+    parser.add_argument("--local", action="store_true", help="run the function's code here instead of invoking it")
     parser.add_argument("--outputs", type=Path, help="terraform output -json of the environment (with --local)")
     parser.add_argument("--max-messages", type=int, default=1000)
     parser.add_argument("--endpoint-url", help="send every AWS call here (an emulator)")
@@ -252,27 +301,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = PROFILES.get(args.env) or PROFILES["dev"].with_name(args.env)
     region = args.region or config.region
     clients = endpoint_clients(args.endpoint_url, region)
-    queue_url = clients["sqs"].get_queue_url(QueueName=namer.name(Kind.SQS_QUEUE, "processor-dlq"))["QueueUrl"]
+    function = args.function
+    queue_url = clients["sqs"].get_queue_url(QueueName=namer.name(Kind.SQS_QUEUE, f"{function}-dlq"))["QueueUrl"]
     if args.local:
-        submit = local_submitter(_local_processor(args.env, region, args.outputs, clients, config))
+        submit = local_submitter(
+            _local_service(function, args.env, region, args.outputs, clients=clients, config=config)
+        )
     else:
-        submit = lambda_submitter(clients["lambda"], namer.name(Kind.LAMBDA_FUNCTION, "processor"))
-    report = redrive(clients, queue_url, submit, batch_size=config.batch_size, max_messages=args.max_messages)
+        submit = lambda_submitter(clients["lambda"], namer.name(Kind.LAMBDA_FUNCTION, function))
+    batch_size, kind = (config.batch_size, KINESIS) if function == "processor" else (ALERT_BATCH_SIZE, DYNAMODB)
+    report = redrive(clients, queue_url, submit, batch_size=batch_size, max_messages=args.max_messages, kind=kind)
     print(
-        f"redrive {args.env}: {report.count('stored')} message(s) stored and deleted, {report.count('failed')} "
-        f"failed again, {report.count('expired')} with expired records, {report.count('unusable')} unusable",
+        f"redrive {args.env} {function}: {report.count('stored')} message(s) done and deleted, "
+        f"{report.count('failed')} failed again, {report.count('expired')} with expired records, "
+        f"{report.count('unusable')} unusable",
         file=sys.stderr,
     )
     return 0 if report.drained else 1
 
 
-def _local_processor(env: str, region: str, outputs: Path, clients: Clients, config: Any) -> Any:
-    from lambdas.processor.service import Processor, Settings  # noqa: PLC0415
-    from stacks.layout import processor_environment  # noqa: PLC0415
+def _local_service(function: str, env: str, region: str, outputs: Path, *, clients: Clients, config: Any) -> Any:
+    """The function's service object, configured as the deployed function is (its environment variables)."""
     from tools.local.simulate import Targets  # noqa: PLC0415
 
-    targets = Targets.from_outputs(env, region, json.loads(outputs.read_text()))
-    return Processor(Settings.from_env(processor_environment(targets.runtime_names(), config)), clients=clients)
+    names = Targets.from_outputs(env, region, json.loads(outputs.read_text())).runtime_names()
+    if function == "alert":
+        from lambdas.alert.service import Alerter  # noqa: PLC0415
+        from lambdas.alert.service import Settings as AlertSettings  # noqa: PLC0415
+        from stacks.layout import alert_environment  # noqa: PLC0415
+
+        return Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients)
+    from lambdas.processor.service import Processor, Settings  # noqa: PLC0415
+    from stacks.layout import processor_environment  # noqa: PLC0415
+
+    return Processor(Settings.from_env(processor_environment(names, config)), clients=clients)
 
 
 if __name__ == "__main__":

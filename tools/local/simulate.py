@@ -101,6 +101,7 @@ class Targets:
     processor_dlq_url: str
     metric_namespace: str
     sensor_outages_table: str
+    alert_dlq_url: str
 
     def runtime_names(self) -> RuntimeNames:
         return RuntimeNames(
@@ -128,6 +129,7 @@ class Targets:
             processor_dlq_url=value["processor_dlq_url"],
             metric_namespace=value["metric_namespace"],
             sensor_outages_table=value["sensor_outages_table_name"],
+            alert_dlq_url=value["alert_dlq_url"],
         )
 
 
@@ -188,6 +190,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         clients["kinesis"].create_stream(StreamName=stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
     topic = clients["sns"].create_topic(Name=namer.name(Kind.SNS_TOPIC, "alerts"))["TopicArn"]
     dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "processor-dlq"))["QueueUrl"]
+    alert_dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "alert-dlq"))["QueueUrl"]
     return Targets(
         environment=environment,
         region=region,
@@ -199,6 +202,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         processor_dlq_url=dlq,
         metric_namespace=namer.metric_namespace(),
         sensor_outages_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_OUTAGES.concern),
+        alert_dlq_url=alert_dlq,
     )
 
 
@@ -493,6 +497,27 @@ def failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str)
             "endSequenceNumber": batch[-1]["SequenceNumber"],
             "approximateArrivalOfFirstRecord": first.isoformat(),
             "approximateArrivalOfLastRecord": last.isoformat(),
+            "batchSize": len(batch),
+            "streamArn": stream_arn,
+        },
+    }
+
+
+def stream_failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
+    """What a DynamoDB stream event source mapping sends its on-failure destination: metadata, no records
+    (``DDBStreamBatchInfo``; the records' ``eventSourceARN`` is the stream's)."""
+    first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+    return {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
+        "version": "1.0",
+        "timestamp": format_instant(time.time_ns()),
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": first["SequenceNumber"],
+            "endSequenceNumber": last["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": str(first.get("ApproximateCreationDateTime", "")),
+            "approximateArrivalOfLastRecord": str(last.get("ApproximateCreationDateTime", "")),
             "batchSize": len(batch),
             "streamArn": stream_arn,
         },
@@ -862,7 +887,18 @@ def delivered(
     from moto.events.models import EventPattern  # noqa: PLC0415 (the local run only: operators' tools load no moto)
 
     matcher = EventPattern.load(json.dumps(pattern))
-    return [record for record in records if matcher.matches_event(record)]
+    return [record for record in records if matcher.matches_event(_read_by(pattern, record))]
+
+
+def _read_by(pattern: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``record`` that ``pattern`` names (the matcher serializes what it is given, and boto3's
+    records carry datetimes where Lambda's events carry numbers)."""
+    read: dict[str, Any] = {}
+    for key, wanted in pattern.items():
+        if key in record:
+            value = record[key]
+            read[key] = _read_by(wanted, value) if isinstance(wanted, dict) and isinstance(value, dict) else value
+    return read
 
 
 def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
@@ -966,6 +1002,15 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         finally:
             inbox.collect()
 
+    def alert_give_up(batch: Sequence[dict[str, Any]]) -> None:
+        """As the alert mapping does: the batch's metadata to the alert function's dead-letter queue (the
+        local table stream has one shard; a lane's batch spans its records in that shard)."""
+        streams = clients["dynamodbstreams"]
+        arn = clients["dynamodb"].describe_table(TableName=targets.sensor_windows_table)["Table"]["LatestStreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        body = json.dumps(stream_failure_record(shard, batch, arn), default=str)
+        clients["sqs"].send_message(QueueUrl=targets.alert_dlq_url, MessageBody=body)
+
     def alert_lane(_: str, records: Sequence[dict[str, Any]]) -> Delivery:
         return deliver(
             records,
@@ -973,7 +1018,7 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
             make_event=lambda batch: {"Records": list(batch)},
             invoke=alert_invocation,
             settings=MappingSettings(ALERT_BATCH_SIZE, config.max_retry_attempts),
-            on_give_up=lambda batch: None,
+            on_give_up=alert_give_up,
         )
 
     requests: dict[str, Counter[str]] = {"processor": Counter(), "alert": Counter(), "silence": Counter()}
