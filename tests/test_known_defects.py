@@ -18,9 +18,9 @@ LONG = 10_050
 """Digits after the point: more than the 10,000 of the exact context the sums and products use today."""
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a product rounded at 10,000 digits")
 def test_a_speed_just_under_half_the_limit_is_heavy_however_many_digits_it_has() -> None:
-    """24.999...(10,050 nines) / 50 < 0.50: heavy. Today 4 x speed rounds to 100 and the ratio reads 0.5."""
+    """24.999...(10,050 nines) / 50 < 0.50: heavy. 4 x speed used to be rounded to 100 (the ratio read 0.5);
+    products are exact now (``contract.product``)."""
     speed = Decimal("24." + "9" * LONG)
     assert contract.congestion_level(10, speed, Decimal(10)) == "heavy"
 

@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact, InvalidOperation, localcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -348,16 +348,30 @@ def level_of_sums(
     ``occupancy >= 80`` is ``occupancy_sum >= 80 * occupancy_count`` (all weights positive)."""
     if vehicles == 0:
         return "free"
-    multiply = EXACT_CONTEXT.multiply  # the exact context's own methods: no context switch per call
-    speed4 = multiply(speed_sum, 4)
-    limit_w = multiply(limit, speed_weight)
+    speed4 = product(speed_sum, 4)
+    limit_w = product(limit, speed_weight)
     if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:
         return "severe"
-    if occupancy_sum >= 50 * occupancy_count or speed4 < multiply(limit_w, 2):
+    if occupancy_sum >= 50 * occupancy_count or speed4 < product(limit_w, 2):
         return "heavy"
-    if occupancy_sum >= 25 * occupancy_count or speed4 < multiply(limit_w, 3):
+    if occupancy_sum >= 25 * occupancy_count or speed4 < product(limit_w, 3):
         return "moderate"
     return "free"
+
+
+_PRODUCT_CONTEXT = Context(prec=10_000, traps=[Inexact])
+"""Multiplies in :data:`EXACT_CONTEXT`'s precision, raising instead of rounding."""
+
+
+def product(a: Decimal | int, b: Decimal | int) -> Decimal:
+    """``a x b`` exactly. An exact product has at most the digits of both factors, so a factor longer than the
+    exact context (a literal of 10,000 digits or more) is multiplied in a context just large enough."""
+    try:
+        return _PRODUCT_CONTEXT.multiply(a, b)
+    except Inexact:
+        a, b = Decimal(a), Decimal(b)
+        digits = len(a.as_tuple().digits) + len(b.as_tuple().digits)
+        return Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN).multiply(a, b)
 
 
 @dataclass(frozen=True, slots=True)
