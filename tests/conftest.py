@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from stacks.config import Platform, load
 from tests.tfjson import StackDoc
@@ -23,6 +24,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 AD_HOC_SUFFIX = "ci-test"
 ENVIRONMENTS = ("dev", "staging", "prod", AD_HOC_SUFFIX)
 SYNTH_ENV = {"ENVIRONMENT_SUFFIX": AD_HOC_SUFFIX}
+# No per-example deadline: it is a timed assertion, and on a loaded two-core machine an example of a
+# property test can pass 200 ms (hypothesis then reports a flaky failure that says nothing of the code).
+settings.register_profile("tap", deadline=None)
+settings.load_profile("tap")
 
 
 def require(tool: str) -> bool:
