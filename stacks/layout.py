@@ -8,6 +8,7 @@ module does not load the provider bindings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from stacks.config import EnvironmentConfig
 
@@ -16,10 +17,7 @@ SILENCE_SCHEDULE = "silence-check"
 SCHEDULE_GROUP = "schedules"
 """Concern of the environment's schedule group name (``tap-schedules-<env>``)."""
 
-ALERT_EVENT_FILTER: dict[str, list[str]] = {"eventName": ["INSERT", "MODIFY"]}
-"""Lambda event filter pattern of the alert function's mapping on the sensor windows stream: window writes
-only. TTL deletions (``REMOVE``) change no aggregate; unfiltered, each would still cost an invocation.
-The local run (``tools.local.simulate.delivered``) applies the same pattern."""
+
 
 TTL_ATTRIBUTE = "expires_at"
 QUARANTINE_PREFIX = "rejected/"
@@ -102,6 +100,14 @@ SENSOR_OUTAGES = TableSpec("sensor-outages", hash_key="sensor_id", range_key="si
 with the outage alert's and the recovery notice's exactly-once state, and the check's cursor
 (``lambdas.silence.service``)."""
 TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES, SENSOR_OUTAGES)
+
+ALERT_EVENT_FILTER: dict[str, Any] = {"dynamodb": {"NewImage": {SENSOR_WINDOWS.hash_key: {"S": [{"exists": True}]}}}}
+"""Lambda event filter pattern of the alert function's mapping on the sensor windows stream: window writes
+only. A DynamoDB mapping filters on the record's ``dynamodb`` key alone (Lambda developer guide, "Using
+event filtering with a DynamoDB event source"), so the pattern asks for a new image, which an INSERT or
+MODIFY has and a REMOVE (a TTL deletion) lacks on this ``NEW_IMAGE`` stream. TTL deletions change no
+aggregate; unfiltered, each would still cost an invocation. The local run (``tools.local.simulate.delivered``)
+applies the same pattern."""
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,13 @@ def test_only_window_writes_reach_the_alert_function(env: tuple[str, StackDoc]) 
     _, mapping = doc.find("aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{alert_name}.arn}}")
     (only,) = mapping["filter_criteria"]["filter"]
     pattern = json.loads(only["pattern"])
-    records = [{"eventName": name, "dynamodb": {}} for name in ("INSERT", "MODIFY", "REMOVE")]
+    assert set(pattern) == {"dynamodb"}, "a DynamoDB mapping filters on the record's dynamodb key only"
+    keys = {"sensor_id": {"S": "s1"}, "window_part": {"S": "2026-06-01T11:50:00Z#000"}}
+    records = [  # as the NEW_IMAGE stream sends them: a TTL deletion carries the keys and no image
+        {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": {**keys, "version": {"N": "1"}}}},
+        {"eventName": "MODIFY", "dynamodb": {"Keys": keys, "NewImage": {**keys, "version": {"N": "2"}}}},
+        {"eventName": "REMOVE", "dynamodb": {"Keys": keys}},
+    ]
     assert [r["eventName"] for r in simulate.delivered(records, pattern)] == ["INSERT", "MODIFY"]
     processor_name, _ = function(doc, "processor")
     _, processor = doc.find(
