@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -275,3 +277,46 @@ def test_an_alert_batch_that_fails_again_stays_and_one_gone_from_the_table_strea
     statuses = sorted(o.status for o in alert_redrive(env, visibility_timeout=0).outcomes)
     assert statuses == ["expired", "failed", "unusable"]
     assert alert_queued(env) == 3, "nothing is deleted that was not folded"
+
+
+class _LambdaInvoke:
+    """``lambda.invoke`` as the deployed function answers it: the JSON payload decoded and handed to the
+    function's code, its result encoded (the review found the replay's events were not JSON at all)."""
+
+    def __init__(self, service: Any) -> None:
+        self.service, self.payloads = service, []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        event = json.loads(Payload)
+        self.payloads.append(event)
+        return {"Payload": io.BytesIO(json.dumps(self.service.handle(event)).encode())}
+
+
+def test_alert_redrive_through_the_deployed_functions_invoke_sends_lambdas_event_shape(env: Env) -> None:
+    queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+    exhaust_alert_retries(env)["on"] = False
+    invoke = _LambdaInvoke(env.alerter())
+    report = redrive.redrive(
+        env.clients, env.targets.alert_dlq_url, redrive.lambda_submitter(invoke, "tap-alert-dev"), batch_size=1000,
+        kind=redrive.DYNAMODB,
+    )  # fmt: skip
+    assert report.drained and report.count("stored") == 1
+    (event,) = invoke.payloads
+    for record in event["Records"]:
+        assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], float), "epoch seconds, as Lambda sends"
+        assert record["eventSourceARN"].startswith("arn:aws:dynamodb:") and "/stream/" in record["eventSourceARN"]
+    (message,) = env.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(json.loads(message["Body"])["Message"])["alert_id"] == "dev:seg-a:2026-06-01T11:50:00Z"
+
+
+def test_a_table_stream_read_goes_past_empty_pages_before_the_batchs_records() -> None:
+    """DynamoDB Streams may answer empty pages before records that are there, without MillisBehindLatest."""
+    info = redrive.BatchInfo("arn:aws:dynamodb:us-east-1:1:table/t/stream/x", "shard-1", "100000000000000000001",
+                             "100000000000000000002", 2, redrive.DYNAMODB)  # fmt: skip
+    pages = [{"Records": [], "NextShardIterator": "i"}] * 3 + [
+        {"Records": [{"dynamodb": {"SequenceNumber": info.start}}, {"dynamodb": {"SequenceNumber": info.end}}],
+         "NextShardIterator": "i"},
+    ]  # fmt: skip
+    served = iter(pages)
+    records, complete = redrive._read_range(lambda _: next(served), "i", info)
+    assert complete and len(records) == 2

@@ -47,6 +47,9 @@ Submit = Callable[[dict[str, Any]], list[str]]
 FUNCTIONS = ("processor", "alert")
 """The functions with a stream event source mapping and an on-failure queue."""
 KINESIS, DYNAMODB = "KinesisBatchInfo", "DDBStreamBatchInfo"
+EMPTY_PAGES = 5
+"""Empty pages in a row after which a shard is taken as read to its tip (a table stream's GetRecords does
+not say how far behind it is)."""
 """The on-failure record's metadata key: which kind of stream the batch came from."""
 
 
@@ -145,7 +148,7 @@ def _read_range(
     first and last records were both reached."""
     start, end = int(info.start), int(info.end)
     records: list[dict[str, Any]] = []
-    reached_end = False
+    reached_end, empty = False, 0
     while iterator and not reached_end:
         page = get_records(iterator)
         for record in page["Records"]:
@@ -159,7 +162,10 @@ def _read_range(
                 reached_end = True
                 break
         iterator = page.get("NextShardIterator")
-        if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+        empty = 0 if page["Records"] else empty + 1
+        # Kinesis says when a page is at the tip; a table stream does not, and may answer empty pages
+        # before records that are there: give it a few.
+        if empty and (page.get("MillisBehindLatest") == 0 or empty >= EMPTY_PAGES):
             break
     complete = reached_end and bool(records) and int(sequence_of(records[0])) == start
     return records, complete
@@ -180,13 +186,23 @@ def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[
     return found
 
 
+def lambda_stream_record(record: dict[str, Any], info: BatchInfo) -> dict[str, Any]:
+    """A table stream record as Lambda delivers it: boto3 parses ``ApproximateCreationDateTime`` into a
+    ``datetime``; the event carries epoch seconds (a number), and the stream's ARN."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if created is not None and hasattr(created, "timestamp"):
+        change["ApproximateCreationDateTime"] = created.timestamp()
+    return {**record, "dynamodb": change, "eventSourceARN": info.stream_arn}
+
+
 def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, batch_size: int) -> list[str]:
     """Hand the records to the function in order, in events shaped like its mapping's; the sequence numbers
     still failing afterwards."""
     failed: list[str] = []
     for chunk in chunks(records, batch_size):
         if info.kind == DYNAMODB:
-            event = {"Records": [{**r, "eventSourceARN": info.stream_arn} for r in chunk]}
+            event = {"Records": [lambda_stream_record(r, info) for r in chunk]}
         else:
             event = kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
         failed.extend(submit(event))
