@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from stacks.config import PLACEHOLDER_ACCOUNT_ID, default_state_bucket
 from tests.conftest import ROOT, Synth
 
 IAM = ROOT / "docs" / "iam"
@@ -46,6 +47,9 @@ STATE_LOCK = "StateLock"
 """The plan role's one write: Terraform's S3-native lock file (``use_lockfile``) beside the state object..."""
 STATE_KEY = "StateKey"
 """... encrypted, like the state, with the state key (``kms:GenerateDataKey``; ``kms:Decrypt`` to read)."""
+FUNCTION_ENVIRONMENTS = "ReadFunctionEnvironments"
+"""Lambda returns a function's (key-encrypted) environment variables only to a caller that may decrypt them:
+without it every plan would show them changed."""
 
 
 def service_of(resource_type: str) -> str:
@@ -93,11 +97,14 @@ def test_the_plan_role_reads_every_service_the_stacks_use_and_writes_only_the_lo
     readable = {a.split(":")[0] for s in plan if s["Sid"] != STATE_LOCK for a in s["Action"]}
     assert used <= readable, sorted(used - readable)
     writes = {(s["Sid"], a) for s in plan for a in s["Action"] if levels[a.lower()] not in READ_LEVELS}
-    (lock,) = [s for s in plan if s["Sid"] == STATE_LOCK]
-    (key,) = [s for s in plan if s["Sid"] == STATE_KEY]
+    by_sid = {s["Sid"]: s for s in plan}
+    lock, key, environments = by_sid[STATE_LOCK], by_sid[STATE_KEY], by_sid[FUNCTION_ENVIRONMENTS]
     assert all(r.endswith(".tflock") for r in lock["Resource"]), "the plan role writes only the lock file"
-    assert writes == {(STATE_LOCK, a) for a in lock["Action"]} | {(STATE_KEY, a) for a in key["Action"]}, writes
+    allowed = {(sid, a) for sid in (STATE_LOCK, STATE_KEY, FUNCTION_ENVIRONMENTS) for a in by_sid[sid]["Action"]}
+    assert writes == allowed, writes
     assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert environments["Action"] == ["kms:Decrypt"]
+    assert [v.split(".")[0] for v in environments["Condition"]["StringEquals"]["kms:ViaService"]] == ["lambda"]
 
 
 def test_the_deploy_role_can_change_every_service_the_stacks_use(synth: Synth) -> None:
@@ -133,3 +140,58 @@ def test_the_deploy_role_passes_roles_only_to_the_services_that_assume_them(synt
     }
     assert passed_to == trusted
     assert passing["Resource"].endswith(":role/tap-*"), "only the platform's roles"
+
+
+def test_the_state_statements_name_the_backend_each_stack_synthesizes(synth: Synth) -> None:
+    """The state bucket (for the runbook's example account and region), the key prefix and the state key's
+    alias are the synthesized backend's: a copied policy with a wrong bucket would deny every plan."""
+    example_bucket = default_state_bucket("111122223333", "eu-west-1")
+    for path in (PLAN, DEPLOY):
+        by_sid = {s["Sid"]: s for s in statements(path)}
+        resources = [r for s in by_sid.values() if isinstance(s["Resource"], list) for r in s["Resource"]]
+        state = [r for r in resources if "tfstate" in r]
+        assert state and all(r.startswith(f"arn:aws:s3:::{example_bucket}") for r in state), state
+        aliases = by_sid[STATE_KEY]["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
+        for stack in synth.docs.values():
+            backend = stack.doc["terraform"].get("backend", {}).get("s3")
+            if backend is None:
+                continue  # the bootstrap keeps local state
+            assert backend["bucket"] == default_state_bucket(PLACEHOLDER_ACCOUNT_ID, backend["region"])
+            prefix = backend["key"].split("/")[0]
+            assert any(r.endswith(f"/{prefix}/*") for r in state), (prefix, state)
+            assert aliases == [backend["kms_key_id"]]
+
+
+def test_the_deploy_role_can_destroy_what_it_creates(synth: Synth) -> None:
+    """Test environments are destroyed: the provider lists a role's instance profiles before deleting it, and
+    empties a ``force_destroy`` bucket version by version; and it creates tables, streams, functions and
+    queues with the environment's key, which KMS authorizes with the deploy role's own policy (the key
+    policy delegates to IAM through those services)."""
+    deploy = actions(DEPLOY)
+    assert {"iam:ListInstanceProfilesForRole", "iam:DeleteRole", "iam:DeleteRolePolicy"} <= deploy
+    buckets = [
+        b for stack in synth.docs.values() for b in stack.doc.get("resource", {}).get("aws_s3_bucket", {}).values()
+    ]
+    if any(b.get("force_destroy") for b in buckets):
+        assert {"s3:ListBucketVersions", "s3:DeleteObject", "s3:DeleteObjectVersion"} <= deploy
+    (use,) = [s for s in statements(DEPLOY) if s["Sid"] == "UseEnvironmentKeysThroughServices"]
+    assert {"kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt"} <= set(use["Action"])
+    services = {v.split(".")[0] for v in use["Condition"]["StringEquals"]["kms:ViaService"]}
+    encrypted = {
+        service_of(t)
+        for stack in synth.docs.values()
+        for t, by_name in stack.doc.get("resource", {}).items()
+        for body in by_name.values()
+        if any("aws_kms_key." in text for text in _strings(body)) and not t.startswith(("aws_kms_", "aws_iam_"))
+    } - {"logs", "athena", "firehose", "cloudwatch", "glue"}  # these use the key with their own service role
+    assert encrypted <= services, sorted(encrypted - services)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _strings(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _strings(v)]
+    return []
