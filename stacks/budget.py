@@ -27,9 +27,10 @@ NOTIFICATIONS = (
     *(("ACTUAL", t) for t in ACTUAL_THRESHOLDS_PERCENT),
     *(("FORECASTED", t) for t in FORECAST_THRESHOLDS_PERCENT),
 )
-"""(notification type, percent of the limit) of every notification; a budget can have up to ten
-(Budgets API reference, ``Notification``)."""
-MAX_NOTIFICATIONS = 10
+"""(notification type, percent of the limit) of every notification."""
+MAX_NOTIFICATIONS = 5
+"""The Budgets API reference says ten notifications per budget on its ``Notification`` page and five on
+``CreateBudget``'s: the stricter bound."""
 
 
 @dataclass(frozen=True)

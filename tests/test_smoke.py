@@ -146,6 +146,13 @@ def test_smoke_passes_the_schedule_once_the_silence_check_has_run(deployed: tupl
     )  # fmt: skip
     checks = _deployed_run(clients, targets)
     assert checks["silence schedule"].status == checks["silence check runs"].status == "passed"
+    clients["cloudwatch"].put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[{"MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": "tap-silence-dev"}],
+                     "Value": 1.0, "Unit": "Count"}],
+    )  # fmt: skip
+    failing = _deployed_run(clients, targets)["silence check runs"]
+    assert failing.status == "failed" and "1 failed" in failing.detail, "runs that all fail are no pass"
 
 
 def test_smoke_fails_with_the_reason_when_the_schedule_never_runs(deployed: tuple[Any, simulate.Targets]) -> None:

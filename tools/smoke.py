@@ -210,13 +210,13 @@ def alarm_notified(clients: Clients, alarm: str, topic_arn: str, since: datetime
     )
 
 
-def silence_invocations(clients: Clients, function_name: str, since: datetime) -> float:
-    """The silence check's invocations (CloudWatch ``AWS/Lambda`` ``Invocations``) from a minute before
-    ``since`` until now."""
+def silence_invocations(clients: Clients, function_name: str, since: datetime, metric: str = "Invocations") -> float:
+    """The silence check's invocations (CloudWatch ``AWS/Lambda`` ``Invocations``, or another of its
+    metrics such as ``Errors``) from a minute before ``since`` until now."""
     now = datetime.now(UTC)
     points = clients["cloudwatch"].get_metric_statistics(
         Namespace="AWS/Lambda",
-        MetricName="Invocations",
+        MetricName=metric,
         Dimensions=[{"Name": "FunctionName", "Value": function_name}],
         StartTime=since - timedelta(minutes=1),
         EndTime=now + timedelta(minutes=1),
@@ -250,7 +250,9 @@ def check_schedule(
         return
     ran = wait_for(lambda: silence_invocations(clients, function, since), options.schedule_wait_seconds, every=15)
     if ran:
-        report.add("silence check runs", "passed", f"{ran:,.0f} invocation(s) of {function} since the run began")
+        errors = silence_invocations(clients, function, since, "Errors")
+        status = "failed" if errors >= ran else "passed"
+        report.add("silence check runs", status, f"{ran:,.0f} invocation(s) of {function}, {errors:,.0f} failed")
         return
     dlq = namer.name(Kind.SQS_QUEUE, "silence-dlq")
     url = clients["sqs"].get_queue_url(QueueName=dlq)["QueueUrl"]
@@ -260,8 +262,9 @@ def check_schedule(
         "silence check runs",
         "failed",
         f"no invocation of {function} within {options.schedule_wait_seconds:,.0f} s though {name} is ENABLED; "
-        f"{dlq} holds {waiting} message(s): a run Scheduler could not deliver lands there (check the role "
-        f"{namer.name(Kind.IAM_ROLE, 'silence-schedule')} trusts scheduler.amazonaws.com for {group}'s ARN)",
+        f"{dlq} holds {waiting} message(s): a run Scheduler could not deliver lands there, written with the "
+        f"schedule's own role, so none does not clear it (check that {namer.name(Kind.IAM_ROLE, 'silence-schedule')} "
+        f"trusts scheduler.amazonaws.com for {group}'s ARN)",
     )
 
 
