@@ -1358,19 +1358,26 @@ def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
 def _dynamodb_charges(c: Capacity, charge: Callable[..., None]) -> None:
     """On demand: request units. Provisioned: units sized to the load at the auto scaling target, a share of
     them reserved for a year (its upfront spread over the term's twelve months)."""
-    p, month = c.pipeline, SECONDS_PER_MONTH
     for name, wcu, rcu in dynamodb_loads(c):
-        if p.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
-            charge(name, "dynamodb_write_request_units", wcu * month, 1e6)
-            charge(name, "dynamodb_read_request_units", rcu * month, 1e6)
-            continue
-        for kind, load in (("wcu", wcu), ("rcu", rcu)):
-            units = load / p.dynamodb_target_utilisation
-            reserved = units * p.dynamodb_reserved_share
-            charge(name, f"dynamodb_provisioned_{kind}_hour", (units - reserved) * 730)
-            if reserved:
-                charge(name, f"dynamodb_reserved_{kind}_100_hour", reserved / 100 * 730)
-                charge(name, f"dynamodb_reserved_{kind}_100_upfront", reserved / 100 * 730 / RESERVED_TERM_HOURS)
+        dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
+
+
+def dynamodb_load_charges(
+    component: str, wcu: float, rcu: float, pipeline: Pipeline, charge: Callable[..., None]
+) -> None:
+    """Charge a DynamoDB load (write and read units per second) as ``pipeline`` buys throughput."""
+    month = SECONDS_PER_MONTH
+    if pipeline.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
+        charge(component, "dynamodb_write_request_units", wcu * month, 1e6)
+        charge(component, "dynamodb_read_request_units", rcu * month, 1e6)
+        return
+    for kind, load in (("wcu", wcu), ("rcu", rcu)):
+        units = load / pipeline.dynamodb_target_utilisation
+        reserved = units * pipeline.dynamodb_reserved_share
+        charge(component, f"dynamodb_provisioned_{kind}_hour", (units - reserved) * 730)
+        if reserved:
+            charge(component, f"dynamodb_reserved_{kind}_100_hour", reserved / 100 * 730)
+            charge(component, f"dynamodb_reserved_{kind}_100_upfront", reserved / 100 * 730 / RESERVED_TERM_HOURS)
 
 
 def _operations_charges(c: Capacity, charge: Callable[..., None]) -> None:

@@ -6,6 +6,7 @@
     python -m tools.capacity --sensors 10000 --interval 20 --standard-topics --on-demand   # the issue's design
     python -m tools.capacity --scale-table                    # Markdown: 1,000 to 1,000,000 sensors at 20 s
     python -m tools.capacity --env prod --provisioned-dynamodb 0.7 --reserved-share 0.5   # DynamoDB provisioned
+    python -m tools.capacity --layouts                        # state layouts compared (docs/state-layout-v2.md)
 
 The numbers come from ``stacks.capacity`` (pure arithmetic over constants measured on the real handlers,
 ``stacks/capacity_calibration.json``) and the dated price table ``prices/<region>.json``; nothing here
@@ -24,6 +25,7 @@ from dataclasses import asdict, replace
 from typing import Any, TextIO
 
 from stacks import capacity as cap
+from stacks import state_layouts
 from stacks.config import PROFILES, ConfigError
 
 SCALE_SENSORS = (1_000, 10_000, 100_000, 1_000_000)
@@ -58,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--scale-table", action="store_true", help="print the scale table as Markdown")
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help="print the state layouts' bills and limits as Markdown (docs/state-layout-v2.md)",
+    )
     return parser
 
 
@@ -245,7 +252,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (cap.CapacityError, ConfigError) as exc:
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.layouts:
+        print(state_layouts.report(fleet, pipeline, prices), file=out)
+    elif args.json:
         print(json.dumps(answer(fleet, pipeline, prices), indent=2), file=out)
     else:
         report(fleet, pipeline, prices, out)
