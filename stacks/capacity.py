@@ -12,6 +12,11 @@ from the real handlers on moto; ``tests/test_capacity.py`` runs the handlers aga
 and batch settings and keeps the model within 10 % of what they do. What moto cannot tell (request
 latency, invocation overhead) is an explicit assumption below, and only feeds the time estimates.
 
+**The whole bill** (issue 20): :func:`bill` prices the data path and what runs beside it (point-in-time
+recovery, the silence check, the aggregates' failed conditional puts, CloudWatch, X-Ray, KMS, S3 requests and
+storage growth, the Scheduler), on-demand or provisioned DynamoDB (``Pipeline.dynamodb_capacity``);
+``stacks.state_layouts`` prices alternative state layouts with the same lines.
+
 Every AWS limit is a constant here with the page that states it. Months are 730 hours, as AWS prices
 them; data volumes are binary (1 KB = 1,024 bytes, 1 GB = 1,024 MB), as DynamoDB, Kinesis and Firehose
 meter them.

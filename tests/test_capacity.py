@@ -496,3 +496,20 @@ def test_provisioned_and_reserved_dynamodb() -> None:
         assert caught.value.field_name == name
     text = run_cli("--env", "prod", "--provisioned-dynamodb", "0.7", "--reserved-share", "0.5")
     assert "provisioned write capacity unit hour" in text and "100 WCU reserved for one year, upfront" in text
+
+
+def test_logs_traces_and_keys_follow_their_drivers() -> None:
+    """Log storage is a retention's worth of ingestion (at most a year's); every traced function's sampled
+    invocations are recorded traces; the key is billed with its rotated backing key."""
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    ingested, stored = lines_of(capacity, "cloudwatch_logs")
+    assert PROD.log_retention_days == 365
+    assert stored.quantity == pytest.approx(ingested.quantity * min(365 / cap.DAYS_PER_MONTH, cap.LAKE_HORIZON_MONTHS))
+    short = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, log_retention_days=14))
+    assert lines_of(short, "cloudwatch_logs")[1].quantity == pytest.approx(ingested.quantity * 14 / cap.DAYS_PER_MONTH)
+    (traces,) = lines_of(capacity, "xray")
+    rates = (capacity.processor.invocations_per_second, capacity.alert.invocations_per_second, 1 / 60)
+    assert all(rate < cap.XRAY_RESERVOIR_PER_SECOND for rate in rates)  # below the reservoir: every one traced
+    assert traces.quantity == pytest.approx(sum(rates) * cap.SECONDS_PER_MONTH / 1e6)
+    keys, _ = lines_of(capacity, "kms")
+    assert keys.usd == cap.KMS_KEYS * cap.KMS_KEY_VERSIONS * PRICES["kms_key_month"].value
