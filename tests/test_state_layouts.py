@@ -143,3 +143,32 @@ def test_the_design_document_carries_the_commands_output() -> None:
     assert cli.main(["--layouts"], out=out) == 0
     assert out.getvalue().strip() == sl.report(PROD.fleet, PROD.pipeline, PRICES)
     assert sl.report(PROD.fleet, PROD.pipeline, PRICES) in DOC.read_text()
+
+
+def test_the_documents_bill_of_today_is_the_models() -> None:
+    """Section 1 quotes `python -m tools.capacity --env prod`: its total, its cost per million readings and
+    each line the old bill left out."""
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    lines = cap.bill(capacity, PRICES)
+    costs = cap.monthly_cost(capacity, PRICES)
+    text = DOC.read_text()
+    assert (
+        f"${costs['total']:,.0f} a month, **${cap.cost_per_million_readings(capacity, costs):.3f} per million" in text
+    )
+
+    def usd(*components: str, usage: str = "") -> float:
+        return sum(x.usd for x in lines if x.component in components and usage in x.usage)
+
+    quoted = {
+        "dynamodb_aggregate_conflicts": usd("dynamodb_aggregate_conflicts"),
+        "dynamodb_pitr": usd("dynamodb_pitr"),
+        "silence_check": usd("silence_check"),
+        "CloudWatch": usd("cloudwatch_alarms", "cloudwatch_dashboard", "cloudwatch_logs")
+        + usd("cloudwatch_metrics", usage="custom metric"),
+        "X-Ray": usd("xray"),
+        "KMS": usd("kms"),
+        "S3": usd("s3"),
+    }
+    for name, value in quoted.items():
+        row = next(line for line in text.splitlines() if line.startswith("| ") and name in line)
+        assert f"| {value:,.2f} |" in row, (name, value, row)
