@@ -12,6 +12,11 @@ from the real handlers on moto; ``tests/test_capacity.py`` runs the handlers aga
 and batch settings and keeps the model within 10 % of what they do. What moto cannot tell (request
 latency, invocation overhead) is an explicit assumption below, and only feeds the time estimates.
 
+**The whole bill** (issue 20): :func:`bill` prices the data path and what runs beside it (point-in-time
+recovery, the silence check, the aggregates' failed conditional puts, CloudWatch, X-Ray, KMS, S3 requests and
+storage growth, the Scheduler), on-demand or provisioned DynamoDB (``Pipeline.dynamodb_capacity``);
+``stacks.state_layouts`` prices alternative state layouts with the same lines.
+
 Every AWS limit is a constant here with the page that states it. Months are 730 hours, as AWS prices
 them; data volumes are binary (1 KB = 1,024 bytes, 1 GB = 1,024 MB), as DynamoDB, Kinesis and Firehose
 meter them.
@@ -277,6 +282,16 @@ class Writes(StrEnum):
     """The naive design: one PutItem of each reading."""
 
 
+class DynamoDBCapacity(StrEnum):
+    """How the tables' throughput is bought (https://aws.amazon.com/dynamodb/pricing/)."""
+
+    ON_DEMAND = "on-demand"
+    """Pay per request unit (as deployed)."""
+    PROVISIONED = "provisioned"
+    """Provisioned units with auto scaling at ``Pipeline.dynamodb_target_utilisation``, a share of them
+    reserved for a year (``Pipeline.dynamodb_reserved_share``)."""
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """The settings of one environment that capacity depends on (``EnvironmentConfig.pipeline``)."""
@@ -311,10 +326,35 @@ class Pipeline:
     more needs a producer that packs them (see ``tools.bench`` costs: not adopted)."""
     athena_bytes_scanned_cutoff: int | None = None
     """The Athena workgroup's per-query cutoff; ``None``: sized from the lake (:func:`athena_cutoff_bytes`)."""
+    silence_memory_mb: int = 256
+    """The silence check function's memory (``EnvironmentConfig.silence.memory_mb``)."""
+    log_retention_days: int = 14
+    """How long the functions' log groups keep their logs (``EnvironmentConfig.log_retention_days``)."""
+    lake_infrequent_access_days: int | None = None
+    """Lake objects move to STANDARD_IA after this many days (``lifecycle``); ``None``: they do not."""
+    lake_glacier_days: int | None = None
+    """... and to GLACIER_IR after this many days; ``None``: they do not."""
+    lake_expiration_days: int | None = 30
+    """... and expire after this many days; ``None``: the lake is kept, and its storage grows every month."""
+    dynamodb_capacity: DynamoDBCapacity = DynamoDBCapacity.ON_DEMAND
+    """How DynamoDB throughput is bought (:class:`DynamoDBCapacity`); the stack deploys on-demand tables."""
+    dynamodb_target_utilisation: float = 0.7
+    """Provisioned mode: the auto scaling target (consumed / provisioned), 0.2-0.9 as Application Auto
+    Scaling takes it for DynamoDB."""
+    dynamodb_reserved_share: float = 0.0
+    """Provisioned mode: the share of the provisioned units covered by one-year reserved capacity, 0-1."""
 
     def __post_init__(self) -> None:
         _int("parallelization_factor", self.parallelization_factor, 1, LAMBDA_PARALLELIZATION_MAX)
         _int("lake_readings_per_record", self.lake_readings_per_record, 1, 10_000)
+        if not 0.2 <= self.dynamodb_target_utilisation <= 0.9:
+            raise CapacityError(
+                "dynamodb_target_utilisation", f"must be between 0.2 and 0.9, got {self.dynamodb_target_utilisation}"
+            )
+        if not 0.0 <= self.dynamodb_reserved_share <= 1.0:
+            raise CapacityError(
+                "dynamodb_reserved_share", f"must be between 0 and 1, got {self.dynamodb_reserved_share}"
+            )
 
     def naive(self) -> Pipeline:
         """The naive design: standard messaging, one PutItem per reading, an on-demand stream."""
@@ -1179,9 +1219,7 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     ):  # fmt: skip
         charge(name, "lambda_gb_second", seconds * month * memory / 1024)
         charge(name, "lambda_requests", invocations * month, 1e6)
-    for name, table in (("dynamodb_sensor_windows", c.sensor_windows), ("dynamodb_aggregates", c.segment_aggregates)):
-        charge(name, "dynamodb_write_request_units", table.write_units_per_second * month, 1e6)
-        charge(name, "dynamodb_read_request_units", table.read_units_per_second * month, 1e6)
+    _dynamodb_charges(c, charge)
     charge(
         "dynamodb_storage",
         "dynamodb_storage",
@@ -1191,6 +1229,7 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     charge("firehose", "firehose_ingestion", lake_gb)
     charge("firehose", "firehose_format_conversion", lake_gb)
     charge("cloudwatch_metrics", "cloudwatch_put_metric_data", c.alert.invocations_per_second * month, 1e3)
+    _operations_charges(c, charge)
     return tuple(charges)
 
 
@@ -1225,6 +1264,228 @@ def monthly_cost(capacity: Capacity, prices: PriceTable) -> dict[str, float]:
 
 def cost_per_million_readings(capacity: Capacity, costs: Mapping[str, float]) -> float:
     return round(costs["total"] / (capacity.readings_per_month / 1e6), 4)
+
+
+# ----------------------------------------------------------------- the whole bill (issue 20, item 5)
+
+SILENCE_RUNS_PER_MONTH = MINUTES_PER_MONTH
+"""The silence check runs every minute (``stacks.silence.SCHEDULE_EXPRESSION``: ``rate(1 minute)``)."""
+SILENCE_MINUTE_READS = 2
+"""Each minute of the ``silent-after`` index is read twice: when it falls due, and again by the next run
+(the minute before its cursor, ``lambdas.silence.logic.minutes_to_read``)."""
+SILENCE_INDEX_ENTRY_BYTES = 100
+"""Assumed size of a keys-only ``silent-after`` entry: the table's keys (sensor, ``<window>#<part>``) and
+the index's (``silent_minute``) with their names. Index reads are eventually consistent (half a unit per 4 KB)."""
+SILENCE_FIXED_REQUESTS = 5
+"""Requests a run makes whatever it finds: the cursor's GetItem and UpdateItem, the Queries of its two
+minutes, PutMetricData (BENCHMARKS.md, silence: 7 for a first run at 100,000 sensors, counted on moto)."""
+CUSTOM_METRIC_SERIES = 13
+"""Custom metric time series (``lambdas.common.metrics``): ReadingsAccepted, DuplicateReadings,
+RecordsQuarantined per rejection code (5), SegmentWindows per level (4), CongestionAlerts, SilentSensors
+(``tests/test_capacity.py`` keeps the count equal to the code's)."""
+ALARMS = 17
+"""CloudWatch alarms of an environment (``stacks.monitoring.ALARM_CONCERNS``; a test keeps them equal)."""
+DASHBOARDS = 1
+TABLES = 3
+"""Sensor windows, segment aggregates, sensor outages (``stacks.layout.TABLES``; a test keeps them equal)."""
+KMS_KEYS = 1
+"""Customer managed keys per environment (``stacks.security``); the state key of ``stacks.bootstrap`` is
+shared by every environment and not counted here."""
+KMS_KEY_VERSIONS = 2
+"""Key-months billed per key from its first yearly rotation on: the key and one rotated backing key (AWS caps
+the rotation charge at the second rotation, so at most 3)."""
+KMS_DATA_KEY_SECONDS = 300
+"""Assumption: the services that encrypt with the key (Kinesis per shard and caller, DynamoDB per table and
+caller, SQS, SNS, S3 bucket keys, Firehose) reuse a data key for about five minutes, so each (resource,
+caller) pair asks KMS about once per 300 s."""
+KMS_OTHER_CALLERS = 8
+"""Assumption: (resource, caller) pairs besides the stream's shards and the tables: three dead-letter
+queues, the alert topic, the lake and quarantine buckets (bucket keys), Firehose and the Glue catalog."""
+LOG_BYTES_PER_INVOCATION = 1_000
+"""Assumption: Lambda's START/END/REPORT lines (~350 B), the X-Ray trace line and the function's one
+structured line or EMF document per invocation (``lambdas.common.log``): about 1 KB of logs each."""
+TRACED_FUNCTIONS = ("processor", "alert", "silence")
+"""Functions with active X-Ray tracing (``stacks.processing``: ``tracing_config`` mode ``Active``)."""
+XRAY_RESERVOIR_PER_SECOND = 1.0
+XRAY_FIXED_RATE = 0.05
+"""Lambda's default sampling rule: the first request each second, then 5 % of the others
+(https://docs.aws.amazon.com/xray/latest/devguide/xray-console-sampling.html)."""
+LAKE_HORIZON_MONTHS = 12
+"""A kept lake (or a long log retention) grows every month: storage is priced for the twelfth month."""
+DAYS_PER_MONTH = 730 / 24
+QUARANTINE_OBJECTS_PER_BATCH = 1.0
+"""Upper bound: every processor batch writes one quarantine object (one is written when any record of the
+batch is rejected: ``lambdas.processor.logic.quarantine_object``)."""
+CONFLICT_READ_WRITE_GAP_SHARE = 0.5
+"""An alert invocation reads its aggregates first (one BatchGetItem) and puts them one after another: on
+average a put lands half an invocation after the read it is conditioned on."""
+MAX_CONFLICTS = 8
+"""Conditional puts a window may lose before its records fail (``lambdas.alert.service.MAX_CONFLICTS``)."""
+DYNAMODB_WRITE_FAILED_CONDITION = (
+    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html"
+    "#WorkingWithItems.ConditionalUpdate"
+)
+"""A conditional write whose condition fails still consumes write units for the item's size (not readable in
+the stored copy: verify). moto never produces the conflicts, so they are modelled, not measured."""
+RESERVED_TERM_HOURS = 8_760
+
+
+def aggregate_conflicts_per_put(c: Capacity) -> float:
+    """Expected failed conditional puts for each aggregate put that succeeds.
+
+    Several alert lanes fold the same segment window (its sensors sit on different stream shards). A put is
+    conditioned on the version its invocation read ``CONFLICT_READ_WRITE_GAP_SHARE`` of an invocation
+    earlier; it fails when another lane put the window in between. The other lanes' puts of one window
+    arrive at ``(lanes - 1) x hit / every`` per second (``hit``: the chance an invocation carries the
+    window), so a put fails with ``p = 1 - exp(-rate x gap)``; its retry re-reads and may fail again, up to
+    ``MAX_CONFLICTS`` times: ``p + p^2 + ...``."""
+    a = c.alert
+    if c.pipeline.writes is Writes.PUT_PER_READING or a.concurrency <= 1:
+        return 0.0
+    hit = min(1.0, a.segment_windows_per_invocation / c.fleet.segments)
+    rate = (a.concurrency - 1) * hit / a.seconds_between_invocations
+    p = 1 - math.exp(-rate * a.seconds_per_invocation * CONFLICT_READ_WRITE_GAP_SHARE)
+    return sum(p**k for k in range(1, MAX_CONFLICTS + 1))
+
+
+@dataclass(frozen=True)
+class SilenceCheck:
+    """One run of the silence check (``lambdas.silence``) on today's ``silent-after`` index."""
+
+    runs_per_month: float
+    index_entries_per_run: float
+    """Entries read: each minute holds the superseded entry of every sensor whose window ended in it (one per
+    sensor and window), read ``SILENCE_MINUTE_READS`` times; each is weeded out with a BatchGetItem key."""
+    read_units_per_run: float
+    write_units_per_run: float
+    requests_per_run: float
+    seconds_per_run: float
+
+
+def silence_check(c: Capacity, calibration: Calibration = CALIBRATION) -> SilenceCheck:
+    f, p = c.fleet, c.pipeline
+    window = max(p.aggregation_window_seconds, f.reading_interval_seconds)
+    entries = f.sensors * 60 / window * SILENCE_MINUTE_READS
+    index_units = entries * SILENCE_INDEX_ENTRY_BYTES / DYNAMODB_READ_UNIT_BYTES * 0.5
+    head = window_item_bytes(1, calibration)  # the next window's head part, read eventually consistent
+    gets = math.ceil(entries / calibration.keys_per_batch_get - 1e-9)
+    read_units = index_units + entries * 0.5 * _units(head, DYNAMODB_READ_UNIT_BYTES) + 1  # + the cursor
+    seconds = _batch_seconds(gets, SILENCE_FIXED_REQUESTS, 0, p.silence_memory_mb, calibration)
+    return SilenceCheck(SILENCE_RUNS_PER_MONTH, entries, read_units, 1.0, gets + SILENCE_FIXED_REQUESTS, seconds)
+
+
+def xray_traces_per_second(invocations_per_second: float) -> float:
+    """Traces Lambda's default sampling records of a function invoked this often."""
+    first = min(invocations_per_second, XRAY_RESERVOIR_PER_SECOND)
+    return first + XRAY_FIXED_RATE * (invocations_per_second - first)
+
+
+def lake_storage_gb_months(c: Capacity, months: int = LAKE_HORIZON_MONTHS) -> dict[str, float]:
+    """GB held in each storage class in the lake's ``months``-th month: Parquet of every day kept so far,
+    moved on by the lifecycle rules (STANDARD, then STANDARD_IA, then GLACIER_IR) and expired."""
+    p = c.pipeline
+    per_day = c.lake.bytes_per_day / GIB  # the lake's Parquet, as the Athena cutoff counts it
+    kept = months * DAYS_PER_MONTH
+    if p.lake_expiration_days is not None:
+        kept = min(kept, p.lake_expiration_days)
+    glacier = min(kept, p.lake_glacier_days if p.lake_glacier_days is not None else kept)
+    ia = min(glacier, p.lake_infrequent_access_days if p.lake_infrequent_access_days is not None else glacier)
+    return {
+        "s3_standard_storage": per_day * ia,
+        "s3_standard_ia_storage": per_day * (glacier - ia),
+        "s3_glacier_ir_storage": per_day * (kept - glacier),
+    }
+
+
+def log_gb_per_month(c: Capacity) -> float:
+    invocations = (c.processor.invocations_per_second + c.alert.invocations_per_second) * SECONDS_PER_MONTH
+    return (invocations + SILENCE_RUNS_PER_MONTH) * LOG_BYTES_PER_INVOCATION / GIB
+
+
+def kms_requests_per_month(c: Capacity) -> float:
+    """KMS requests of the services encrypting with the environment's key: one per (resource, caller) pair
+    per ``KMS_DATA_KEY_SECONDS`` (an assumption, see there)."""
+    stream_pairs = c.stream.shards * (1 + KINESIS_CONSUMERS)  # the topic rule writes, two consumers read
+    table_pairs = TABLES * (c.processor.concurrency + c.alert.concurrency + 1)
+    return (stream_pairs + table_pairs + KMS_OTHER_CALLERS) * SECONDS_PER_MONTH / KMS_DATA_KEY_SECONDS
+
+
+def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
+    """``(component, write units/s, read units/s)`` of every DynamoDB load of the bill."""
+    g = c.segment_aggregates
+    failed = aggregate_conflicts_per_put(c)
+    check = silence_check(c)
+    per_second = check.runs_per_month / SECONDS_PER_MONTH
+    return (
+        ("dynamodb_sensor_windows", c.sensor_windows.write_units_per_second, c.sensor_windows.read_units_per_second),
+        ("dynamodb_aggregates", g.write_units_per_second, g.read_units_per_second),
+        # a failed put costs its write units; its retry re-reads the item (GetItem, strongly consistent)
+        (
+            "dynamodb_aggregate_conflicts",
+            g.write_units_per_second * failed,
+            g.item_writes_per_second * failed * _units(g.item_bytes_max, DYNAMODB_READ_UNIT_BYTES),
+        ),
+        ("silence_check", check.write_units_per_run * per_second, check.read_units_per_run * per_second),
+    )
+
+
+def _dynamodb_charges(c: Capacity, charge: Callable[..., None]) -> None:
+    """On demand: request units. Provisioned: units sized to the load at the auto scaling target, a share of
+    them reserved for a year (its upfront spread over the term's twelve months)."""
+    for name, wcu, rcu in dynamodb_loads(c):
+        dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
+
+
+def dynamodb_load_charges(
+    component: str, wcu: float, rcu: float, pipeline: Pipeline, charge: Callable[..., None]
+) -> None:
+    """Charge a DynamoDB load (write and read units per second) as ``pipeline`` buys throughput."""
+    month = SECONDS_PER_MONTH
+    if pipeline.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
+        charge(component, "dynamodb_write_request_units", wcu * month, 1e6)
+        charge(component, "dynamodb_read_request_units", rcu * month, 1e6)
+        return
+    for kind, load in (("wcu", wcu), ("rcu", rcu)):
+        units = load / pipeline.dynamodb_target_utilisation
+        reserved = units * pipeline.dynamodb_reserved_share
+        charge(component, f"dynamodb_provisioned_{kind}_hour", (units - reserved) * 730)
+        if reserved:
+            charge(component, f"dynamodb_reserved_{kind}_100_hour", reserved / 100 * 730)
+            charge(component, f"dynamodb_reserved_{kind}_100_upfront", reserved / 100 * 730 / RESERVED_TERM_HOURS)
+
+
+def _operations_charges(c: Capacity, charge: Callable[..., None]) -> None:
+    """What the data path's lines leave out: backups, the silence check, monitoring, tracing, keys, S3."""
+    p, month = c.pipeline, SECONDS_PER_MONTH
+    stored = c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes
+    charge("dynamodb_pitr", "dynamodb_pitr", stored / GIB)
+    check = silence_check(c)
+    charge("silence_check", "scheduler_invocations", check.runs_per_month, 1e6)
+    charge("silence_check", "lambda_requests", check.runs_per_month, 1e6)
+    charge(
+        "silence_check", "lambda_gb_second", check.runs_per_month * check.seconds_per_run * p.silence_memory_mb / 1024
+    )
+    charge("silence_check", "cloudwatch_put_metric_data", check.runs_per_month, 1e3)
+    charge("cloudwatch_metrics", "cloudwatch_custom_metric", CUSTOM_METRIC_SERIES)
+    charge("cloudwatch_alarms", "cloudwatch_alarm", ALARMS)
+    charge("cloudwatch_dashboard", "cloudwatch_dashboard", DASHBOARDS)
+    logs = log_gb_per_month(c)
+    charge("cloudwatch_logs", "cloudwatch_logs_ingestion", logs)
+    charge("cloudwatch_logs", "cloudwatch_logs_storage", logs * min(p.log_retention_days / DAYS_PER_MONTH,
+                                                                      LAKE_HORIZON_MONTHS))  # fmt: skip
+    rates = {"processor": c.processor.invocations_per_second, "alert": c.alert.invocations_per_second,
+             "silence": check.runs_per_month / month}  # fmt: skip
+    traces = sum(xray_traces_per_second(rates[name]) for name in TRACED_FUNCTIONS) * month
+    charge("xray", "xray_traces_recorded", traces, 1e6)
+    charge("kms", "kms_key_month", KMS_KEYS * KMS_KEY_VERSIONS)
+    charge("kms", "kms_requests", kms_requests_per_month(c), 1e4)
+    puts = (
+        c.lake.objects_per_day * DAYS_PER_MONTH
+        + c.processor.invocations_per_second * month * QUARANTINE_OBJECTS_PER_BATCH
+    )
+    charge("s3", "s3_put_requests", puts, 1e3)
+    for price, gb in lake_storage_gb_months(c).items():
+        charge("s3", price, gb)
 
 
 # ------------------------------------------------------------------------------ batching lever

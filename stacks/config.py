@@ -429,6 +429,11 @@ class EnvironmentConfig:
             dynamodb_table_write_quota=self.dynamodb_table_write_quota,
             silence_factor=self.silence_factor,
             athena_bytes_scanned_cutoff=self.athena_bytes_scanned_cutoff,
+            silence_memory_mb=self.silence.memory_mb,
+            log_retention_days=self.log_retention_days,
+            lake_infrequent_access_days=self.lifecycle.lake_infrequent_access_days,
+            lake_glacier_days=self.lifecycle.lake_glacier_days,
+            lake_expiration_days=self.lifecycle.lake_expiration_days,
         )
 
     def _check_capacity(self) -> None:

@@ -18,7 +18,6 @@ SCHEDULE_GROUP = "schedules"
 """Concern of the environment's schedule group name (``tap-schedules-<env>``)."""
 
 
-
 TTL_ATTRIBUTE = "expires_at"
 QUARANTINE_PREFIX = "rejected/"
 ALERT_BATCH_SIZE = 1000

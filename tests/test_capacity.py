@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import main as synth
-from lambdas.common import aws
+from lambdas.common import aws, contract
 from stacks import capacity as cap
-from stacks import layout
+from stacks import layout, monitoring
 from stacks.config import DEV, PROD, PROFILES, STAGING, ConfigError, EnvironmentConfig, FunctionSettings, StreamMode
 from tests.lake_sample import LAKE_SCHEMA
 from tools import capacity as cli
@@ -445,3 +445,130 @@ def test_athena_cutoff_is_sized_from_the_lake_and_a_configured_one_below_the_lon
     assert cap.athena_cutoff_bytes(configured) == 2**30
     (broken,) = [v for v in cap.violations(configured) if v.field == "athena_bytes_scanned_cutoff"]
     assert broken.used == longest
+
+
+# ------------------------------------------------------------------ the whole bill (issue 20, item 5)
+
+OPERATIONS = {"dynamodb_pitr", "dynamodb_aggregate_conflicts", "silence_check", "cloudwatch_metrics",
+              "cloudwatch_alarms", "cloudwatch_dashboard", "cloudwatch_logs", "xray", "kms", "s3"}  # fmt: skip
+
+
+def test_every_line_is_its_quantity_priced_from_the_table() -> None:
+    """Each line names a price of the table by its unit and costs that price of its quantity; the total is
+    the sum of the lines, and the JSON's cost per million readings covers that total."""
+    by_unit = {price.unit: price for price in PRICES.prices.values()}
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    lines = cap.bill(capacity, PRICES)
+    assert {line.component for line in lines} >= OPERATIONS
+    for line in lines:
+        assert line.usd == pytest.approx(by_unit[line.usage].cost(line.quantity)), line
+    doc = json.loads(run_cli("--env", "prod", "--json"))
+    assert doc["monthly_cost_usd"]["total"] == pytest.approx(sum(line.usd for line in lines), abs=0.01)
+    assert set(doc["monthly_cost_usd"]) >= OPERATIONS
+    readings = capacity.readings_per_month / 1e6
+    assert doc["cost_per_million_readings_usd"] == pytest.approx(sum(line.usd for line in lines) / readings, abs=1e-4)
+
+
+def lines_of(capacity: cap.Capacity, component: str, prices: cap.PriceTable = PRICES) -> list[cap.Charge]:
+    return [line for line in cap.bill(capacity, prices) if line.component == component]
+
+
+def test_pitr_is_the_tables_size_times_its_rate() -> None:
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    (pitr,) = lines_of(capacity, "dynamodb_pitr")
+    size_gb = (capacity.sensor_windows.stored_bytes + capacity.segment_aggregates.stored_bytes) / cap.GIB
+    assert pitr.quantity == pytest.approx(size_gb)
+    assert pitr.usd == pytest.approx(size_gb * PRICES["dynamodb_pitr"].value)
+    # a longer TTL keeps more window items: a larger table, a larger backup charge
+    longer = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, aggregate_ttl_days=60))
+    assert lines_of(longer, "dynamodb_pitr")[0].usd == pytest.approx(2 * pitr.usd, rel=0.01)
+
+
+def test_failed_conditional_writes_come_from_lanes_racing_for_one_aggregate() -> None:
+    """moto never fails a conditional put, so the model prices them: none with one alert lane, more with more
+    lanes; each failed put costs the aggregate's write units and its retry a strongly consistent read."""
+    fleet = PROD.fleet
+    one = cap.model(fleet, PROD.pipeline, alert_lanes=1)
+    assert cap.aggregate_conflicts_per_put(one) == 0
+    assert sum(line.usd for line in lines_of(one, "dynamodb_aggregate_conflicts")) == 0
+    rates = [cap.aggregate_conflicts_per_put(cap.model(fleet, PROD.pipeline, alert_lanes=n)) for n in (2, 4, 8)]
+    assert 0 < rates[0] < rates[1] < rates[2]
+    four = cap.model(fleet, PROD.pipeline, alert_lanes=4)
+    writes, reads = lines_of(four, "dynamodb_aggregate_conflicts")
+    per_month = cap.SECONDS_PER_MONTH / 1e6
+    assert writes.quantity == pytest.approx(four.segment_aggregates.write_units_per_second * rates[1] * per_month)
+    assert reads.quantity == pytest.approx(four.segment_aggregates.item_writes_per_second * rates[1] * per_month)
+
+
+def test_the_silence_checks_reads_follow_the_fleet() -> None:
+    """Every minute the check reads the index entries of the sensors whose window ended (twice: the minute
+    before its cursor again) and weeds each out with a BatchGetItem key: reads grow with the fleet."""
+    checks = [cap.silence_check(cap.model(dataclasses.replace(PROD.fleet, sensors=n), PROD.pipeline))
+              for n in (10_000, 100_000)]  # fmt: skip
+    window = PROD.aggregation_window_seconds
+    assert checks[0].index_entries_per_run == pytest.approx(10_000 * 60 / window * cap.SILENCE_MINUTE_READS)
+    assert checks[1].read_units_per_run == pytest.approx(10 * checks[0].read_units_per_run, rel=0.01)
+    assert checks[0].runs_per_month == 730 * 60
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    scheduler = next(line for line in lines_of(capacity, "silence_check") if "Scheduler" in line.usage)
+    assert scheduler.quantity * 1e6 == checks[0].runs_per_month
+
+
+def test_the_counted_resources_are_the_stacks() -> None:
+    assert len(monitoring.ALARM_CONCERNS) == cap.ALARMS
+    assert len(layout.TABLES) == cap.TABLES
+    # ReadingsAccepted, DuplicateReadings, RecordsQuarantined x reason, SegmentWindows x level, two more
+    assert 2 + len(contract.REASONS) + len(contract.LEVELS) + 2 == cap.CUSTOM_METRIC_SERIES
+
+
+def test_lake_storage_follows_the_lifecycle() -> None:
+    """prod keeps the lake (STANDARD 30 days, STANDARD_IA to 180, then GLACIER_IR): in its twelfth month it
+    holds a year of Parquet; dev expires it after 30 days."""
+    prod = cap.lake_storage_gb_months(cap.model(PROD.fleet, PROD.pipeline))
+    per_day = prod["s3_standard_storage"] / 30
+    assert prod["s3_standard_ia_storage"] == pytest.approx(150 * per_day)
+    assert sum(prod.values()) == pytest.approx(12 * 730 / 24 * per_day)
+    dev = cap.lake_storage_gb_months(cap.model(PROD.fleet, DEV.pipeline))
+    assert dev["s3_standard_storage"] == pytest.approx(30 * per_day) and sum(dev.values()) == dev["s3_standard_storage"]
+
+
+def test_provisioned_and_reserved_dynamodb() -> None:
+    """Provisioned: each load over the auto scaling target, by the hour; reserving a share makes it cheaper
+    again; the on-demand bill is what the stack deploys."""
+    assert PROD.pipeline.dynamodb_capacity is cap.DynamoDBCapacity.ON_DEMAND
+    on_demand = cap.model(PROD.fleet, PROD.pipeline)
+    provisioned_pipeline = dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.PROVISIONED)
+    provisioned = cap.model(PROD.fleet, provisioned_pipeline)
+    (write_hours, read_hours) = lines_of(provisioned, "dynamodb_sensor_windows")
+    assert write_hours.quantity == pytest.approx(on_demand.sensor_windows.write_units_per_second / 0.7 * 730)
+    assert read_hours.quantity == pytest.approx(on_demand.sensor_windows.read_units_per_second / 0.7 * 730)
+    reserved = cap.model(PROD.fleet, dataclasses.replace(provisioned_pipeline, dynamodb_reserved_share=1.0))
+
+    def dynamodb(c: cap.Capacity) -> float:
+        return sum(line.usd for line in cap.bill(c, PRICES) if line.component.startswith("dynamodb_") and
+                   line.component not in ("dynamodb_storage", "dynamodb_pitr"))  # fmt: skip
+
+    assert dynamodb(reserved) < dynamodb(provisioned) < dynamodb(on_demand)
+    for name, value in (("dynamodb_target_utilisation", 0.95), ("dynamodb_reserved_share", 1.5)):
+        with pytest.raises(cap.CapacityError) as caught:
+            dataclasses.replace(provisioned_pipeline, **{name: value})
+        assert caught.value.field_name == name
+    text = run_cli("--env", "prod", "--provisioned-dynamodb", "0.7", "--reserved-share", "0.5")
+    assert "provisioned write capacity unit hour" in text and "100 WCU reserved for one year, upfront" in text
+
+
+def test_logs_traces_and_keys_follow_their_drivers() -> None:
+    """Log storage is a retention's worth of ingestion (at most a year's); every traced function's sampled
+    invocations are recorded traces; the key is billed with its rotated backing key."""
+    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    ingested, stored = lines_of(capacity, "cloudwatch_logs")
+    assert PROD.log_retention_days == 365
+    assert stored.quantity == pytest.approx(ingested.quantity * min(365 / cap.DAYS_PER_MONTH, cap.LAKE_HORIZON_MONTHS))
+    short = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, log_retention_days=14))
+    assert lines_of(short, "cloudwatch_logs")[1].quantity == pytest.approx(ingested.quantity * 14 / cap.DAYS_PER_MONTH)
+    (traces,) = lines_of(capacity, "xray")
+    rates = (capacity.processor.invocations_per_second, capacity.alert.invocations_per_second, 1 / 60)
+    assert all(rate < cap.XRAY_RESERVOIR_PER_SECOND for rate in rates)  # below the reservoir: every one traced
+    assert traces.quantity == pytest.approx(sum(rates) * cap.SECONDS_PER_MONTH / 1e6)
+    keys, _ = lines_of(capacity, "kms")
+    assert keys.usd == cap.KMS_KEYS * cap.KMS_KEY_VERSIONS * PRICES["kms_key_month"].value

@@ -5,6 +5,8 @@
     python -m tools.capacity --sensors 10000 --interval 20 --json
     python -m tools.capacity --sensors 10000 --interval 20 --standard-topics --on-demand   # the issue's design
     python -m tools.capacity --scale-table                    # Markdown: 1,000 to 1,000,000 sensors at 20 s
+    python -m tools.capacity --env prod --provisioned-dynamodb 0.7 --reserved-share 0.5   # DynamoDB provisioned
+    python -m tools.capacity --layouts                        # state layouts compared (docs/state-layout-v2.md)
 
 The numbers come from ``stacks.capacity`` (pure arithmetic over constants measured on the real handlers,
 ``stacks/capacity_calibration.json``) and the dated price table ``prices/<region>.json``; nothing here
@@ -23,6 +25,7 @@ from dataclasses import asdict, replace
 from typing import Any, TextIO
 
 from stacks import capacity as cap
+from stacks import state_layouts
 from stacks.config import PROFILES, ConfigError
 
 SCALE_SENSORS = (1_000, 10_000, 100_000, 1_000_000)
@@ -46,8 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batching-window", type=int, help="processor batching window, seconds (0-300)")
     parser.add_argument("--parallelization-factor", type=int, default=1, help="processor mapping, 1-10")
     parser.add_argument("--sized", action="store_true", help="provisioned shards sized by the model")
+    parser.add_argument(
+        "--provisioned-dynamodb",
+        type=float,
+        metavar="TARGET",
+        help="price DynamoDB as provisioned capacity with auto scaling at this target utilisation (0.2-0.9)",
+    )
+    parser.add_argument(
+        "--reserved-share", type=float, default=0.0, help="with --provisioned-dynamodb: share reserved for a year (0-1)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--scale-table", action="store_true", help="print the scale table as Markdown")
+    parser.add_argument(
+        "--layouts",
+        action="store_true",
+        help="print the state layouts' bills and limits as Markdown (docs/state-layout-v2.md)",
+    )
     return parser
 
 
@@ -72,6 +89,13 @@ def fleet_and_pipeline(args: argparse.Namespace) -> tuple[cap.Fleet, cap.Pipelin
         pipeline = replace(pipeline, batching_window_seconds=args.batching_window)
     if args.on_demand:
         pipeline = replace(pipeline, on_demand=True, shard_count=None)
+    if args.provisioned_dynamodb is not None:
+        pipeline = replace(
+            pipeline,
+            dynamodb_capacity=cap.DynamoDBCapacity.PROVISIONED,
+            dynamodb_target_utilisation=args.provisioned_dynamodb,
+            dynamodb_reserved_share=args.reserved_share,
+        )
     return fleet, cap.sized(fleet, pipeline) if args.sized else pipeline
 
 
@@ -241,7 +265,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (cap.CapacityError, ConfigError) as exc:
         print(f"capacity: {exc}", file=sys.stderr)
         return 2
-    if args.json:
+    if args.layouts:
+        print(state_layouts.report(fleet, pipeline, prices), file=out)
+    elif args.json:
         print(json.dumps(answer(fleet, pipeline, prices), indent=2), file=out)
     else:
         report(fleet, pipeline, prices, out)
