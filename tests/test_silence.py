@@ -3,6 +3,7 @@ where sensors stop and resume, and the check's exactly-once messages under concu
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -277,3 +278,52 @@ def test_a_recovery_notice_is_sent_once_under_concurrent_checks_and_crashes(
     for crash in _crash_points(rig):
         found.add(explorer.explore(rig.reset, check, crash, preemptions=1))
     assert not found.failures, found.describe()
+
+
+# ------------------------------------------------------------------ an outage never hides the next one
+
+
+def test_a_recovery_that_fails_to_publish_does_not_hide_the_sensors_next_outage() -> None:
+    """Issue 20: the check skipped every index entry of the item an open outage came from as "that outage
+    again", comparing sensor and item, not the reading. A sensor whose recovery notice failed to publish,
+    and that fell silent again on a later reading in the same item, never got its second outage alert:
+    the recovery's claim kept the first outage open until the cursor had passed the new entry."""
+    from tests.aws_fixtures import Faults, server_error  # noqa: PLC0415
+
+    with moto_env("hide") as env:  # beside the module's rig (its own tables)
+        queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+        settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+
+        def store(stamp: str, processed_at: str, sequence: int) -> None:
+            processor = Processor(settings, clients=env.clients, clock=lambda: at(processed_at))
+            event = kinesis_event([reading("s1", "seg", stamp)], first_sequence=sequence)
+            assert processor.handle(event) == {"batchItemFailures": []}
+
+        def check(when: str) -> None:
+            # a run that could not publish fails, as in Lambda; the next run takes over
+            with contextlib.suppress(RuntimeError):
+                checker(env.clients, env, at(when)).handle({})
+
+        store("2026-06-01T11:54:30Z", "2026-06-01T11:55:00Z", 1)
+        check("2026-06-01T11:58:10Z")  # silent since 11:57:30: the first outage, its alert sent
+        store("2026-06-01T11:54:45Z", "2026-06-01T11:59:00Z", 2)  # a late reading, same window item
+        refusing = Faults(env.clients["sns"], {"Publish": lambda _n, _r: server_error()})
+        check("2026-06-01T11:59:10Z")  # recovery claimed, its publish fails; the sensor is silent again
+        refusing.remove()
+        for when in ("2026-06-01T12:00:05Z", "2026-06-01T12:01:10Z", "2026-06-01T12:02:10Z", "2026-06-01T12:03:10Z"):
+            check(when)
+        sent = [json.loads(json.loads(m["Body"])["Message"]) for m in _drain(env.clients, queue)]
+        outages = sorted(m["last_reading_at"] for m in sent if m["alert_type"] == "sensor_silent")
+        recoveries = [m["outage_alert_id"] for m in sent if m["alert_type"] == "sensor_recovered"]
+        first, second = format_instant(at("2026-06-01T11:54:30Z")), format_instant(at("2026-06-01T11:54:45Z"))
+        assert outages == [first, second], sent
+        assert recoveries == [logic.alert_id("hide", "s1", first)]
+
+
+def _drain(clients: Clients, queue: str) -> list[dict[str, Any]]:
+    found = []
+    while messages := clients["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        found.extend(messages)
+        for m in messages:
+            clients["sqs"].delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+    return found

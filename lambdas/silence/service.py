@@ -121,10 +121,11 @@ class SilenceCheck:
         entries = [entry for boundary in boundaries for entry in self._index_minute(minute_label(boundary))]
         report.entries = len(entries)
         open_outages = list(self._open_outages())
-        # An entry of the very item an open outage came from is that outage again (the minute before the
-        # cursor is read twice): no need to settle it a second time.
-        known = {(o["sensor_id"], o.get("window_part")) for o in open_outages}
-        found = [c for c in logic.candidates(entries) if (c.sensor_id, c.window_part) not in known]
+        # Every candidate is settled by its newest reading: an outage is keyed by that reading, so "that
+        # outage again" (the minute before the cursor is read twice) is told apart by the outage's
+        # conditional write, never by the item an open outage came from (a later reading in the same item
+        # is a new silence; skipping it hid that outage for good once the cursor passed it).
+        found = logic.candidates(entries)
         report.candidates = len(found)
         for reading in self._silent(found, at_ns):
             try:
