@@ -31,10 +31,10 @@ def processor(env: Env) -> Processor:
     return env.processor(attempts=2)
 
 
-def queued(env: Env) -> int:
-    """Messages in the on-failure queue, visible or being handled."""
+def queued(env: Env, queue_url: str | None = None) -> int:
+    """Messages in an on-failure queue (the processor's by default), visible or being handled."""
     attributes = env.clients["sqs"].get_queue_attributes(
-        QueueUrl=env.targets.processor_dlq_url,
+        QueueUrl=queue_url or env.targets.processor_dlq_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
@@ -182,11 +182,7 @@ def test_bad_arguments_exit_2() -> None:
 
 
 def alert_queued(env: Env) -> int:
-    attributes = env.clients["sqs"].get_queue_attributes(
-        QueueUrl=env.targets.alert_dlq_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+    return queued(env, env.targets.alert_dlq_url)
 
 
 def alert_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:

@@ -92,52 +92,32 @@ def service_requests(stack_id: str, doc: dict[str, Any]) -> Iterator[Request]:
     def arn(address: str) -> str:
         return r.evaluate(f"{address}.arn", stack_id)
 
-    def trust(role: str) -> str:
-        return f"{role}.assume_role_policy"
+    def assumed(
+        holder: Any, integration: str, service: str, context: dict[str, str], documented: str
+    ) -> Iterator[Request]:
+        """``sts:AssumeRole`` of every role ``holder`` (a resource's body) hands to ``service``."""
+        for role in set(_refs(holder, "aws_iam_role")):
+            yield Request(integration, service, "sts:AssumeRole", arn(role), f"{role}.assume_role_policy", context,
+                          documented)  # fmt: skip
 
     # Roles, by the resource that hands them to a service.
     for name, rule in resources.get("aws_iot_topic_rule", {}).items():
         context = {"aws:SourceArn": arn(f"aws_iot_topic_rule.{name}"), "aws:SourceAccount": ACCOUNT_ID}
-        for role in set(_refs(rule, "aws_iam_role")):
-            yield Request(
-                f"IoT rule {name}", "iot.amazonaws.com", "sts:AssumeRole", arn(role), trust(role), context, IOT
-            )
+        yield from assumed(rule, f"IoT rule {name}", "iot.amazonaws.com", context, IOT)
     for name, stream in resources.get("aws_kinesis_firehose_delivery_stream", {}).items():
         context = {
             "sts:ExternalId": ACCOUNT_ID,
             "aws:SourceAccount": ACCOUNT_ID,
             "aws:SourceArn": arn(f"aws_kinesis_firehose_delivery_stream.{name}"),
         }
-        for role in set(_refs(stream, "aws_iam_role")):
-            yield Request(
-                f"Firehose {name}",
-                "firehose.amazonaws.com",
-                "sts:AssumeRole",
-                arn(role),
-                trust(role),
-                context,
-                FIREHOSE,
-            )
+        yield from assumed(stream, f"Firehose {name}", "firehose.amazonaws.com", context, FIREHOSE)
     for name, schedule in resources.get("aws_scheduler_schedule", {}).items():
-        group = schedule.get("group_name", "default")
-        group_name = r.render_string(group, stack_id)
+        group_name = r.render_string(schedule.get("group_name", "default"), stack_id)
         group_arn = f"arn:aws:scheduler:{r.region()}:{ACCOUNT_ID}:schedule-group/{group_name}"
         context = {"aws:SourceArn": group_arn, "aws:SourceAccount": ACCOUNT_ID}
-        for role in set(_refs(schedule, "aws_iam_role")):
-            yield Request(
-                f"schedule {name}",
-                "scheduler.amazonaws.com",
-                "sts:AssumeRole",
-                arn(role),
-                trust(role),
-                context,
-                SCHEDULER,
-            )
+        yield from assumed(schedule, f"schedule {name}", "scheduler.amazonaws.com", context, SCHEDULER)
     for name, function in resources.get("aws_lambda_function", {}).items():
-        for role in set(_refs(function["role"], "aws_iam_role")):
-            yield Request(
-                f"function {name}", "lambda.amazonaws.com", "sts:AssumeRole", arn(role), trust(role), {}, LAMBDA
-            )
+        yield from assumed(function["role"], f"function {name}", "lambda.amazonaws.com", {}, LAMBDA)
 
     # The encrypted alert topic: alarms and budgets publish to it and use the key that encrypts it.
     topic_policies = {

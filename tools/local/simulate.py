@@ -485,39 +485,51 @@ def payload_event(
 
 def failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
     """What a Kinesis event source mapping sends its on-failure destination: metadata, no records."""
-    first, last = batch[0]["ApproximateArrivalTimestamp"], batch[-1]["ApproximateArrivalTimestamp"]
-    return {
-        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
-        "version": "1.0",
-        "timestamp": format_instant(time.time_ns()),
-        "KinesisBatchInfo": {
-            "shardId": shard,
-            "startSequenceNumber": batch[0]["SequenceNumber"],
-            "endSequenceNumber": batch[-1]["SequenceNumber"],
-            "approximateArrivalOfFirstRecord": first.isoformat(),
-            "approximateArrivalOfLastRecord": last.isoformat(),
-            "batchSize": len(batch),
-            "streamArn": stream_arn,
-        },
-    }
+    first, last = batch[0], batch[-1]
+    return _on_failure(
+        "KinesisBatchInfo",
+        shard,
+        batch,
+        stream_arn=stream_arn,
+        sequences=(first["SequenceNumber"], last["SequenceNumber"]),
+        arrivals=(first["ApproximateArrivalTimestamp"], last["ApproximateArrivalTimestamp"]),
+    )
 
 
 def stream_failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
-    """What a DynamoDB stream event source mapping sends its on-failure destination: metadata, no records
-    (``DDBStreamBatchInfo``; the records' ``eventSourceARN`` is the stream's)."""
+    """What a DynamoDB stream event source mapping sends its on-failure destination (``DDBStreamBatchInfo``)."""
     first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+    return _on_failure(
+        "DDBStreamBatchInfo",
+        shard,
+        batch,
+        stream_arn=stream_arn,
+        sequences=(first["SequenceNumber"], last["SequenceNumber"]),
+        arrivals=(first.get("ApproximateCreationDateTime"), last.get("ApproximateCreationDateTime")),
+    )
+
+
+def _on_failure(
+    key: str,
+    shard: str,
+    batch: Sequence[Any],
+    *,
+    stream_arn: str,
+    sequences: tuple[str, str],
+    arrivals: tuple[Any, Any],
+) -> dict[str, Any]:
+    """An on-failure record: the invocation's context and the batch's metadata under ``key``."""
     return {
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 1},
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": None},
         "version": "1.0",
         "timestamp": format_instant(time.time_ns()),
-        "DDBStreamBatchInfo": {
+        key: {
             "shardId": shard,
-            "startSequenceNumber": first["SequenceNumber"],
-            "endSequenceNumber": last["SequenceNumber"],
-            "approximateArrivalOfFirstRecord": str(first.get("ApproximateCreationDateTime", "")),
-            "approximateArrivalOfLastRecord": str(last.get("ApproximateCreationDateTime", "")),
+            "startSequenceNumber": sequences[0],
+            "endSequenceNumber": sequences[1],
+            "approximateArrivalOfFirstRecord": str(arrivals[0].isoformat() if arrivals[0] else ""),
+            "approximateArrivalOfLastRecord": str(arrivals[1].isoformat() if arrivals[1] else ""),
             "batchSize": len(batch),
             "streamArn": stream_arn,
         },
