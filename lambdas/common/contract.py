@@ -21,9 +21,7 @@ No AWS and no I/O here.
 from __future__ import annotations
 
 import json
-import json.scanner
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact, InvalidOperation, localcontext
@@ -119,36 +117,16 @@ _LONG_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_
 past ``Decimal``'s. Every number literal is valid JSON however many digits it has."""
 
 
-def _deep_decode(text: str) -> Any:
-    """The same as :data:`_LONG_DECODER`, for a document nested deeper than the C scanner recurses: the
-    pure-Python scanner recurses in Python frames (no C stack), so the recursion limit can follow the text
-    (at most one level per character; a payload is at most IoT Core's 128 KB)."""
-    decoder = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_decimal, parse_int=_any_decimal)
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 4 * len(text) + 1_000))
-    try:
-        return decoder.decode(text)
-    finally:
-        sys.setrecursionlimit(limit)
-
-
 def decode(payload: bytes) -> dict[str, Any]:
-    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``). Any valid JSON is decoded: a number
-    literal of any length, and nesting of any depth (an extra property's content is not validated)."""
+    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``)."""
     try:
         text = payload.decode("utf-8")
         try:
             document = _DECODER.decode(text)
-        except RecursionError:
-            document = _deep_decode(text)
         except (InvalidOperation, ValueError) as exc:
             if isinstance(exc, ValueError) and "digits" not in str(exc):
                 raise
-            try:
-                document = _LONG_DECODER.decode(text)
-            except RecursionError:
-                document = _deep_decode(text)
+            document = _LONG_DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _Invalid(MALFORMED_JSON, f"not UTF-8 JSON: {type(exc).__name__}") from None
     if not isinstance(document, dict):
