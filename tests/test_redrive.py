@@ -316,3 +316,22 @@ def test_a_table_stream_read_goes_past_empty_pages_before_the_batchs_records() -
     served = iter(pages)
     records, complete = redrive._read_range(lambda _: next(served), "i", info)
     assert complete and len(records) == 2
+
+
+def test_an_alert_batch_whose_head_is_trimmed_still_folds_the_records_left(env: Env) -> None:
+    """Past the head's retention the records still in the stream are replayed (each NEW_IMAGE carries its
+    part's whole state, so the windows they touch are folded and alerted); the message stays, as expired."""
+    queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+    exhaust_alert_retries(env)["on"] = False
+    (message,) = env.clients["sqs"].receive_message(QueueUrl=env.targets.alert_dlq_url, VisibilityTimeout=0)["Messages"]
+    env.clients["sqs"].delete_message(QueueUrl=env.targets.alert_dlq_url, ReceiptHandle=message["ReceiptHandle"])
+    body = json.loads(message["Body"])
+    trimmed = str(int(body["DDBStreamBatchInfo"]["startSequenceNumber"]) - 1).zfill(21)
+    body["DDBStreamBatchInfo"]["startSequenceNumber"] = trimmed
+    env.clients["sqs"].send_message(QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps(body))
+    Faults(env.clients["dynamodbstreams"], {"GetShardIterator": lambda _, request: throttled(
+        "TrimmedDataAccessException") if request.get("SequenceNumber") == trimmed else None})  # fmt: skip
+    (outcome,) = alert_redrive(env, visibility_timeout=0).outcomes
+    assert outcome.status == "expired" and outcome.records == 3 and alert_queued(env) == 1
+    (alert,) = env.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(json.loads(alert["Body"])["Message"])["alert_id"] == "dev:seg-a:2026-06-01T11:50:00Z"

@@ -47,10 +47,10 @@ Submit = Callable[[dict[str, Any]], list[str]]
 FUNCTIONS = ("processor", "alert")
 """The functions with a stream event source mapping and an on-failure queue."""
 KINESIS, DYNAMODB = "KinesisBatchInfo", "DDBStreamBatchInfo"
-EMPTY_PAGES = 5
-"""Empty pages in a row after which a shard is taken as read to its tip (a table stream's GetRecords does
-not say how far behind it is)."""
 """The on-failure record's metadata key: which kind of stream the batch came from."""
+EMPTY_PAGES = 5
+"""Empty pages in a row after which a table stream's shard is taken as read to its tip (its GetRecords does
+not say how far behind it is; Kinesis's does: ``MillisBehindLatest``)."""
 
 
 class Unusable(Exception):
@@ -136,8 +136,12 @@ def _fetch_table_stream(streams: Any, info: BatchInfo) -> tuple[list[dict[str, A
             StreamArn=info.stream_arn, ShardId=info.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
             SequenceNumber=info.start,
         )["ShardIterator"]  # fmt: skip
-    except (streams.exceptions.TrimmedDataAccessException, streams.exceptions.ResourceNotFoundException):
-        return [], False
+    except streams.exceptions.ResourceNotFoundException:
+        return [], False  # the shard is gone with the stream's retention
+    except streams.exceptions.TrimmedDataAccessException:  # the batch's head is trimmed: replay what is left
+        iterator = streams.get_shard_iterator(
+            StreamArn=info.stream_arn, ShardId=info.shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
     return _read_range(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator, info)
 
 
@@ -163,9 +167,10 @@ def _read_range(
                 break
         iterator = page.get("NextShardIterator")
         empty = 0 if page["Records"] else empty + 1
-        # Kinesis says when a page is at the tip; a table stream does not, and may answer empty pages
-        # before records that are there: give it a few.
-        if empty and (page.get("MillisBehindLatest") == 0 or empty >= EMPTY_PAGES):
+        # Kinesis says when a page is at the tip (an empty page while behind is normal in a sparse shard);
+        # a table stream does not, and may answer empty pages before records that are there: give it a few.
+        behind = page.get("MillisBehindLatest")
+        if empty and (behind == 0 if behind is not None else empty >= EMPTY_PAGES):
             break
     complete = reached_end and bool(records) and int(sequence_of(records[0])) == start
     return records, complete
