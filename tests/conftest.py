@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from stacks import LIBRARY, cdk_library
 from stacks.config import Platform, load
 from tests.tfjson import StackDoc
 
@@ -66,12 +67,30 @@ def synth(platform: Platform) -> Synth:
     return Synth(platform, docs, hcl)
 
 
-def run_main(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``main.py`` as ``cdktf synth`` would, from ``cwd``."""
+VENVS = {"cdktf": ROOT / ".venv", "cdktn": ROOT / ".venv-cdktn"}
+"""Where ``make`` installs each CDK library (``make test`` installs both: the equivalence gate needs them)."""
+OTHER_LIBRARY = next(name for name in cdk_library.LIBRARIES if name != LIBRARY.name)
+
+
+def library_python(library: str) -> str:
+    """The interpreter that runs on ``library``: this one for the session's, else its environment's."""
+    if library == LIBRARY.name:
+        return sys.executable
+    python = VENVS[library] / "bin" / "python"
+    if not python.exists():
+        skip_or_fail("cdktn", f"{python} not found: `make cdktn` (or `make test`) installs it")
+    return str(python)
+
+
+def run_main(
+    cwd: Path, env: dict[str, str] | None = None, library: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``main.py`` as ``cdktf synth`` would, from ``cwd`` (on ``library``, default the session's)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("CDKTF_OUTDIR", "ENVIRONMENT_SUFFIX")}
+    full_env[cdk_library.SWITCH] = library or LIBRARY.name
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
+        [library_python(library or LIBRARY.name), str(ROOT / "main.py")],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -96,6 +115,15 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def other_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``main.py`` on the other CDK library (cdktn in a default session), once per session."""
+    folder = tmp_path_factory.mktemp(f"synth-{OTHER_LIBRARY}")
+    result = run_main(folder, SYNTH_ENV, library=OTHER_LIBRARY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "cdktf.out"
 
 
 def stack_files(outdir: Path) -> dict[str, Any]:
