@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -80,6 +81,18 @@ def library_python(library: str) -> str:
     if not python.exists():
         skip_or_fail("cdktn", f"{python} not found: `make cdktn` (or `make test`) installs it")
     return str(python)
+
+
+def provider_package_dir(library: str) -> Path:
+    """The provider bindings' package folder of ``library``, in this environment or in its own."""
+    provider = cdk_library.LIBRARIES[library].provider
+    if library == LIBRARY.name:
+        spec = importlib.machinery.PathFinder.find_spec(provider)
+        assert spec is not None and spec.origin is not None, provider
+        return Path(spec.origin).parent
+    library_python(library)  # skips, or fails in CI, when that environment is not installed
+    (found,) = VENVS[library].glob(f"lib/python3*/site-packages/{provider}")
+    return found
 
 
 def run_main(

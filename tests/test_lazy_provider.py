@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stacks import LIBRARY, cdk_library, lazy_provider
-from tests.conftest import ROOT, SYNTH_ENV, VENVS, library_python, run_main
+from tests.conftest import ROOT, SYNTH_ENV, library_python, provider_package_dir, run_main
 
 PACKAGE_DIR = Path(str(importlib.machinery.PathFinder.find_spec(lazy_provider.PACKAGE).origin)).parent  # type: ignore[union-attr]
 FIRST_TYPE = re.compile(rb'jsii_type="@cdktf/provider-aws\.([A-Za-z0-9]+)\.')
@@ -25,16 +25,6 @@ ON_CDKTF = pytest.mark.skipif(
     reason="cdktf's Python bindings only: cdktn's are generated with jsii's lazy submodules and their own "
     "namespace map, so the Python side is left to them (test_cdktn_python_bindings_are_natively_lazy)",
 )
-
-
-def provider_package_dir(library: str) -> Path:
-    """The provider bindings' package folder of ``library``, in this environment or in its own."""
-    provider = cdk_library.LIBRARIES[library].provider
-    if library == LIBRARY.name:
-        return Path(str(importlib.machinery.PathFinder.find_spec(provider).origin)).parent  # type: ignore[union-attr]
-    library_python(library)  # skips, or fails in CI, when that environment is not installed
-    (found,) = VENVS[library].glob(f"lib/python3*/site-packages/{provider}")
-    return found
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 600, library: str | None = None) -> str:
