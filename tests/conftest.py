@@ -148,6 +148,33 @@ def stack_files(outdir: Path) -> dict[str, Any]:
     return found
 
 
+@pytest.fixture(scope="session")
+def terraform_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """The process environment for terraform with the local provider mirror, and the mirror's version."""
+    from tools.local.terraform_local import cli_environment, find_toolchain  # noqa: PLC0415
+
+    toolchain = find_toolchain()
+    if toolchain is None:
+        skip_or_fail("terraform", "terraform binary or hashicorp/aws provider mirror not found")
+    assert toolchain is not None
+    return cli_environment(toolchain, tmp_path_factory.mktemp("terraform")), toolchain.provider_version
+
+
+def terraform_validate(folder: Path, env: dict[str, str], version: str) -> dict[str, Any]:
+    """``terraform init -backend=false`` and ``validate -json`` in ``folder``, the provider pin relaxed to
+    the mirror's ``version`` by an override file (in ``folder``, so pass a scratch copy)."""
+    from tools.local.terraform_local import relax_provider_version  # noqa: PLC0415
+
+    relax_provider_version(folder, version)
+    for command in (["init", "-backend=false", "-input=false", "-no-color"], ["validate", "-no-color", "-json"]):
+        result = subprocess.run(
+            ["terraform", *command], cwd=folder, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, f"{folder.name}: terraform {command[0]}\n{result.stdout}\n{result.stderr}"
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
 @pytest.fixture
 def scratch_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
