@@ -30,8 +30,9 @@ from stacks import LIBRARY, cdk_library
 from tests.conftest import ROOT, SYNTH_ENV, library_python, run_main
 
 EXPORT_ENV = {**SYNTH_ENV, "SYNTH_HCL_OUTPUT": "true"}
-CLI_NODE = {"cdktf": (20, 9), "cdktn": (22, 19)}
-"""The Node.js each CLI needs: cdktf-cli 0.21 runs on 20.9+, cdktn-cli 0.24 on 22.19+."""
+CLI_NODE = {"cdktf": (20, 0), "cdktn": (22, 19)}
+"""The Node.js each CLI needs: cdktf-cli 0.21 declares no engine and runs on 20; cdktn-cli 0.24 declares
+``>=22.19.0``."""
 # The CLIs run `terraform fmt` over the export (indented, aligned); the library writes it unformatted.
 HEREDOC = re.compile(r"^[ \t]*query[ \t]*=[ \t]*<<(?P<marker>[A-Z]+)\n.*?^[ \t]*(?P=marker)$", re.M | re.S)
 OUTPUT_VALUE = re.compile(r'^output "aggregation_window_seconds" \{\n[ \t]*(value[ \t]*=.*)$', re.M)

@@ -39,7 +39,7 @@ from typing import Any
 
 from stacks.config import PLACEHOLDER_ACCOUNT_ID, PROFILES
 from stacks.naming import BOOTSTRAP_STACK_ID, Namer
-from tools.local.terraform_local import Toolchain, find_toolchain, version_key
+from tools.local.terraform_local import TerraformError, Toolchain, find_toolchain, run, version_key
 
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_VERSION = ">= 1.10"
@@ -135,17 +135,10 @@ def write_json(path: Path, content: Mapping[str, Any]) -> None:
 
 def lock_providers(folder: Path, toolchain: Toolchain) -> Path:
     """``terraform providers lock`` from the local mirror: the lock file ``terraform init`` would write."""
-    result = subprocess.run(
-        [toolchain.binary, "providers", "lock", f"-fs-mirror={toolchain.mirror}"],
-        cwd=folder,
-        env={**os.environ, "CHECKPOINT_DISABLE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise EjectError(f"terraform providers lock in {folder}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    try:
+        run(["providers", "lock", f"-fs-mirror={toolchain.mirror}"], folder, {**os.environ, "CHECKPOINT_DISABLE": "1"})
+    except TerraformError as error:
+        raise EjectError(str(error)) from None
     return folder / ".terraform.lock.hcl"
 
 
