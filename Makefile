@@ -2,7 +2,8 @@
 #   make synth   synthesize every environment into cdktf.out/ (no AWS account needed)
 #   make test    lint, type-check and run the whole test suite, including the checkov gate
 # CDK=cdktn runs synth and pytest on CDK Terrain (the maintained cdktf fork) from .venv-cdktn, installed
-# from the hash-pinned requirements-cdktn.txt; the default CDK=cdktf uses Pipfile.lock's .venv.
+# from the hash-pinned requirements-cdktn.txt (+ requirements-cdktn-dev.txt for tests); the default
+# CDK=cdktf uses Pipfile.lock's .venv. lint and typecheck always run in .venv (they check our code).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -25,10 +26,12 @@ TYPED := stacks lambdas main.py
 CDK ?= cdktf
 ifeq ($(CDK),cdktf)
 CDK_VENV := .venv/.synced
+CDK_TEST_VENV := .venv/.synced
 CDK_RUN := $(PIPENV) run
 else ifeq ($(CDK),cdktn)
 CDK_VENV := .venv-cdktn/.installed
-CDK_RUN := TAP_CDK=cdktn .venv-cdktn/bin/
+CDK_TEST_VENV := .venv-cdktn/.dev-installed
+CDK_RUN := TAP_CDK=cdktn PATH="$(CURDIR)/.venv-cdktn/bin:$$PATH"
 else
 $(error CDK=$(CDK): expected cdktf or cdktn)
 endif
@@ -69,12 +72,16 @@ $(PIPENV):
 	.venv-cdktn/bin/pip install --quiet --require-hashes --no-deps -r requirements-cdktn.txt
 	@touch $@
 
+.venv-cdktn/.dev-installed: requirements-cdktn-dev.txt .venv-cdktn/.installed
+	.venv-cdktn/bin/pip install --quiet --require-hashes --no-deps -r requirements-cdktn-dev.txt
+	@touch $@
+
 deps: check-tools .venv/.synced
 checkov: .venv-checkov/.installed
 cdktn: check-tools .venv-cdktn/.installed
 
 synth: check-tools $(CDK_VENV)
-	$(CDK_RUN)python main.py
+	$(CDK_RUN) python main.py
 
 bench: deps
 	$(PIPENV) run python -m tools.bench --output BENCHMARKS.md $(ARGS)
@@ -97,15 +104,15 @@ typecheck: deps
 	$(PIPENV) run mypy $(TYPED)
 
 # The cdktf/cdktn equivalence gate synthesizes with both, so both environments are installed.
-pytest: deps checkov cdktn
-	$(CDK_RUN)pytest
+pytest: deps checkov cdktn $(CDK_TEST_VENV)
+	$(CDK_RUN) pytest
 
 test: lint typecheck pytest
 
 OUT ?=
 eject: check-tools $(CDK_VENV)
 	@test -n "$(OUT)" || { echo "usage: make eject ENV=<environment> OUT=<folder>"; exit 2; }
-	$(CDK_RUN)python -m tools.eject --env $(ENV) --out $(OUT) $(ARGS)
+	$(CDK_RUN) python -m tools.eject --env $(ENV) --out $(OUT) $(ARGS)
 
 clean:
 	rm -rf .venv .venv-tools .venv-checkov .venv-cdktn .build cdktf.out .mypy_cache .pytest_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -63,7 +64,7 @@ def test_on_cdktn_the_stacks_cdktf_imports_are_cdktns_own_modules() -> None:
     result = subprocess.run(
         [library_python("cdktn"), "-c", ALIAS_PROBE],
         cwd=ROOT,
-        env={"TAP_CDK": "cdktn", "PATH": "/usr/bin:/bin", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        env={**os.environ, "TAP_CDK": "cdktn"},
         capture_output=True,
         text=True,
         timeout=300,
