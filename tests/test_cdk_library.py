@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from stacks import LIBRARY, cdk_library
-from tests.conftest import ROOT, library_python
+from tests.conftest import ROOT, library_python, run_main
 
 
 def test_the_default_is_cdktf_and_each_name_selects_its_library() -> None:
@@ -85,3 +86,10 @@ def test_selecting_another_library_in_a_running_process_is_refused() -> None:
     assert cdk_library.install({"TAP_CDK": LIBRARY.name}) == LIBRARY
     with pytest.raises(cdk_library.CdkLibraryError, match=r"already (imported|installed) in this process"):
         cdk_library.install({"TAP_CDK": other})
+
+
+def test_synth_with_an_unknown_library_stops_naming_the_switch(tmp_path: Path) -> None:
+    result = run_main(tmp_path, {"TAP_CDK": "cdk8s"})
+    assert result.returncode == 2
+    assert "synth stopped: TAP_CDK='cdk8s': expected one of cdktf, cdktn" in result.stderr
+    assert not (tmp_path / "cdktf.out").exists()
