@@ -1,6 +1,9 @@
 # Everything a newcomer needs, from a fresh machine with Python 3.11+ and Node.js 20+:
 #   make synth   synthesize every environment into cdktf.out/ (no AWS account needed)
 #   make test    lint, type-check and run the whole test suite, including the checkov gate
+# CDK=cdktn runs synth and pytest on CDK Terrain (the maintained cdktf fork) from .venv-cdktn, installed
+# from the hash-pinned requirements-cdktn.txt (+ requirements-cdktn-dev.txt for tests); the default
+# CDK=cdktf uses Pipfile.lock's .venv. lint and typecheck always run in .venv (they check our code).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -20,7 +23,20 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 LINTED := stacks lambdas main.py tests tools
 TYPED := stacks lambdas main.py
 
-.PHONY: help synth test bench simulate deploy-local smoke lint typecheck pytest deps checkov check-tools clean
+CDK ?= cdktf
+ifeq ($(CDK),cdktf)
+CDK_VENV := .venv/.synced
+CDK_TEST_VENV := .venv/.synced
+CDK_RUN := $(PIPENV) run
+else ifeq ($(CDK),cdktn)
+CDK_VENV := .venv-cdktn/.installed
+CDK_TEST_VENV := .venv-cdktn/.dev-installed
+CDK_RUN := TAP_CDK=cdktn PATH="$(CURDIR)/.venv-cdktn/bin:$$PATH"
+else
+$(error CDK=$(CDK): expected cdktf or cdktn)
+endif
+
+.PHONY: help synth test bench simulate deploy-local smoke lint typecheck pytest deps checkov cdktn eject check-tools clean
 
 help:
 	@echo "make synth   - synthesize every environment (ENVIRONMENT_SUFFIX=pr123 adds an ad-hoc one)"
@@ -28,6 +44,8 @@ help:
 	@echo "make bench   - benchmarks with targets (writes BENCHMARKS.md; not part of make test)"
 	@echo "make simulate ARGS='...' - run the data path locally on moto (python -m tools.local.simulate --help)"
 	@echo "make deploy-local - terraform plan/apply/re-plan/destroy of every environment against moto's server"
+	@echo "make synth CDK=cdktn / make test CDK=cdktn - the same on CDK Terrain (.venv-cdktn)"
+	@echo "make eject ENV=dev OUT=DIR - plain Terraform folders (no CDK, no Python) for one environment"
 	@echo "make smoke ENV=dev - smoke test of a deployed environment (after cdktf deploy; see docs/operations.md)"
 	@echo "make clean   - remove virtual environments and build output"
 
@@ -49,11 +67,21 @@ $(PIPENV):
 	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
 	@touch $@
 
+.venv-cdktn/.installed: requirements-cdktn.txt
+	$(PYTHON) -m venv .venv-cdktn
+	.venv-cdktn/bin/pip install --quiet --require-hashes --no-deps -r requirements-cdktn.txt
+	@touch $@
+
+.venv-cdktn/.dev-installed: requirements-cdktn-dev.txt .venv-cdktn/.installed
+	.venv-cdktn/bin/pip install --quiet --require-hashes --no-deps -r requirements-cdktn-dev.txt
+	@touch $@
+
 deps: check-tools .venv/.synced
 checkov: .venv-checkov/.installed
+cdktn: check-tools .venv-cdktn/.installed
 
-synth: deps
-	$(PIPENV) run python main.py
+synth: check-tools $(CDK_VENV)
+	$(CDK_RUN) python main.py
 
 bench: deps
 	$(PIPENV) run python -m tools.bench --output BENCHMARKS.md $(ARGS)
@@ -75,10 +103,16 @@ lint: deps
 typecheck: deps
 	$(PIPENV) run mypy $(TYPED)
 
-pytest: deps checkov
-	$(PIPENV) run pytest
+# The cdktf/cdktn equivalence gate synthesizes with both, so both environments are installed.
+pytest: deps checkov cdktn $(CDK_TEST_VENV)
+	$(CDK_RUN) pytest
 
 test: lint typecheck pytest
 
+OUT ?=
+eject: check-tools $(CDK_VENV)
+	@test -n "$(OUT)" || { echo "usage: make eject ENV=<environment> OUT=<folder>"; exit 2; }
+	$(CDK_RUN) python -m tools.eject --env $(ENV) --out $(OUT) $(ARGS)
+
 clean:
-	rm -rf .venv .venv-tools .venv-checkov .build cdktf.out .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .venv-tools .venv-checkov .venv-cdktn .build cdktf.out .mypy_cache .pytest_cache .ruff_cache

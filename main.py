@@ -16,8 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from stacks.config import ConfigError, Platform, load
-from stacks.naming import NamingError
+try:
+    from stacks.config import ConfigError, Platform, load
+    from stacks.naming import NamingError
+except ValueError as exc:  # stacks.cdk_library.CdkLibraryError: TAP_CDK names no library we support
+    print(f"synth stopped: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 
 def synthesize(platform: Platform, outdir: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from cdktf import App, TerraformStack
 
-from stacks.bootstrap import BOOTSTRAP_STACK_ID, StateBootstrapStack
+from stacks.bootstrap import StateBootstrapStack
 from stacks.config import Platform
-from stacks.naming import Namer
+from stacks.naming import BOOTSTRAP_STACK_ID, Namer
 from stacks.tap_stack import TapStack, TapStackProps
 
 

@@ -17,11 +17,9 @@ from constructs import Construct
 from stacks.buckets import SecureBucket, SecureBucketProps
 from stacks.config import PLACEHOLDER_ACCOUNT_ID, STATE_KEY_ALIAS, StateConfig
 from stacks.iam import Statement, policy_document
-from stacks.naming import PREFIX
 from stacks.security import KEY_ADMIN_ACTIONS, KEY_USE_ACTIONS
 from stacks.tap_stack import default_tags
 
-BOOTSTRAP_STACK_ID = f"{PREFIX}-state-bootstrap"
 NONCURRENT_STATE_VERSION_DAYS = 90
 
 

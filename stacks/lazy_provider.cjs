@@ -2,6 +2,9 @@
 //
 // The prebuilt @cdktf/provider-aws package index (lib/index.js) is a list of ~2,200 lines
 //     exports.s3Bucket = require("./s3-bucket");
+// and cdktn's @cdktn/provider-aws index the same list as
+//     exports.s3Bucket = __importStar(require("./s3-bucket/index"));
+// (TypeScript's namespace-import helper, defined at the top of that file and kept in the getter).
 // so the kernel's `require` of the package compiles every resource type the provider has. This hook
 // rewrites exactly those lines, at load time and in memory, into getters that require the submodule
 // on first access (the kernel reaches a type through `closure[namespace][name]`, which is that access).
@@ -13,8 +16,9 @@ const Module = require('module');
 const fs = require('fs');
 const path = require('path');
 
-const PACKAGE = '@cdktf/provider-aws';
-const REEXPORT = /^exports\.([A-Za-z_$][\w$]*) = require\("(\.\/[\w.-]+)"\);$/;
+const PACKAGES = new Set(['@cdktf/provider-aws', '@cdktn/provider-aws']);
+const REEXPORT =
+  /^exports\.([A-Za-z_$][\w$]*) = (?:require\("(\.\/[\w.\/-]+)"\)|__importStar\(require\("(\.\/[\w.\/-]+)"\)\));$/;
 const GETTER_PREFIX = 'Object.defineProperty(exports, ';
 
 function isProviderIndex(filename) {
@@ -26,7 +30,7 @@ function isProviderIndex(filename) {
   } catch {
     return false;
   }
-  return pkg.name === PACKAGE && path.resolve(root, pkg.main || 'index.js') === filename;
+  return PACKAGES.has(pkg.name) && path.resolve(root, pkg.main || 'index.js') === filename;
 }
 
 function lazySource(source) {
@@ -36,10 +40,10 @@ function lazySource(source) {
     if (match === null) return line;
     rewritten += 1;
     const name = JSON.stringify(match[1]);
-    const target = JSON.stringify(match[2]);
+    const load = match[2] !== undefined ? `require(${JSON.stringify(match[2])})` : `__importStar(require(${JSON.stringify(match[3])}))`;
     return (
       `${GETTER_PREFIX}${name}, { enumerable: true, configurable: true, get() { ` +
-      `const value = require(${target}); ` +
+      `const value = ${load}; ` +
       `${GETTER_PREFIX}${name}, { value, enumerable: true, writable: true, configurable: true }); ` +
       'return value; } });'
     );

@@ -1,6 +1,7 @@
 """Loads only the parts of the prebuilt AWS provider bindings that the stacks use.
 
-Why: ``cdktf_cdktf_provider_aws/__init__.py`` ends with ~2,200 ``from . import <submodule>`` lines, one
+Why (cdktf; cdktn's bindings: see ``PACKAGE`` below): ``cdktf_cdktf_provider_aws/__init__.py`` ends with
+~2,200 ``from . import <submodule>`` lines, one
 per resource and data source, and the jsii kernel's ``require`` of the JavaScript package does the same
 on the node side. A stock import therefore costs ~13 s and ~1.2 GB (Python + node) whatever an app
 uses; these stacks use ~40 of those submodules. (jsii added lazy submodules upstream in 2026, but the
@@ -41,8 +42,14 @@ from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
 
-PACKAGE = "cdktf_cdktf_provider_aws"
-ASSEMBLY = "@cdktf/provider-aws"
+from stacks import cdk_library
+
+# The provider of the library TAP_CDK selects (stacks/cdk_library.py). cdktn's provider bindings were
+# generated with jsii's lazy submodules already: its ``__init__`` is not the shape below, so the Python
+# side is left to its own (lazy) import there, and only the node side has work to do.
+LIBRARY = cdk_library.selected()
+PACKAGE = LIBRARY.provider
+ASSEMBLY = LIBRARY.provider_assembly
 SWITCH = "TAP_PROVIDER_IMPORT"
 NODE_HOOK = Path(__file__).with_name("lazy_provider.cjs")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 PREFIX = "tap"
+BOOTSTRAP_STACK_ID = f"{PREFIX}-state-bootstrap"
+"""The stack that creates the state bucket (stacks/bootstrap.py)."""
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9-]{1,16}$")
 _ACCOUNT_ID_PLACEHOLDER = "0" * 12
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from stacks import LIBRARY, cdk_library
 from stacks.config import Platform, load
 from tests.tfjson import StackDoc
 
@@ -71,12 +73,42 @@ def synth(platform: Platform) -> Synth:
     return Synth(platform, docs, hcl)
 
 
-def run_main(cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``main.py`` as ``cdktf synth`` would, from ``cwd``."""
+VENVS = {"cdktf": ROOT / ".venv", "cdktn": ROOT / ".venv-cdktn"}
+"""Where ``make`` installs each CDK library (``make test`` installs both: the equivalence gate needs them)."""
+OTHER_LIBRARY = next(name for name in cdk_library.LIBRARIES if name != LIBRARY.name)
+
+
+def library_python(library: str) -> str:
+    """The interpreter that runs on ``library``: this one for the session's, else its environment's."""
+    if library == LIBRARY.name:
+        return sys.executable
+    python = VENVS[library] / "bin" / "python"
+    if not python.exists():
+        skip_or_fail("cdktn", f"{python} not found: `make cdktn` (or `make test`) installs it")
+    return str(python)
+
+
+def provider_package_dir(library: str) -> Path:
+    """The provider bindings' package folder of ``library``, in this environment or in its own."""
+    provider = cdk_library.LIBRARIES[library].provider
+    if library == LIBRARY.name:
+        spec = importlib.machinery.PathFinder.find_spec(provider)
+        assert spec is not None and spec.origin is not None, provider
+        return Path(spec.origin).parent
+    library_python(library)  # skips, or fails in CI, when that environment is not installed
+    (found,) = VENVS[library].glob(f"lib/python3*/site-packages/{provider}")
+    return found
+
+
+def run_main(
+    cwd: Path, env: dict[str, str] | None = None, library: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``main.py`` as ``cdktf synth`` would, from ``cwd`` (on ``library``, default the session's)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("CDKTF_OUTDIR", "ENVIRONMENT_SUFFIX")}
+    full_env[cdk_library.SWITCH] = library or LIBRARY.name
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
+        [library_python(library or LIBRARY.name), str(ROOT / "main.py")],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -103,6 +135,15 @@ def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def other_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``main.py`` on the other CDK library (cdktn in a default session), once per session."""
+    folder = tmp_path_factory.mktemp(f"synth-{OTHER_LIBRARY}")
+    result = run_main(folder, SYNTH_ENV, library=OTHER_LIBRARY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "cdktf.out"
+
+
 def stack_files(outdir: Path) -> dict[str, Any]:
     """Synthesized JSON of each stack, and the asset files it ships, keyed by stack id."""
     found: dict[str, Any] = {}
@@ -110,6 +151,33 @@ def stack_files(outdir: Path) -> dict[str, Any]:
         assets = sorted(p.relative_to(stack_dir).as_posix() for p in (stack_dir / "assets").rglob("*") if p.is_file())
         found[stack_dir.name] = {"json": json.loads((stack_dir / "cdk.tf.json").read_text()), "assets": assets}
     return found
+
+
+@pytest.fixture(scope="session")
+def terraform_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """The process environment for terraform with the local provider mirror, and the mirror's version."""
+    from tools.local.terraform_local import cli_environment, find_toolchain  # noqa: PLC0415
+
+    toolchain = find_toolchain()
+    if toolchain is None:
+        skip_or_fail("terraform", "terraform binary or hashicorp/aws provider mirror not found")
+    assert toolchain is not None
+    return cli_environment(toolchain, tmp_path_factory.mktemp("terraform")), toolchain.provider_version
+
+
+def terraform_validate(folder: Path, env: dict[str, str], version: str) -> dict[str, Any]:
+    """``terraform init -backend=false`` and ``validate -json`` in ``folder``, the provider pin relaxed to
+    the mirror's ``version`` by an override file (in ``folder``, so pass a scratch copy)."""
+    from tools.local.terraform_local import relax_provider_version  # noqa: PLC0415
+
+    relax_provider_version(folder, version)
+    for command in (["init", "-backend=false", "-input=false", "-no-color"], ["validate", "-no-color", "-json"]):
+        result = subprocess.run(
+            ["terraform", *command], cwd=folder, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert result.returncode == 0, f"{folder.name}: terraform {command[0]}\n{result.stdout}\n{result.stderr}"
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tools.local.terraform_local import find_toolchain
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> deploy_local.Deployment:
     if find_toolchain() is None:
         skip_or_fail("terraform", "terraform binary or hashicorp/aws provider mirror not found")
-    return deploy_local.deploy_all(tmp_path_factory.mktemp("deploy-local"))
+    return deploy_local.deploy_all(tmp_path_factory.mktemp("deploy-local"), eject=("tap-dev",))
 
 
 def test_every_environment_deploys_replans_clean_and_non_prod_destroys(deployment: deploy_local.Deployment) -> None:
@@ -30,6 +30,23 @@ def test_every_environment_deploys_replans_clean_and_non_prod_destroys(deploymen
         assert {"init", "plan", "apply", "replan"} <= set(run.seconds), stack
         assert ("destroy" in run.seconds) is (not run.production), stack
         assert run.resources > (15 if stack == "tap-state-bootstrap" else 90), (stack, run.resources)
+
+
+def test_the_ejected_dev_plans_no_changes_against_the_state_the_cdk_output_applied(
+    deployment: deploy_local.Deployment,
+) -> None:
+    """``tools.eject``'s plain Terraform folder of dev, with its own backend, versions and zips, planned
+    with the S3 state the synthesized stack was applied with (before dev is destroyed)."""
+    (dev,) = [r for r in deployment.runs if r.stack == "tap-dev"]
+    assert dev.ejected_plan is not None and {"ejected-init", "ejected-plan"} <= set(dev.seconds)
+    code, output = dev.ejected_plan
+    assert code == 0, output[-8000:]
+    assert "No changes." in output
+    ejected = deployment.workdir / "ejected" / "tap-dev"
+    files = ["assets", "backend.tf.json", "main.tf.json", "versions.tf.json"]
+    assert sorted(p.name for p in ejected.iterdir()) == files
+    assert '"//":' not in (ejected / "main.tf.json").read_text(), "no CDK metadata key left"
+    assert [r.stack for r in deployment.runs if r.ejected_plan is not None] == ["tap-dev"]
 
 
 def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_local.Deployment) -> None:

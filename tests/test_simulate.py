@@ -181,7 +181,7 @@ def test_the_operator_tools_do_not_load_moto() -> None:
     import sys  # noqa: PLC0415
 
     probe = (
-        "import sys, tools.redrive, tools.smoke, tools.synth_diff, tools.capacity; "
+        "import sys, tools.redrive, tools.smoke, tools.synth_diff, tools.capacity, tools.eject, tools.cdk_equivalence; "
         "print(sorted(m for m in sys.modules if m == 'moto' or m.startswith('moto.')))"
     )
     root = Path(__file__).resolve().parents[1]

@@ -11,7 +11,9 @@
    the real S3 backend (bucket, per-environment key, encryption, lockfile) is initialised against the
    emulated S3 with a ``-backend-config`` file; the synthesized files are not edited;
 5. ``terraform init`` (mirror only), ``plan``, ``apply``, a second ``plan`` that must show no changes,
-   and ``destroy`` for non-production environments, which must leave nothing behind;
+   (with ``--eject STACK``) a plan of that stack's ejected plain Terraform folder (``tools.eject``)
+   against the same state, which must show no changes either, and ``destroy`` for non-production
+   environments, which must leave nothing behind;
 6. after dev is applied, runs the local data path (``tools.local.simulate``) against the deployed resources,
    named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
    against its role policy as applied (``tools/local/iam_check.py``); a denied call fails the environment;
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.config import load
+from tools.eject import synthesize as synthesize_stacks
 from tools.local.simulate import ACCOUNT_ID  # the account moto's server answers for
 from tools.local.terraform_local import (
     Toolchain,
@@ -204,6 +207,7 @@ class EnvironmentRun:
     resources: int = 0
     simulate: dict[str, Any] | None = None
     smoke: dict[str, Any] | None = None
+    ejected_plan: tuple[int, str] | None = None
 
 
 @dataclass
@@ -214,18 +218,45 @@ class Deployment:
     workdir: Path
     env: dict[str, str]
     outdir: Path
+    eject: frozenset[str] = frozenset()
+    """Stacks whose ejected plain Terraform folder is planned against the applied state (``--eject``)."""
     runs: list[EnvironmentRun] = field(default_factory=list)
 
-    def stage(self, stack: str) -> Path:
-        scratch = self.workdir / "stacks" / stack
+    def stage(self, stack: str, source: Path | None = None, scratch: Path | None = None) -> Path:
+        """A scratch copy of the stack's folder (the synthesized one unless ``source``) set up for moto."""
+        scratch = scratch or self.workdir / "stacks" / stack
         shutil.rmtree(scratch, ignore_errors=True)
-        shutil.copytree(self.outdir / "stacks" / stack, scratch)
+        shutil.copytree(source or self.outdir / "stacks" / stack, scratch)
         relax_provider_version(scratch, self.toolchain.provider_version)
         write_override(scratch, "aws", provider_override(self.endpoint, self.ca_bundle))
         from tools.local.moto_gaps import apply_exclusions  # noqa: PLC0415
 
         apply_exclusions(scratch)
         return scratch
+
+    def init(self, record: EnvironmentRun, scratch: Path, phase: str = "init") -> None:
+        """``terraform init`` from the mirror, with the stack's S3 backend pointed at the emulated S3."""
+        init = ["init", "-input=false", "-no-color"]
+        if record.stack != "tap-state-bootstrap":
+            init.append(
+                f"-backend-config={backend_config(self.endpoint, self.ca_bundle, scratch / 'moto.s3.tfbackend')}"
+            )
+        self.timed(record, phase, init, scratch)
+
+    def plan_ejected(self, record: EnvironmentRun, scratch: Path) -> None:
+        """Plan the plain Terraform folder ``tools.eject`` makes of this stack against the state just
+        applied from the CDK output; ``record.ejected_plan`` keeps terraform's exit code and output."""
+        from tools.eject import eject_stack  # noqa: PLC0415
+
+        ejected = self.workdir / "ejected" / record.stack
+        shutil.rmtree(ejected, ignore_errors=True)
+        eject_stack(self.outdir / "stacks" / record.stack, ejected)
+        staged = self.stage(record.stack, source=ejected, scratch=self.workdir / "ejected-staged" / record.stack)
+        self.init(record, staged, "ejected-init")
+        result = self.timed(
+            record, "ejected-plan", ["plan", "-input=false", "-no-color", "-detailed-exitcode"], staged, check=False
+        )
+        record.ejected_plan = (result.returncode, result.stdout)
 
     def timed(self, record: EnvironmentRun, phase: str, args: Sequence[str], cwd: Path, **kw: Any) -> Any:
         started = time.monotonic()
@@ -238,12 +269,7 @@ class Deployment:
         record = EnvironmentRun(stack, production)
         self.runs.append(record)
         scratch = self.stage(stack)
-        init = ["init", "-input=false", "-no-color"]
-        if stack != "tap-state-bootstrap":
-            init.append(
-                f"-backend-config={backend_config(self.endpoint, self.ca_bundle, scratch / 'moto.s3.tfbackend')}"
-            )
-        self.timed(record, "init", init, scratch)
+        self.init(record, scratch)
         self.timed(record, "plan", ["plan", "-input=false", "-no-color", "-out=tfplan"], scratch)
         self.timed(record, "apply", ["apply", "-input=false", "-no-color", "-auto-approve", "tfplan"], scratch)
         state = json.loads(run(["show", "-json"], scratch, self.env).stdout)
@@ -255,6 +281,8 @@ class Deployment:
             raise RuntimeError(
                 f"{stack}: the second plan is not empty (exit {replan.returncode}):\n{replan.stdout[-8000:]}"
             )
+        if stack in self.eject:
+            self.plan_ejected(record, scratch)
         if simulate:
             record.simulate = self.simulate(stack, scratch)
             record.smoke = self.smoke(stack, scratch)
@@ -328,21 +356,11 @@ bootstrap stack refuses a name carrying another account)."""
 
 def synthesize(outdir: Path) -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py")],
-        cwd=ROOT,
-        env={**os.environ, **EMULATED_STATE, "CDKTF_OUTDIR": str(outdir)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"synth failed:\n{result.stderr[-4000:]}")
+    synthesize_stacks(outdir, {**os.environ, **EMULATED_STATE})
     log(f"synthesized in {time.monotonic() - started:.1f} s")
 
 
-def deploy_all(workdir: Path, only: Sequence[str] = ()) -> Deployment:
+def deploy_all(workdir: Path, only: Sequence[str] = (), eject: Sequence[str] = ()) -> Deployment:
     toolchain = find_toolchain()
     if toolchain is None:
         raise RuntimeError("needs the terraform binary and a hashicorp/aws provider mirror")
@@ -352,7 +370,7 @@ def deploy_all(workdir: Path, only: Sequence[str] = ()) -> Deployment:
     with moto_server(workdir) as (endpoint, ca_bundle):
         log(f"moto server at {endpoint}")
         env = cli_environment(toolchain, workdir)
-        deployment = Deployment(toolchain, endpoint, ca_bundle, workdir, env, outdir)
+        deployment = Deployment(toolchain, endpoint, ca_bundle, workdir, env, outdir, frozenset(eject))
         deployment.deploy("tap-state-bootstrap", production=True, simulate=False)
         for env in platform.environments:
             if only and env.suffix not in only:
@@ -366,13 +384,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], help="only these environments (default: all)")
     parser.add_argument("--workdir", type=Path, help="scratch folder to keep (default: a temporary one)")
     parser.add_argument("--report", type=Path, help="write per-environment timings as JSON")
+    parser.add_argument(
+        "--eject",
+        action="append",
+        default=[],
+        metavar="STACK",
+        help="also plan this stack's ejected plain Terraform folder (tools.eject) against the applied state; "
+        "any change fails (e.g. --eject tap-dev)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tap-deploy-local-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        deployment = deploy_all(workdir, args.env)
+        deployment = deploy_all(workdir, args.env, args.eject)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -385,7 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"total {time.monotonic() - started:.0f} s")
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    changed = [r for r in deployment.runs if r.ejected_plan is not None and r.ejected_plan[0] != 0]
+    for r in changed:
+        log(
+            f"{r.stack}: the ejected folder's plan is not empty:\n{r.ejected_plan[1][-8000:] if r.ejected_plan else ''}"
+        )
+    return 1 if changed else 0
 
 
 if __name__ == "__main__":

@@ -91,8 +91,10 @@ OPEN: tuple[Gap, ...] = ()
 
 
 def apply_exclusions(stack_dir: Path) -> None:
-    """Write the exclusions for the resources this stack has into ``moto_gaps_override.tf.json``."""
-    synthesized = json.loads((stack_dir / "cdk.tf.json").read_text())
+    """Write the exclusions for the resources this stack has into ``moto_gaps_override.tf.json`` (a
+    synthesized stack's ``cdk.tf.json`` or an ejected one's ``main.tf.json``)."""
+    config = stack_dir / "cdk.tf.json"
+    synthesized = json.loads((config if config.is_file() else stack_dir / "main.tf.json").read_text())
     resources: dict[str, dict[str, Any]] = {}
     for gap in EXCLUSIONS:
         for name in synthesized.get("resource", {}).get(gap.resource_type, {}):

@@ -26,7 +26,7 @@ class Toolchain:
     provider_version: str
 
 
-def _version_key(version: str) -> tuple[int, ...]:
+def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.split(".") if x.isdigit())
 
 
@@ -38,7 +38,7 @@ def find_toolchain() -> Toolchain | None:
     configured = os.environ.get("TAP_TF_PROVIDER_MIRROR")
     for raw in [*([configured] if configured else []), *MIRROR_CANDIDATES]:
         root = Path(raw).expanduser()
-        versions = sorted((p.name for p in (root / PROVIDER_DIR).glob("*") if p.is_dir()), key=_version_key)
+        versions = sorted((p.name for p in (root / PROVIDER_DIR).glob("*") if p.is_dir()), key=version_key)
         if versions:
             return Toolchain(binary, root, versions[-1])
     return None
