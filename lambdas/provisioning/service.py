@@ -1,0 +1,116 @@
+"""The pre-provisioning hook's AWS side: one conditional UpdateItem on the allow-list, a log line and an
+EMF metric per decision.
+
+The hook must answer within 5 seconds (a late answer is ``ACCESS_DENIED`` for the device, which retries),
+so the client's timeouts and retries are short and any fault refuses (``allow_list_unavailable``) rather
+than admitting a serial nobody checked. The happy path is one request: the claim (``allowed`` ->
+``claimed``); a refused claim reads the entry back from the failed condition
+(``ReturnValuesOnConditionCheckFailure``), so the refusal's reason costs no second request.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.common import metrics
+from lambdas.common.aws import Backoff, call_with_retries, deserialize
+from lambdas.common.log import emit_metrics, log_event
+from lambdas.provisioning import logic
+
+HOOK_BOTO_CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=1, read_timeout=1)
+"""Within IoT's 5 seconds: at most two attempts of at most ~2 s each."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    allow_list_table: str
+    metric_namespace: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(env["ENVIRONMENT_SUFFIX"], env["ALLOW_LIST_TABLE"], env["METRIC_NAMESPACE"])
+
+
+class Provisioner:
+    """Answers IoT's pre-provisioning hook for one environment."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.settings = settings
+        self._dynamodb = dynamodb
+        self._clock = clock
+        self._backoff = backoff or Backoff(attempts=2, base_seconds=0.05, cap_seconds=0.2)
+
+    @property
+    def dynamodb(self) -> Any:
+        if self._dynamodb is None:
+            import boto3  # noqa: PLC0415 - created on first use
+
+            self._dynamodb = boto3.client("dynamodb", config=HOOK_BOTO_CONFIG)
+        return self._dynamodb
+
+    def handle(self, event: Any) -> dict[str, Any]:
+        request = logic.parse(event)
+        decision = logic.precheck(request) or self._claim(request)
+        self._record(request, decision)
+        return logic.response(decision)
+
+    def _claim(self, request: logic.Request) -> logic.Decision:
+        assert request.serial is not None
+        try:
+            call_with_retries(
+                self._backoff,
+                lambda: self.dynamodb.update_item(
+                    TableName=self.settings.allow_list_table,
+                    Key={"serial": {"S": request.serial}},
+                    UpdateExpression="SET #s = :claimed, claimed_at = :now, certificate_id = :cert",
+                    ConditionExpression="#s = :allowed",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":claimed": {"S": logic.CLAIMED},
+                        ":allowed": {"S": logic.ALLOWED},
+                        ":now": {"N": str(int(self._clock()))},
+                        ":cert": {"S": request.certificate_id or ""},
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+                return logic.after_claim(False, deserialize(old) if old else None)
+            return logic.Decision(False, logic.ALLOW_LIST_UNAVAILABLE, str(error))
+        except BotoCoreError as error:
+            return logic.Decision(False, logic.ALLOW_LIST_UNAVAILABLE, str(error))
+        return logic.after_claim(True, None)
+
+    def _record(self, request: logic.Request, decision: logic.Decision) -> None:
+        fields = {
+            "environment": self.settings.environment,
+            "serial": request.serial,
+            "certificate_id": request.certificate_id,
+            "claim_certificate_id": request.claim_certificate_id,
+        }
+        namespace = self.settings.metric_namespace
+        if decision.allow:
+            log_event("info", "provisioning_allowed", **fields)
+            emit_metrics(namespace, {metrics.PROVISIONING_ALLOWED: 1})
+        else:
+            log_event("warning", "provisioning_refused", reason=decision.reason, detail=decision.detail, **fields)
+            emit_metrics(
+                namespace, {metrics.PROVISIONING_REFUSED: 1}, {metrics.REASON_DIMENSION: decision.reason or "unknown"}
+            )
