@@ -16,6 +16,7 @@ import pytest
 
 from lambdas.common.aws import Backoff, Clients
 from lambdas.provisioning.service import Provisioner, Settings
+from stacks import capacity
 from stacks.config import PROFILES
 from stacks.layout import provisioning_environment
 from tests.aws_fixtures import NOW, reading
@@ -28,6 +29,8 @@ REGION = "us-east-1"
 
 def time() -> float:
     return 1_780_000_000.0
+
+
 CONFIG = PROFILES["dev"]
 
 
@@ -192,7 +195,10 @@ def test_bulk_registration_writes_one_bundle_each_and_a_rerun_changes_nothing(
     calls = counting(world)
     assert register(world, csv_path, out) == (0, "")
     first = dict(calls)
-    assert sum(first.values()) == 1 + 3 * 9, first  # group size; per sensor: DescribeThing and 8 writes
+    model = capacity.onboarding("bulk", 3, capacity.prices_for(REGION))  # what the capacity model counts
+    assert sum(first.values()) == model.api_calls == 1 + 3 * 9, first
+    registry = (*capacity.BULK_REGISTRY_OPERATIONS, "ListThingsInThingGroup")
+    assert sum(first.get(operation, 0) for operation in registry) == model.registry_operations
     messages = []
     for sensor in ("B-1", "B-2", "B-3"):
         bundle = json.loads((out / sensor / "bundle.json").read_text())
