@@ -49,6 +49,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.common.identity import serial_problem
 from lambdas.provisioning import logic as claim
+from lambdas.provisioning.service import move_serial
 from lambdas.silence.logic import OPEN
 from stacks.config import PROFILES, EnvironmentConfig
 from stacks.layout import OPEN_OUTAGES, SENSOR_ALLOW_LIST, SENSOR_OUTAGES, SENSOR_WINDOWS
@@ -274,26 +275,16 @@ class Fleet:
     def _reserve_serial(self, sensor: str) -> str | None:
         """Mark the serial ``registered`` on the allow-list (so it cannot also be claimed), unless it was
         claimed or revoked: then the reason, and nothing is created."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.names.allow_list_table,
-                Key={"serial": {"S": sensor}},
-                UpdateExpression="SET #s = :registered, registered_at = :now",
-                ConditionExpression="attribute_not_exists(serial) OR #s IN (:allowed, :registered)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":registered": {"S": claim.REGISTERED},
-                    ":allowed": {"S": claim.ALLOWED},
-                    ":now": {"N": str(int(self.clock()))},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
-                raise
-            status = error.response.get("Item", {}).get("status", {}).get("S", "?")
-            return f"serial is {status} on the allow-list"
-        return None
+        old = move_serial(
+            self.dynamodb,
+            self.names.allow_list_table,
+            sensor,
+            claim.REGISTERED,
+            now=self.clock(),
+            allowed_from=(claim.ALLOWED, claim.REGISTERED),
+            if_absent=True,
+        )
+        return None if old is None else f"serial is {old.get('status', '?')} on the allow-list"
 
     def _read_bundle(self, folder: Path) -> dict[str, Any] | None:
         path = folder / BUNDLE_FILE
@@ -346,13 +337,10 @@ class Fleet:
             for policy in _pages(self.iot.list_attached_policies, "policies", target=principal):
                 self.iot.detach_policy(policyName=policy["policyName"], target=principal)
             self.iot.detach_thing_principal(thingName=sensor, principal=principal)
-        self.iot.update_thing(thingName=sensor, attributePayload={"attributes": {REGISTRATION: REVOKED}, "merge": True})
-        self.dynamodb.update_item(
-            TableName=self.names.allow_list_table,
-            Key={"serial": {"S": sensor}},
-            UpdateExpression="SET #s = :revoked, revoked_at = :now",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":revoked": {"S": claim.REVOKED}, ":now": {"N": str(int(self.clock()))}},
+        revoked_attribute = {"attributes": {REGISTRATION: REVOKED}, "merge": True}
+        self.iot.update_thing(thingName=sensor, attributePayload=revoked_attribute)
+        move_serial(
+            self.dynamodb, self.names.allow_list_table, sensor, claim.REVOKED, now=self.clock(), allowed_from=None
         )
         return revoked
 
@@ -362,21 +350,11 @@ class Fleet:
         """Put serials on the allow-list; an entry already there (claimed, registered, revoked) is kept."""
         results = {}
         for serial in serials:
-            try:
-                self.dynamodb.put_item(
-                    TableName=self.names.allow_list_table,
-                    Item={
-                        "serial": {"S": serial},
-                        "status": {"S": claim.ALLOWED},
-                        "allowed_at": {"N": str(int(self.clock()))},
-                    },
-                    ConditionExpression="attribute_not_exists(serial)",
-                )
-                results[serial] = "allowed"
-            except ClientError as error:
-                if _code(error) != "ConditionalCheckFailedException":
-                    raise
-                results[serial] = "already on the allow-list"
+            old = move_serial(
+                self.dynamodb, self.names.allow_list_table, serial, claim.ALLOWED, now=self.clock(), allowed_from=(),
+                if_absent=True,
+            )  # fmt: skip
+            results[serial] = "allowed" if old is None else "already on the allow-list"
         return results
 
     # status -----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,32 +71,23 @@ class Provisioner:
 
     def _claim(self, request: logic.Request) -> logic.Decision:
         assert request.serial is not None
+        serial, certificate = request.serial, request.certificate_id or ""
         try:
-            call_with_retries(
+            old = call_with_retries(
                 self._backoff,
-                lambda: self.dynamodb.update_item(
-                    TableName=self.settings.allow_list_table,
-                    Key={"serial": {"S": request.serial}},
-                    UpdateExpression="SET #s = :claimed, claimed_at = :now, certificate_id = :cert",
-                    ConditionExpression="#s = :allowed",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues={
-                        ":claimed": {"S": logic.CLAIMED},
-                        ":allowed": {"S": logic.ALLOWED},
-                        ":now": {"N": str(int(self._clock()))},
-                        ":cert": {"S": request.certificate_id or ""},
-                    },
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                lambda: move_serial(
+                    self.dynamodb,
+                    self.settings.allow_list_table,
+                    serial,
+                    logic.CLAIMED,
+                    now=self._clock(),
+                    allowed_from=(logic.ALLOWED,),
+                    extra={"certificate_id": certificate},
                 ),
             )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
-                return logic.after_claim(False, deserialize(old) if old else None)
+        except (ClientError, BotoCoreError) as error:
             return logic.Decision(False, logic.ALLOW_LIST_UNAVAILABLE, str(error))
-        except BotoCoreError as error:
-            return logic.Decision(False, logic.ALLOW_LIST_UNAVAILABLE, str(error))
-        return logic.after_claim(True, None)
+        return logic.after_claim(old is None, old or None)
 
     def _record(self, request: logic.Request, decision: logic.Decision) -> None:
         fields = {
@@ -114,3 +105,48 @@ class Provisioner:
             emit_metrics(
                 namespace, {metrics.PROVISIONING_REFUSED: 1}, {metrics.REASON_DIMENSION: decision.reason or "unknown"}
             )
+
+
+def move_serial(
+    dynamodb: Any,
+    table: str,
+    serial: str,
+    status: str,
+    *,
+    now: float,
+    allowed_from: Sequence[str] | None,
+    if_absent: bool = False,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """Set a serial's allow-list ``status`` (and ``<status>_at``, and ``extra``) in one conditional
+    UpdateItem, if its status is one of ``allowed_from`` or, with ``if_absent``, it has no entry yet
+    (``allowed_from=None`` without ``if_absent``: whatever it is). ``None`` when it moved; else the entry
+    as it was (``{}``: no entry), read back from the failed condition. The hook's claim and ``tools.fleet`` share it."""
+    conditions = []
+    values: dict[str, Any] = {":status": {"S": status}, ":now": {"N": str(int(now))}}
+    if allowed_from:
+        names = [f":from{i}" for i in range(len(allowed_from))]
+        values.update({name: {"S": value} for name, value in zip(names, allowed_from, strict=True)})
+        conditions.append(f"#s IN ({', '.join(names)})")
+    if if_absent:
+        conditions.append("attribute_not_exists(serial)")
+    updates = ["#s = :status", f"{status}_at = :now"]
+    for i, (name, value) in enumerate(sorted((extra or {}).items())):
+        updates.append(f"{name} = :extra{i}")
+        values[f":extra{i}"] = {"S": value}
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"serial": {"S": serial}},
+            UpdateExpression="SET " + ", ".join(updates),
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=values,
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            **({"ConditionExpression": " OR ".join(conditions)} if conditions else {}),
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        old: Mapping[str, Any] | None = error.response.get("Item")  # type: ignore[assignment]
+        return deserialize(old) if old else {}
+    return None
