@@ -24,7 +24,7 @@ from stacks.layout import SENSOR_ALLOW_LIST, provisioning_environment
 from stacks.naming import Kind, Namer
 from tests.conftest import ENVIRONMENTS, Synth
 from tests.tfjson import StackDoc
-from tools.local.simulate import create_tables, in_moto
+from tools.local.simulate import atomic_requests, create_tables, in_moto
 
 # ------------------------------------------------------------------------------------------- the stack
 
@@ -210,10 +210,11 @@ def test_two_devices_claiming_one_serial_at_once_only_one_is_admitted(allow_list
         answers.append(hook.handle(hook_event("S-1", certificate=f"{n:064d}"))["allowProvisioning"])
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with atomic_requests():  # moto applies each request atomically, as DynamoDB does
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert sorted(answers) == [False] * 7 + [True]
 
 
