@@ -45,7 +45,7 @@ class World:
         settings = Settings.from_env(
             provisioning_environment("dev", self.targets.metric_namespace, self.setup.allow_list_table)
         )
-        return Provisioner(settings, dynamodb=self.clients["dynamodb"], backoff=Backoff(attempts=2)).handle(event)
+        return Provisioner(settings, clients=self.clients, backoff=Backoff(attempts=2)).handle(event)
 
     def claim(self, serial: str, csr: str | None = None) -> iot_fleet.Provisioned:
         return iot_fleet.provision_by_claim(

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.common.aws import Backoff
+from lambdas.common.aws import Backoff, Clients
 from lambdas.common.identity import serial_problem
 from lambdas.provisioning import handler, logic
 from lambdas.provisioning.service import Provisioner, Settings
@@ -24,7 +24,8 @@ from stacks.layout import SENSOR_ALLOW_LIST, provisioning_environment
 from stacks.naming import Kind, Namer
 from tests.conftest import ENVIRONMENTS, Synth
 from tests.tfjson import StackDoc
-from tools.local.simulate import atomic_requests, create_tables, in_moto
+from tools.local import iam_check
+from tools.local.simulate import ACCOUNT_ID, atomic_requests, create_tables, in_moto
 
 # ------------------------------------------------------------------------------------------- the stack
 
@@ -159,9 +160,9 @@ def hook_event(serial: str | None, certificate: str = "c" * 64) -> dict[str, Any
 
 def provisioner(dynamodb: Any, table: str) -> Provisioner:
     settings = Settings.from_env(provisioning_environment("dev", "TAP/Traffic/dev", table))
-    return Provisioner(
-        settings, dynamodb=dynamodb, clock=lambda: 1_780_000_000, backoff=Backoff(attempts=2, sleep=lambda _: None)
-    )
+    clients = Clients(dynamodb=dynamodb)
+    backoff = Backoff(attempts=2, sleep=lambda _: None)
+    return Provisioner(settings, clients, clock=lambda: 1_780_000_000, backoff=backoff)
 
 
 def put(dynamodb: Any, table: str, serial: str, status: str) -> None:
@@ -250,3 +251,32 @@ def test_the_handler_builds_its_service_from_the_stacks_environment(
         boto3.client("dynamodb").get_item(TableName=table, Key={"serial": {"S": "S-7"}})["Item"]["status"]["S"]
         == "claimed"
     )
+
+
+def test_every_call_of_the_hook_is_granted_by_its_synthesized_role_and_every_grant_used(synth: Synth) -> None:
+    """The IAM check of the data path's functions (``tools.local.iam_check``), run on the hook: each call
+    it makes, admitting and refusing, against the role policy the dev stack synthesizes."""
+    with in_moto("dev", PROFILES["dev"]) as (clients, _):
+        namer = Namer("dev")
+        create_tables(namer, clients, (SENSOR_ALLOW_LIST,))
+        table = namer.name(Kind.DYNAMODB_TABLE, SENSOR_ALLOW_LIST.concern)
+        put(clients["dynamodb"], table, "S-1", logic.ALLOWED)
+        hook = provisioner(clients["dynamodb"], table)
+        recorder = iam_check.Recorder()
+        recorder.watch("provisioning", hook)
+        assert [hook.handle(hook_event(s))["allowProvisioning"] for s in ("S-1", "S-1", "S-2")] == [True, False, False]
+        stack = iam_check.stack_of(synth.env("dev").doc, clients, "us-east-1", ACCOUNT_ID)
+        roles = {"provisioning": stack.role_policies("provisioning")}
+        scope = iam_check.Scope(ACCOUNT_ID, iam_check.KeysByArn(stack.encryption()))
+        report = iam_check.evaluate(recorder.calls, roles, scope)
+    assert report.calls == {"provisioning": 3}
+    assert report.passed, report.problems()
+    without = [
+        iam_check.Policy(
+            p.name,
+            {**p.document, "Statement": [st for st in p.document["Statement"] if st.get("Sid") != "ClaimSerial"]},
+        )
+        for p in roles["provisioning"]
+    ]
+    denied = iam_check.evaluate(recorder.calls, {"provisioning": without}, scope)
+    assert [d.action for d in denied.denied] == ["dynamodb:UpdateItem"]

@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import Backoff, call_with_retries, deserialize
+from lambdas.common.aws import Backoff, Clients, call_with_retries, deserialize
 from lambdas.common.log import emit_metrics, log_event
 from lambdas.provisioning import logic
 
@@ -40,28 +40,35 @@ class Settings:
         return cls(env["ENVIRONMENT_SUFFIX"], env["ALLOW_LIST_TABLE"], env["METRIC_NAMESPACE"])
 
 
+class HookClients(Clients):
+    """Clients created on first use with the hook's short timeouts (:data:`HOOK_BOTO_CONFIG`)."""
+
+    def __getitem__(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3  # noqa: PLC0415 - created on first use
+
+            self._clients[service] = boto3.client(service, config=HOOK_BOTO_CONFIG)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
 class Provisioner:
     """Answers IoT's pre-provisioning hook for one environment."""
 
     def __init__(
         self,
         settings: Settings,
-        dynamodb: Any = None,
+        clients: Clients | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
     ) -> None:
         self.settings = settings
-        self._dynamodb = dynamodb
+        self.clients = clients or HookClients()
         self._clock = clock
         self._backoff = backoff or Backoff(attempts=2, base_seconds=0.05, cap_seconds=0.2)
 
     @property
     def dynamodb(self) -> Any:
-        if self._dynamodb is None:
-            import boto3  # noqa: PLC0415 - created on first use
-
-            self._dynamodb = boto3.client("dynamodb", config=HOOK_BOTO_CONFIG)
-        return self._dynamodb
+        return self.clients["dynamodb"]
 
     def handle(self, event: Any) -> dict[str, Any]:
         request = logic.parse(event)
