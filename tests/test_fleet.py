@@ -382,3 +382,41 @@ def test_allow_puts_serials_on_the_allow_list_and_keeps_entries_already_there(
     (tmp_path / "bad.csv").write_text("serial\nA-3\nbad.one\n")
     assert fleet_tool.main(["allow", "--env", "dev", "--serials", str(tmp_path / "bad.csv")], clients=clients) == 2
     assert "A-3" not in json.dumps(world.clients["dynamodb"].scan(TableName=world.setup.allow_list_table)["Items"])
+
+
+def test_the_local_iot_authorization_denies_wins_and_unknown_conditions_do_not_grant() -> None:
+    topic = "arn:aws:iot:us-east-1:1:topic/t/x"
+    allow = {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:us-east-1:1:topic/t/*"}
+    deny = {"Effect": "Deny", "Action": ["iot:*"], "Resource": [topic]}
+    odd = {**allow, "Condition": {"ForAnyValue:StringLike": {"iot:ClientId": ["*"]}}}
+    own = {**allow, "Resource": "arn:aws:iot:us-east-1:1:topic/t/${iot:Connection.Thing.ThingName}"}
+    context = {"iot:Connection.Thing.ThingName": "x"}
+    assert iot_fleet.policy_allows([{"Statement": [allow]}], "iot:Publish", topic, context)
+    assert not iot_fleet.policy_allows([{"Statement": [allow]}, {"Statement": deny}], "iot:Publish", topic, context)
+    assert not iot_fleet.policy_allows([{"Statement": [odd]}], "iot:Publish", topic, context)
+    assert iot_fleet.policy_allows([{"Statement": [own]}], "iot:Publish", topic, context)
+    assert not iot_fleet.policy_allows([{"Statement": [own]}], "iot:Publish", topic, {})
+    assert not iot_fleet.policy_allows([{"Statement": [allow]}], "iot:Connect", topic, context)
+
+
+def test_a_crash_while_writing_the_partial_bundle_is_completed_by_the_rerun(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the key was written and before bundle.json: that certificate was never referred to."""
+    out, csv_path = tmp_path / "out", write_csv(tmp_path, ["W-1,"])
+    original = fleet_tool._write_new
+
+    def crash_at_the_bundle(path: Path, text: str, mode: int) -> None:
+        if path.name.startswith("bundle.json"):
+            raise Crash("bundle.json")
+        original(path, text, mode)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fleet_tool, "_write_new", crash_at_the_bundle)
+        with pytest.raises(Crash):
+            register(world, csv_path, out)
+    assert (out / ".W-1.partial" / "private.pem.key").exists()
+    assert register(world, csv_path, out)[0] == 0
+    bundle = json.loads((out / "W-1" / "bundle.json").read_text())
+    assert_onboarded(world, "W-1", bundle["certificate_id"])
+    assert "PRIVATE KEY" in (out / "W-1" / "private.pem.key").read_text()

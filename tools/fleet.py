@@ -39,6 +39,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -251,6 +252,8 @@ class Fleet:
                 if bundle is None or principal != bundle["certificate_arn"]:
                     self._discard(sensor, principal)
         if bundle is None:
+            if partial.exists():  # a crash before its bundle.json: that certificate was never referred to
+                shutil.rmtree(partial)
             bundle = self._new_certificate(row, partial)
         arn = bundle["certificate_arn"]
         self.iot.attach_thing_principal(thingName=sensor, principal=arn)
@@ -310,7 +313,9 @@ class Fleet:
             "publish_topic": self.names.publish_topic.format(thing=row.sensor_id),
             "private_key": KEY_FILE if row.csr is None else "kept on the sensor (its CSR was registered)",
         }
-        _write_new(partial / BUNDLE_FILE, json.dumps(bundle, indent=2, sort_keys=True) + "\n", 0o644)
+        # Written last and whole (a rename): a partial bundle with a bundle.json is complete.
+        _write_new(partial / f"{BUNDLE_FILE}.tmp", json.dumps(bundle, indent=2, sort_keys=True) + "\n", 0o644)
+        os.rename(partial / f"{BUNDLE_FILE}.tmp", partial / BUNDLE_FILE)
         return bundle
 
     def _discard(self, sensor: str, principal: str) -> None:
