@@ -420,3 +420,26 @@ def test_a_crash_while_writing_the_partial_bundle_is_completed_by_the_rerun(
     bundle = json.loads((out / "W-1" / "bundle.json").read_text())
     assert_onboarded(world, "W-1", bundle["certificate_id"])
     assert "PRIVATE KEY" in (out / "W-1" / "private.pem.key").read_text()
+
+
+def test_decommission_leaves_no_policy_attached_so_the_environment_can_be_destroyed(
+    world: World, tmp_path: Path
+) -> None:
+    world.fleet.allow(["D-1"])
+    world.claim("D-1")
+    register(world, write_csv(tmp_path, ["D-2,", "D-3,"]), tmp_path / "out")
+    iot = world.clients["iot"]
+    done = world.fleet.decommission(world.setup.claim_policy)
+    assert done == {"things": 3, "certificates": 4}  # three sensors' and the factory's claim certificate
+    assert world.fleet.decommission(world.setup.claim_policy) == {"things": 0, "certificates": 0}
+    for policy in (world.setup.sensor_policy, world.setup.claim_policy):
+        assert iot.list_targets_for_policy(policyName=policy)["targets"] == []
+        iot.delete_policy(policyName=policy)  # what terraform destroy does: no DeleteConflictException
+    assert iot.list_things()["things"] == []
+
+
+def test_decommission_refuses_production_and_wants_confirmation(world: World) -> None:
+    clients = (world.clients["iot"], world.clients["dynamodb"])
+    for argv in (["decommission", "--env", "prod", "--yes"], ["decommission", "--env", "dev"]):
+        with pytest.raises(SystemExit):
+            fleet_tool.main(argv, clients=clients)

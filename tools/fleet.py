@@ -4,6 +4,7 @@
     python -m tools.fleet register --env dev --sensors sensors.csv --out bundles/
     python -m tools.fleet revoke   --env dev --sensor <sensor id>
     python -m tools.fleet status   --env dev [--only never-published|silent|pending]
+    python -m tools.fleet decommission --env pr123 --yes                  # before destroying an environment
 
 ``register`` reads a CSV with a ``sensor_id`` column (and optionally ``csr``: the path, relative to the
 CSV, of a PEM certificate signing request the operator made on the sensor). For each sensor it creates
@@ -20,7 +21,7 @@ thing and group are in place. A re-run finds a ``pending`` thing and completes i
 of its partial bundle (detaching and deleting any other certificate a crash left on that thing), and
 skips ``complete`` things after one ``DescribeThing``. The one thing a crash can leave is an inactive
 certificate with no thing and no policy, when the crash falls between ``CreateKeysAndCertificate`` and
-writing its key (nothing refers to it; it cannot connect).
+the partial bundle's ``bundle.json`` (nothing refers to it; it cannot connect; the re-run makes another).
 
 A bad CSV row is reported with its line and reason, and then nothing is registered: fix the file and
 run again. A batch that would take the fleet's thing group past the environment's declared size
@@ -349,6 +350,30 @@ class Fleet:
         )
         return revoked
 
+    # decommission -----------------------------------------------------------------------------------
+
+    def decommission(self, claim_policy: str) -> dict[str, int]:
+        """Take every sensor off the environment before it is destroyed: each thing of the fleet's group
+        revoked (``revoke``) and deleted with its certificates, and every certificate still carrying the
+        sensor or claim policy deactivated, detached and deleted. IoT refuses to delete a policy that is
+        attached (DeleteConflictException), so ``terraform destroy`` needs this first. Idempotent."""
+        members = _pages(self.iot.list_things_in_thing_group, "things", thingGroupName=self.names.thing_group)
+        things = [t for t in members if self.describe_thing(t) is not None]  # moto keeps deleted members
+        certificates: set[str] = set()
+        for sensor in things:
+            certificates.update(self.revoke(sensor))
+            self.iot.delete_thing(thingName=sensor)
+        for policy in (self.names.sensor_policy, claim_policy):
+            for target in _pages(self.iot.list_targets_for_policy, "targets", policyName=policy):
+                certificate_id = target.rsplit("/", 1)[-1]
+                if target.split(":")[-1].startswith("cert/"):
+                    self.iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
+                    certificates.add(certificate_id)
+                self.iot.detach_policy(policyName=policy, target=target)
+        for certificate_id in sorted(certificates):
+            self.iot.delete_certificate(certificateId=certificate_id)
+        return {"things": len(things), "certificates": len(certificates)}
+
     # allow ------------------------------------------------------------------------------------------
 
     def allow(self, serials: Sequence[str]) -> dict[str, str]:
@@ -416,6 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="revoke a (stolen) sensor's certificates and detach them")
     revoke.add_argument("--env", required=True)
     revoke.add_argument("--sensor", required=True)
+    decommission = commands.add_parser(
+        "decommission", help="before destroying a non-production environment: take every sensor off it"
+    )
+    decommission.add_argument("--env", required=True)
+    decommission.add_argument("--yes", action="store_true", help="confirm: every sensor's identity is deleted")
     status = commands.add_parser("status", help="the fleet's things: registration and whether they published")
     status.add_argument("--env", required=True)
     status.add_argument("--only", choices=("never-published", "silent", "pending"))
@@ -479,6 +509,14 @@ def main(argv: Sequence[str] | None = None, clients: tuple[Any, Any] | None = No
     if args.command == "revoke":
         revoked = fleet.revoke(args.sensor)
         print(f"{args.sensor}: revoked {len(revoked)} certificate(s) {', '.join(revoked)}; detached; serial revoked")
+        return 0
+    if args.command == "decommission":
+        if config.production:
+            parser.error(f"{args.env} is a production environment: revoke sensors one by one (revoke --sensor)")
+        if not args.yes:
+            parser.error("decommission deletes every sensor's thing and certificates: add --yes to confirm")
+        done = fleet.decommission(Namer(args.env).name(Kind.IOT_POLICY, "sensor-claim"))
+        print(f"{args.env}: {done['things']} thing(s) and {done['certificates']} certificate(s) deleted")
         return 0
     if args.command == "allow":
         source = args.serials or (

@@ -15,7 +15,9 @@
 6. after dev is applied, runs the local data path (``tools.local.simulate``) against the deployed resources,
    named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
    against its role policy as applied (``tools/local/iam_check.py``); a denied call fails the environment;
-   then the smoke test (``tools.smoke --process-locally``) on the same resources.
+   then the smoke test (``tools.smoke --process-locally``) on the same resources, and onboarding: one
+   sensor by claim and one in bulk with what Terraform created, each publishing through IoT's
+   authorization and the data path, and the bulk one refused once revoked (``tools.local.iot_fleet``).
 
 Resources the emulator cannot create or read back are excluded in one place: ``EXCLUSIONS`` in
 ``tools/local/moto_gaps.py``, each with the exact error and whose gap it is.
@@ -204,6 +206,7 @@ class EnvironmentRun:
     resources: int = 0
     simulate: dict[str, Any] | None = None
     smoke: dict[str, Any] | None = None
+    onboarding: dict[str, Any] | None = None
 
 
 @dataclass
@@ -258,6 +261,7 @@ class Deployment:
         if simulate:
             record.simulate = self.simulate(stack, scratch)
             record.smoke = self.smoke(stack, scratch)
+            record.onboarding = self.onboard(stack, scratch)
         if not production:
             self.timed(record, "destroy", ["destroy", "-input=false", "-no-color", "-auto-approve"], scratch)
             left = json.loads(run(["show", "-json"], scratch, self.env).stdout)
@@ -296,6 +300,22 @@ class Deployment:
              "--report", str(report)],
         )  # fmt: skip
         loaded: dict[str, Any] = json.loads(report.read_text())
+        return loaded
+
+    def onboard(self, stack: str, scratch: Path) -> dict[str, Any]:
+        """A sensor onboarded each way with what Terraform created (claim template, policies, thing group,
+        allow-list), its reading through IoT's authorization and the data path, and the revoked one refused
+        (``tools.local.iot_fleet``; after ``simulate``, which wrote the outputs)."""
+        summary = scratch / "onboarding.json"
+        self.run_tool(
+            stack,
+            "onboarding by claim and in bulk",
+            "tools.local.iot_fleet",
+            ["--env", stack.removeprefix("tap-"), "--endpoint-url", self.endpoint,
+             "--outputs", str(scratch / "outputs.json"), "--workdir", str(scratch / "onboarding"),
+             "--summary", str(summary)],
+        )  # fmt: skip
+        loaded: dict[str, Any] = json.loads(summary.read_text())
         return loaded
 
     def run_tool(self, stack: str, what: str, module: str, args: Sequence[str]) -> None:

@@ -430,3 +430,129 @@ def publish(
     topic = Namer(environment).sensor_publish_topic(thing)
     authorize_publish(clients, region, account, certificate_id=certificate_id, thing=thing, topic=topic)
     return Message(thing, payload)
+
+
+# ------------------------------------------------------------------- onboarding on a deployed environment
+
+ONBOARD_NOW = "2026-06-01T12:00:00Z"
+
+
+def onboard_deployed(environment: str, endpoint_url: str, outputs: Mapping[str, Any], workdir: Any) -> dict[str, Any]:
+    """Onboard one sensor each way on an environment deployed to the emulator (``tools.local.deploy_local``),
+    with the template, policies, group and allow-list Terraform created from the synthesized stack; publish
+    a reading from each through IoT's authorization and the data path; revoke the bulk one and check that it
+    is refused. Returns what happened; raises on anything unexpected."""
+    import boto3  # noqa: PLC0415
+
+    from lambdas.common.contract import parse_instant  # noqa: PLC0415
+    from lambdas.provisioning.service import Provisioner  # noqa: PLC0415
+    from lambdas.provisioning.service import Settings as HookSettings  # noqa: PLC0415
+    from stacks.config import PROFILES  # noqa: PLC0415
+    from stacks.layout import provisioning_environment  # noqa: PLC0415
+    from tools import fleet as fleet_tool  # noqa: PLC0415
+    from tools.local.simulate import (  # noqa: PLC0415
+        ACCOUNT_ID,
+        RunOptions,
+        Targets,
+        endpoint_clients,
+        run,
+        sensor_state,
+    )
+
+    value = {k: v["value"] if isinstance(v, dict) and "value" in v else v for k, v in outputs.items()}
+    config = PROFILES.get(environment) or PROFILES["dev"].with_name(environment)
+    region = config.region
+    data_path = endpoint_clients(endpoint_url, region)
+    iot_client = boto3.client("iot", endpoint_url=endpoint_url, region_name=region)
+    services = ("dynamodb", "dynamodbstreams", "kinesis", "s3", "sns", "sqs", "cloudwatch", "lambda")
+    clients = Clients(iot=iot_client, **{s: data_path[s] for s in services})
+    iot, dynamodb = clients["iot"], clients["dynamodb"]
+    fleet = fleet_tool.Fleet(fleet_tool.FleetNames.of(environment), iot, dynamodb, time.time)
+    claimed_serial, bulk_serial = "onboard-claim-1", "onboard-bulk-1"
+    fleet.allow([claimed_serial])
+    claim = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_policy(policyName=value["iot_claim_policy_name"], target=claim["certificateArn"])
+    settings = HookSettings.from_env(
+        provisioning_environment(environment, value["metric_namespace"], value["sensor_allow_list_table_name"])
+    )
+    hook = Provisioner(settings, clients)
+    provisioned = provision_by_claim(
+        clients, region=region, account=ACCOUNT_ID, template_name=value["iot_provisioning_template_name"],
+        claim_certificate_id=claim["certificateId"], parameters={"SerialNumber": claimed_serial}, hook=hook.handle,
+    )  # fmt: skip
+    sensors_csv = workdir / "onboard-sensors.csv"
+    sensors_csv.write_text(f"sensor_id\n{bulk_serial}\n")
+    rows, bad = fleet_tool.read_sensors(sensors_csv)
+    assert not bad, bad
+    outcome = fleet.register(rows[0], workdir / "bundles")
+    bundle = json.loads((workdir / "bundles" / bulk_serial / "bundle.json").read_text())
+    now = parse_instant(ONBOARD_NOW)
+
+    def reading(sensor: str) -> bytes:
+        return json.dumps({"sensor_id": sensor, "segment_id": "onboard-seg", "timestamp": "2026-06-01T11:59:00Z",
+                           "vehicle_count": 3, "average_speed_kmh": 40, "occupancy_percent": 10}).encode()  # fmt: skip
+
+    sent = [
+        publish(clients, region, ACCOUNT_ID, environment=environment, certificate_id=certificate, thing=thing,
+                payload=reading(thing))
+        for certificate, thing in (
+            (provisioned.certificate_id, claimed_serial),
+            (bundle["certificate_id"], bulk_serial),
+        )
+    ]  # fmt: skip
+    targets = Targets.from_outputs(environment, region, outputs)
+    summary = run(clients, targets, RunOptions(sent, now, config.batch_size, config), out=io_sink())
+    fleet.revoke(bulk_serial)
+    try:
+        publish(clients, region, ACCOUNT_ID, environment=environment, certificate_id=bundle["certificate_id"],
+                thing=bulk_serial, payload=reading(bulk_serial))  # fmt: skip
+    except Refused as refused:
+        after_revoke = str(refused)
+    else:
+        raise AssertionError("a revoked sensor's certificate was not refused")
+    # What an operator runs before destroying the environment (IoT refuses to delete an attached policy).
+    decommissioned = fleet.decommission(value["iot_claim_policy_name"])
+    return {
+        "decommissioned": decommissioned,
+        "claimed": provisioned.thing_name,
+        "registered": outcome.result,
+        "published": len(sent),
+        "records_in": summary["records_in"],
+        "stored": sum(
+            sensor_state(clients, targets.sensor_windows_table, sensor) is not None
+            for sensor in (claimed_serial, bulk_serial)
+        ),
+        "revoked_refused": after_revoke,
+    }
+
+
+def io_sink() -> Any:
+    import io  # noqa: PLC0415
+
+    return io.StringIO()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tools.local.iot_fleet --env dev --endpoint-url URL --outputs outputs.json --workdir DIR
+    --summary onboarding.json``: :func:`onboard_deployed` (``tools.local.deploy_local`` runs it on dev)."""
+    import argparse  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m tools.local.iot_fleet", description=main.__doc__)
+    parser.add_argument("--env", required=True)
+    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--outputs", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--summary", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    result = onboard_deployed(args.env, args.endpoint_url, json.loads(args.outputs.read_text()), args.workdir)
+    args.summary.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"onboarding on the deployed {args.env}: {result}")
+    return 0 if result["stored"] == result["published"] == result["records_in"] else 1
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
