@@ -1283,7 +1283,7 @@ CUSTOM_METRIC_SERIES = 13
 """Custom metric time series (``lambdas.common.metrics``): ReadingsAccepted, DuplicateReadings,
 RecordsQuarantined per rejection code (5), SegmentWindows per level (4), CongestionAlerts, SilentSensors
 (``tests/test_capacity.py`` keeps the count equal to the code's)."""
-ALARMS = 17
+ALARMS = 19
 """CloudWatch alarms of an environment (``stacks.monitoring.ALARM_CONCERNS``; a test keeps them equal)."""
 DASHBOARDS = 1
 TABLES = 3
@@ -1550,3 +1550,83 @@ def batching_choice(
         raise CapacityError("batching_window_seconds", f"no window of {windows} carries the fleet")
     cheapest = min(o.monthly_usd for o in fitting)
     return min((o for o in fitting if o.monthly_usd <= cheapest * (1 + BATCHING_TIE)), key=lambda o: o.window_seconds)
+
+
+# ------------------------------------------------------------------------------------- onboarding
+
+BULK_REGISTRY_OPERATIONS = (
+    "DescribeThing",
+    "CreateThing",
+    "AttachThingPrincipal",
+    "AddThingToThingGroup",
+    "UpdateThing",
+)
+"""Registry operations ``python -m tools.fleet register`` makes per new sensor (metered as listed on
+https://aws.amazon.com/iot-core/pricing/additional-details/); its other calls (CreateKeysAndCertificate,
+AttachPolicy, UpdateCertificate, and the allow-list UpdateItem) are not registry operations."""
+BULK_OTHER_CALLS = ("UpdateItem", "CreateKeysAndCertificate", "AttachPolicy", "UpdateCertificate")
+BULK_GROUP_PAGE = 250
+"""``ListThingsInThingGroup`` results a page (its maximum): one per 250 things already in the group, per batch."""
+CLAIM_REGISTRY_OPERATIONS = ("CreateThing", "AddThingToThingGroup", "AttachThingPrincipal")
+"""What RegisterThing does in the registry for a claim template's thing (the certificate and policy steps
+are not registry operations)."""
+CLAIM_MESSAGES = 6
+"""MQTT messages of one claim, each under 5 KB: two SUBSCRIBEs (the accepted/rejected replies of
+CreateKeysAndCertificate and of RegisterThing, one wildcard filter each), two PUBLISH requests and the
+two replies IoT sends (https://docs.aws.amazon.com/iot/latest/developerguide/fleet-provision-api.html)."""
+HOOK_SECONDS = 0.1
+"""Billed duration of one pre-provisioning hook invocation: one conditional UpdateItem (an assumption,
+rounded up; Lambda bills by the millisecond)."""
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """What onboarding ``sensors`` new sensors one way costs, once (not a monthly charge)."""
+
+    way: str
+    """``claim`` (fleet provisioning by claim) or ``bulk`` (``tools.fleet register``)."""
+    sensors: int
+    api_calls: int
+    """AWS API calls (control plane, or made by IoT on the device's behalf) in all."""
+    registry_operations: int
+    messages: int
+    hook_invocations: int
+    allow_list_writes: int
+    charges: tuple[Charge, ...]
+
+    @property
+    def usd(self) -> float:
+        return round(sum(c.usd for c in self.charges), 4)
+
+
+def onboarding(
+    way: str, sensors: int, prices: PriceTable, *, fleet_size: int = 0, hook_memory_mb: int = 256
+) -> Onboarding:
+    """Calls and cost of onboarding ``sensors`` new sensors ``way`` into a fleet of ``fleet_size``."""
+    _int("sensors", sensors, 0, 10_000_000)
+    charges: list[Charge] = []
+
+    def charge(component: str, price: str, quantity: float, per: float = 1.0) -> None:
+        entry = prices[price]
+        charges.append(Charge(component, entry.unit, quantity / per, entry.cost(quantity / per)))
+
+    if way == "bulk":
+        pages = -(-fleet_size // BULK_GROUP_PAGE) or 1
+        registry = sensors * len(BULK_REGISTRY_OPERATIONS) + pages
+        calls = registry + sensors * len(BULK_OTHER_CALLS)
+        charge("iot_registry", "iot_registry_operations", registry, 1e6)
+        charge("dynamodb_allow_list", "dynamodb_write_request_units", sensors, 1e6)
+        return Onboarding(way, sensors, calls, registry, 0, 0, sensors, tuple(charges))
+    if way != "claim":
+        raise CapacityError("way", f"must be claim or bulk, got {way!r}")
+    registry = sensors * len(CLAIM_REGISTRY_OPERATIONS)
+    messages = sensors * CLAIM_MESSAGES
+    charge("iot_registry", "iot_registry_operations", registry, 1e6)
+    charge("iot_messaging", "iot_messaging", messages, 1e6)
+    charge("lambda_provisioning", "lambda_gb_second", sensors * HOOK_SECONDS * hook_memory_mb / 1024)
+    charge("lambda_provisioning", "lambda_requests", sensors, 1e6)
+    charge("dynamodb_allow_list", "dynamodb_write_request_units", sensors, 1e6)
+    # Per claim: CreateKeysAndCertificate, RegisterThing (and within it UpdateCertificate, AttachPolicy and
+    # the registry operations), the hook's Invoke and its UpdateItem.
+    calls = sensors * (2 + 2 + len(CLAIM_REGISTRY_OPERATIONS) + 2)
+    return Onboarding(way, sensors, calls, registry, messages, sensors, sensors, tuple(charges))

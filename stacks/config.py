@@ -151,6 +151,8 @@ class AlarmThresholds:
     """Sensors silent at once (contract "Silent sensors"; the silence check's ``SilentSensors``)."""
     silence_errors: int = 1
     """Silence check invocation errors per period."""
+    provisioning_refused: int = 1
+    """Provisioning requests the pre-provisioning hook refused per period (any reason)."""
 
     def validate(self, env: str) -> None:
         _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
@@ -166,6 +168,7 @@ class AlarmThresholds:
         _int(env, "alarms.congestion_alerts", self.congestion_alerts, 1, 1_000_000)
         _int(env, "alarms.silent_sensors", self.silent_sensors, 1, 10_000_000)
         _int(env, "alarms.silence_errors", self.silence_errors, 1, 1_000_000)
+        _int(env, "alarms.provisioning_refused", self.provisioning_refused, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,49 @@ class DataLifecycle:
                 "lifecycle.lake_glacier_days",
                 f"must be at least lifecycle.lake_infrequent_access_days + {days} ({ia + days}): S3 keeps "
                 f"objects {days} days in STANDARD_IA before their next transition, got {glacier}",
+            )
+
+
+PROVISIONING_HOOK_TIMEOUT_LIMIT = 5
+"""AWS IoT waits 5 s for the pre-provisioning hook; a later answer is ACCESS_DENIED for the device."""
+_ALLOW_LIST_SOURCE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\.csv")
+
+
+@dataclass(frozen=True)
+class Onboarding:
+    """How sensors join the environment: fleet provisioning by claim (``stacks.provisioning``) and bulk
+    registration (``python -m tools.fleet``). The fleet's declared size is ``EnvironmentConfig.sensors``:
+    ``tools.fleet`` refuses a batch that would take the fleet's thing group past it (the capacity model
+    and the budget are sized for it)."""
+
+    hook: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=5))
+    """Pre-provisioning hook Lambda sizing (timeout 1-5 s: IoT's limit)."""
+    allow_list_source: str | None = None
+    """CSV with a ``serial`` column, relative to the project (``fleet/<env>-serials.csv``), that
+    ``python -m tools.fleet allow --env <env>`` loads into the allow-list; ``None``: serials are given
+    on the command line (``--serials``) only."""
+    claim_template_enabled: bool = True
+    """Whether the claim template provisions at all: disable it between batches, and a leaked claim
+    certificate onboards nothing."""
+
+    def validate(self, env: str) -> None:
+        if not isinstance(self.hook, FunctionSettings):
+            raise ConfigError(env, "onboarding.hook", "must be a FunctionSettings")
+        self.hook.validate(env, "onboarding.hook")
+        _int(env, "onboarding.hook.timeout_seconds", self.hook.timeout_seconds, 1, PROVISIONING_HOOK_TIMEOUT_LIMIT)
+        source = self.allow_list_source
+        if source is not None and (
+            not isinstance(source, str) or not _ALLOW_LIST_SOURCE.fullmatch(source) or ".." in source.split("/")
+        ):
+            raise ConfigError(
+                env,
+                "onboarding.allow_list_source",
+                f"{source!r} must be a relative path to a .csv file inside the project (letters, digits, '_', "
+                "'.', '-' and '/'; no '..')",
+            )
+        if not isinstance(self.claim_template_enabled, bool):
+            raise ConfigError(
+                env, "onboarding.claim_template_enabled", f"must be true or false, got {self.claim_template_enabled!r}"
             )
 
 
@@ -301,6 +347,8 @@ class EnvironmentConfig:
     dynamodb_table_write_quota: int = 40_000
     """The account's on-demand table-level write quota, in write request units per second (Service Quotas;
     the default is 40,000): the sensor windows table must stay under it."""
+    onboarding: Onboarding = field(default_factory=Onboarding)
+    """How sensors join (claim template, allow-list, bulk registration)."""
 
     def __post_init__(self) -> None:
         env = self.name
@@ -377,8 +425,9 @@ class EnvironmentConfig:
             raise ConfigError(
                 env,
                 "processor.reserved_concurrency",
-                f"with alert and silence reserved_concurrency reserves {self.reserved_total}: Lambda keeps "
-                f"{UNRESERVED_MINIMUM} of lambda_concurrency_quota ({self.lambda_concurrency_quota}) unreserved, "
+                f"with alert, silence and onboarding.hook reserved_concurrency reserves {self.reserved_total}: "
+                f"Lambda keeps {UNRESERVED_MINIMUM} of lambda_concurrency_quota ({self.lambda_concurrency_quota}) "
+                "unreserved, "
                 f"so at most {max(self.lambda_concurrency_quota - UNRESERVED_MINIMUM, 0)} can be reserved",
             )
         reserved = self.processor.reserved_concurrency
@@ -397,6 +446,9 @@ class EnvironmentConfig:
             raise ConfigError(env, "budget_margin", f"must be a number, got {self.budget_margin!r}")
         if not 1 <= self.budget_margin <= 10:
             raise ConfigError(env, "budget_margin", f"must be between 1 and 10, got {self.budget_margin!r}")
+        if not isinstance(self.onboarding, Onboarding):
+            raise ConfigError(env, "onboarding", "must be an Onboarding")
+        self.onboarding.validate(env)
         self._check_capacity()
 
     @property
@@ -452,7 +504,9 @@ class EnvironmentConfig:
     @property
     def reserved_total(self) -> int:
         """Concurrency this environment's functions reserve."""
-        return sum(f.reserved_concurrency or 0 for f in (self.processor, self.alert, self.silence))
+        return sum(
+            f.reserved_concurrency or 0 for f in (self.processor, self.alert, self.silence, self.onboarding.hook)
+        )
 
     def with_name(self, name: str) -> EnvironmentConfig:
         """The same profile under another environment name (validated again)."""
@@ -545,6 +599,7 @@ PROD = EnvironmentConfig(
     ),
     sensors=10_000,
     reading_interval_seconds=20,
+    onboarding=Onboarding(hook=FunctionSettings(memory_mb=256, timeout_seconds=5, reserved_concurrency=1)),
 )
 PROFILES: Mapping[str, EnvironmentConfig] = {c.name: c for c in (DEV, STAGING, PROD)}
 AD_HOC_PROFILE = "dev"

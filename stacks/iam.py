@@ -6,6 +6,7 @@ normalises them (no perpetual diffs) and checkov's IAM checks can read them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -70,6 +71,29 @@ class Statement:
 def policy_document(scope: Construct, id_: str, statements: Sequence[Statement]) -> DataAwsIamPolicyDocument:
     """An ``aws_iam_policy_document`` with the given statements."""
     return DataAwsIamPolicyDocument(scope, id_, statement=[s.to_cdktf() for s in statements])
+
+
+def policy_json(statements: Sequence[Statement]) -> str:
+    """The policy as AWS receives it, for callers outside Terraform (the local run): Terraform's ``$${``
+    escapes undone, conditions and principals in IAM's JSON grammar."""
+
+    def plain(value: str) -> str:
+        return value.replace("$${", "${")
+
+    rendered = []
+    for s in statements:
+        statement: dict[str, object] = {"Sid": s.sid, "Effect": s.effect, "Action": list(s.actions)}
+        if s.resources is not None:
+            statement["Resource"] = [plain(r) for r in s.resources]
+        if s.principals:
+            statement["Principal"] = {kind: list(ids) for kind, ids in s.principals.items()}
+        if s.conditions:
+            condition: dict[str, dict[str, list[str]]] = {}
+            for (test, variable), values in s.conditions.items():
+                condition.setdefault(test, {})[variable] = [plain(v) for v in values]
+            statement["Condition"] = condition
+        rendered.append(statement)
+    return json.dumps({"Version": "2012-10-17", "Statement": rendered}, sort_keys=True)
 
 
 def deny_insecure_transport(resources: Sequence[str]) -> Statement:

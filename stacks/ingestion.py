@@ -18,6 +18,7 @@ AWS substitution templates (``${topic(4)}``, ``${iot:Connection.Thing.ThingName}
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cdktf import TerraformResourceLifecycle
@@ -34,7 +35,7 @@ from constructs import Construct
 from stacks.config import StreamMode
 from stacks.context import StackContext
 from stacks.iam import ServiceRole, Statement, policy_document
-from stacks.naming import Kind
+from stacks.naming import Kind, Namer
 
 SQL_VERSION = "2016-03-23"
 THING_NAME = "$${iot:Connection.Thing.ThingName}"
@@ -42,6 +43,32 @@ THING_NAME = "$${iot:Connection.Thing.ThingName}"
 # $aws/rules/<rule name>/ stripped); the sensor id is level 4.
 SENSOR_ID_FROM_TOPIC = "$${topic(4)}"
 IOT_ERROR_PREFIX = "iot-errors/"
+
+
+def sensor_policy_statements(arn: Callable[[str, str], str], namer: Namer) -> list[Statement]:
+    """The sensor policy: connect only as its own (attached) thing, publish only on its own topic.
+
+    ``arn(service, resource)`` builds an ARN of the environment's account and region (``StackContext.arn``;
+    the local run passes its own account's)."""
+    return [
+        Statement(
+            "ConnectAsOwnThing",
+            ["iot:Connect"],
+            [arn("iot", f"client/{THING_NAME}")],
+            {("Bool", "iot:Connection.Thing.IsAttached"): ["true"]},
+        ),
+        # Its own topic only, in both forms: the contract's (tap/<env>/sensors/<thing>/readings, what
+        # existing firmware publishes on, billed as messaging) and the same topic through Basic Ingest
+        # (no messaging charge; what the capacity model and the budget assume).
+        Statement(
+            "PublishOwnReadings",
+            ["iot:Publish"],
+            [
+                arn("iot", f"topic/{namer.sensor_publish_topic(THING_NAME)}"),
+                arn("iot", f"topic/{namer.sensor_topic_prefix()}/{THING_NAME}/readings"),
+            ],
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -144,32 +171,12 @@ class Ingestion(Construct):
         self.publish_topic = namer.sensor_publish_topic("+")
         """What sensors publish on, ``+`` standing for their thing name (an output)."""
         # IoT policies share IAM's grammar; a policy document keeps the JSON well-formed in JSON and HCL output.
-        sensor_policy = policy_document(
-            self,
-            "sensor-policy-document",
-            [
-                Statement(
-                    "ConnectAsOwnThing",
-                    ["iot:Connect"],
-                    [ctx.arn("iot", f"client/{THING_NAME}")],
-                    {("Bool", "iot:Connection.Thing.IsAttached"): ["true"]},
-                ),
-                # Its own topic only, in both forms: the contract's (tap/<env>/sensors/<thing>/readings,
-                # what existing firmware publishes on, billed as messaging) and the same topic through
-                # Basic Ingest (no messaging charge; what the capacity model and the budget assume).
-                Statement(
-                    "PublishOwnReadings",
-                    ["iot:Publish"],
-                    [
-                        ctx.arn("iot", f"topic/{namer.sensor_publish_topic(THING_NAME)}"),
-                        ctx.arn("iot", f"topic/{namer.sensor_topic_prefix()}/{THING_NAME}/readings"),
-                    ],
-                ),
-            ],
-        )
+        sensor_policy = policy_document(self, "sensor-policy-document", sensor_policy_statements(ctx.arn, namer))
+        self.sensor_policy_name = namer.name(Kind.IOT_POLICY, "sensor")
+        """Plain name of the sensor policy (the claim template names it in its body)."""
         self.sensor_policy = IotPolicy(
             self,
             "sensor-policy",
-            name=namer.name(Kind.IOT_POLICY, "sensor"),
+            name=self.sensor_policy_name,
             policy=sensor_policy.json,
         )

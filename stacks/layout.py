@@ -108,6 +108,19 @@ MODIFY has and a REMOVE (a TTL deletion) lacks on this ``NEW_IMAGE`` stream. TTL
 aggregate; unfiltered, each would still cost an invocation. The local run (``tools.local.simulate.delivered``)
 applies the same pattern."""
 
+SENSOR_ALLOW_LIST = TableSpec("sensor-allow-list", hash_key="serial")
+"""Serials that may onboard by claim, one item each with its ``status`` (``lambdas.provisioning.logic``:
+allowed, claimed, registered, revoked). Not in ``TABLES``: the data path never touches it."""
+
+
+def provisioning_environment(environment_suffix: str, metric_namespace: str, allow_list_table: str) -> dict[str, str]:
+    """Environment variables of the pre-provisioning hook."""
+    return {
+        "ENVIRONMENT_SUFFIX": environment_suffix,
+        "METRIC_NAMESPACE": metric_namespace,
+        "ALLOW_LIST_TABLE": allow_list_table,
+    }
+
 
 @dataclass(frozen=True)
 class RuntimeNames:

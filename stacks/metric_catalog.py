@@ -135,6 +135,12 @@ SEGMENT_WINDOWS = Metric(CUSTOM, metrics.SEGMENT_WINDOWS, (metrics.LEVEL_DIMENSI
 CONGESTION_ALERTS = Metric(CUSTOM, metrics.CONGESTION_ALERTS, (), "Sum", ALERT_CODE)
 SILENT_SENSORS = Metric(CUSTOM, metrics.SILENT_SENSORS, (), "Maximum", SILENCE_CODE)
 """Sensors silent at each run of the silence check (a gauge: its maximum over a period)."""
+PROVISIONING_CODE = "lambdas/provisioning/service.py (embedded metric format)"
+PROVISIONING_REFUSED = Metric(
+    CUSTOM, metrics.PROVISIONING_REFUSED, (metrics.REASON_DIMENSION,), "Sum", PROVISIONING_CODE
+)
+"""RegisterThing requests the pre-provisioning hook refused, by reason (``lambdas.provisioning.logic.REFUSALS``)."""
+PROVISIONING_ALLOWED = Metric(CUSTOM, metrics.PROVISIONING_ALLOWED, (), "Sum", PROVISIONING_CODE)
 
 CATALOG: tuple[Metric, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
 """Every metric above, for the tests."""

@@ -25,6 +25,7 @@ ALARM_CONCERNS = (
     "firehose-freshness", "firehose-failed-conversion",
     "iot-rule-failures", "iot-rule-not-found", "congestion",
     "silence-errors", "silence-dlq-depth", "silence-not-running", "silent-sensors",
+    "provisioning-refused", "provisioning-hook-errors",
 )  # fmt: skip
 """Every alarm of an environment, by concern: known before the alarms exist, so that the key policy can
 let exactly these alarms publish to the encrypted alert topic (``alarm_names``)."""
@@ -52,6 +53,8 @@ class MonitoringProps:
     fleet_readings_per_second: float
     """The declared fleet's readings per second (``sensors / reading_interval_seconds``): what the
     dashboard's completeness line divides by."""
+    provisioning_function_name: str
+    """The pre-provisioning hook (``stacks.provisioning``)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class Monitoring(Construct):
                       mc.LAMBDA_INVOCATIONS.watch(FunctionName=props.silence_function_name), 1, below=True),
             AlarmSpec("silent-sensors", "Sensors silent (no accepted reading for silence_factor x their interval)",
                       mc.SILENT_SENSORS.watch(namespace), limits.silent_sensors),
+            *onboarding_alarms(namespace, props, limits.provisioning_refused),
         ]  # fmt: skip
         if tuple(spec.concern for spec in self.specs) != ALARM_CONCERNS:
             raise ValueError("ALARM_CONCERNS must list every alarm, in order (the key policy names them)")
@@ -156,6 +160,18 @@ class Monitoring(Construct):
             label=f"{watched.metric.name} ({watched.namespace})",
         )
         return CloudwatchMetricAlarm(self, spec.concern, metric_query=[query], **common)
+
+
+def onboarding_alarms(namespace: str, props: MonitoringProps, refused_threshold: int) -> list[AlarmSpec]:
+    """Fleet provisioning by claim: requests the hook refused (any reason), and the hook failing (IoT
+    then answers ``ACCESS_DENIED``: no sensor can onboard by claim)."""
+    hook = props.provisioning_function_name
+    return [
+        AlarmSpec("provisioning-refused", "Provisioning requests refused by the pre-provisioning hook (any reason)",
+                  mc.PROVISIONING_REFUSED.watch(namespace, Reason=ANY), refused_threshold),
+        AlarmSpec("provisioning-hook-errors", "Pre-provisioning hook failed: claims are denied",
+                  mc.LAMBDA_ERRORS.watch(FunctionName=hook), 1),
+    ]  # fmt: skip
 
 
 def _metric_widget(title: str, region: str, series: list[list[Any]], *, stat: str = "Sum") -> dict[str, Any]:
@@ -276,6 +292,15 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
                 ],
                 mc.LAMBDA_ERRORS.watch(FunctionName=props.silence_function_name).dashboard_line(),
                 mc.SQS_VISIBLE.watch(QueueName=props.silence_dlq_name).dashboard_line(),
+            ],
+        ),
+        _metric_widget(
+            "10. Onboarding by claim: allowed, refused (any reason), hook errors",
+            region,
+            [
+                mc.PROVISIONING_ALLOWED.watch(namespace).dashboard_line(),
+                mc.PROVISIONING_REFUSED.watch(namespace, Reason=ANY).dashboard_line(),
+                mc.LAMBDA_ERRORS.watch(FunctionName=props.provisioning_function_name).dashboard_line(),
             ],
         ),
     ]

@@ -60,6 +60,9 @@ class Kind(Enum):
     BUDGET = NameRule(100, r"^[^:\\]+$")
     SCHEDULE = NameRule(64, r"^[0-9A-Za-z_.-]+$")
     SCHEDULE_GROUP = NameRule(64, r"^[0-9A-Za-z_.-]+$")
+    IOT_THING_GROUP = NameRule(128, r"^[a-zA-Z0-9:_-]+$")
+    IOT_PROVISIONING_TEMPLATE = NameRule(36, r"^[0-9A-Za-z_-]+$")
+    """CreateProvisioningTemplate: 1-36 characters of ``[0-9A-Za-z_-]``."""
 
 
 def validate_suffix(suffix: str, field: str = "environment_suffix") -> str:
@@ -145,6 +148,15 @@ class Namer:
         """The topic a sensor publishes its readings on: ``$aws/rules/<rule>/tap/<env>/sensors/<thing>/readings``
         (the rule sees ``tap/<env>/sensors/<thing>/readings``, so ``topic(4)`` is still the thing name)."""
         return f"{self.basic_ingest_prefix()}/{self.sensor_topic_prefix()}/{thing}/readings"
+
+    def provisioning_template_name(self) -> str:
+        """The fleet-provisioning-by-claim template; devices address it in their MQTT topics
+        (``$aws/provisioning-templates/<name>/provision/json``)."""
+        return self.name(Kind.IOT_PROVISIONING_TEMPLATE, "sensor-claim")
+
+    def fleet_thing_group(self) -> str:
+        """The thing group every sensor of this environment belongs to (both ways of onboarding)."""
+        return self.name(Kind.IOT_THING_GROUP, "sensors")
 
     def state_key(self) -> str:
         """Key of this environment's Terraform state in the state bucket."""

@@ -19,6 +19,7 @@ from stacks.monitoring import Monitoring, MonitoringProps, alarm_names
 from stacks.naming import Namer
 from stacks.notifications import Notifications, alert_topic_name
 from stacks.processing import Processing, ProcessingProps
+from stacks.provisioning import Provisioning, ProvisioningProps
 from stacks.security import Security, SecurityProps
 from stacks.silence import SilenceCheck, SilenceProps
 from stacks.storage import Storage
@@ -79,7 +80,7 @@ class TapStack(TerraformStack):
             account_id=identity.account_id,
             partition=partition.partition,
         )
-        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "alert", "silence")]
+        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "alert", "silence", "provisioning")]
         security = Security(
             self,
             "security",
@@ -101,6 +102,17 @@ class TapStack(TerraformStack):
                 kms_key_arn=key_arn,
                 error_bucket_name=storage.quarantine.name,
                 error_bucket_arn=storage.quarantine.arn,
+            ),
+        )
+        provisioning = Provisioning(
+            self,
+            "provisioning",
+            ctx,
+            ProvisioningProps(
+                kms_key_arn=key_arn,
+                sensor_policy_name=ingestion.sensor_policy_name,
+                allow_list_table_name=storage.sensor_allow_list.name,
+                allow_list_table_arn=storage.sensor_allow_list.arn,
             ),
         )
         analytics = Analytics(
@@ -169,6 +181,7 @@ class TapStack(TerraformStack):
                 fleet_readings_per_second=props.config.sensors / props.config.reading_interval_seconds,
                 firehose_name=analytics.firehose_name,
                 table_names=storage.table_names,
+                provisioning_function_name=provisioning.hook.function_name,
             ),
         )
         outputs = {
@@ -215,5 +228,20 @@ class TapStack(TerraformStack):
             "aggregation_window_seconds": (str(props.config.aggregation_window_seconds), "Window length"),
             "monthly_budget_usd": (budget.budget.limit_amount, "Monthly cost budget (capacity model x margin)"),
         }
+        outputs.update(onboarding_outputs(provisioning, storage))
         for name, (value, description) in outputs.items():
             TerraformOutput(self, name, value=value, description=description)
+
+
+def onboarding_outputs(provisioning: Provisioning, storage: Storage) -> dict[str, tuple[str, str]]:
+    """What ``python -m tools.fleet`` and a factory's claim setup need (docs/operations.md, onboarding)."""
+    return {
+        "iot_provisioning_template_name": (
+            provisioning.template_name,
+            "Fleet provisioning template (by claim) sensors call RegisterThing with",
+        ),
+        "iot_claim_policy_name": (provisioning.claim_policy.name, "IoT policy of the factory claim certificate"),
+        "iot_thing_group_name": (provisioning.thing_group_name, "Thing group of every sensor of the environment"),
+        "sensor_allow_list_table_name": (storage.sensor_allow_list.name, "Serials that may onboard by claim"),
+        "provisioning_function_name": (provisioning.hook.function_name, "Pre-provisioning hook Lambda"),
+    }

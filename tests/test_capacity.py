@@ -572,3 +572,16 @@ def test_logs_traces_and_keys_follow_their_drivers() -> None:
     assert traces.quantity == pytest.approx(sum(rates) * cap.SECONDS_PER_MONTH / 1e6)
     keys, _ = lines_of(capacity, "kms")
     assert keys.usd == cap.KMS_KEYS * cap.KMS_KEY_VERSIONS * PRICES["kms_key_month"].value
+
+
+def test_onboarding_counts_registry_calls_both_ways_and_prices_them_from_the_dated_table() -> None:
+    prices = cap.prices_for("us-east-1")
+    assert prices["iot_registry_operations"].source == "https://aws.amazon.com/iot-core/pricing/"
+    claim, bulk = cap.onboarding("claim", 10_000, prices), cap.onboarding("bulk", 10_000, prices, fleet_size=600)
+    assert (claim.registry_operations, claim.messages, claim.hook_invocations) == (30_000, 60_000, 10_000)
+    assert bulk.registry_operations == 50_000 + 3 and bulk.messages == 0  # 3 pages of the group's 600 things
+    registry = {c.component: c.usd for c in bulk.charges}["iot_registry"]
+    assert registry == pytest.approx(50_003 / 1e6 * 1.25)
+    assert 0 < bulk.usd < claim.usd
+    with pytest.raises(cap.CapacityError, match="claim or bulk"):
+        cap.onboarding("carrier-pigeon", 1, prices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from stacks.config import (
     Environment,
     EnvironmentConfig,
     FunctionSettings,
+    Onboarding,
     StateConfig,
     StreamMode,
     check_shared_quota,
@@ -140,11 +142,12 @@ def test_lifecycle_at_s3s_minimums_is_accepted() -> None:
 
 
 def test_reservations_of_environments_sharing_an_account_add_up() -> None:
-    """staging (10) and prod (61) reserve 71: fine under 1,000; under 162, each fits its 62 alone, not both."""
-    assert sum(e.config.reserved_total for e in load({}).environments) == 71
+    """staging (10) and prod (62, its pre-provisioning hook's 1 included) reserve 72: fine under 1,000;
+    under 162, each fits its 62 alone, not both."""
+    assert sum(e.config.reserved_total for e in load({}).environments) == 72
     small = {n: dataclasses.replace(c, lambda_concurrency_quota=162) for n, c in PROFILES.items()}
     environments = [Environment(suffix=n, config=c) for n, c in small.items()]
-    with pytest.raises(ConfigError, match=r"reservations add up to 71 \(staging 10, prod 61\)"):
+    with pytest.raises(ConfigError, match=r"reservations add up to 72 \(staging 10, prod 62\)"):
         check_shared_quota(environments)
 
 
@@ -222,3 +225,25 @@ def test_silence_settings_are_validated_and_bound_the_batching_window() -> None:
     assert EnvironmentConfig(name="x", batching_window_seconds=90).silence_factor == 3
     with pytest.raises(ConfigError, match="batching_window_seconds"):
         EnvironmentConfig(name="x", batching_window_seconds=90, silence_factor=2)
+
+
+@pytest.mark.parametrize(
+    ("field", "onboarding"),
+    [
+        ("onboarding.hook.timeout_seconds", {"hook": FunctionSettings(timeout_seconds=6)}),
+        ("onboarding.hook.memory_mb", {"hook": FunctionSettings(memory_mb=64, timeout_seconds=5)}),
+        ("onboarding.allow_list_source", {"allow_list_source": "/etc/serials.csv"}),
+        ("onboarding.allow_list_source", {"allow_list_source": "fleet/../../serials.csv"}),
+        ("onboarding.allow_list_source", {"allow_list_source": "fleet/serials.txt"}),
+        ("onboarding.allow_list_source", {"allow_list_source": 7}),
+        ("onboarding.claim_template_enabled", {"claim_template_enabled": "yes"}),
+    ],
+)
+def test_bad_onboarding_value_stops_synth_naming_the_field(field: str, onboarding: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match=rf"environment 'x': field '{re.escape(field)}'"):
+        EnvironmentConfig(name="x", onboarding=Onboarding(**onboarding))
+
+
+def test_onboarding_defaults_and_a_good_allow_list_source_are_accepted() -> None:
+    config = EnvironmentConfig(name="x", onboarding=Onboarding(allow_list_source="fleet/x-serials.csv"))
+    assert config.onboarding.hook.timeout_seconds == 5 and config.onboarding.claim_template_enabled

@@ -99,3 +99,16 @@ def test_the_smoke_test_passes_on_the_deployed_dev_environment(deployment: deplo
     assert dev.smoke is not None
     status = {c["name"]: c["status"] for c in dev.smoke["checks"]}
     assert status == ON_THE_EMULATOR
+
+
+def test_a_sensor_onboarded_each_way_on_the_deployed_dev_publishes_and_a_revoked_one_is_refused(
+    deployment: deploy_local.Deployment,
+) -> None:
+    (dev,) = [r for r in deployment.runs if r.stack == "tap-dev"]
+    onboarding = dev.onboarding
+    assert onboarding is not None
+    assert (onboarding["claimed"], onboarding["registered"]) == ("onboard-claim-1", "registered")
+    assert onboarding["published"] == onboarding["records_in"] == onboarding["stored"] == 2
+    assert "REVOKED" in onboarding["revoked_refused"]
+    # taken off before destroy (IoT refuses to delete an attached policy): the destroy test above passes
+    assert onboarding["decommissioned"]["things"] == 2

@@ -40,6 +40,8 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
     "silence-dlq-depth": (mc.SQS_VISIBLE, {"QueueName": "tap-silence-dlq-{s}"}),
     "silence-not-running": (mc.LAMBDA_INVOCATIONS, {"FunctionName": "tap-silence-{s}"}),
     "silent-sensors": (mc.SILENT_SENSORS, {}),
+    "provisioning-refused": (mc.PROVISIONING_REFUSED, {"Reason": None}),
+    "provisioning-hook-errors": (mc.LAMBDA_ERRORS, {"FunctionName": "tap-provisioning-{s}"}),
 }
 
 
@@ -102,6 +104,7 @@ def test_alarm_thresholds_come_from_their_own_config_fields(env: tuple[str, Stac
         "congestion": limits.congestion_alerts,
         "silence-errors": limits.silence_errors,
         "silent-sensors": limits.silent_sensors,
+        "provisioning-refused": limits.provisioning_refused,
     }
     for concern, threshold in fields.items():
         assert alarms[f"tap-{concern}-{suffix}"]["threshold"] == threshold, concern

@@ -177,3 +177,15 @@ def test_the_checks_catch_commands_that_do_not_exist() -> None:
     ):
         with pytest.raises((AssertionError, SystemExit)):
             check(wrong)
+
+
+def test_every_alarm_and_onboarding_task_is_in_the_runbook() -> None:
+    from stacks.monitoring import ALARM_CONCERNS  # noqa: PLC0415
+
+    text = RUNBOOK.read_text()
+    missing = [concern for concern in ALARM_CONCERNS if f"`{concern}`" not in text]
+    assert not missing, f"alarms the runbook does not explain: {missing}"
+    for section in ("Onboarding sensors", "Rotating the claim certificate", "Revoking a stolen sensor"):
+        assert section in text
+    for command in ("python -m tools.fleet allow", "python -m tools.fleet register", "python -m tools.fleet revoke"):
+        assert command in text

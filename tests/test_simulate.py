@@ -175,13 +175,14 @@ def test_the_local_account_is_the_one_moto_answers_for() -> None:
 
 
 def test_the_operator_tools_do_not_load_moto() -> None:
-    """``tools.redrive`` and ``tools.smoke`` run against real accounts with the plain packages: moto is a
-    development dependency, and importing it adds its stub to every botocore client made afterwards."""
+    """``tools.redrive``, ``tools.smoke`` and ``tools.fleet`` run against real accounts with the plain packages:
+    moto is a development dependency, and importing it adds its stub to every botocore client made afterwards."""
     import subprocess  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
     probe = (
-        "import sys, tools.redrive, tools.smoke, tools.synth_diff, tools.capacity, tools.eject, tools.cdk_equivalence; "
+        "import sys, tools.redrive, tools.smoke, tools.synth_diff, tools.capacity, tools.eject, tools.cdk_equivalence, "
+        "tools.fleet; "
         "print(sorted(m for m in sys.modules if m == 'moto' or m.startswith('moto.')))"
     )
     root = Path(__file__).resolve().parents[1]

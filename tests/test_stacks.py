@@ -130,7 +130,7 @@ def test_ingestion_rule_puts_on_the_stream_with_error_action(env: tuple[str, Sta
 
 def test_sensor_policy_binds_client_id_and_topic_to_thing_name(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
-    _, policy = doc.one("aws_iot_policy")
+    (policy,) = [p for p in doc.resources("aws_iot_policy").values() if p["name"] == f"tap-sensor-{suffix}"]
     statements = {s["sid"]: s for s in doc.policy_statements(policy["policy"])}
     assert set(statements) == {"ConnectAsOwnThing", "PublishOwnReadings"}
     connect, publish = statements["ConnectAsOwnThing"], statements["PublishOwnReadings"]
@@ -343,6 +343,7 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env:
         ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
         ("cloudwatch:PutMetricData",),
         ("dynamodb:ListStreams",),
+        ("iot:AttachThingPrincipal",),  # no resource-level permissions (the provisioning role)
     }
     for role_name in doc.resources("aws_iam_role"):
         for statement in doc.role_statements(f"${{aws_iam_role.{role_name}.arn}}"):
@@ -357,7 +358,9 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env:
 def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
-    assert set(tables) == {f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages")}
+    assert set(tables) == {
+        f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
+    }
     for table in tables.values():
         assert table["billing_mode"] == "PAY_PER_REQUEST"
         assert table["point_in_time_recovery"] == {"enabled": True}

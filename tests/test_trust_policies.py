@@ -118,6 +118,12 @@ def service_requests(stack_id: str, doc: dict[str, Any]) -> Iterator[Request]:
         yield from assumed(schedule, f"schedule {name}", "scheduler.amazonaws.com", context, SCHEDULER)
     for name, function in resources.get("aws_lambda_function", {}).items():
         yield from assumed(function["role"], f"function {name}", "lambda.amazonaws.com", {}, LAMBDA)
+    for name, template in resources.get("aws_iot_provisioning_template", {}).items():
+        template_name = r.render_string(template["name"], stack_id)
+        template_arn = f"arn:aws:iot:{r.region()}:{ACCOUNT_ID}:provisioningtemplate/{template_name}"
+        context = {"aws:SourceArn": template_arn, "aws:SourceAccount": ACCOUNT_ID}
+        role = template["provisioning_role_arn"]
+        yield from assumed(role, f"provisioning template {name}", "iot.amazonaws.com", context, IOT)
 
     # The encrypted alert topic: alarms and budgets publish to it and use the key that encrypts it.
     topic_policies = {

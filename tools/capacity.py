@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the state layouts' bills and limits as Markdown (docs/state-layout-v2.md)",
     )
+    parser.add_argument(
+        "--onboarding", action="store_true", help="calls and one-off cost of onboarding the fleet, by claim and in bulk"
+    )
     return parser
 
 
@@ -253,6 +256,18 @@ def scale_table(profile: str, prices: cap.PriceTable) -> str:
     return "\n".join(rows) + "\n" + notes
 
 
+def print_onboarding(sensors: int, config: Any, prices: cap.PriceTable, out: TextIO) -> None:
+    """Onboarding ``sensors`` both ways: AWS calls, registry operations, messages and the one-off cost."""
+    print(f"onboarding {sensors:,} sensors (prices {prices.region}, {prices.date}):", file=out)
+    for way in ("claim", "bulk"):
+        o = cap.onboarding(way, sensors, prices, hook_memory_mb=config.onboarding.hook.memory_mb)
+        print(
+            f"  {way:5}  {o.api_calls:>12,} AWS calls  {o.registry_operations:>12,} registry operations  "
+            f"{o.messages:>12,} MQTT messages  ${o.usd:,.2f} once",
+            file=out,
+        )
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -260,6 +275,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         prices = cap.prices_for(config.region)
         if args.scale_table:
             print(scale_table(args.env or DEFAULT_PROFILE, prices), file=out)
+            return 0
+        if args.onboarding:
+            print_onboarding(args.sensors if args.sensors is not None else config.sensors, config, prices, out)
             return 0
         fleet, pipeline = fleet_and_pipeline(args)
     except (cap.CapacityError, ConfigError) as exc:

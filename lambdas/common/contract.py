@@ -47,6 +47,8 @@ LEVELS = ("free", "moderate", "heavy", "severe")
 ALERT_LEVELS = frozenset({"heavy", "severe"})
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+SENSOR_ID = _ID
+"""The schema's ``sensor_id`` (and ``segment_id``) pattern, for whoever names sensors (``lambdas.common.identity``)."""
 # The schema's timestamp pattern (no second 60, 1-9 fraction digits) with the parts RFC 3339 checks.
 _DATE_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):([0-5]\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",

@@ -17,3 +17,8 @@ CONGESTION_ALERTS = "CongestionAlerts"
 
 # Published by the silence check with PutMetricData (every run): sensors silent at the time of the run.
 SILENT_SENSORS = "SilentSensors"
+
+# Published by the pre-provisioning hook through EMF (its logs): one per RegisterThing it answers.
+PROVISIONING_ALLOWED = "ProvisioningAllowed"
+PROVISIONING_REFUSED = "ProvisioningRefused"
+"""With the ``Reason`` dimension (``lambdas.provisioning.logic.REFUSALS``)."""

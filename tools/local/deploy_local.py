@@ -17,7 +17,9 @@
 6. after dev is applied, runs the local data path (``tools.local.simulate``) against the deployed resources,
    named by ``terraform output -json``, with ``--check-iam``: every AWS call of each function is checked
    against its role policy as applied (``tools/local/iam_check.py``); a denied call fails the environment;
-   then the smoke test (``tools.smoke --process-locally``) on the same resources.
+   then the smoke test (``tools.smoke --process-locally``) on the same resources, and onboarding: one
+   sensor by claim and one in bulk with what Terraform created, each publishing through IoT's
+   authorization and the data path, and the bulk one refused once revoked (``tools.local.iot_fleet``).
 
 Resources the emulator cannot create or read back are excluded in one place: ``EXCLUSIONS`` in
 ``tools/local/moto_gaps.py``, each with the exact error and whose gap it is.
@@ -208,6 +210,7 @@ class EnvironmentRun:
     simulate: dict[str, Any] | None = None
     smoke: dict[str, Any] | None = None
     ejected_plan: tuple[int, str] | None = None
+    onboarding: dict[str, Any] | None = None
 
 
 @dataclass
@@ -286,6 +289,7 @@ class Deployment:
         if simulate:
             record.simulate = self.simulate(stack, scratch)
             record.smoke = self.smoke(stack, scratch)
+            record.onboarding = self.onboard(stack, scratch)
         if not production:
             self.timed(record, "destroy", ["destroy", "-input=false", "-no-color", "-auto-approve"], scratch)
             left = json.loads(run(["show", "-json"], scratch, self.env).stdout)
@@ -300,7 +304,7 @@ class Deployment:
         outputs.write_text(run(["output", "-json"], scratch, self.env).stdout)
         summary = scratch / "simulate-summary.json"
         suffix = stack.removeprefix("tap-")
-        self.run_tool(
+        return self.run_tool(
             stack,
             "local data path on the deployed resources",
             "tools.local.simulate",
@@ -308,26 +312,40 @@ class Deployment:
              "--sensors", str(SIMULATE_SENSORS), "--minutes", str(SIMULATE_MINUTES), "--now", SIMULATE_NOW,
              "--stop", str(SIMULATE_STOP), "--resume", str(SIMULATE_RESUME),
              "--check-every", str(SIMULATE_CHECK_EVERY), "--summary", str(summary), "--check-iam"],
+            summary,
         )  # fmt: skip
-        loaded: dict[str, Any] = json.loads(summary.read_text())
-        return loaded
 
     def smoke(self, stack: str, scratch: Path) -> dict[str, Any]:
         """``tools.smoke`` on the deployed environment (after ``simulate``, which wrote its outputs)."""
         report = scratch / "smoke-report.json"
-        self.run_tool(
+        return self.run_tool(
             stack,
             "smoke test",
             "tools.smoke",
             ["--env", stack.removeprefix("tap-"), "--endpoint-url", self.endpoint,
              "--outputs", str(scratch / "outputs.json"), "--process-locally", "--timeout", "0",
              "--report", str(report)],
+            report,
         )  # fmt: skip
-        loaded: dict[str, Any] = json.loads(report.read_text())
-        return loaded
 
-    def run_tool(self, stack: str, what: str, module: str, args: Sequence[str]) -> None:
-        """``python -m <module> <args>`` against the emulator; a failure fails the environment."""
+    def onboard(self, stack: str, scratch: Path) -> dict[str, Any]:
+        """A sensor onboarded each way with what Terraform created (claim template, policies, thing group,
+        allow-list), its reading through IoT's authorization and the data path, and the revoked one refused
+        (``tools.local.iot_fleet``; after ``simulate``, which wrote the outputs)."""
+        summary = scratch / "onboarding.json"
+        return self.run_tool(
+            stack,
+            "onboarding by claim and in bulk",
+            "tools.local.iot_fleet",
+            ["--env", stack.removeprefix("tap-"), "--endpoint-url", self.endpoint,
+             "--outputs", str(scratch / "outputs.json"), "--workdir", str(scratch / "onboarding"),
+             "--summary", str(summary)],
+            summary,
+        )  # fmt: skip
+
+    def run_tool(self, stack: str, what: str, module: str, args: Sequence[str], report: Path) -> dict[str, Any]:
+        """``python -m <module> <args>`` against the emulator, and the JSON ``report`` it wrote; a failure
+        fails the environment."""
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", module, *args],
@@ -347,6 +365,8 @@ class Deployment:
         if result.returncode != 0:
             raise RuntimeError(f"{what} on the deployed {stack} failed:\n{result.stderr[-6000:]}")
         log(f"  {stack}: {what} {time.monotonic() - started:.1f} s")
+        loaded: dict[str, Any] = json.loads(report.read_text())
+        return loaded
 
 
 EMULATED_STATE = {"TF_STATE_ACCOUNT_ID": ACCOUNT_ID, "TF_STATE_BUCKET": ""}

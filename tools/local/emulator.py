@@ -1,11 +1,12 @@
 """moto's server, as ``tools.local.deploy_local`` runs it: ``python -m tools.local.emulator -H .. -p .. -c .. -k ..``.
 
-Two adjustments, both listed in ``tools/local/moto_gaps.py``:
+The adjustments, all listed in ``tools/local/moto_gaps.py``:
 
 - moto evaluates S3 bucket-policy statements without their conditions (its documented restriction) and
   reports any statement whose conditions fail as a Deny, so the stacks' TLS-only ``Deny`` (condition
   ``aws:SecureTransport = false``) refuses every object request. This server only listens over TLS,
   so it evaluates conditions with ``aws:SecureTransport = true``: the Deny then applies as in AWS.
+- AWS IoT's provisioning templates and the tags of templates and thing groups (``tools.local.iot_fleet``);
 - the response-encoding and Kinesis speed-ups of ``tools.local.moto_speedups`` (no change to what is stored).
 """
 
@@ -16,9 +17,11 @@ import sys
 import urllib.parse
 from typing import Any
 
-from tools.local import moto_speedups
+from tools.local import iot_fleet, moto_speedups
 
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
+IOT_TAGS: dict[str, dict[str, str]] = {}
+"""Tags of IoT resources by ARN (moto keeps none): written at creation, read by ListTagsForResource."""
 
 
 def evaluate_bucket_policies_over_tls() -> None:
@@ -66,7 +69,7 @@ def iot_tags() -> None:
     from moto.core.responses import ActionResult, EmptyResult  # noqa: PLC0415
     from moto.iot.responses import IoTResponse  # noqa: PLC0415
 
-    tags: dict[str, dict[str, str]] = {}
+    tags = IOT_TAGS
 
     def arn_of(response: IoTResponse, kind: str, name: str) -> str:
         return f"arn:aws:iot:{response.region}:{response.current_account}:{kind}/{name}"
@@ -214,6 +217,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
     evaluate_bucket_policies_over_tls()
     iot_tags()
+    iot_fleet.install(IOT_TAGS)
     lambda_configuration()
     kinesis_tags_on_create()
     keep_table_stream_records()

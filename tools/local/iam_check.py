@@ -351,6 +351,13 @@ UNUSED_REASONS: dict[tuple[str, str], str] = {
     "queue: Lambda sends with the function's role (lambda/latest/dg/kinesis-on-failure-destination.html)",
     ("*", "xray:PutTraceSegments"): _XRAY,
     ("*", "xray:PutTelemetryRecords"): _XRAY,
+    **{
+        ("provisioning", action): "the pre-provisioning hook's dead-letter queue (every function has one, "
+        "``stacks.processing.Function``) is encrypted with the environment's key, and Lambda sends to it with "
+        "the function's role (sqs-key-management.html); IoT invokes the hook synchronously, so only a "
+        "misrouted asynchronous invocation would reach it"
+        for action in ("kms:Decrypt", "kms:GenerateDataKey")
+    },
 }
 """Why a granted action may go unused by the handlers' own calls, by (function or ``*``, action)."""
 
@@ -764,6 +771,12 @@ class _Stack:
 
     def outputs(self, names: Iterable[str]) -> dict[str, str]:
         return {name: str(self.resolve(self.doc["output"][name]["value"])) for name in names}
+
+
+def stack_of(doc: Mapping[str, Any], clients: Clients, region: str, account: str) -> _Stack:
+    """A synthesized stack resolved against the local run's resources (for checks of functions outside
+    the data path, such as the pre-provisioning hook: ``tests/test_provisioning.py``)."""
+    return _Stack(doc, clients, region, account)
 
 
 # What the local run's Targets must agree on with the stack's own outputs (their names for the same thing).

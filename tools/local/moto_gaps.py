@@ -76,6 +76,38 @@ FILLED_IN_THE_EMULATOR: tuple[Gap, ...] = (
         "moto",
         "the emulator implements DeleteNamedQuery",
     ),
+    Gap(
+        "aws_iot_provisioning_template",
+        "moto 5.2 has no provisioning templates: Create/Describe/Update/Delete/ListProvisioningTemplate(s) and "
+        "CreateProvisioningTemplateVersion answer 500 ('... has not been implemented')",
+        "moto",
+        "tools.local.iot_fleet.install keeps templates on moto's IoT backend (body, role, hook, enabled, type, "
+        "versions) and their tags",
+    ),
+    Gap(
+        "aws_iot_thing_group",
+        "second plan: ~ tags_all (CreateThingGroup's tags are not kept; ListTagsForResource has nothing to return)",
+        "moto",
+        "the emulator keeps the tags given at CreateThingGroup (tools.local.iot_fleet.install)",
+    ),
+    Gap(
+        "fleet provisioning by claim (MQTT API: CreateKeysAndCertificate / CreateCertificateFromCsr, RegisterThing)",
+        "not an API moto offers: the device side runs over MQTT, and RegisterThing with a template name, the "
+        "pre-provisioning hook and the provisioning role exist nowhere in moto",
+        "moto",
+        "tools.local.iot_fleet.provision_by_claim: claim certificate ACTIVE and its policy allowing the provisioning "
+        "topics; the certificate created inactive; the hook called with AWS's documented input (5 s deadline); the "
+        "template's resources applied. Not modelled: the provisioning role's IAM (IoT assumes it; no IAM check "
+        "runs the template's calls)",
+    ),
+    Gap(
+        "IoT authorization of a device's connect and publish",
+        "moto has no MQTT broker and never evaluates IoT policies",
+        "moto",
+        "tools.local.iot_fleet.authorize_publish: certificate ACTIVE, attached to the thing it connects as, its "
+        "policies allowing iot:Connect and iot:Publish with IoT's policy variables; the local ingest of onboarded "
+        "sensors (tools.local.iot_fleet.publish) puts only what this allows on the stream",
+    ),
 )
 
 SLOW_BUT_CORRECT = (

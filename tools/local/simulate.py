@@ -74,6 +74,7 @@ from stacks.layout import (
     TABLES,
     TTL_ATTRIBUTE,
     RuntimeNames,
+    TableSpec,
     alert_environment,
     processor_environment,
     silence_environment,
@@ -133,9 +134,9 @@ class Targets:
         )
 
 
-def create_tables(namer: Namer, clients: Clients) -> None:
-    """The environment's DynamoDB tables, as ``stacks.layout`` defines them."""
-    for spec in TABLES:
+def create_tables(namer: Namer, clients: Clients, specs: Sequence[TableSpec] = TABLES) -> None:
+    """The environment's DynamoDB tables (``specs``: the data path's by default), as ``stacks.layout`` defines them."""
+    for spec in specs:
         attributes = [{"AttributeName": n, "AttributeType": t} for n, t in spec.attribute_types().items()]
         schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
         if spec.range_key:
