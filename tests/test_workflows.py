@@ -156,6 +156,12 @@ def test_ephemeral_environments_are_valid_ad_hoc_suffixes_destroyed_on_close() -
     assert "github.event.action == 'closed'" in jobs["destroy"]["if"]
     for number in (1, 4711, 9_999_999_999_999):
         assert validate_suffix(f"pr{number}") == f"pr{number}"
+    # An environment with onboarded sensors is destroyable: IoT refuses to delete a policy that is still
+    # attached to a certificate, so a destroy takes the sensors off before applying the destroy plan.
+    steps = load(ROOT / ".github/workflows/terraform-environment.yml")["jobs"]["apply"]["steps"]
+    names = [s.get("name", "") for s in steps]
+    off = next(i for i, s in enumerate(steps) if "tools.fleet decommission" in s.get("run", ""))
+    assert steps[off]["if"] == "inputs.destroy" and off < names.index("Apply the reviewed plan")
 
 
 def test_the_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
