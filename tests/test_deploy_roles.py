@@ -18,6 +18,7 @@ import pytest
 
 from stacks.config import PLACEHOLDER_ACCOUNT_ID, default_state_bucket
 from tests.conftest import ROOT, Synth
+from tests.tfjson import walk_strings
 
 IAM = ROOT / "docs" / "iam"
 PLAN = IAM / "plan-role-policy.json"
@@ -182,16 +183,6 @@ def test_the_deploy_role_can_destroy_what_it_creates(synth: Synth) -> None:
         for stack in synth.docs.values()
         for t, by_name in stack.doc.get("resource", {}).items()
         for body in by_name.values()
-        if any("aws_kms_key." in text for text in _strings(body)) and not t.startswith(("aws_kms_", "aws_iam_"))
+        if any("aws_kms_key." in text for text in walk_strings(body)) and not t.startswith(("aws_kms_", "aws_iam_"))
     } - {"logs", "athena", "firehose", "cloudwatch", "glue"}  # these use the key with their own service role
     assert encrypted <= services, sorted(encrypted - services)
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _strings(v)]
-    if isinstance(value, list):
-        return [t for v in value for t in _strings(v)]
-    return []

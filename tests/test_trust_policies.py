@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import collections.abc
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,15 +74,8 @@ class Request:
 
 def _refs(value: Any, type_: str) -> list[str]:
     """``type.name`` of every reference to a resource of ``type_`` in ``value``."""
-    return [
-        f"{type_}.{m}" for text in walk_strings(value) for m in _names(text, type_)
-    ]  # fmt: skip
-
-
-def _names(text: str, type_: str) -> list[str]:
-    import re  # noqa: PLC0415
-
-    return re.findall(rf"\$\{{{type_}\.([A-Za-z0-9_-]+)\.", text)
+    pattern = re.compile(rf"\$\{{{type_}\.([A-Za-z0-9_-]+)\.")
+    return [f"{type_}.{name}" for text in walk_strings(value) for name in pattern.findall(text)]
 
 
 def service_requests(stack_id: str, doc: dict[str, Any]) -> Iterator[Request]:

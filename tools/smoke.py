@@ -210,9 +210,9 @@ def alarm_notified(clients: Clients, alarm: str, topic_arn: str, since: datetime
     )
 
 
-def silence_invocations(clients: Clients, function_name: str, since: datetime, metric: str = "Invocations") -> float:
-    """The silence check's invocations (CloudWatch ``AWS/Lambda`` ``Invocations``, or another of its
-    metrics such as ``Errors``) from a minute before ``since`` until now."""
+def function_metric_sum(clients: Clients, function_name: str, since: datetime, metric: str) -> float:
+    """The sum of a function's CloudWatch ``AWS/Lambda`` ``metric`` (``Invocations``, ``Errors``) from a minute
+    before ``since`` until now."""
     now = datetime.now(UTC)
     points = clients["cloudwatch"].get_metric_statistics(
         Namespace="AWS/Lambda",
@@ -248,9 +248,11 @@ def check_schedule(
     if options.emulator:
         report.add("silence check runs", "skipped", "the emulator runs no schedules")
         return
-    ran = wait_for(lambda: silence_invocations(clients, function, since), options.schedule_wait_seconds, every=15)
+    ran = wait_for(
+        lambda: function_metric_sum(clients, function, since, "Invocations"), options.schedule_wait_seconds, every=15
+    )
     if ran:
-        errors = silence_invocations(clients, function, since, "Errors")
+        errors = function_metric_sum(clients, function, since, "Errors")
         status = "failed" if errors >= ran else "passed"
         report.add("silence check runs", status, f"{ran:,.0f} invocation(s) of {function}, {errors:,.0f} failed")
         return

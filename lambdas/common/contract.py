@@ -361,10 +361,6 @@ def level_of_sums(
     return "free"
 
 
-_PRODUCT_CONTEXT = Context(prec=10_000, traps=[Inexact])
-"""Multiplies in :data:`EXACT_CONTEXT`'s precision, raising instead of rounding."""
-
-
 def product(a: Decimal | int, b: Decimal | int) -> Decimal:
     """``a x b`` exactly. An exact product has at most the digits of both factors, so a factor longer than the
     exact context (a literal of 10,000 digits or more) is multiplied in a context just large enough."""
@@ -501,6 +497,8 @@ class Sums:
 
 EXACT_CONTEXT = Context(prec=10_000)
 """Sums of readings' decimals in this context are exact (see the module docstring for the bound)."""
+_PRODUCT_CONTEXT = Context(prec=EXACT_CONTEXT.prec, traps=[Inexact])
+"""Multiplies in :data:`EXACT_CONTEXT`'s precision, raising instead of rounding (:func:`product`)."""
 
 
 def encode_sums(sums: Mapping[str, Sums]) -> str:
