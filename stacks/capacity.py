@@ -357,8 +357,9 @@ class Pipeline:
             )
 
     def naive(self) -> Pipeline:
-        """The naive design: standard messaging, one PutItem per reading, an on-demand stream."""
-        return replace(self, on_demand=True, shard_count=None, ingest=Ingest.TOPIC, writes=Writes.PUT_PER_READING)
+        """The naive design: standard messaging, one PutItem per reading, an on-demand stream and tables."""
+        return replace(self, on_demand=True, shard_count=None, ingest=Ingest.TOPIC, writes=Writes.PUT_PER_READING,
+                       dynamodb_capacity=DynamoDBCapacity.ON_DEMAND)  # fmt: skip
 
     def provisioned(self, shards: int) -> Pipeline:
         return replace(self, on_demand=False, shard_count=shards)
@@ -772,9 +773,15 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
         writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items
     )
     # The index's writes are billed (and count against the quota) with the table's; its partitions are its own.
-    moves = min(1.0, max(processor.batch_period_seconds, interval) / 60)
-    index_units = writes * SILENT_AFTER_INDEX_WRITE_UNITS * moves
+    index_units = silent_after_write_units(fleet, processor, writes)
     return replace(table, write_units_per_second=table.write_units_per_second + index_units)
+
+
+def silent_after_write_units(fleet: Fleet, processor: Processor, window_writes: float) -> float:
+    """Write units per second of the ``silent-after`` index: a window write moves its entry when the time
+    it adds crosses a minute."""
+    moves = min(1.0, max(processor.batch_period_seconds, fleet.reading_interval_seconds) / 60)
+    return window_writes * SILENT_AFTER_INDEX_WRITE_UNITS * moves
 
 
 def aggregate_item_bytes(parts: float, readings_per_part: float, calibration: Calibration = CALIBRATION) -> float:
@@ -1283,8 +1290,9 @@ CUSTOM_METRIC_SERIES = 13
 """Custom metric time series (``lambdas.common.metrics``): ReadingsAccepted, DuplicateReadings,
 RecordsQuarantined per rejection code (5), SegmentWindows per level (4), CongestionAlerts, SilentSensors
 (``tests/test_capacity.py`` keeps the count equal to the code's)."""
-ALARMS = 19
-"""CloudWatch alarms of an environment (``stacks.monitoring.ALARM_CONCERNS``; a test keeps them equal)."""
+ALARMS = 33
+"""CloudWatch alarms of an environment (``stacks.monitoring.ALARM_CONCERNS``; a test keeps them equal): 19 on
+the path and a write and a read throttle alarm for each of the 4 tables and 3 indexes."""
 DASHBOARDS = 1
 TABLES = 3
 """Sensor windows, segment aggregates, sensor outages (``stacks.layout.TABLES``; a test keeps them equal)."""
@@ -1429,11 +1437,104 @@ def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
     )
 
 
+# ------------------------------------------------------------ provisioned capacity (issue 20, item 4)
+
+DYNAMODB_AUTO_SCALING = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.html"
+PROVISIONED_TABLES = ("sensor-windows", "segment-aggregates")
+"""Tables whose throughput is provisioned in ``provisioned`` mode: the data path's, written at a steady rate
+the model knows. The outages and allow-list tables stay on demand in every mode: their writes come in rare
+bursts (a silence check that finds many sensors silent at once, a fleet onboarding) that provisioned units
+would throttle before auto scaling reacts (it needs two minutes of high use to scale out), and on demand
+they cost nothing when idle."""
+INDEX_HEADROOM = 2.0
+"""A global secondary index is not auto scaled (Terraform's ``aws_dynamodb_table`` would reset its capacity on
+every apply; the provider's separate ``aws_dynamodb_global_secondary_index`` needs 6.28+), so it is
+provisioned at twice its steady load (at the target): a write the index cannot take throttles the table's
+write too (DYNAMODB_AUTO_SCALING), and the throttle alarms show it."""
+PROVISIONED_UNITS_MAX = 40_000
+"""A table's or index's provisioned read or write units per second, default quota (Service Quotas,
+"Table-level read/write throughput", adjustable)."""
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Provisioned units of a table (auto scaled from ``minimum`` to ``maximum``) or an index (fixed at
+    ``maximum``, which is then also its ``minimum``)."""
+
+    write_load: float
+    """Steady write units per second the model expects."""
+    read_load: float
+    min_write: int
+    max_write: int
+    min_read: int
+    max_read: int
+
+
+def replay_factor(c: Capacity) -> float:
+    """How many times the steady reading rate the processor takes when it works through a backlog (every
+    lane busy with full batches): the burst a replay, a redrive or a catch-up after an outage sends to the
+    tables."""
+    p = c.processor
+    return max(1.0, p.concurrency * p.batch_records_max / p.seconds_per_full_batch / c.readings_per_second)
+
+
+def _units_at(load: float, target: float) -> int:
+    return min(PROVISIONED_UNITS_MAX, max(1, math.ceil(load / target - 1e-9)))
+
+
+def provisioned_throughput(c: Capacity) -> dict[str, Throughput]:
+    """What ``provisioned`` mode deploys, by table concern and ``<table>/<index>``: each table's minimum at its
+    steady load over the auto scaling target and maximum at :func:`replay_factor` times that; each index at
+    :data:`INDEX_HEADROOM` times its steady load. Empty on demand."""
+    p = c.pipeline
+    if p.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
+        return {}
+    target, burst = p.dynamodb_target_utilisation, replay_factor(c)
+    w, g = c.sensor_windows, c.segment_aggregates
+    index_writes = silent_after_write_units(c.fleet, c.processor, w.item_writes_per_second)
+    check = silence_check(c)
+    check_reads = check.read_units_per_run / 60  # a run a minute; unused units carry over up to 300 s
+    failed = aggregate_conflicts_per_put(c)
+    # every segment window of the fleet claims and marks its alert within one window (the worst case)
+    claims = 2 * c.fleet.segments / p.aggregation_window_seconds
+    sweeps = c.alert.invocations_per_second * 0.5  # each invocation's Query of expired claims
+    loads = {
+        "sensor-windows": (w.write_units_per_second - index_writes, w.read_units_per_second + check_reads / 2, True),
+        "sensor-windows/silent-after": (index_writes, check_reads / 2, False),
+        "segment-aggregates": (
+            g.write_units_per_second * (1 + failed),
+            g.read_units_per_second
+            + g.item_writes_per_second * failed * _units(g.item_bytes_max, DYNAMODB_READ_UNIT_BYTES),
+            True,
+        ),
+        "segment-aggregates/pending-alerts": (claims, sweeps, False),
+    }
+    result = {}
+    for name, (write, read, scaled) in loads.items():
+        if scaled:
+            result[name] = Throughput(write, read, _units_at(write, target), _units_at(write * burst, target),
+                                      _units_at(read, target), _units_at(read * burst, target))  # fmt: skip
+        else:
+            wu, ru = _units_at(write * INDEX_HEADROOM, target), _units_at(read * INDEX_HEADROOM, target)
+            result[name] = Throughput(write, read, wu, wu, ru, ru)
+    return result
+
+
 def _dynamodb_charges(c: Capacity, charge: Callable[..., None]) -> None:
     """On demand: request units. Provisioned: units sized to the load at the auto scaling target, a share of
     them reserved for a year (its upfront spread over the term's twelve months)."""
     for name, wcu, rcu in dynamodb_loads(c):
         dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
+    # An auto scaled table's units follow its load at the target (the lines above); an index's are fixed at
+    # INDEX_HEADROOM times that, and the difference is paid too.
+    target = c.pipeline.dynamodb_target_utilisation
+    extra_w = extra_r = 0.0
+    for name, t in provisioned_throughput(c).items():
+        if "/" in name:
+            extra_w += t.max_write - t.write_load / target
+            extra_r += t.max_read - t.read_load / target
+    if extra_w or extra_r:
+        dynamodb_load_charges("dynamodb_index_headroom", extra_w * target, extra_r * target, c.pipeline, charge)
 
 
 def dynamodb_load_charges(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from itertools import pairwise
 
-from stacks.capacity import CapacityError, Fleet, Pipeline, model, violations
+from stacks.capacity import CapacityError, DynamoDBCapacity, Fleet, Pipeline, model, violations
 from stacks.naming import Kind, NamingError, check, validate_suffix
 
 # Values CloudWatch Logs accepts for retention_in_days.
@@ -153,6 +153,9 @@ class AlarmThresholds:
     """Silence check invocation errors per period."""
     provisioning_refused: int = 1
     """Provisioning requests the pre-provisioning hook refused per period (any reason)."""
+    dynamodb_throttle_events: int = 1
+    """Throttled reads or writes per period of any table or index (``WriteThrottleEvents``/``ReadThrottleEvents``):
+    a replay's burst before auto scaling catches up, or a hot key (README "DynamoDB capacity")."""
 
     def validate(self, env: str) -> None:
         _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
@@ -169,6 +172,7 @@ class AlarmThresholds:
         _int(env, "alarms.silent_sensors", self.silent_sensors, 1, 10_000_000)
         _int(env, "alarms.silence_errors", self.silence_errors, 1, 1_000_000)
         _int(env, "alarms.provisioning_refused", self.provisioning_refused, 1, 1_000_000)
+        _int(env, "alarms.dynamodb_throttle_events", self.dynamodb_throttle_events, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -349,6 +353,16 @@ class EnvironmentConfig:
     the default is 40,000): the sensor windows table must stay under it."""
     onboarding: Onboarding = field(default_factory=Onboarding)
     """How sensors join (claim template, allow-list, bulk registration)."""
+    dynamodb_capacity: DynamoDBCapacity = DynamoDBCapacity.ON_DEMAND
+    """How the data path's tables buy throughput. ``on-demand`` (dev, staging and every ad-hoc environment):
+    pay per request, nothing when idle. ``provisioned`` (prod): units sized by the capacity model from the
+    declared fleet (``stacks.capacity.provisioned_throughput``; ``python -m tools.capacity --env prod``
+    lists them), each table auto scaled between its steady load and a replay's burst at
+    ``dynamodb_target_utilisation``, each index fixed at the burst. README "DynamoDB capacity" says what a
+    burst does in each mode."""
+    dynamodb_target_utilisation: float = 0.7
+    """Provisioned mode: the auto scaling target, consumed over provisioned units (0.2-0.9, Application Auto
+    Scaling's range for DynamoDB)."""
 
     def __post_init__(self) -> None:
         env = self.name
@@ -449,6 +463,15 @@ class EnvironmentConfig:
         if not isinstance(self.onboarding, Onboarding):
             raise ConfigError(env, "onboarding", "must be an Onboarding")
         self.onboarding.validate(env)
+        if not isinstance(self.dynamodb_capacity, DynamoDBCapacity):
+            raise ConfigError(
+                env,
+                "dynamodb_capacity",
+                f"must be one of {[m.value for m in DynamoDBCapacity]}, got {self.dynamodb_capacity!r}",
+            )
+        target = self.dynamodb_target_utilisation
+        if isinstance(target, bool) or not isinstance(target, int | float) or not 0.2 <= target <= 0.9:
+            raise ConfigError(env, "dynamodb_target_utilisation", f"must be a number from 0.2 to 0.9, got {target!r}")
         self._check_capacity()
 
     @property
@@ -486,6 +509,8 @@ class EnvironmentConfig:
             lake_infrequent_access_days=self.lifecycle.lake_infrequent_access_days,
             lake_glacier_days=self.lifecycle.lake_glacier_days,
             lake_expiration_days=self.lifecycle.lake_expiration_days,
+            dynamodb_capacity=self.dynamodb_capacity,
+            dynamodb_target_utilisation=self.dynamodb_target_utilisation,
         )
 
     def _check_capacity(self) -> None:
@@ -600,6 +625,7 @@ PROD = EnvironmentConfig(
     sensors=10_000,
     reading_interval_seconds=20,
     onboarding=Onboarding(hook=FunctionSettings(memory_mb=256, timeout_seconds=5, reserved_concurrency=1)),
+    dynamodb_capacity=DynamoDBCapacity.PROVISIONED,
 )
 PROFILES: Mapping[str, EnvironmentConfig] = {c.name: c for c in (DEV, STAGING, PROD)}
 AD_HOC_PROFILE = "dev"

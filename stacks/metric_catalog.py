@@ -128,6 +128,14 @@ KINESIS_ITERATOR_AGE = Metric(
 )
 DYNAMODB_CONSUMED_WRITES = Metric("AWS/DynamoDB", "ConsumedWriteCapacityUnits", ("TableName",), "Sum", DYNAMODB_DOC)
 DYNAMODB_WRITE_THROTTLES = Metric("AWS/DynamoDB", "WriteThrottleEvents", ("TableName",), "Sum", DYNAMODB_DOC)
+DYNAMODB_READ_THROTTLES = Metric("AWS/DynamoDB", "ReadThrottleEvents", ("TableName",), "Sum", DYNAMODB_DOC)
+DYNAMODB_INDEX_WRITE_THROTTLES = Metric(
+    "AWS/DynamoDB", "WriteThrottleEvents", ("TableName", "GlobalSecondaryIndexName"), "Sum", DYNAMODB_DOC
+)
+"""A global secondary index's throttled writes (a write the index cannot take throttles the table's write)."""
+DYNAMODB_INDEX_READ_THROTTLES = Metric(
+    "AWS/DynamoDB", "ReadThrottleEvents", ("TableName", "GlobalSecondaryIndexName"), "Sum", DYNAMODB_DOC
+)
 READINGS_ACCEPTED = Metric(CUSTOM, metrics.READINGS_ACCEPTED, (), "Sum", PROCESSOR_CODE)
 DUPLICATE_READINGS = Metric(CUSTOM, metrics.DUPLICATE_READINGS, (), "Sum", PROCESSOR_CODE)
 RECORDS_QUARANTINED = Metric(CUSTOM, metrics.RECORDS_QUARANTINED, (metrics.REASON_DIMENSION,), "Sum", PROCESSOR_CODE)

@@ -14,10 +14,18 @@ from lambdas.common import metrics
 from lambdas.common.contract import LEVELS
 from stacks import metric_catalog as mc
 from stacks.context import StackContext
+from stacks.layout import SENSOR_ALLOW_LIST, TABLES
 from stacks.metric_catalog import ANY, Watched
 from stacks.naming import Kind, Namer
 
 PERIOD_SECONDS = 300
+TABLE_THROTTLE_SOURCES: tuple[tuple[str, tuple[str, str | None]], ...] = tuple(
+    (f"{spec.concern}-{index}" if index else spec.concern, (spec.concern, index))
+    for spec in (*TABLES, SENSOR_ALLOW_LIST)
+    for index in (None, *(i.name for i in spec.indexes))
+)
+"""Every table and global secondary index, as (alarm concern prefix, (table concern, index name or
+``None``)): each gets a write and a read throttle alarm (issue 20, item 4)."""
 ALARM_CONCERNS = (
     "processor-errors", "processor-throttles", "processor-iterator-age",
     "alert-errors", "alert-throttles", "alert-iterator-age",
@@ -26,6 +34,7 @@ ALARM_CONCERNS = (
     "iot-rule-failures", "iot-rule-not-found", "congestion",
     "silence-errors", "silence-dlq-depth", "silence-not-running", "silent-sensors",
     "provisioning-refused", "provisioning-hook-errors",
+    *(f"{concern}-{kind}-throttles" for concern, _ in TABLE_THROTTLE_SOURCES for kind in ("write", "read")),
 )  # fmt: skip
 """Every alarm of an environment, by concern: known before the alarms exist, so that the key policy can
 let exactly these alarms publish to the encrypted alert topic (``alarm_names``)."""
@@ -115,6 +124,7 @@ class Monitoring(Construct):
             AlarmSpec("silent-sensors", "Sensors silent (no accepted reading for silence_factor x their interval)",
                       mc.SILENT_SENSORS.watch(namespace), limits.silent_sensors),
             *onboarding_alarms(namespace, props, limits.provisioning_refused),
+            *throttle_alarms(ctx.namer, limits.dynamodb_throttle_events),
         ]  # fmt: skip
         if tuple(spec.concern for spec in self.specs) != ALARM_CONCERNS:
             raise ValueError("ALARM_CONCERNS must list every alarm, in order (the key policy names them)")
@@ -172,6 +182,24 @@ def onboarding_alarms(namespace: str, props: MonitoringProps, refused_threshold:
         AlarmSpec("provisioning-hook-errors", "Pre-provisioning hook failed: claims are denied",
                   mc.LAMBDA_ERRORS.watch(FunctionName=hook), 1),
     ]  # fmt: skip
+
+
+def throttle_alarms(namer: Namer, threshold: int) -> list[AlarmSpec]:
+    """``WriteThrottleEvents`` and ``ReadThrottleEvents`` of every table and index: a replay's burst before
+    auto scaling has caught up (provisioned), or past a partition's limit (either mode)."""
+    specs = []
+    for concern, (table_concern, index) in TABLE_THROTTLE_SOURCES:
+        table = namer.name(Kind.DYNAMODB_TABLE, table_concern)
+        what = f"table {table}" + (f", index {index}" if index else "")
+        for kind, table_metric, index_metric in (
+            ("write", mc.DYNAMODB_WRITE_THROTTLES, mc.DYNAMODB_INDEX_WRITE_THROTTLES),
+            ("read", mc.DYNAMODB_READ_THROTTLES, mc.DYNAMODB_INDEX_READ_THROTTLES),
+        ):
+            watched = (index_metric.watch(TableName=table, GlobalSecondaryIndexName=index) if index
+                       else table_metric.watch(TableName=table))  # fmt: skip
+            specs.append(AlarmSpec(f"{concern}-{kind}-throttles", f"DynamoDB throttled {kind}s ({what})",
+                                   watched, threshold))  # fmt: skip
+    return specs
 
 
 def _metric_widget(title: str, region: str, series: list[list[Any]], *, stat: str = "Sum") -> dict[str, Any]:
@@ -240,11 +268,12 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
             ],
         ),
         _metric_widget(
-            "5. DynamoDB: consumed writes, throttles",
+            "5. DynamoDB: consumed writes, write and read throttles",
             region,
             [
                 *[mc.DYNAMODB_CONSUMED_WRITES.watch(TableName=t).dashboard_line() for t in props.table_names],
                 *[mc.DYNAMODB_WRITE_THROTTLES.watch(TableName=t).dashboard_line() for t in props.table_names],
+                *[mc.DYNAMODB_READ_THROTTLES.watch(TableName=t).dashboard_line() for t in props.table_names],
             ],
         ),
         _metric_widget(

@@ -63,6 +63,8 @@ class Kind(Enum):
     IOT_THING_GROUP = NameRule(128, r"^[a-zA-Z0-9:_-]+$")
     IOT_PROVISIONING_TEMPLATE = NameRule(36, r"^[0-9A-Za-z_-]+$")
     """CreateProvisioningTemplate: 1-36 characters of ``[0-9A-Za-z_-]``."""
+    SCALING_POLICY = NameRule(256, r"^[\x20-\x7e]+$")
+    """PutScalingPolicy ``PolicyName``: 1-256 printable characters."""
 
 
 def validate_suffix(suffix: str, field: str = "environment_suffix") -> str:

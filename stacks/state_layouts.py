@@ -143,6 +143,7 @@ REPLACED = frozenset(
         "dynamodb_sensor_windows",
         "dynamodb_aggregates",
         "dynamodb_aggregate_conflicts",
+        "dynamodb_index_headroom",
         "lambda_alert",
         "silence_check",
         "dynamodb_storage",
@@ -467,6 +468,7 @@ GROUPS = (
     ("partials transport", ("partials",)),
     ("alert / folder Lambda", ("lambda_alert", "lambda_folder")),
     ("silence check", ("silence_check",)),
+    ("index headroom (provisioned)", ("dynamodb_index_headroom",)),
     ("DynamoDB storage + PITR", ("dynamodb_storage", "dynamodb_pitr")),
     ("CloudWatch, X-Ray, KMS", ("cloudwatch_metrics", "cloudwatch_alarms", "cloudwatch_dashboard",
                                 "cloudwatch_logs", "xray", "kms")),
@@ -507,10 +509,11 @@ def scale(fleet: Fleet, pipeline: Pipeline, prices: PriceTable, layouts: tuple[L
 def report(fleet: Fleet, pipeline: Pipeline, prices: PriceTable) -> str:
     """What ``python -m tools.capacity --layouts`` prints, and ``docs/state-layout-v2.md`` carries."""
     provisioned = replace(pipeline, dynamodb_capacity=cap.DynamoDBCapacity.PROVISIONED)
+    pipeline = replace(pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
     return "\n\n".join(
         (
             f"At {fleet.sensors:,} sensors every {fleet.reading_interval_seconds} s ({fleet.sensors_per_segment} "
-            f"per segment), DynamoDB on demand as deployed; prices `prices/{prices.region}.json` of {prices.date}:",
+            f"per segment), DynamoDB on demand; prices `prices/{prices.region}.json` of {prices.date}:",
             comparison(fleet, pipeline, prices),
             "The same with DynamoDB provisioned at a 70 % auto scaling target (no reservation):",
             comparison(fleet, provisioned, prices),

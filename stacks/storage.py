@@ -14,6 +14,7 @@ from cdktf_cdktf_provider_aws.dynamodb_table import (
 from constructs import Construct
 
 from stacks.buckets import SecureBucket, SecureBucketProps, Transition
+from stacks.capacity import Throughput, model, provisioned_throughput
 from stacks.context import StackContext
 from stacks.layout import (
     SEGMENT_AGGREGATES,
@@ -25,6 +26,7 @@ from stacks.layout import (
     TableSpec,
 )
 from stacks.naming import Kind
+from stacks.table_scaling import TableAutoScaling
 
 
 class Storage(Construct):
@@ -34,6 +36,8 @@ class Storage(Construct):
         super().__init__(scope, id_)
         self._ctx = ctx
         self._kms_key_arn = kms_key_arn
+        self.throughput = provisioned_throughput(model(ctx.config.fleet, ctx.config.pipeline))
+        """Provisioned units by table concern and ``<table>/<index>``; empty on demand (``dynamodb_capacity``)."""
         self.sensor_windows = self._table("sensor-windows-table", SENSOR_WINDOWS)
         self.segment_aggregates = self._table("segment-aggregates-table", SEGMENT_AGGREGATES)
         self.sensor_outages = self._table("sensor-outages-table", SENSOR_OUTAGES)
@@ -87,22 +91,33 @@ class Storage(Construct):
         self.athena_results = bucket("athena-results", "athena-results", life.athena_results_expiration_days)
 
     def _table(self, id_: str, spec: TableSpec) -> DynamodbTable:
+        """The table as ``spec`` says; provisioned and auto scaled when the model sizes it
+        (``stacks.capacity.provisioned_throughput``), on demand otherwise."""
+        units = self.throughput.get(spec.concern)
         attributes = [DynamodbTableAttribute(name=name, type=kind) for name, kind in spec.attribute_types().items()]
-        indexes = [
-            DynamodbTableGlobalSecondaryIndex(
-                name=index.name,
-                hash_key=index.hash_key,
-                range_key=index.range_key,
-                projection_type=index.projection_type,
-                non_key_attributes=list(index.include) if index.include else None,
+        indexes = []
+        for index in spec.indexes:
+            fixed = self._index_units(spec, index.name) if units else None
+            indexes.append(
+                DynamodbTableGlobalSecondaryIndex(
+                    name=index.name,
+                    hash_key=index.hash_key,
+                    range_key=index.range_key,
+                    projection_type=index.projection_type,
+                    non_key_attributes=list(index.include) if index.include else None,
+                    write_capacity=fixed.max_write if fixed else None,
+                    read_capacity=fixed.max_read if fixed else None,
+                )
             )
-            for index in spec.indexes
-        ]
-        return DynamodbTable(
+        ignored = ["read_capacity", "write_capacity"] if units else None  # auto scaling owns them
+        production = self._ctx.production
+        table = DynamodbTable(
             self,
             id_,
             name=self._ctx.namer.name(Kind.DYNAMODB_TABLE, spec.concern),
-            billing_mode="PAY_PER_REQUEST",
+            billing_mode="PROVISIONED" if units else "PAY_PER_REQUEST",
+            write_capacity=units.min_write if units else None,
+            read_capacity=units.min_read if units else None,
             hash_key=spec.hash_key,
             range_key=spec.range_key,
             attribute=attributes,
@@ -112,6 +127,19 @@ class Storage(Construct):
             ttl=DynamodbTableTtl(attribute_name=TTL_ATTRIBUTE, enabled=True) if spec.ttl else None,
             stream_enabled=spec.stream_view_type is not None,
             stream_view_type=spec.stream_view_type,
-            deletion_protection_enabled=self._ctx.production,
-            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if self._ctx.production else None,
+            deletion_protection_enabled=production,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True if production else None, ignore_changes=ignored)
+            if production or ignored
+            else None,
         )
+        if units:
+            TableAutoScaling(self, f"{id_}-scaling", self._ctx, table=table, concern=spec.concern, units=units)
+        return table
+
+    def _index_units(self, spec: TableSpec, index: str) -> Throughput:
+        try:
+            return self.throughput[f"{spec.concern}/{index}"]
+        except KeyError:
+            raise ValueError(
+                f"stacks.capacity.provisioned_throughput sizes table {spec.concern!r} but not its index {index!r}"
+            ) from None

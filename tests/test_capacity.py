@@ -487,13 +487,13 @@ def test_pitr_is_the_tables_size_times_its_rate() -> None:
 def test_failed_conditional_writes_come_from_lanes_racing_for_one_aggregate() -> None:
     """moto never fails a conditional put, so the model prices them: none with one alert lane, more with more
     lanes; each failed put costs the aggregate's write units and its retry a strongly consistent read."""
-    fleet = PROD.fleet
-    one = cap.model(fleet, PROD.pipeline, alert_lanes=1)
+    fleet, pipeline = PROD.fleet, dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
+    one = cap.model(fleet, pipeline, alert_lanes=1)
     assert cap.aggregate_conflicts_per_put(one) == 0
     assert sum(line.usd for line in lines_of(one, "dynamodb_aggregate_conflicts")) == 0
-    rates = [cap.aggregate_conflicts_per_put(cap.model(fleet, PROD.pipeline, alert_lanes=n)) for n in (2, 4, 8)]
+    rates = [cap.aggregate_conflicts_per_put(cap.model(fleet, pipeline, alert_lanes=n)) for n in (2, 4, 8)]
     assert 0 < rates[0] < rates[1] < rates[2]
-    four = cap.model(fleet, PROD.pipeline, alert_lanes=4)
+    four = cap.model(fleet, pipeline, alert_lanes=4)
     writes, reads = lines_of(four, "dynamodb_aggregate_conflicts")
     per_month = cap.SECONDS_PER_MONTH / 1e6
     assert writes.quantity == pytest.approx(four.segment_aggregates.write_units_per_second * rates[1] * per_month)
@@ -534,10 +534,15 @@ def test_lake_storage_follows_the_lifecycle() -> None:
 
 def test_provisioned_and_reserved_dynamodb() -> None:
     """Provisioned: each load over the auto scaling target, by the hour; reserving a share makes it cheaper
-    again; the on-demand bill is what the stack deploys."""
-    assert PROD.pipeline.dynamodb_capacity is cap.DynamoDBCapacity.ON_DEMAND
-    on_demand = cap.model(PROD.fleet, PROD.pipeline)
-    provisioned_pipeline = dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.PROVISIONED)
+    again. Prod deploys provisioned tables (``dynamodb_capacity``), every other profile on-demand ones."""
+    assert PROD.pipeline.dynamodb_capacity is cap.DynamoDBCapacity.PROVISIONED
+    assert {p.pipeline.dynamodb_capacity for p in PROFILES.values() if p is not PROD} == {
+        cap.DynamoDBCapacity.ON_DEMAND
+    }
+    provisioned_pipeline = PROD.pipeline
+    on_demand = cap.model(
+        PROD.fleet, dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
+    )
     provisioned = cap.model(PROD.fleet, provisioned_pipeline)
     (write_hours, read_hours) = lines_of(provisioned, "dynamodb_sensor_windows")
     assert write_hours.quantity == pytest.approx(on_demand.sensor_windows.write_units_per_second / 0.7 * 730)

@@ -91,6 +91,11 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("lambda_concurrency_quota", {"lambda_concurrency_quota": 5}),
     ("budget_margin", {"budget_margin": 0.5}),
     ("budget_margin", {"budget_margin": True}),
+    # issue 20, item 4: how the tables buy throughput
+    ("dynamodb_capacity", {"dynamodb_capacity": "provisioned"}),
+    ("dynamodb_target_utilisation", {"dynamodb_target_utilisation": 0.95}),
+    ("dynamodb_target_utilisation", {"dynamodb_target_utilisation": True}),
+    ("alarms.dynamodb_throttle_events", {"alarms": AlarmThresholds(dynamodb_throttle_events=0)}),
     ("alert_email", {"alert_email": "not-an-address"}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": 0}),
     ("max_reading_age_seconds", {"max_reading_age_seconds": -5}),

@@ -26,6 +26,7 @@ DEPLOY = IAM / "deploy-role-policy.json"
 
 # Terraform resource type prefix -> IAM service prefix
 SERVICE_OF = {
+    "aws_appautoscaling_": "application-autoscaling",
     "aws_athena_": "athena",
     "aws_budgets_": "budgets",
     "aws_cloudwatch_log_": "logs",

@@ -42,6 +42,24 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
     "silent-sensors": (mc.SILENT_SENSORS, {}),
     "provisioning-refused": (mc.PROVISIONING_REFUSED, {"Reason": None}),
     "provisioning-hook-errors": (mc.LAMBDA_ERRORS, {"FunctionName": "tap-provisioning-{s}"}),
+    # issue 20, item 4: every table and index, writes and reads
+    **{
+        f"{table}-{kind}-throttles": (metric, {"TableName": f"tap-{table}-{{s}}"})
+        for table in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
+        for kind, metric in (("write", mc.DYNAMODB_WRITE_THROTTLES), ("read", mc.DYNAMODB_READ_THROTTLES))
+    },
+    **{
+        f"{table}-{index}-{kind}-throttles": (
+            metric,
+            {"TableName": f"tap-{table}-{{s}}", "GlobalSecondaryIndexName": index},
+        )
+        for table, index in (
+            ("sensor-windows", "silent-after"),
+            ("segment-aggregates", "pending-alerts"),
+            ("sensor-outages", "open-outages"),
+        )
+        for kind, metric in (("write", mc.DYNAMODB_INDEX_WRITE_THROTTLES), ("read", mc.DYNAMODB_INDEX_READ_THROTTLES))
+    },
 }
 
 
@@ -50,25 +68,26 @@ def env(request: pytest.FixtureRequest, synth: Synth) -> tuple[str, StackDoc]:
     return request.param, synth.env(request.param)
 
 
-def catalog_metric(namespace: str, name: str, suffix: str) -> mc.Metric:
+def catalog_metric(namespace: str, name: str, suffix: str, dimensions: set[str]) -> mc.Metric:
     custom = f"TAP/Traffic/{suffix}"
     resolved = mc.CUSTOM if namespace == custom else namespace
-    found = [m for m in mc.CATALOG if (m.namespace, m.name) == (resolved, name)]
-    assert len(found) == 1, f"{namespace} {name} is not (once) in stacks/metric_catalog.py"
+    found = [m for m in mc.CATALOG if (m.namespace, m.name, set(m.dimensions)) == (resolved, name, dimensions)]
+    assert len(found) == 1, f"{namespace} {name} {sorted(dimensions)} is not (once) in stacks/metric_catalog.py"
     return found[0]
 
 
 def watched(alarm: dict[str, Any], suffix: str) -> tuple[mc.Metric, dict[str, str | None], str]:
     """The catalog metric an alarm watches, its dimension values (``None``: every value) and statistic."""
     if "metric_query" not in alarm:
-        metric = catalog_metric(alarm["namespace"], alarm["metric_name"], suffix)
-        return metric, dict(alarm.get("dimensions") or {}), alarm["statistic"]
+        dimensions = dict(alarm.get("dimensions") or {})
+        metric = catalog_metric(alarm["namespace"], alarm["metric_name"], suffix, set(dimensions))
+        return metric, dimensions, alarm["statistic"]
     (query,) = alarm["metric_query"]
     assert query["return_data"] is True and query["period"] == 300
     match = INSIGHTS.fullmatch(query["expression"])
     assert match, query["expression"]
-    metric = catalog_metric(match["ns"], match["metric"], suffix)
     values: dict[str, str | None] = {d.strip(): None for d in match["dims"].split(",")}
+    metric = catalog_metric(match["ns"], match["metric"], suffix, set(values))
     for condition in (match["where"] or "").split(" AND ") if match["where"] else []:
         name, value = (part.strip() for part in condition.split("="))
         assert name in values, f"WHERE {name} is not in the SCHEMA dimensions"
@@ -137,9 +156,8 @@ def test_every_dashboard_line_is_a_catalog_metric_with_its_exact_dimension_set(e
                 assert set(values) == set(metric.dimensions)
                 seen.add(metric)
             continue
-        metric = catalog_metric(row[0], row[1], suffix)
         names = [x for x in row[2:] if isinstance(x, str)][::2]
-        assert set(names) == set(metric.dimensions), row
+        metric = catalog_metric(row[0], row[1], suffix, set(names))
         seen.add(metric)
     assert mc.IOT_ACTION_FAILURE in seen and mc.FIREHOSE_FAILED_CONVERSION in seen
 
@@ -155,7 +173,8 @@ def test_a_metric_is_refused_with_any_other_dimension_set() -> None:
 
 
 def test_the_catalog_names_each_metric_once_with_its_source() -> None:
-    keys = [(m.namespace, m.name) for m in mc.CATALOG]
+    """Once per dimension set: DynamoDB publishes a table's and an index's throttles under one name."""
+    keys = [(m.namespace, m.name, frozenset(m.dimensions)) for m in mc.CATALOG]
     assert len(keys) == len(set(keys))
     for metric in mc.CATALOG:
         assert metric.source.startswith(("https://docs.aws.amazon.com/", "lambdas/")), metric

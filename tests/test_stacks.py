@@ -11,7 +11,16 @@ import pytest
 
 from stacks.analytics import NAMED_QUERIES, estimated_scan_bytes
 from stacks.budget import MAX_NOTIFICATIONS
-from stacks.capacity import ATHENA_MIN_CUTOFF_BYTES, athena_cutoff_bytes, model, monthly_cost, prices_for
+from stacks.capacity import (
+    ATHENA_MIN_CUTOFF_BYTES,
+    PROVISIONED_TABLES,
+    DynamoDBCapacity,
+    athena_cutoff_bytes,
+    model,
+    monthly_cost,
+    prices_for,
+    provisioned_throughput,
+)
 from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS, UNRESERVED_MINIMUM
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
@@ -355,14 +364,18 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_aws_requires(env:
                     assert statement["condition"], "PutMetricData on * needs its namespace condition"
 
 
-def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
+def _without_capacity(indexes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in i.items() if k not in ("read_capacity", "write_capacity")} for i in indexes]
+
+
+def test_tables_have_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
     assert set(tables) == {
         f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
     }
+    indexes = {name: _without_capacity(t.get("global_secondary_index", [])) for name, t in tables.items()}
     for table in tables.values():
-        assert table["billing_mode"] == "PAY_PER_REQUEST"
         assert table["point_in_time_recovery"] == {"enabled": True}
         assert table["server_side_encryption"]["enabled"] is True
         assert ref(table["server_side_encryption"]["kms_key_arn"]).type == "aws_kms_key"  # type: ignore[union-attr]
@@ -371,7 +384,7 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_part")
     # the silence check's index of each sensor's silence minute: keys only (an entry is ~100 bytes, and a
     # window write that keeps its minute costs the index nothing)
-    assert windows["global_secondary_index"] == [
+    assert indexes[f"tap-sensor-windows-{suffix}"] == [
         {"name": "silent-after", "hash_key": "silent_minute", "range_key": "sensor_id", "projection_type": "KEYS_ONLY"}
     ]
     assert {(a["name"], a["type"]) for a in windows["attribute"]} == {
@@ -379,13 +392,13 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     }  # fmt: skip
     outages = tables[f"tap-sensor-outages-{suffix}"]
     assert (outages["hash_key"], outages["range_key"]) == ("sensor_id", "since")
-    assert outages["global_secondary_index"] == [
+    assert indexes[f"tap-sensor-outages-{suffix}"] == [
         {"name": "open-outages", "hash_key": "outage_open", "range_key": "sensor_id", "projection_type": "ALL"}
     ]
     aggregates = tables[f"tap-segment-aggregates-{suffix}"]
     assert (aggregates["hash_key"], aggregates["range_key"]) == ("segment_id", "window_start")
     # the sparse index of pending alert claims, which the alert function sweeps for expired leases
-    assert aggregates["global_secondary_index"] == [
+    assert indexes[f"tap-segment-aggregates-{suffix}"] == [
         {"name": "pending-alerts", "hash_key": "alert_pending", "range_key": "alert_lease_until",
          "projection_type": "ALL"}
     ]  # fmt: skip
@@ -394,6 +407,61 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     }  # fmt: skip
     for transient in ("sensor-windows", "segment-aggregates", "sensor-outages"):
         assert tables[f"tap-{transient}-{suffix}"]["ttl"] == {"attribute_name": "expires_at", "enabled": True}
+
+
+def test_table_capacity_follows_the_config_and_the_model(env: tuple[str, StackDoc]) -> None:
+    """On demand everywhere but prod (``dynamodb_capacity``); in prod the data path's tables are provisioned at
+    the model's steady load (auto scaling owns their units afterwards: Terraform ignores them) and scale up to
+    a replay's burst, each index fixed at its headroom; the outages and allow-list tables stay on demand."""
+    suffix, doc = env
+    config = PROFILES[PROFILE_OF[suffix]]
+    sized = provisioned_throughput(model(config.fleet, config.pipeline))
+    tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
+    targets = {
+        (_table_of(doc, t["resource_id"]), t["scalable_dimension"]): t
+        for t in doc.resources("aws_appautoscaling_target").values()
+    }
+    policies = doc.resources("aws_appautoscaling_policy").values()
+    if config.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
+        assert not sized and not targets and not policies
+        assert {t["billing_mode"] for t in tables.values()} == {"PAY_PER_REQUEST"}
+        assert all("read_capacity" not in i for t in tables.values() for i in t.get("global_secondary_index", []))
+        return
+    assert set(PROVISIONED_TABLES) < {n.removeprefix("tap-").removesuffix(f"-{suffix}") for n in tables}
+    for name, table in tables.items():
+        concern = name.removeprefix("tap-").removesuffix(f"-{suffix}")
+        if concern not in PROVISIONED_TABLES:
+            assert table["billing_mode"] == "PAY_PER_REQUEST", name
+            continue
+        units = sized[concern]
+        assert table["billing_mode"] == "PROVISIONED"
+        assert (table["write_capacity"], table["read_capacity"]) == (units.min_write, units.min_read)
+        assert set(table["lifecycle"]["ignore_changes"]) == {"read_capacity", "write_capacity"}
+        assert table["lifecycle"]["prevent_destroy"] is True
+        for index in table["global_secondary_index"]:
+            fixed = sized[f"{concern}/{index['name']}"]
+            assert (index["write_capacity"], index["read_capacity"]) == (fixed.max_write, fixed.max_read)
+            assert fixed.max_write >= fixed.write_load / config.dynamodb_target_utilisation
+        for kind, low, high in (("Write", units.min_write, units.max_write), ("Read", units.min_read, units.max_read)):
+            target = targets[(name, f"dynamodb:table:{kind}CapacityUnits")]
+            assert (target["min_capacity"], target["max_capacity"]) == (low, high)
+            assert target["service_namespace"] == "dynamodb"
+            assert low < high <= 40_000  # a burst above the steady load, within the per-table quota
+    assert len(policies) == 2 * len(PROVISIONED_TABLES)
+    for policy in policies:
+        assert policy["policy_type"] == "TargetTrackingScaling"
+        assert policy["name"].endswith(f"-{suffix}")
+        tracking = policy["target_tracking_scaling_policy_configuration"]
+        assert tracking["target_value"] == config.dynamodb_target_utilisation * 100
+        metric = tracking["predefined_metric_specification"]["predefined_metric_type"]
+        assert metric in ("DynamoDBWriteCapacityUtilization", "DynamoDBReadCapacityUtilization")
+
+
+def _table_of(doc: StackDoc, resource_id: str) -> str:
+    """The name of the table a scalable target's ``table/${aws_dynamodb_table.X.name}`` refers to."""
+    reference = ref(resource_id.removeprefix("table/"))
+    assert reference is not None and reference.type == "aws_dynamodb_table"
+    return doc.resources("aws_dynamodb_table")[reference.name]["name"]
 
 
 def bucket_parts(doc: StackDoc) -> dict[str, dict[str, dict[str, Any]]]:

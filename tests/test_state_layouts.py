@@ -18,6 +18,8 @@ from tools.bench import request_counts as rc
 
 PRICES = cap.prices_for("us-east-1")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "state-layout-v2.md"
+ON_DEMAND = dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
+"""prod's settings with on-demand tables: what the design compares (and what prod deployed when it was written)."""
 
 
 def compact_part(rows: int) -> dict[str, dict[str, object]]:
@@ -75,7 +77,7 @@ def test_every_component_is_in_one_group() -> None:
     grouped = [name for _, names in sl.GROUPS for name in names]
     assert len(grouped) == len(set(grouped))
     for layout in sl.LAYOUTS:
-        cost = sl.layout_bill(PROD.fleet, PROD.pipeline, layout, PRICES)
+        cost = sl.layout_bill(PROD.fleet, ON_DEMAND, layout, PRICES)
         assert {line.component for line in cost.lines} <= set(grouped), layout.name
 
 
@@ -87,7 +89,7 @@ def line(cost: sl.LayoutCost, component: str, usage: str) -> cap.Charge:
 def test_the_lines_follow_from_each_layouts_loads() -> None:
     """Compact parts: one write unit per window write; a single writer per segment: no failed conditional
     puts; the partials stream: one PUT payload unit per record; the polling check: no index writes."""
-    fleet, pipeline = PROD.fleet, PROD.pipeline
+    fleet, pipeline = PROD.fleet, ON_DEMAND
     today = sl.layout_bill(fleet, pipeline, sl.TODAY, PRICES)
     compact = sl.layout_bill(fleet, pipeline, sl.LAYOUTS[6], PRICES)  # G: compact + partials stream
     assert compact.layout.windows is sl.Windows.COMPACT and compact.layout.fold is sl.Fold.KINESIS
@@ -111,13 +113,13 @@ def test_the_recommended_layout_meets_the_issue_at_ten_thousand_sensors() -> Non
     """Issue 20: at most $1.00 per million readings for the whole bill at 10,000 sensors every 20 s, and no
     limit exceeded from 1,000 to 100,000 sensors."""
     fleet = dataclasses.replace(PROD.fleet, sensors=10_000, reading_interval_seconds=20)
-    v2 = sl.layout_bill(fleet, PROD.pipeline, sl.V2, PRICES)
+    v2 = sl.layout_bill(fleet, ON_DEMAND, sl.V2, PRICES)
     assert v2.per_million <= 1.00
-    costs = {layout.name: sl.layout_bill(fleet, PROD.pipeline, layout, PRICES).per_million for layout in sl.LAYOUTS}
+    costs = {layout.name: sl.layout_bill(fleet, ON_DEMAND, layout, PRICES).per_million for layout in sl.LAYOUTS}
     assert min(costs, key=costs.__getitem__) == sl.V2.name
     for sensors in (1_000, 10_000, 100_000):
         sized = dataclasses.replace(fleet, sensors=sensors)
-        cost = sl.layout_bill(sized, cap.sized(sized, PROD.pipeline), sl.V2, PRICES)
+        cost = sl.layout_bill(sized, cap.sized(sized, ON_DEMAND), sl.V2, PRICES)
         assert not cost.exceeded, (sensors, [x.name for x in cost.exceeded])
 
 
@@ -128,7 +130,7 @@ def test_the_minute_index_is_the_hot_key_the_issue_names() -> None:
 
     def utilisation(sensors: int, layout: sl.Layout) -> float:
         fleet = dataclasses.replace(PROD.fleet, sensors=sensors)
-        cost = sl.layout_bill(fleet, cap.sized(fleet, PROD.pipeline), layout, PRICES)
+        cost = sl.layout_bill(fleet, cap.sized(fleet, ON_DEMAND), layout, PRICES)
         (limit,) = [x for x in cost.limits if hot in x.name]
         return limit.utilisation
 
@@ -148,7 +150,7 @@ def test_the_design_document_carries_the_commands_output() -> None:
 def test_the_documents_bill_of_today_is_the_models() -> None:
     """Section 1 quotes `python -m tools.capacity --env prod`: its total, its cost per million readings and
     each line the old bill left out."""
-    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    capacity = cap.model(PROD.fleet, ON_DEMAND)
     lines = cap.bill(capacity, PRICES)
     costs = cap.monthly_cost(capacity, PRICES)
     text = DOC.read_text()

@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 # Every service the stacks talk to (the provider's endpoint names).
 SERVICES = (
+    "appautoscaling",
     "athena",
     "budgets",
     "cloudwatch",
