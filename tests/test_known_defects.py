@@ -16,7 +16,7 @@ from lambdas.common import contract
 
 ISSUE_20 = "issue 20: fixed by the state layout v2"
 LONG = 10_050
-"""Digits after the point: more than the 10,000 of the exact context the sums and products use today."""
+"""Digits after the point: more than the 10,000 of a dense sum (``contract.DENSE_DIGITS``)."""
 
 
 def test_a_speed_just_under_half_the_limit_is_heavy_however_many_digits_it_has() -> None:
@@ -26,21 +26,19 @@ def test_a_speed_just_under_half_the_limit_is_heavy_however_many_digits_it_has()
     assert contract.congestion_level(10, speed, Decimal(10)) == "heavy"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a sum rounded at 10,000 digits")
 def test_a_speed_just_under_half_the_limit_is_heavy_in_the_aggregate_however_many_digits_it_has() -> None:
-    """The single reading's level is exact now; the window's sums still round count x speed to 10,000 digits
-    (250), so its aggregate reads moderate and no alert is sent."""
+    """The window's sums used to round count x speed to 10,000 digits (250), so its aggregate read moderate
+    and no alert was sent; sums are exact now (``contract.Sparse``)."""
     speed = Decimal("24." + "9" * LONG)
     aggregate = contract.aggregate([contract.Measurement(10, speed, Decimal(10), Decimal(50))])
     assert aggregate.congestion_level == "heavy"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a sum rounded at 10,000 digits")
 def test_an_occupancy_just_under_fifty_is_moderate_in_the_aggregate_however_many_digits_it_has() -> None:
-    """A window of one reading at 49.999...(10,050 nines) % occupancy: moderate. The single reading's level is
-    right today; the aggregate's sums round it to 50 and call it heavy."""
+    """A window of one reading at 49.999...(10,050 nines) % occupancy: moderate. The aggregate's sums used to
+    round it to 50 and call it heavy; they are exact now."""
     occupancy = Decimal("49." + "9" * LONG)
-    assert contract.congestion_level(10, Decimal(40), occupancy) == "moderate"  # right today
+    assert contract.congestion_level(10, Decimal(40), occupancy) == "moderate"
     aggregate = contract.aggregate([contract.Measurement(10, Decimal(40), occupancy, Decimal(50))])
     assert aggregate.congestion_level == "moderate"
 

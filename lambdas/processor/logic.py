@@ -13,8 +13,9 @@ newest of them (``latest``) and a ``version`` that grows with every write of the
 function uses it to never let an older image replace a newer one).
 
 **Bounded items.** DynamoDB refuses items over 400 KB. New readings go to the window's last part; a part
-whose worst-case size (its rows, its newest row again, and :data:`SEGMENT_WORST_BYTES` per segment for
-sums of up to 10,000 digits) would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
+whose worst-case size (its rows, its newest row again, :data:`SEGMENT_WORST_BYTES` per segment for
+dense sums of up to 10,000 digits, and what rows with wide literals add to them: :func:`sparse_bytes`)
+would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
 no window length, interval or number of readings makes an item too large. The head part (``000``)
 records how many parts there are (``parts``); a window with more than one part costs one more
 BatchGetItem round, only for that window.
@@ -34,14 +35,16 @@ import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from lambdas.common.contract import (
     DEFAULT_INTERVAL_SECONDS,
     EXACT_CONTEXT,
+    GAP,
     NS_PER_SECOND,
+    Measurement,
     Reading,
     Rejection,
     Sums,
@@ -52,6 +55,7 @@ from lambdas.common.contract import (
     level_of_sums,
     parse_reading,
     stored_instant_ns,
+    total,
     window_start_ns,
 )
 from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
@@ -59,10 +63,23 @@ from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
 PART_BUDGET_BYTES = 350_000
 """Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
 SEGMENT_WORST_BYTES = 41_000
-"""Worst-case size of one segment's sums in a part: four numbers of at most 10,000 digits (the exact
-context rounds every stored sum to that), an exponent each, and the segment's name."""
+"""Worst-case size of one segment's sums in a part of plain rows: four numbers of at most 10,000 digits
+(their sums are dense: ``contract.DENSE_DIGITS``), an exponent each, and the segment's name."""
 ITEM_OVERHEAD_BYTES = 4_000
 """Keys, marks, counters and attribute names of a part item, with room to spare."""
+PLAIN_ROW_CHARS = 9_000
+"""A row shorter than this without an ``E-`` has every literal in plain notation with fewer than 9,000
+places after the point: its segment's sums stay dense (``contract.DENSE_DIGITS``), within
+:data:`SEGMENT_WORST_BYTES`."""
+
+
+def sparse_bytes(text: str) -> int:
+    """What a stored row can add to its segment's sums beyond :data:`SEGMENT_WORST_BYTES`: nothing for a
+    plain row (:data:`PLAIN_ROW_CHARS`); else its count x speed and its occupancy each as blocks of their
+    own, at most the row's digits plus ``contract.GAP`` zeros and an exponent each (``contract.Sparse``)."""
+    if len(text) < PLAIN_ROW_CHARS and "E-" not in text:
+        return 0
+    return 2 * (len(text) + GAP + 40)
 
 
 class KinesisRecord(NamedTuple):
@@ -239,6 +256,8 @@ class _Part:
     largest_row: int
     segments: set[str]
     changed: bool = False
+    sparse_bytes: int = 0
+    """What the rows can add to the sums beyond :data:`SEGMENT_WORST_BYTES` (:func:`sparse_bytes`)."""
     intervals: dict[str, int] = field(default_factory=dict)
     """``interval_seconds`` of the rows this merge adds (a stored row's is only kept for ``latest``)."""
 
@@ -250,19 +269,22 @@ class _Part:
         texts = {i: _row_text(i, r) for i, r in rows.items()}
         sizes = [len(t) + 1 for t in texts.values()]
         segments = {r[4] for r in rows.values()}
-        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments)
+        wide = sum(sparse_bytes(t) for t in texts.values())
+        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments, sparse_bytes=wide)
 
     def encoded(self) -> str:
         """The rows as stored: ``encode_readings(self.rows)``, from the rendered rows."""
         return _join_rows(self.texts)
 
-    def fits(self, size: int, segment: str) -> bool:
+    def fits(self, size: int, segment: str, wide: int) -> bool:
         segments = len(self.segments) + (segment not in self.segments)
         worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
+        worst += self.sparse_bytes + wide
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
-    def add(self, instant: str, row: list[Any], text: str, interval: int) -> None:
+    def add(self, instant: str, row: list[Any], text: str, interval: int, wide: int) -> None:
         size = len(text) + 1
+        self.sparse_bytes += wide
         self.rows[instant] = row
         self.intervals[instant] = interval
         self.texts[instant] = text
@@ -299,10 +321,11 @@ def merge_window(
             row = _row(reading, sequence_number)
             text = _row_text(instant, row)
             last = loaded[-1]
-            if not last.fits(len(text) + 1, reading.segment_id):
+            wide = sparse_bytes(text)
+            if not last.fits(len(text) + 1, reading.segment_id, wide):
                 last = _Part.load(len(loaded), None)
                 loaded.append(last)
-            last.add(instant, row, text, reading.interval_seconds)
+            last.add(instant, row, text, reading.interval_seconds, wide)
             where[instant] = last
             merge.new.append(sequence_number)
         elif seen or stored.rows[instant][5] == sequence_number:
@@ -405,6 +428,18 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
     The sums equal ``total(Sums.of(Measurement(*row[:4])) ...)`` over each segment's rows (a test
     checks); the newest reading is the largest key (fixed-width UTC instants sort as time).
     """
+    try:
+        return _dense_summary(readings)
+    except Inexact:  # a sum wider than EXACT_CONTEXT's digits: the exact (sparse) sums
+        by_segment: dict[str, list[Sums]] = {}
+        for row in readings.values():
+            by_segment.setdefault(row[4], []).append(Sums.of(Measurement(*row[:4])))
+        newest = max(readings)
+        return {segment: total(sums) for segment, sums in by_segment.items()}, _latest(newest, readings[newest])
+
+
+def _dense_summary(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], dict[str, Any]]:
+    """:func:`summarize` in :data:`EXACT_CONTEXT`, which raises :class:`~decimal.Inexact` rather than round."""
     if len(readings) == 1:  # most parts a batch writes hold one new reading: no loop, no context switch
         ((newest, row),) = readings.items()
         count, speed = row[0], as_decimal(row[1])
@@ -423,7 +458,7 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
                 row[4],
             )
             a = acc.get(segment)
-            if a is None:  # unary plus applies the context: no stored sum has more than its 10,000 digits
+            if a is None:  # unary plus applies the context (exact, or Inexact raised)
                 acc[segment] = [1, count, count * speed, +occupancy, +limit]
             else:
                 a[0] += 1
