@@ -1,20 +1,17 @@
-"""Defects of today's state layout reproduced on the real code, kept as strict expected failures (and the
-fixes already made, guarded).
+"""Defects of the state layout that issue 20 ("State layout v2") lists, reproduced on the real code.
 
-Issue 20 ("State layout v2") lists them; each test states the contract's answer. ``strict=True``: when a
-change fixes one, its test passes, pytest reports the XPASS as a failure, and the marker must go, so the
-test then guards the fix. Nothing here is skipped: every test runs in every suite run.
+Each test states the contract's answer. A defect not fixed yet is kept as a strict expected failure
+(``@pytest.mark.xfail(strict=True, reason=...)``): when a change fixes it, pytest reports the XPASS as a
+failure and the marker must go, so the test then guards the fix. All of them are fixed now (exact sums,
+``contract.Sparse``; deep JSON, ``lambdas.common.json_syntax``). Nothing here is skipped.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from lambdas.common import contract
 
-ISSUE_20 = "issue 20: fixed by the state layout v2"
 LONG = 10_050
 """Digits after the point: more than the 10,000 of a dense sum (``contract.DENSE_DIGITS``)."""
 
@@ -43,10 +40,10 @@ def test_an_occupancy_just_under_fifty_is_moderate_in_the_aggregate_however_many
     assert aggregate.congestion_level == "moderate"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: the JSON decoder's recursion limit")
 def test_an_extra_property_nested_a_thousand_deep_is_valid_json() -> None:
-    """The contract: any valid JSON is JSON; an extra property's content is not validated. Today the decoder's
-    recursion limit makes the reading ``malformed_json`` (quarantined, not lost, but under the wrong code)."""
+    """The contract: any valid JSON is JSON; an extra property's content is not validated. The decoder's
+    recursion limit used to make the reading ``malformed_json``; such a document is now checked without
+    recursion (``lambdas.common.json_syntax``)."""
     reading = (
         b'{"sensor_id": "s1", "segment_id": "seg-a", "timestamp": "2026-06-01T11:50:00Z", "vehicle_count": 1,'
         b' "average_speed_kmh": 50, "occupancy_percent": 10, "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"

@@ -41,6 +41,8 @@ from decimal import (
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from lambdas.common.json_syntax import top_level_members
+
 # Rejection reason codes (contract README).
 MALFORMED_JSON = "malformed_json"
 SCHEMA_VIOLATION = "schema_violation"
@@ -132,20 +134,45 @@ _LONG_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_
 past ``Decimal``'s. Every number literal is valid JSON however many digits it has."""
 
 
+def _loads(text: str) -> Any:
+    try:
+        return _DECODER.decode(text)
+    except (InvalidOperation, ValueError) as exc:
+        if isinstance(exc, ValueError) and "digits" not in str(exc):
+            raise
+        return _LONG_DECODER.decode(text)
+
+
 def decode(payload: bytes) -> dict[str, Any]:
-    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``)."""
+    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``).
+
+    A document nested deeper than ``json`` recurses (an extra property a thousand levels deep is valid
+    JSON) is checked by :func:`~lambdas.common.json_syntax.top_level_members` instead, without recursion,
+    and only its top-level scalars are decoded: a nested member is kept as an empty list or object, as
+    good as the real one for the schema (no field of a reading is a list or an object)."""
     try:
         text = payload.decode("utf-8")
         try:
-            document = _DECODER.decode(text)
-        except (InvalidOperation, ValueError) as exc:
-            if isinstance(exc, ValueError) and "digits" not in str(exc):
-                raise
-            document = _LONG_DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            document = _loads(text)
+        except RecursionError:
+            document = _decode_deep(text)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise _Invalid(MALFORMED_JSON, f"not UTF-8 JSON: {type(exc).__name__}") from None
     if not isinstance(document, dict):
         raise _Invalid(MALFORMED_JSON, f"top level is {type(document).__name__}, not an object")
+    return document
+
+
+def _decode_deep(text: str) -> dict[str, Any] | list[Any]:
+    """A document too deep for ``json``: its syntax checked without recursion, its top-level members
+    decoded (a nested one as an empty list or object), or ``[]`` when its top level is not an object."""
+    members = top_level_members(text)
+    if members is None:
+        return []
+    document: dict[str, Any] = {}
+    for key, start, end in members:
+        first = text[start]
+        document[_DECODER.decode(key)] = [] if first == "[" else {} if first == "{" else _loads(text[start:end])
     return document
 
 
