@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
@@ -92,7 +92,15 @@ class Reading(NamedTuple):
 
     @property
     def key(self) -> str:
-        """Identity within a sensor: the UTC instant, so equal instants written differently are one reading."""
+        """Identity within a sensor: the UTC instant, so equal instants written differently are one reading.
+
+        ``format_instant(instant_ns)``; a timestamp already written that way (UTC, ``T`` and ``Z``, whole
+        seconds or nine fraction digits) is its own key."""
+        timestamp = self.timestamp
+        if len(timestamp) == 20 and timestamp[19] == "Z" and timestamp[10] == "T":
+            return timestamp[:19] + ".000000000Z"
+        if len(timestamp) == 30 and timestamp[29] == "Z" and timestamp[10] == "T" and timestamp[19] == ".":
+            return timestamp
         return format_instant(self.instant_ns)
 
 
@@ -134,9 +142,17 @@ _LONG_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_
 past ``Decimal``'s. Every number literal is valid JSON however many digits it has."""
 
 
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+"""The decoder's C scanner: ``decode`` without its two Python frames, for a text that starts with its value."""
+
+
 def _loads(text: str) -> Any:
     try:
-        return _DECODER.decode(text)
+        try:
+            document, end = _SCAN(text, 0)
+        except StopIteration:  # leading whitespace, or no value at all: the whole decoder says which
+            return _DECODER.decode(text)
+        return document if end == len(text) else _DECODER.decode(text)  # trailing whitespace, or extra data
     except (InvalidOperation, ValueError) as exc:
         if isinstance(exc, ValueError) and "digits" not in str(exc):
             raise
@@ -306,8 +322,14 @@ def validate(
     if not document.keys() >= _REQUIRED_SET:
         missing = next(name for name in _REQUIRED if name not in document)
         raise _Invalid(SCHEMA_VIOLATION, f"{missing} is missing")
-    sensor_id = _identifier(document, "sensor_id")
-    segment_id = _identifier(document, "segment_id")
+    # Each field is checked in the schema's order; the common case (a str, an int, a Decimal in range) is
+    # decided inline, anything else by the detailed checks, which raise the first violation.
+    sensor_id = document["sensor_id"]
+    if type(sensor_id) is not str or _id_match(sensor_id) is None:
+        sensor_id = _identifier(document, "sensor_id")
+    segment_id = document["segment_id"]
+    if type(segment_id) is not str or _id_match(segment_id) is None:
+        segment_id = _identifier(document, "segment_id")
     timestamp = document["timestamp"]
     if not isinstance(timestamp, str):
         raise _Invalid(SCHEMA_VIOLATION, "timestamp is not a string")
@@ -315,28 +337,41 @@ def validate(
         instant = parse_instant(timestamp)
     except ValueError as exc:
         raise _Invalid(SCHEMA_VIOLATION, f"timestamp: {exc}") from None
-    vehicles = _number(document, "vehicle_count", 0, 10000, integer=True)
-    speed = _number(document, "average_speed_kmh", 0, 300, integer=False)
-    occupancy = _number(document, "occupancy_percent", 0, 100, integer=False)
-    limit = _number(document, "speed_limit_kmh", 5, 200, integer=False) if "speed_limit_kmh" in document else None
-    interval = _number(document, "interval_seconds", 1, 3600, integer=True) if "interval_seconds" in document else None
+    vehicles = document["vehicle_count"]
+    if type(vehicles) is not int or not 0 <= vehicles <= 10000:
+        vehicles = int(_number(document, "vehicle_count", 0, 10000, integer=True))
+    speed = document["average_speed_kmh"]
+    if type(speed) is not Decimal or not 0 <= speed <= 300:
+        speed = as_decimal(_number(document, "average_speed_kmh", 0, 300, integer=False))
+    occupancy = document["occupancy_percent"]
+    if type(occupancy) is not Decimal or not 0 <= occupancy <= 100:
+        occupancy = as_decimal(_number(document, "occupancy_percent", 0, 100, integer=False))
+    limit = document.get("speed_limit_kmh", _ABSENT)
+    if limit is _ABSENT:
+        limit = DEFAULT_SPEED_LIMIT
+    elif type(limit) is int and 5 <= limit <= 200:
+        limit = _small_decimal(limit)
+    else:
+        limit = as_decimal(_number(document, "speed_limit_kmh", 5, 200, integer=False))
+    interval = document.get("interval_seconds", _ABSENT)
+    if interval is _ABSENT:
+        interval = DEFAULT_INTERVAL_SECONDS
+    elif type(interval) is not int or not 1 <= interval <= 3600:
+        interval = int(_number(document, "interval_seconds", 1, 3600, integer=True))
     if thing is not None and sensor_id != thing:
         raise _Invalid(SENSOR_MISMATCH, f"sensor_id {sensor_id!r} was published as thing {thing[:128]!r}")
     if instant - arrival_ns > FUTURE_TOLERANCE_NS:
         raise _Invalid(FUTURE_TIMESTAMP, f"timestamp is {(instant - arrival_ns) // NS_PER_SECOND} s after arrival")
     if max_age_ns is not None and arrival_ns - instant > max_age_ns:
         raise _Invalid(STALE_TIMESTAMP, f"timestamp is {(arrival_ns - instant) // NS_PER_SECOND} s before arrival")
-    return Reading(
-        sensor_id=sensor_id,
-        segment_id=segment_id,
-        timestamp=timestamp,
-        instant_ns=instant,
-        vehicle_count=int(vehicles),
-        average_speed_kmh=as_decimal(speed),
-        occupancy_percent=as_decimal(occupancy),
-        speed_limit_kmh=DEFAULT_SPEED_LIMIT if limit is None else as_decimal(limit),
-        interval_seconds=int(DEFAULT_INTERVAL_SECONDS if interval is None else interval),
-    )
+    # positional: a named tuple built with keywords costs twice as much
+    return Reading(sensor_id, segment_id, timestamp, instant, vehicles, speed, occupancy, limit, interval)
+
+
+_id_match = _ID.fullmatch
+_ABSENT = object()
+_small_decimal = lru_cache(maxsize=256)(Decimal)
+"""Speed limits are a few integers: each as a ``Decimal`` once."""
 
 
 DEFAULT_SPEED_LIMIT = Decimal(DEFAULT_SPEED_LIMIT_KMH)
@@ -392,15 +427,21 @@ def level_of_sums(
         return "free"
     if isinstance(speed_sum, Sparse) or isinstance(occupancy_sum, Sparse):
         return _sparse_level(speed_sum, speed_weight, occupancy_sum, occupancy_count, limit)
-    speed4 = product(speed_sum, 4)
-    limit_w = product(limit, speed_weight)
-    if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:
-        return "severe"
-    if occupancy_sum >= 50 * occupancy_count or speed4 < product(limit_w, 2):
-        return "heavy"
-    if occupancy_sum >= 25 * occupancy_count or speed4 < product(limit_w, 3):
-        return "moderate"
-    return "free"
+    try:
+        multiply = EXACT_CONTEXT.multiply
+        speed4 = multiply(speed_sum, 4)
+        limit_w = multiply(limit, speed_weight)
+        if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:
+            level = "severe"
+        elif occupancy_sum >= 50 * occupancy_count or speed4 < multiply(limit_w, 2):
+            level = "heavy"
+        elif occupancy_sum >= 25 * occupancy_count or speed4 < multiply(limit_w, 3):
+            level = "moderate"
+        else:
+            level = "free"
+    except Inexact:  # a factor of 10,000 digits or more: the exact products are longer than the context
+        return _sparse_level(speed_sum, speed_weight, occupancy_sum, occupancy_count, limit)
+    return level
 
 
 _QUARTERS = ((80, Decimal("0.25"), "severe"), (50, Decimal("0.50"), "heavy"), (25, Decimal("0.75"), "moderate"))
