@@ -311,9 +311,23 @@ def merge_window(
 ) -> WindowMerge:
     """Add a window's contributions, in delivery order, to its stored parts (``parts[0]`` the head, or
     ``[None]`` for a new window). Deterministic: the same parts and contributions give the same items."""
+    if parts[0] is None:  # a new window: most windows of a batch
+        fresh = _new_window(contributions, window, window_seconds, ttl_days)
+        if fresh is not None:
+            return fresh
+    return _merge_parts(parts, contributions, window=window, window_seconds=window_seconds, ttl_days=ttl_days)
+
+
+def _merge_parts(
+    parts: Sequence[Mapping[str, Any] | None],
+    contributions: Sequence[Contribution],
+    *,
+    window: WindowId,
+    window_seconds: int,
+    ttl_days: int,
+) -> WindowMerge:
+    """:func:`merge_window` for any stored parts: the general path."""
     head = parts[0]
-    if head is None and len(contributions) == 1:  # a new window's first reading: most of a small batch
-        return _first_reading(contributions[0], window, window_seconds, ttl_days)
     loaded = [_Part.load(i, p) for i, p in enumerate(parts)]
     where = {instant: part for part in loaded for instant in part.rows}
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
@@ -372,9 +386,64 @@ def _row(reading: Reading, sequence_number: str) -> list[Any]:
     ]
 
 
+def _new_window(
+    contributions: Sequence[Contribution], window: WindowId, window_seconds: int, ttl_days: int
+) -> WindowMerge | None:
+    """``_merge_parts([None], contributions, ...)`` for a window whose readings all fit in its head part
+    (``None`` otherwise), without the parts' bookkeeping: the same items (a test compares both)."""
+    if len(contributions) == 1:  # a new window's first reading: most of a small batch
+        return _first_reading(contributions[0], window, window_seconds, ttl_days)
+    rows: dict[str, list[Any]] = {}
+    intervals: dict[str, int] = {}
+    marks: dict[str, str] = {}
+    new: list[str] = []
+    duplicates: list[str] = []
+    redelivered: list[str] = []
+    for contribution in contributions:
+        sequence_number, shard, reading = contribution
+        instant = reading.key
+        mark = marks.get(shard)
+        seen = mark is not None and _at_or_below(sequence_number, mark)
+        row = rows.get(instant)
+        if row is None:
+            rows[instant] = _row(reading, sequence_number)
+            intervals[instant] = reading.interval_seconds
+            new.append(sequence_number)
+        elif seen or row[5] == sequence_number:
+            redelivered.append(sequence_number)
+        else:
+            duplicates.append(sequence_number)
+        if not seen:
+            marks[shard] = sequence_number
+    texts = {instant: _row_text(instant, row) for instant, row in rows.items()}
+    if len(texts) > 1:  # the general path would close the part when its worst case passes the budget
+        sizes = sum(len(text) + 1 for text in texts.values())
+        wide = sum(sparse_bytes(text) for text in texts.values())
+        segments = len({row[4] for row in rows.values()})
+        if 2 * sizes + segments * SEGMENT_WORST_BYTES + wide + ITEM_OVERHEAD_BYTES > PART_BUDGET_BYTES:
+            return None
+    sums, latest = summarize(rows)
+    start_s = window_start_ns(contributions[0].reading.instant_ns, window_seconds) // NS_PER_SECOND
+    item = {
+        "sensor_id": window[0],
+        "window_part": part_key(window, 0)[1],
+        "window_start": window[1],
+        "part": 0,
+        "readings": _join_rows(texts),
+        "segments": encode_sums(sums),
+        "latest": latest,
+        LATEST_INTERVAL: intervals[latest["timestamp"]],
+        "version": 1,
+        "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
+        "parts": 1,
+        "hwm": _encode_marks(marks),
+        "duplicates": len(duplicates),
+    }
+    return WindowMerge(items=[item], sums=list(sums.items()), new=new, duplicates=duplicates, redelivered=redelivered)
+
+
 def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
-    """``merge_window([None], [contribution], ...)`` without the bookkeeping one reading does not need
-    (a test compares both)."""
+    """:func:`_new_window` of one reading, with nothing to look up."""
     sequence_number, shard, reading = contribution
     instant = reading.key
     row = _row(reading, sequence_number)
@@ -385,14 +454,14 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "window_part": part_key(window, 0)[1],
         "window_start": window[1],
         "part": 0,
-        "readings": _join_rows({instant: _row_text(instant, row)}),
+        "readings": "{" + _row_text(instant, row) + "}",
         "segments": encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: reading.interval_seconds,
         "version": 1,
-        "expires_at": start_s + window_seconds + ttl_days * 86400,
+        "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
-        "hwm": _encode_marks({shard: sequence_number}),
+        "hwm": "{" + _string(shard) + ":" + _string(sequence_number) + "}",
         "duplicates": 0,
     }
     return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
