@@ -36,7 +36,6 @@ from decimal import (
     Inexact,
     InvalidOperation,
     Overflow,
-    localcontext,
 )
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -227,7 +226,16 @@ def _identifier(document: Mapping[str, Any], name: str) -> str:
         raise _Invalid(SCHEMA_VIOLATION, f"{name} is not a string")
     if not _ID.fullmatch(value):
         raise _Invalid(SCHEMA_VIOLATION, f"{name} does not match the id pattern")
+    if len(_VALID_IDS) >= _VALID_IDS_KEPT:
+        _VALID_IDS.clear()
+    _VALID_IDS.add(value)
     return value
+
+
+_VALID_IDS: set[str] = set()
+"""Ids seen to match the pattern (sensors and segments repeat in every batch): a set lookup instead of a
+regular expression (only a ``str`` is looked up; the set is emptied when it holds 100,000)."""
+_VALID_IDS_KEPT = 100_000
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
@@ -325,10 +333,10 @@ def validate(
     # Each field is checked in the schema's order; the common case (a str, an int, a Decimal in range) is
     # decided inline, anything else by the detailed checks, which raise the first violation.
     sensor_id = document["sensor_id"]
-    if type(sensor_id) is not str or _id_match(sensor_id) is None:
+    if type(sensor_id) is not str or sensor_id not in _VALID_IDS:
         sensor_id = _identifier(document, "sensor_id")
     segment_id = document["segment_id"]
-    if type(segment_id) is not str or _id_match(segment_id) is None:
+    if type(segment_id) is not str or segment_id not in _VALID_IDS:
         segment_id = _identifier(document, "segment_id")
     timestamp = document["timestamp"]
     if not isinstance(timestamp, str):
@@ -368,7 +376,6 @@ def validate(
     return Reading(sensor_id, segment_id, timestamp, instant, vehicles, speed, occupancy, limit, interval)
 
 
-_id_match = _ID.fullmatch
 _ABSENT = object()
 _small_decimal = lru_cache(maxsize=256)(Decimal)
 """Speed limits are a few integers: each as a ``Decimal`` once."""
@@ -773,8 +780,8 @@ def encode_sums(sums: Mapping[str, Sums]) -> str:
         "{"
         + ",".join(
             [
-                f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles}","{s.occupancy}",'
-                f'"{s.min_speed_limit}"]'
+                f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles!s}","{s.occupancy!s}",'
+                f'"{s.min_speed_limit!s}"]'
                 for key, s in sorted(sums.items())
             ]
         )
@@ -793,19 +800,21 @@ def total(sums: Iterable[Sums]) -> Sums:
     """The sum of ``sums``, exactly: dense decimals in :data:`EXACT_CONTEXT` while they fit, else
     :func:`exact_sum` (the same value either way)."""
     sums = sums if isinstance(sums, list | tuple) else list(sums)
+    if len(sums) == 1:
+        return sums[0]
     readings = vehicles = 0
     speed_x_vehicles: ExactSum = Decimal(0)
     occupancy: ExactSum = Decimal(0)
     limit: Decimal | None = None
+    add = EXACT_CONTEXT.add  # a Sparse operand raises TypeError
     try:
-        with localcontext(EXACT_CONTEXT):
-            for s in sums:
-                readings += s.readings
-                vehicles += s.vehicles
-                speed_x_vehicles += s.speed_x_vehicles  # type: ignore[operator]  # a Sparse raises TypeError
-                occupancy += s.occupancy  # type: ignore[operator]
-                if s.min_speed_limit is not None and (limit is None or s.min_speed_limit < limit):
-                    limit = s.min_speed_limit
+        for s in sums:
+            readings += s.readings
+            vehicles += s.vehicles
+            speed_x_vehicles = add(speed_x_vehicles, s.speed_x_vehicles)  # type: ignore[arg-type]
+            occupancy = add(occupancy, s.occupancy)  # type: ignore[arg-type]
+            if s.min_speed_limit is not None and (limit is None or s.min_speed_limit < limit):
+                limit = s.min_speed_limit
     except (Inexact, TypeError):  # wider than dense, or a sparse sum among them
         speed_x_vehicles = exact_sum([s.speed_x_vehicles for s in sums])
         occupancy = exact_sum([s.occupancy for s in sums])
