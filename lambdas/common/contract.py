@@ -432,21 +432,19 @@ def level_of_sums(
     ``occupancy >= 80`` is ``occupancy_sum >= 80 * occupancy_count`` (all weights positive)."""
     if vehicles == 0:
         return "free"
-    if isinstance(speed_sum, Sparse) or isinstance(occupancy_sum, Sparse):
-        return _sparse_level(speed_sum, speed_weight, occupancy_sum, occupancy_count, limit)
-    try:
+    try:  # dense sums; a Sparse one raises TypeError (it has no arithmetic), a wide product Inexact
         multiply = EXACT_CONTEXT.multiply
-        speed4 = multiply(speed_sum, 4)
+        speed4 = multiply(speed_sum, 4)  # type: ignore[arg-type]
         limit_w = multiply(limit, speed_weight)
-        if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:
+        if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:  # type: ignore[operator]
             level = "severe"
-        elif occupancy_sum >= 50 * occupancy_count or speed4 < multiply(limit_w, 2):
+        elif occupancy_sum >= 50 * occupancy_count or speed4 < multiply(limit_w, 2):  # type: ignore[operator]
             level = "heavy"
-        elif occupancy_sum >= 25 * occupancy_count or speed4 < multiply(limit_w, 3):
+        elif occupancy_sum >= 25 * occupancy_count or speed4 < multiply(limit_w, 3):  # type: ignore[operator]
             level = "moderate"
         else:
             level = "free"
-    except Inexact:  # a factor of 10,000 digits or more: the exact products are longer than the context
+    except (Inexact, TypeError):  # a sparse sum, or a factor of 10,000 digits or more
         return _sparse_level(speed_sum, speed_weight, occupancy_sum, occupancy_count, limit)
     return level
 
@@ -776,16 +774,14 @@ def encode_sums(sums: Mapping[str, Sums]) -> str:
     """Sums by key (a segment, or a sensor part) as one compact JSON text attribute, sorted by key: a
     string is far cheaper to store and stream than a map of maps. The same text as
     ``json.dumps({key: s.row() ...}, separators=(",", ":"))`` (a test compares them)."""
+    return "{" + ",".join([sums_member(key, s) for key, s in sorted(sums.items())]) + "}"
+
+
+def sums_member(key: str, s: Sums) -> str:
+    """One member of :func:`encode_sums`' object: ``"key":[readings,vehicles,"speed x vehicles",...]``."""
     return (
-        "{"
-        + ",".join(
-            [
-                f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles!s}","{s.occupancy!s}",'
-                f'"{s.min_speed_limit!s}"]'
-                for key, s in sorted(sums.items())
-            ]
-        )
-        + "}"
+        f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles!s}","{s.occupancy!s}",'
+        f'"{s.min_speed_limit!s}"]'
     )
 
 

@@ -51,11 +51,11 @@ from lambdas.common.contract import (
     Sums,
     as_decimal,
     encode_sums,
-    exact_text,
     format_instant,
     level_of_sums,
     parse_reading,
     stored_instant_ns,
+    sums_member,
     total,
     window_start_ns,
 )
@@ -449,6 +449,7 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
     instant = reading.key
     row = _row(reading, sequence_number)
     count, speed, occupancy, limit = row[:4]
+    only: Sums | None = None
     try:  # summarize({instant: row}) for one reading of the contract (its numbers are Decimals already)
         only = Sums(
             1, count, EXACT_CONTEXT.multiply(count, speed), EXACT_CONTEXT.plus(occupancy), EXACT_CONTEXT.plus(limit)
@@ -464,7 +465,7 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "window_start": window[1],
         "part": 0,
         "readings": "{" + _row_text(instant, row) + "}",
-        "segments": encode_sums(sums),
+        "segments": "{" + sums_member(row[4], only) + "}" if only is not None else encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: reading.interval_seconds,
         "version": 1,
@@ -564,9 +565,9 @@ def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
         "timestamp": newest,
         "segment_id": row[4],
         "vehicle_count": row[0],
-        "average_speed_kmh": exact_text(speed),
-        "occupancy_percent": exact_text(occupancy),
-        "speed_limit_kmh": exact_text(limit),
+        "average_speed_kmh": str(speed),  # exact_text: decimals as text
+        "occupancy_percent": str(occupancy),
+        "speed_limit_kmh": str(limit),
         "congestion_level": level_of_sums(
             row[0], speed_sum=speed, speed_weight=1, occupancy_sum=occupancy, occupancy_count=1, limit=limit
         ),
