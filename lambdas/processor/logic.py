@@ -416,13 +416,19 @@ def _new_window(
             duplicates.append(sequence_number)
         if not seen:
             marks[shard] = sequence_number
-    texts = {instant: _row_text(instant, row) for instant, row in rows.items()}
-    if len(texts) > 1:  # the general path would close the part when its worst case passes the budget
-        sizes = sum(len(text) + 1 for text in texts.values())
-        wide = sum(sparse_bytes(text) for text in texts.values())
-        segments = len({row[4] for row in rows.values()})
-        if 2 * sizes + segments * SEGMENT_WORST_BYTES + wide + ITEM_OVERHEAD_BYTES > PART_BUDGET_BYTES:
-            return None
+    texts: dict[str, str] = {}
+    sizes = wide = 0
+    for instant, row in rows.items():
+        text = texts[instant] = _row_text(instant, row)
+        sizes += len(text) + 1
+        if len(text) >= PLAIN_ROW_CHARS or "E-" in text:
+            wide += sparse_bytes(text)
+    # the general path would close the part when its worst case passes the budget: never below this
+    worst = 2 * sizes + wide + ITEM_OVERHEAD_BYTES
+    if worst + len(rows) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES and (
+        worst + len({row[4] for row in rows.values()}) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES
+    ):
+        return None
     sums, latest = summarize(rows)
     start_s = window_start_ns(contributions[0].reading.instant_ns, window_seconds) // NS_PER_SECOND
     item = {
