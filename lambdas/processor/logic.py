@@ -404,10 +404,14 @@ def _new_window(
         sequence_number, shard, reading = contribution
         instant = reading.key
         mark = marks.get(shard)
-        seen = mark is not None and _at_or_below(sequence_number, mark)
+        # _at_or_below, inline: sequence numbers are decimal strings
+        seen = mark is not None and (
+            len(sequence_number) < len(mark) or (len(sequence_number) == len(mark) and sequence_number <= mark)
+        )
         row = rows.get(instant)
         if row is None:
-            rows[instant] = _row(reading, sequence_number)
+            # _row, inline: the reading's vehicles, speed, occupancy and limit, its segment, the sequence number
+            rows[instant] = [*reading[4:8], reading[1], sequence_number]
             intervals[instant] = reading.interval_seconds
             new.append(sequence_number)
         elif seen or row[5] == sequence_number:
@@ -542,13 +546,9 @@ def _dense_summary(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sum
     newest = ""
     add, multiply, plus = EXACT_CONTEXT.add, EXACT_CONTEXT.multiply, EXACT_CONTEXT.plus  # no context switch
     for instant, row in readings.items():
-        count, speed, occupancy, limit, segment = (
-            row[0],
-            as_decimal(row[1]),
-            as_decimal(row[2]),
-            as_decimal(row[3]),
-            row[4],
-        )
+        count, speed, occupancy, limit, segment = row[:5]
+        if type(speed) is not Decimal or type(occupancy) is not Decimal or type(limit) is not Decimal:
+            speed, occupancy, limit = as_decimal(speed), as_decimal(occupancy), as_decimal(limit)  # stored ints
         a = acc.get(segment)
         if a is None:  # plus applies the context (exact, or Inexact raised)
             acc[segment] = [1, count, multiply(count, speed), plus(occupancy), plus(limit)]
