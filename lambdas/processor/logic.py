@@ -316,16 +316,14 @@ def merge_window(
         fresh = _new_window(contributions, window, window_seconds, ttl_days)
         if fresh is not None:
             return fresh
-    return _merge_parts(parts, contributions, window=window, window_seconds=window_seconds, ttl_days=ttl_days)
+    return _merge_parts(parts, contributions, window, window_seconds, ttl_days)
+
+
+StoredParts = Sequence[Mapping[str, Any] | None]
 
 
 def _merge_parts(
-    parts: Sequence[Mapping[str, Any] | None],
-    contributions: Sequence[Contribution],
-    *,
-    window: WindowId,
-    window_seconds: int,
-    ttl_days: int,
+    parts: StoredParts, contributions: Sequence[Contribution], window: WindowId, window_seconds: int, ttl_days: int
 ) -> WindowMerge:
     """:func:`merge_window` for any stored parts: the general path."""
     head = parts[0]
