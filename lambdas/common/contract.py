@@ -552,7 +552,10 @@ class Sparse:
     Size: a block holds the digits of the terms that fell into it, at most :data:`GAP` zeros per term
     between them, and carries (a place per factor of ten in the number of terms), so the text of a sum of
     terms ``t`` is at most ``sum(len(str(t)) + GAP + 40)``: bounded by the literals' own length, never by
-    their exponent span (``1e-999999999 + 50`` is two blocks, ``"5E+1 + 1E-999999999"``).
+    their exponent span (``1e-999999999 + 50`` is two blocks, ``"5E+1 + 1E-999999999"``). No exact form
+    can do with less in general: ``n`` literals ``1e-k`` at places far apart have ``2**n`` distinct subset
+    sums, each of which a later reading can bring to a threshold, so an exact sum of wide literals grows
+    with them; a sum of plain ones (every place within 10,000) stays one dense decimal however many.
     """
 
     __slots__ = ("blocks",)
