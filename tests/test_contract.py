@@ -13,6 +13,8 @@ import datetime
 import json
 import math
 import re
+import sys
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -90,8 +92,37 @@ def _no_constant(name: str) -> Any:
 
 
 def exact_loads(text: str | bytes) -> Any:
-    """JSON with every number as the exact decimal it was written as (any length), as the contract reads it."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+    """JSON with every number as the exact decimal it was written as (any length), as the contract reads it;
+    nested however deep (any valid JSON is JSON): a document deeper than ``json`` recurses is decoded on a
+    thread with a stack and a recursion limit for its length (here only: the limit is process-wide)."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+    except RecursionError:
+        return _deep_loads(text)
+
+
+def _deep_loads(text: str | bytes) -> Any:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = json.loads(text, parse_float=Decimal, parse_int=Decimal, parse_constant=_no_constant)
+        except ValueError as exc:
+            outcome["error"] = exc
+
+    limit = sys.getrecursionlimit()
+    threading.stack_size(1024 * 1024 * 1024)
+    sys.setrecursionlimit(limit + len(text))
+    try:
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+    finally:
+        sys.setrecursionlimit(limit)
+        threading.stack_size(0)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def verdict(document: Any, now_ns: int = FAR_FUTURE_NS) -> str:
@@ -186,7 +217,10 @@ EDGES: list[tuple[str, bytes, str]] = [
     ("not UTF-8", json.dumps(changed(note="caf\u00e9"), ensure_ascii=False).encode("latin-1"), MALFORMED_JSON),
     ("UTF-16", json.dumps(VALID).encode("utf-16"), MALFORMED_JSON),
     ("UTF-8 BOM", b"\xef\xbb\xbf" + json.dumps(VALID).encode(), MALFORMED_JSON),
-    ("deeply nested extra", b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", MALFORMED_JSON),
+    ("deeply nested extra", b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", SCHEMA_VIOLATION),
+    ("deeply nested extra in a valid reading", json.dumps(changed(x=0)).encode().replace(b"0}", b"[" * 100_000
+     + b"]" * 100_000 + b"}"), "valid"),
+    ("deeply nested and unclosed", b'{"x": ' + b"[" * 100_000 + b"]" * 99_999 + b"}", MALFORMED_JSON),
     ("huge valid payload", json.dumps(changed(padding="x" * 900_000)).encode(), "valid"),
     ("future by 301 s", json.dumps(changed(timestamp="2026-06-01T12:05:01Z")).encode(), FUTURE_TIMESTAMP),
     ("future by exactly 300 s", json.dumps(changed(timestamp="2026-06-01T12:05:00Z")).encode(), "valid"),

@@ -1,22 +1,19 @@
-"""Defects of today's state layout reproduced on the real code, kept as strict expected failures (and the
-fixes already made, guarded).
+"""Defects of the state layout that issue 20 ("State layout v2") lists, reproduced on the real code.
 
-Issue 20 ("State layout v2") lists them; each test states the contract's answer. ``strict=True``: when a
-change fixes one, its test passes, pytest reports the XPASS as a failure, and the marker must go, so the
-test then guards the fix. Nothing here is skipped: every test runs in every suite run.
+Each test states the contract's answer. A defect not fixed yet is kept as a strict expected failure
+(``@pytest.mark.xfail(strict=True, reason=...)``): when a change fixes it, pytest reports the XPASS as a
+failure and the marker must go, so the test then guards the fix. All of them are fixed now (exact sums,
+``contract.Sparse``; deep JSON, ``lambdas.common.json_syntax``). Nothing here is skipped.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-
 from lambdas.common import contract
 
-ISSUE_20 = "issue 20: fixed by the state layout v2"
 LONG = 10_050
-"""Digits after the point: more than the 10,000 of the exact context the sums and products use today."""
+"""Digits after the point: more than the 10,000 of a dense sum (``contract.DENSE_DIGITS``)."""
 
 
 def test_a_speed_just_under_half_the_limit_is_heavy_however_many_digits_it_has() -> None:
@@ -26,29 +23,27 @@ def test_a_speed_just_under_half_the_limit_is_heavy_however_many_digits_it_has()
     assert contract.congestion_level(10, speed, Decimal(10)) == "heavy"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a sum rounded at 10,000 digits")
 def test_a_speed_just_under_half_the_limit_is_heavy_in_the_aggregate_however_many_digits_it_has() -> None:
-    """The single reading's level is exact now; the window's sums still round count x speed to 10,000 digits
-    (250), so its aggregate reads moderate and no alert is sent."""
+    """The window's sums used to round count x speed to 10,000 digits (250), so its aggregate read moderate
+    and no alert was sent; sums are exact now (``contract.Sparse``)."""
     speed = Decimal("24." + "9" * LONG)
     aggregate = contract.aggregate([contract.Measurement(10, speed, Decimal(10), Decimal(50))])
     assert aggregate.congestion_level == "heavy"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a sum rounded at 10,000 digits")
 def test_an_occupancy_just_under_fifty_is_moderate_in_the_aggregate_however_many_digits_it_has() -> None:
-    """A window of one reading at 49.999...(10,050 nines) % occupancy: moderate. The single reading's level is
-    right today; the aggregate's sums round it to 50 and call it heavy."""
+    """A window of one reading at 49.999...(10,050 nines) % occupancy: moderate. The aggregate's sums used to
+    round it to 50 and call it heavy; they are exact now."""
     occupancy = Decimal("49." + "9" * LONG)
-    assert contract.congestion_level(10, Decimal(40), occupancy) == "moderate"  # right today
+    assert contract.congestion_level(10, Decimal(40), occupancy) == "moderate"
     aggregate = contract.aggregate([contract.Measurement(10, Decimal(40), occupancy, Decimal(50))])
     assert aggregate.congestion_level == "moderate"
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: the JSON decoder's recursion limit")
 def test_an_extra_property_nested_a_thousand_deep_is_valid_json() -> None:
-    """The contract: any valid JSON is JSON; an extra property's content is not validated. Today the decoder's
-    recursion limit makes the reading ``malformed_json`` (quarantined, not lost, but under the wrong code)."""
+    """The contract: any valid JSON is JSON; an extra property's content is not validated. The decoder's
+    recursion limit used to make the reading ``malformed_json``; such a document is now checked without
+    recursion (``lambdas.common.json_syntax``)."""
     reading = (
         b'{"sensor_id": "s1", "segment_id": "seg-a", "timestamp": "2026-06-01T11:50:00Z", "vehicle_count": 1,'
         b' "average_speed_kmh": 50, "occupancy_percent": 10, "extra": ' + b"[" * 1000 + b"]" * 1000 + b"}"

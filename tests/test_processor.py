@@ -341,3 +341,41 @@ def test_a_new_windows_first_reading_takes_a_shortcut_to_the_same_item() -> None
     twice = logic.merge_window([None], [one, one], window=window, window_seconds=300, ttl_days=7)  # generic path
     assert fast.items == twice.items and fast.sums == twice.sums and fast.new == twice.new
     assert (fast.duplicates, fast.redelivered, twice.redelivered) == ([], [], [one.sequence_number])
+    general = logic._merge_parts([None], [one, one], window=window, window_seconds=300, ttl_days=7)
+    assert (twice.items, twice.sums, twice.new, twice.redelivered) == (
+        general.items,
+        general.sums,
+        general.new,
+        general.redelivered,
+    )
+
+
+NEW_WINDOW_CASES = {
+    "distinct readings": [(1, "a", "11:50:00Z", "seg-a"), (2, "a", "11:51:00Z", "seg-a"),
+                          (3, "a", "11:52:30Z", "seg-a")],
+    "a copy and a redelivery": [(1, "a", "11:50:00Z", "seg-a"), (2, "a", "11:50:00Z", "seg-b"),
+                                (1, "a", "11:50:00Z", "seg-a")],
+    "two shards, out of order": [(5, "a", "11:51:00Z", "seg-a"), (3, "b", "11:50:00Z", "seg-a"),
+                                 (4, "a", "11:52:00+00:00", "seg-b")],
+    "a replay below the mark": [(9, "a", "11:52:00Z", "seg-a"), (2, "a", "11:51:00.5Z", "seg-a"),
+                                (2, "a", "11:51:00.5Z", "seg-a")],
+    "year one": [(1, "a", "0001-01-01T00:00:00Z", "seg-a"), (2, "a", "0001-01-01T00:01:00Z", "seg-a")],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NEW_WINDOW_CASES), ids=list(NEW_WINDOW_CASES))
+def test_a_new_window_takes_a_shortcut_to_the_same_items(case: str) -> None:
+    from lambdas.common.contract import parse_instant, parse_reading  # noqa: PLC0415
+    from lambdas.processor import logic  # noqa: PLC0415
+
+    contributions = []
+    for sequence, shard, stamp, segment in NEW_WINDOW_CASES[case]:
+        timestamp = stamp if stamp.startswith("0001") else f"2026-06-01T{stamp}"
+        outcome = parse_reading(reading("s1", segment, timestamp, speed=12.25), parse_instant(timestamp))
+        assert isinstance(outcome, logic.Reading)
+        contributions.append(logic.Contribution(f"{sequence:056d}", f"shardId-{shard}", outcome))
+    window = logic.window_of(contributions[0].reading, 300)
+    fast = logic.merge_window([None], contributions, window=window, window_seconds=300, ttl_days=7)
+    general = logic._merge_parts([None], contributions, window=window, window_seconds=300, ttl_days=7)
+    assert fast == general
+    assert logic._new_window(contributions, window, 300, 7) == fast  # the shortcut was taken

@@ -10,10 +10,10 @@ validator.
 
 Numbers are exact: JSON numbers are decoded as :class:`~decimal.Decimal` (and integers of any length),
 never as binary floats, and every decision (ranges, congestion thresholds, aggregates) compares exact
-values: ``ratio < 0.25`` is ``4 * speed < limit``, a mean ``>= 80`` is ``sum >= 80 * n``. Sums are kept
-in :data:`EXACT_CONTEXT` (10,000 significant digits): exact for every literal whose digits span fewer
-than ~9,990 decimal places (a value of ``1e-9000`` added to ``50`` is still exact); only beyond that is
-the 10,000th digit rounded, which bounds the memory a crafted literal such as ``1e-999999999`` can take.
+values: ``ratio < 0.25`` is ``4 * speed < limit``, a mean ``>= 80`` is ``sum >= 80 * n``. A sum is exact
+for literals of any length and any exponent, in bounded space (see :class:`Sparse`): a plain ``Decimal``
+while its digits span at most :data:`DENSE_DIGITS` places (every realistic sum), else a short list of
+exact blocks, so that ``1e-999999999`` added to ``50`` costs two blocks, not a billion digits.
 
 No AWS and no I/O here.
 """
@@ -22,11 +22,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact, InvalidOperation, localcontext
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_DOWN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from functools import lru_cache
 from typing import Any, NamedTuple
+
+from lambdas.common.json_syntax import top_level_members
 
 # Rejection reason codes (contract README).
 MALFORMED_JSON = "malformed_json"
@@ -77,7 +91,15 @@ class Reading(NamedTuple):
 
     @property
     def key(self) -> str:
-        """Identity within a sensor: the UTC instant, so equal instants written differently are one reading."""
+        """Identity within a sensor: the UTC instant, so equal instants written differently are one reading.
+
+        ``format_instant(instant_ns)``; a timestamp already written that way (UTC, ``T`` and ``Z``, whole
+        seconds or nine fraction digits) is its own key."""
+        timestamp = self.timestamp
+        if len(timestamp) == 20 and timestamp[19] == "Z" and timestamp[10] == "T":
+            return timestamp[:19] + ".000000000Z"
+        if len(timestamp) == 30 and timestamp[29] == "Z" and timestamp[10] == "T" and timestamp[19] == ".":
+            return timestamp
         return format_instant(self.instant_ns)
 
 
@@ -119,20 +141,53 @@ _LONG_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_any_
 past ``Decimal``'s. Every number literal is valid JSON however many digits it has."""
 
 
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+"""The decoder's C scanner: ``decode`` without its two Python frames, for a text that starts with its value."""
+
+
+def _loads(text: str) -> Any:
+    try:
+        try:
+            document, end = _SCAN(text, 0)
+        except StopIteration:  # leading whitespace, or no value at all: the whole decoder says which
+            return _DECODER.decode(text)
+        return document if end == len(text) else _DECODER.decode(text)  # trailing whitespace, or extra data
+    except (InvalidOperation, ValueError) as exc:
+        if isinstance(exc, ValueError) and "digits" not in str(exc):
+            raise
+        return _LONG_DECODER.decode(text)
+
+
 def decode(payload: bytes) -> dict[str, Any]:
-    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``)."""
+    """UTF-8 JSON object, else :class:`_Invalid` (``malformed_json``).
+
+    A document nested deeper than ``json`` recurses (an extra property a thousand levels deep is valid
+    JSON) is checked by :func:`~lambdas.common.json_syntax.top_level_members` instead, without recursion,
+    and only its top-level scalars are decoded: a nested member is kept as an empty list or object, as
+    good as the real one for the schema (no field of a reading is a list or an object)."""
     try:
         text = payload.decode("utf-8")
         try:
-            document = _DECODER.decode(text)
-        except (InvalidOperation, ValueError) as exc:
-            if isinstance(exc, ValueError) and "digits" not in str(exc):
-                raise
-            document = _LONG_DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            document = _loads(text)
+        except RecursionError:
+            document = _decode_deep(text)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise _Invalid(MALFORMED_JSON, f"not UTF-8 JSON: {type(exc).__name__}") from None
     if not isinstance(document, dict):
         raise _Invalid(MALFORMED_JSON, f"top level is {type(document).__name__}, not an object")
+    return document
+
+
+def _decode_deep(text: str) -> dict[str, Any] | list[Any]:
+    """A document too deep for ``json``: its syntax checked without recursion, its top-level members
+    decoded (a nested one as an empty list or object), or ``[]`` when its top level is not an object."""
+    members = top_level_members(text)
+    if members is None:
+        return []
+    document: dict[str, Any] = {}
+    for key, start, end in members:
+        first = text[start]
+        document[_DECODER.decode(key)] = [] if first == "[" else {} if first == "{" else _loads(text[start:end])
     return document
 
 
@@ -171,7 +226,16 @@ def _identifier(document: Mapping[str, Any], name: str) -> str:
         raise _Invalid(SCHEMA_VIOLATION, f"{name} is not a string")
     if not _ID.fullmatch(value):
         raise _Invalid(SCHEMA_VIOLATION, f"{name} does not match the id pattern")
+    if len(_VALID_IDS) >= _VALID_IDS_KEPT:
+        _VALID_IDS.clear()
+    _VALID_IDS.add(value)
     return value
+
+
+_VALID_IDS: set[str] = set()
+"""Ids seen to match the pattern (sensors and segments repeat in every batch): a set lookup instead of a
+regular expression (only a ``str`` is looked up; the set is emptied when it holds 100,000)."""
+_VALID_IDS_KEPT = 100_000
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
@@ -266,8 +330,14 @@ def validate(
     if not document.keys() >= _REQUIRED_SET:
         missing = next(name for name in _REQUIRED if name not in document)
         raise _Invalid(SCHEMA_VIOLATION, f"{missing} is missing")
-    sensor_id = _identifier(document, "sensor_id")
-    segment_id = _identifier(document, "segment_id")
+    # Each field is checked in the schema's order; the common case (a str, an int, a Decimal in range) is
+    # decided inline, anything else by the detailed checks, which raise the first violation.
+    sensor_id = document["sensor_id"]
+    if type(sensor_id) is not str or sensor_id not in _VALID_IDS:
+        sensor_id = _identifier(document, "sensor_id")
+    segment_id = document["segment_id"]
+    if type(segment_id) is not str or segment_id not in _VALID_IDS:
+        segment_id = _identifier(document, "segment_id")
     timestamp = document["timestamp"]
     if not isinstance(timestamp, str):
         raise _Invalid(SCHEMA_VIOLATION, "timestamp is not a string")
@@ -275,28 +345,40 @@ def validate(
         instant = parse_instant(timestamp)
     except ValueError as exc:
         raise _Invalid(SCHEMA_VIOLATION, f"timestamp: {exc}") from None
-    vehicles = _number(document, "vehicle_count", 0, 10000, integer=True)
-    speed = _number(document, "average_speed_kmh", 0, 300, integer=False)
-    occupancy = _number(document, "occupancy_percent", 0, 100, integer=False)
-    limit = _number(document, "speed_limit_kmh", 5, 200, integer=False) if "speed_limit_kmh" in document else None
-    interval = _number(document, "interval_seconds", 1, 3600, integer=True) if "interval_seconds" in document else None
+    vehicles = document["vehicle_count"]
+    if type(vehicles) is not int or not 0 <= vehicles <= 10000:
+        vehicles = int(_number(document, "vehicle_count", 0, 10000, integer=True))
+    speed = document["average_speed_kmh"]
+    if type(speed) is not Decimal or not 0 <= speed <= 300:
+        speed = as_decimal(_number(document, "average_speed_kmh", 0, 300, integer=False))
+    occupancy = document["occupancy_percent"]
+    if type(occupancy) is not Decimal or not 0 <= occupancy <= 100:
+        occupancy = as_decimal(_number(document, "occupancy_percent", 0, 100, integer=False))
+    limit = document.get("speed_limit_kmh", _ABSENT)
+    if limit is _ABSENT:
+        limit = DEFAULT_SPEED_LIMIT
+    elif type(limit) is int and 5 <= limit <= 200:
+        limit = _small_decimal(limit)
+    else:
+        limit = as_decimal(_number(document, "speed_limit_kmh", 5, 200, integer=False))
+    interval = document.get("interval_seconds", _ABSENT)
+    if interval is _ABSENT:
+        interval = DEFAULT_INTERVAL_SECONDS
+    elif type(interval) is not int or not 1 <= interval <= 3600:
+        interval = int(_number(document, "interval_seconds", 1, 3600, integer=True))
     if thing is not None and sensor_id != thing:
         raise _Invalid(SENSOR_MISMATCH, f"sensor_id {sensor_id!r} was published as thing {thing[:128]!r}")
     if instant - arrival_ns > FUTURE_TOLERANCE_NS:
         raise _Invalid(FUTURE_TIMESTAMP, f"timestamp is {(instant - arrival_ns) // NS_PER_SECOND} s after arrival")
     if max_age_ns is not None and arrival_ns - instant > max_age_ns:
         raise _Invalid(STALE_TIMESTAMP, f"timestamp is {(arrival_ns - instant) // NS_PER_SECOND} s before arrival")
-    return Reading(
-        sensor_id=sensor_id,
-        segment_id=segment_id,
-        timestamp=timestamp,
-        instant_ns=instant,
-        vehicle_count=int(vehicles),
-        average_speed_kmh=as_decimal(speed),
-        occupancy_percent=as_decimal(occupancy),
-        speed_limit_kmh=DEFAULT_SPEED_LIMIT if limit is None else as_decimal(limit),
-        interval_seconds=int(DEFAULT_INTERVAL_SECONDS if interval is None else interval),
-    )
+    # positional: a named tuple built with keywords costs twice as much
+    return Reading(sensor_id, segment_id, timestamp, instant, vehicles, speed, occupancy, limit, interval)
+
+
+_ABSENT = object()
+_small_decimal = lru_cache(maxsize=256)(Decimal)
+"""Speed limits are a few integers: each as a ``Decimal`` once."""
 
 
 DEFAULT_SPEED_LIMIT = Decimal(DEFAULT_SPEED_LIMIT_KMH)
@@ -339,9 +421,9 @@ def congestion_level(vehicle_count: Number, average_speed_kmh: Number, occupancy
 def level_of_sums(
     vehicles: Decimal | int,
     *,
-    speed_sum: Decimal,
+    speed_sum: ExactSum,
     speed_weight: Decimal | int,
-    occupancy_sum: Decimal,
+    occupancy_sum: ExactSum,
     occupancy_count: int,
     limit: Decimal,
 ) -> str:
@@ -350,26 +432,47 @@ def level_of_sums(
     ``occupancy >= 80`` is ``occupancy_sum >= 80 * occupancy_count`` (all weights positive)."""
     if vehicles == 0:
         return "free"
-    speed4 = product(speed_sum, 4)
-    limit_w = product(limit, speed_weight)
-    if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:
-        return "severe"
-    if occupancy_sum >= 50 * occupancy_count or speed4 < product(limit_w, 2):
-        return "heavy"
-    if occupancy_sum >= 25 * occupancy_count or speed4 < product(limit_w, 3):
-        return "moderate"
+    try:  # dense sums; a Sparse one raises TypeError (it has no arithmetic), a wide product Inexact
+        multiply = EXACT_CONTEXT.multiply
+        speed4 = multiply(speed_sum, 4)  # type: ignore[arg-type]
+        limit_w = multiply(limit, speed_weight)
+        if occupancy_sum >= 80 * occupancy_count or speed4 < limit_w:  # type: ignore[operator]
+            level = "severe"
+        elif occupancy_sum >= 50 * occupancy_count or speed4 < multiply(limit_w, 2):  # type: ignore[operator]
+            level = "heavy"
+        elif occupancy_sum >= 25 * occupancy_count or speed4 < multiply(limit_w, 3):  # type: ignore[operator]
+            level = "moderate"
+        else:
+            level = "free"
+    except (Inexact, TypeError):  # a sparse sum, or a factor of 10,000 digits or more
+        return _sparse_level(speed_sum, speed_weight, occupancy_sum, occupancy_count, limit)
+    return level
+
+
+_QUARTERS = ((80, Decimal("0.25"), "severe"), (50, Decimal("0.50"), "heavy"), (25, Decimal("0.75"), "moderate"))
+
+
+def _sparse_level(
+    speed_sum: ExactSum, speed_weight: Decimal | int, occupancy_sum: ExactSum, occupancy_count: int, limit: Decimal
+) -> str:
+    """:func:`level_of_sums` when a sum is :class:`Sparse`: ``4 * s < limit * w * k`` is ``s < limit * w * k / 4``
+    (an exact decimal: dividing by 4 adds two places), each side compared exactly by :func:`compare`."""
+    limit_w = _BIG.multiply(limit, Decimal(speed_weight))
+    for occupancy, quarter, level in _QUARTERS:
+        if compare(occupancy_sum, Decimal(occupancy * occupancy_count)) >= 0:
+            return level
+        if compare(speed_sum, _BIG.multiply(limit_w, quarter)) < 0:
+            return level
     return "free"
 
 
 def product(a: Decimal | int, b: Decimal | int) -> Decimal:
-    """``a x b`` exactly. An exact product has at most the digits of both factors, so a factor longer than the
-    exact context (a literal of 10,000 digits or more) is multiplied in a context just large enough."""
+    """``a x b`` exactly: an exact product has at most the digits of both factors, so a factor longer than
+    the exact context (a literal of 10,000 digits or more) is multiplied in an unbounded one."""
     try:
-        return _PRODUCT_CONTEXT.multiply(a, b)
+        return EXACT_CONTEXT.multiply(a, b)
     except Inexact:
-        a, b = Decimal(a), Decimal(b)
-        digits = len(a.as_tuple().digits) + len(b.as_tuple().digits)
-        return Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN).multiply(a, b)
+        return _BIG.multiply(Decimal(a), Decimal(b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +525,194 @@ _decimal = lru_cache(maxsize=8192)(Decimal)
 """Decimals are immutable: readings repeat their values, so convert each written form once."""
 
 
+DENSE_DIGITS = 10_000
+"""A sum whose digits span at most this many places is one plain ``Decimal`` (every realistic sum is)."""
+EXACT_CONTEXT = Context(
+    prec=DENSE_DIGITS, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow]
+)
+"""Arithmetic on dense sums: exact or :class:`~decimal.Inexact` is raised (then the sum becomes
+:class:`Sparse`); never a rounded result."""
+_BIG = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+"""Unbounded exact arithmetic: only ever given operands whose exact result is known to be short (the
+operands' own digits plus a few places), never two numbers far apart."""
+GAP = 24
+"""Blocks of a :class:`Sparse` sum are separated by more than this many zero places."""
+_SEPARATOR = " + "
+"""Between the blocks of a sparse sum's text (no decimal's text has a space, so the old form, one
+decimal, reads as it always did)."""
+_ZERO_RUN = re.compile(f"0{{{GAP + 1},}}")
+
+
+class Sparse:
+    """An exact non-negative decimal whose digits span more than :data:`DENSE_DIGITS` places, as the sum
+    of *blocks*: positive decimals, lowest place first, each with no run of more than :data:`GAP` zeros
+    inside it and more than :data:`GAP` zero places between it and the next. The decomposition is the
+    value's own (its nonzero digits grouped by gaps), so equal values have equal blocks.
+
+    Size: a block holds the digits of the terms that fell into it, at most :data:`GAP` zeros per term
+    between them, and carries (a place per factor of ten in the number of terms), so the text of a sum of
+    terms ``t`` is at most ``sum(len(str(t)) + GAP + 40)``: bounded by the literals' own length, never by
+    their exponent span (``1e-999999999 + 50`` is two blocks, ``"5E+1 + 1E-999999999"``). No exact form
+    can do with less in general: ``n`` literals ``1e-k`` at places far apart have ``2**n`` distinct subset
+    sums, each of which a later reading can bring to a threshold, so an exact sum of wide literals grows
+    with them; a sum of plain ones (every place within 10,000) stays one dense decimal however many.
+    """
+
+    __slots__ = ("blocks",)
+
+    def __init__(self, blocks: tuple[Decimal, ...]) -> None:
+        self.blocks = blocks
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sparse) and self.blocks == other.blocks
+
+    def __hash__(self) -> int:
+        return hash(self.blocks)
+
+    def __str__(self) -> str:
+        return _SEPARATOR.join([str(b) for b in reversed(self.blocks)])
+
+    def __repr__(self) -> str:
+        return f"Sparse({str(self)[:80]!r})"
+
+
+ExactSum = Decimal | Sparse
+
+
+def _low(block: Decimal) -> int:
+    """The place of a normalized positive decimal's last (nonzero) digit."""
+    exponent = block.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    return exponent
+
+
+def _split(block: Decimal) -> list[Decimal]:
+    """A normalized positive decimal cut at every run of more than :data:`GAP` zeros (lowest first)."""
+    _, digits, exponent = block.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    text = "".join(map(str, digits))
+    if "0" * (GAP + 1) not in text:
+        return [block]
+    pieces = []
+    end = len(text)
+    for run in reversed(list(_ZERO_RUN.finditer(text))):
+        piece = text[run.end() : end]
+        pieces.append(Decimal((0, tuple(map(int, piece)), exponent + len(text) - end)))
+        end = run.start()
+    pieces.append(Decimal((0, tuple(map(int, text[:end])), exponent + len(text) - end)))
+    return pieces
+
+
+def _place(blocks: list[Decimal], lows: list[int], highs: list[int], term: Decimal) -> None:
+    """Add a positive decimal to sorted, separated blocks, merging it with the blocks within
+    :data:`GAP` places of it (and, after a carry, of the merged block), exactly."""
+    while True:
+        low, high = _low(term), term.adjusted()
+        first = bisect_left(highs, low - GAP - 1)
+        last = bisect_right(lows, high + GAP + 1)
+        if first >= last:
+            blocks.insert(first, term)
+            lows.insert(first, low)
+            highs.insert(first, high)
+            return
+        for block in blocks[first:last]:
+            term = _BIG.add(term, block)  # within GAP places of each other: a short exact sum
+        term = _BIG.normalize(term)
+        del blocks[first:last], lows[first:last], highs[first:last]
+
+
+def exact_sum(values: Iterable[ExactSum]) -> ExactSum:
+    """The exact sum of non-negative decimals and sparse sums, dense when it fits (:data:`DENSE_DIGITS`)."""
+    blocks: list[Decimal] = []
+    lows: list[int] = []
+    highs: list[int] = []
+    for value in values:
+        for term in value.blocks if isinstance(value, Sparse) else (value,):
+            if term < 0:
+                raise ValueError("sums are of non-negative values")
+            if term:
+                _place(blocks, lows, highs, _BIG.normalize(term))
+    if not blocks:
+        return Decimal(0)
+    if highs[-1] - lows[0] < DENSE_DIGITS:
+        dense = Decimal(0)
+        for block in blocks:
+            dense = _BIG.add(dense, block)
+        return dense
+    return Sparse(tuple(piece for block in blocks for piece in _split(block)))
+
+
+def exact_term(value: Decimal) -> ExactSum:
+    """One non-negative value as a sum: itself, or a one-block :class:`Sparse` if it is wider than dense."""
+    try:
+        return EXACT_CONTEXT.plus(value)
+    except Inexact:
+        return exact_sum((value,))
+
+
+def compare(value: ExactSum, threshold: Decimal) -> int:
+    """-1, 0 or 1 as ``value`` is below, at or above ``threshold``, exactly.
+
+    Blocks are taken from the highest: the rest of a sparse sum below block ``b`` is less than
+    ``2 * 10**(b.adjusted() + 1)``, so once the remainder ``threshold - (blocks so far)`` is at most 0 or at
+    least that bound the answer is known. Before it is, the remainder is below the bound and above 0, so
+    its digits span at most the threshold's own: every subtraction is short.
+    """
+    if type(value) is Decimal:
+        return (value > threshold) - (value < threshold)
+    assert isinstance(value, Sparse)
+    rest = threshold
+    for block in reversed(value.blocks):
+        if rest <= 0:
+            return 1
+        if rest >= Decimal((0, (2,), block.adjusted() + 1)):
+            return -1
+        rest = _BIG.subtract(rest, block)
+    return (rest < 0) - (rest > 0)
+
+
+def _parse_sum(text: str) -> ExactSum:
+    """A stored sum: one decimal (the old form, and every dense sum), or sparse blocks joined by ``" + "``."""
+    if _SEPARATOR in text:
+        return exact_sum([Decimal(part) for part in text.split(_SEPARATOR)])
+    return Decimal(text)
+
+
+_FLOAT_PLACE = -1400
+"""Digits below this place cannot change a quotient's rounding to a double (see :func:`quotient`)."""
+_STICKY = Decimal("1e-1500")
+_CUT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_DOWN, traps=[InvalidOperation])
+
+
+def quotient(value: ExactSum, divisor: int) -> float:
+    """``value / divisor`` correctly rounded to the nearest double, without building ``10**999999999``.
+
+    The digits below place -1400 are replaced by ``1e-1500`` when any is nonzero: the rounding of ``x /
+    n`` changes only at multiples of ``2**-1075``, and ``n`` times one of those is a multiple of
+    ``10**-1400``, so no such point lies strictly between ``h / n`` and ``(h + 10**-1400) / n`` (``h`` the
+    value cut at place -1400): the true value and the stand-in round alike.
+    """
+    if type(value) is Decimal and value.adjusted() >= _FLOAT_PLACE:  # at most 10,000 digits: exact as it is
+        numerator, denominator = value.as_integer_ratio()
+        return numerator / (denominator * divisor)
+    blocks = value.blocks if isinstance(value, Sparse) else (value,)
+    kept = Decimal(0)
+    sticky = False
+    for block in blocks:
+        if not block:
+            continue
+        if block.adjusted() < _FLOAT_PLACE:
+            sticky = True
+            continue
+        cut = block.quantize(Decimal((0, (1,), _FLOAT_PLACE)), context=_CUT) if _low(block) < _FLOAT_PLACE else block
+        sticky = sticky or cut != block
+        kept = _BIG.add(kept, cut)
+    if sticky:
+        kept = _BIG.add(kept, _STICKY)
+    numerator, denominator = kept.as_integer_ratio()
+    return numerator / (denominator * divisor)  # int / int is correctly rounded in Python
+
+
 @dataclass(frozen=True, slots=True)
 class Sums:
     """Exact running sums of distinct readings: adding them in any grouping or order gives one result.
@@ -432,15 +723,15 @@ class Sums:
 
     readings: int = 0
     vehicles: int = 0
-    speed_x_vehicles: Decimal = Decimal(0)
-    occupancy: Decimal = Decimal(0)
+    speed_x_vehicles: ExactSum = Decimal(0)
+    occupancy: ExactSum = Decimal(0)
     min_speed_limit: Decimal | None = None
 
     @classmethod
     def of(cls, m: Measurement) -> Sums:
         return cls(
-            1, m.vehicle_count, m.vehicle_count * exact(m.average_speed_kmh), exact(m.occupancy_percent),
-            exact(m.speed_limit_kmh),
+            1, m.vehicle_count, exact_term(product(m.vehicle_count, exact(m.average_speed_kmh))),
+            exact_term(exact(m.occupancy_percent)), exact(m.speed_limit_kmh),
         )  # fmt: skip
 
     def row(self) -> list[Any]:
@@ -455,34 +746,21 @@ class Sums:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Sums:
-        return cls(int(row[0]), int(row[1]), Decimal(row[2]), Decimal(row[3]), Decimal(row[4]))
+        return cls(int(row[0]), int(row[1]), _parse_sum(row[2]), _parse_sum(row[3]), Decimal(row[4]))
 
     def __add__(self, other: Sums) -> Sums:
-        limits = [x for x in (self.min_speed_limit, other.min_speed_limit) if x is not None]
-        with localcontext(EXACT_CONTEXT):
-            return Sums(
-                self.readings + other.readings,
-                self.vehicles + other.vehicles,
-                self.speed_x_vehicles + other.speed_x_vehicles,
-                self.occupancy + other.occupancy,
-                min(limits) if limits else None,
-            )
+        return total((self, other))
 
     def aggregate(self) -> Aggregate:
         """The contract's aggregate. The level is decided on the exact sums; the mean values shown are
         the exact quotients correctly rounded to the nearest binary double (for JSON and display)."""
         if not self.readings or self.min_speed_limit is None:
             raise ValueError("an aggregate needs at least one reading")
-        # int / int is correctly rounded in Python: the exact quotient to the nearest double
-        numerator, denominator = self.speed_x_vehicles.as_integer_ratio()
-        speed = numerator / (denominator * self.vehicles) if self.vehicles else 0.0
-        numerator, denominator = self.occupancy.as_integer_ratio()
-        occupancy = numerator / (denominator * self.readings)
         return Aggregate(
             readings=self.readings,
             vehicles=self.vehicles,
-            average_speed_kmh=speed,
-            occupancy_percent=occupancy,
+            average_speed_kmh=quotient(self.speed_x_vehicles, self.vehicles) if self.vehicles else 0.0,
+            occupancy_percent=quotient(self.occupancy, self.readings),
             speed_limit_kmh=float(self.min_speed_limit),
             congestion_level=level_of_sums(
                 self.vehicles,
@@ -495,26 +773,18 @@ class Sums:
         )
 
 
-EXACT_CONTEXT = Context(prec=10_000)
-"""Sums of readings' decimals in this context are exact (see the module docstring for the bound)."""
-_PRODUCT_CONTEXT = Context(prec=EXACT_CONTEXT.prec, traps=[Inexact])
-"""Multiplies in :data:`EXACT_CONTEXT`'s precision, raising instead of rounding (:func:`product`)."""
-
-
 def encode_sums(sums: Mapping[str, Sums]) -> str:
     """Sums by key (a segment, or a sensor part) as one compact JSON text attribute, sorted by key: a
     string is far cheaper to store and stream than a map of maps. The same text as
     ``json.dumps({key: s.row() ...}, separators=(",", ":"))`` (a test compares them)."""
+    return "{" + ",".join([sums_member(key, s) for key, s in sorted(sums.items())]) + "}"
+
+
+def sums_member(key: str, s: Sums) -> str:
+    """One member of :func:`encode_sums`' object: ``"key":[readings,vehicles,"speed x vehicles",...]``."""
     return (
-        "{"
-        + ",".join(
-            [
-                f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles}","{s.occupancy}",'
-                f'"{s.min_speed_limit}"]'
-                for key, s in sorted(sums.items())
-            ]
-        )
-        + "}"
+        f'{_json_string(key)}:[{s.readings},{s.vehicles},"{s.speed_x_vehicles!s}","{s.occupancy!s}",'
+        f'"{s.min_speed_limit!s}"]'
     )
 
 
@@ -526,24 +796,37 @@ def decode_sums(text: str) -> dict[str, Sums]:
 
 
 def total(sums: Iterable[Sums]) -> Sums:
-    """The sum of ``sums`` (the same as adding them pairwise, in one exact context)."""
+    """The sum of ``sums``, exactly: dense decimals in :data:`EXACT_CONTEXT` while they fit, else
+    :func:`exact_sum` (the same value either way)."""
+    sums = sums if isinstance(sums, list | tuple) else list(sums)
+    if len(sums) == 1:
+        return sums[0]
     readings = vehicles = 0
-    speed_x_vehicles = occupancy = Decimal(0)
+    speed_x_vehicles: ExactSum = Decimal(0)
+    occupancy: ExactSum = Decimal(0)
     limit: Decimal | None = None
-    with localcontext(EXACT_CONTEXT):
+    add = EXACT_CONTEXT.add  # a Sparse operand raises TypeError
+    try:
         for s in sums:
             readings += s.readings
             vehicles += s.vehicles
-            speed_x_vehicles += s.speed_x_vehicles
-            occupancy += s.occupancy
+            speed_x_vehicles = add(speed_x_vehicles, s.speed_x_vehicles)  # type: ignore[arg-type]
+            occupancy = add(occupancy, s.occupancy)  # type: ignore[arg-type]
             if s.min_speed_limit is not None and (limit is None or s.min_speed_limit < limit):
                 limit = s.min_speed_limit
+    except (Inexact, TypeError):  # wider than dense, or a sparse sum among them
+        speed_x_vehicles = exact_sum([s.speed_x_vehicles for s in sums])
+        occupancy = exact_sum([s.occupancy for s in sums])
+        readings = sum(s.readings for s in sums)
+        vehicles = sum(s.vehicles for s in sums)
+        limits = [s.min_speed_limit for s in sums if s.min_speed_limit is not None]
+        limit = min(limits) if limits else None
     return Sums(readings, vehicles, speed_x_vehicles, occupancy, limit)
 
 
 def aggregate(measurements: Iterable[Measurement]) -> Aggregate:
     """Aggregate distinct readings, with exact decimal sums (independent of order and grouping)."""
-    return total(Sums.of(m) for m in measurements).aggregate()
+    return total([Sums.of(m) for m in measurements]).aggregate()
 
 
 def window_start_ns(instant_ns: int, window_seconds: int) -> int:

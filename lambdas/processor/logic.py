@@ -13,8 +13,9 @@ newest of them (``latest``) and a ``version`` that grows with every write of the
 function uses it to never let an older image replace a newer one).
 
 **Bounded items.** DynamoDB refuses items over 400 KB. New readings go to the window's last part; a part
-whose worst-case size (its rows, its newest row again, and :data:`SEGMENT_WORST_BYTES` per segment for
-sums of up to 10,000 digits) would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
+whose worst-case size (its rows, its newest row again, :data:`SEGMENT_WORST_BYTES` per segment for
+dense sums of up to 10,000 digits, and what rows with wide literals add to them: :func:`sparse_bytes`)
+would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
 no window length, interval or number of readings makes an item too large. The head part (``000``)
 records how many parts there are (``parts``); a window with more than one part costs one more
 BatchGetItem round, only for that window.
@@ -31,27 +32,31 @@ once as a duplicate. The item grows with the number of shards, never with republ
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from lambdas.common.contract import (
     DEFAULT_INTERVAL_SECONDS,
     EXACT_CONTEXT,
+    GAP,
     NS_PER_SECOND,
+    Measurement,
     Reading,
     Rejection,
     Sums,
     as_decimal,
     encode_sums,
-    exact_text,
     format_instant,
     level_of_sums,
     parse_reading,
     stored_instant_ns,
+    sums_member,
+    total,
     window_start_ns,
 )
 from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
@@ -59,10 +64,23 @@ from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
 PART_BUDGET_BYTES = 350_000
 """Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
 SEGMENT_WORST_BYTES = 41_000
-"""Worst-case size of one segment's sums in a part: four numbers of at most 10,000 digits (the exact
-context rounds every stored sum to that), an exponent each, and the segment's name."""
+"""Worst-case size of one segment's sums in a part of plain rows: four numbers of at most 10,000 digits
+(their sums are dense: ``contract.DENSE_DIGITS``), an exponent each, and the segment's name."""
 ITEM_OVERHEAD_BYTES = 4_000
 """Keys, marks, counters and attribute names of a part item, with room to spare."""
+PLAIN_ROW_CHARS = 9_000
+"""A row shorter than this without an ``E-`` has every literal in plain notation with fewer than 9,000
+places after the point: its segment's sums stay dense (``contract.DENSE_DIGITS``), within
+:data:`SEGMENT_WORST_BYTES`."""
+
+
+def sparse_bytes(text: str) -> int:
+    """What a stored row can add to its segment's sums beyond :data:`SEGMENT_WORST_BYTES`: nothing for a
+    plain row (:data:`PLAIN_ROW_CHARS`); else its count x speed and its occupancy each as blocks of their
+    own, at most the row's digits plus ``contract.GAP`` zeros and an exponent each (``contract.Sparse``)."""
+    if len(text) < PLAIN_ROW_CHARS and "E-" not in text:
+        return 0
+    return 2 * (len(text) + GAP + 40)
 
 
 class KinesisRecord(NamedTuple):
@@ -85,19 +103,23 @@ def _arrival_ns(value: Any) -> int:
 
 def records_from_event(event: Mapping[str, Any]) -> list[KinesisRecord]:
     """Decode the Lambda Kinesis event (``Records[].kinesis.data`` is base64)."""
-    records = []
+    records: list[KinesisRecord] = []
+    append = records.append
     for raw in event.get("Records", []):
         kinesis = raw["kinesis"]
-        records.append(
-            KinesisRecord(
-                sequence_number=kinesis["sequenceNumber"],
-                partition_key=kinesis.get("partitionKey", ""),
-                shard_id=str(raw.get("eventID", "")).split(":", 1)[0],
-                data=base64.b64decode(kinesis["data"]),
-                arrival_ns=_arrival_ns(kinesis.get("approximateArrivalTimestamp", 0)),
+        append(
+            KinesisRecord(  # positional (sequence number, partition key, shard, data, arrival): cheaper
+                kinesis["sequenceNumber"],
+                kinesis.get("partitionKey", ""),
+                str(raw.get("eventID", "")).partition(":")[0],
+                _base64(kinesis["data"]),  # base64.b64decode without its wrapper (not validating, the same)
+                _arrival_ns(kinesis.get("approximateArrivalTimestamp", 0)),
             )
         )
     return records
+
+
+_base64 = binascii.a2b_base64
 
 
 @dataclass
@@ -153,8 +175,9 @@ def quarantine_object(
 
 
 def window_start(reading: Reading, window_seconds: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SSZ`` start of the reading's window."""
-    return window_label(window_start_ns(reading.instant_ns, window_seconds))
+    """``YYYY-MM-DDTHH:MM:SSZ`` start of the reading's window (``window_start_ns``, inline)."""
+    instant = reading.instant_ns
+    return window_label(instant - instant % (window_seconds * NS_PER_SECOND))
 
 
 @lru_cache(maxsize=1024)
@@ -172,7 +195,8 @@ def part_key(window: WindowId, part: int) -> ItemKey:
 
 
 def window_of(reading: Reading, window_seconds: int) -> WindowId:
-    return reading.sensor_id, window_start(reading, window_seconds)
+    instant = reading.instant_ns
+    return reading.sensor_id, window_label(instant - instant % (window_seconds * NS_PER_SECOND))
 
 
 class Contribution(NamedTuple):
@@ -207,7 +231,8 @@ _string = json.encoder.encode_basestring_ascii
 
 def _row_text(instant: str, row: Sequence[Any]) -> str:
     """One reading as stored: ``"instant":[vehicles,speed,occupancy,limit,"segment","sequence"]``."""
-    return f"{_string(instant)}:[{row[0]},{row[1]},{row[2]},{row[3]},{_string(row[4])},{_string(row[5])}]"
+    # !s: str() is a third of format()'s cost for a Decimal, and the same text
+    return f"{_string(instant)}:[{row[0]!s},{row[1]!s},{row[2]!s},{row[3]!s},{_string(row[4])},{_string(row[5])}]"
 
 
 def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
@@ -239,6 +264,8 @@ class _Part:
     largest_row: int
     segments: set[str]
     changed: bool = False
+    sparse_bytes: int = 0
+    """What the rows can add to the sums beyond :data:`SEGMENT_WORST_BYTES` (:func:`sparse_bytes`)."""
     intervals: dict[str, int] = field(default_factory=dict)
     """``interval_seconds`` of the rows this merge adds (a stored row's is only kept for ``latest``)."""
 
@@ -250,19 +277,22 @@ class _Part:
         texts = {i: _row_text(i, r) for i, r in rows.items()}
         sizes = [len(t) + 1 for t in texts.values()]
         segments = {r[4] for r in rows.values()}
-        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments)
+        wide = sum(sparse_bytes(t) for t in texts.values())
+        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments, sparse_bytes=wide)
 
     def encoded(self) -> str:
         """The rows as stored: ``encode_readings(self.rows)``, from the rendered rows."""
         return _join_rows(self.texts)
 
-    def fits(self, size: int, segment: str) -> bool:
+    def fits(self, size: int, segment: str, wide: int) -> bool:
         segments = len(self.segments) + (segment not in self.segments)
         worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
+        worst += self.sparse_bytes + wide
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
-    def add(self, instant: str, row: list[Any], text: str, interval: int) -> None:
+    def add(self, instant: str, row: list[Any], text: str, interval: int, wide: int) -> None:
         size = len(text) + 1
+        self.sparse_bytes += wide
         self.rows[instant] = row
         self.intervals[instant] = interval
         self.texts[instant] = text
@@ -282,9 +312,21 @@ def merge_window(
 ) -> WindowMerge:
     """Add a window's contributions, in delivery order, to its stored parts (``parts[0]`` the head, or
     ``[None]`` for a new window). Deterministic: the same parts and contributions give the same items."""
+    if parts[0] is None:  # a new window: most windows of a batch
+        fresh = _new_window(contributions, window, window_seconds, ttl_days)
+        if fresh is not None:
+            return fresh
+    return _merge_parts(parts, contributions, window, window_seconds, ttl_days)
+
+
+StoredParts = Sequence[Mapping[str, Any] | None]
+
+
+def _merge_parts(
+    parts: StoredParts, contributions: Sequence[Contribution], window: WindowId, window_seconds: int, ttl_days: int
+) -> WindowMerge:
+    """:func:`merge_window` for any stored parts: the general path."""
     head = parts[0]
-    if head is None and len(contributions) == 1:  # a new window's first reading: most of a small batch
-        return _first_reading(contributions[0], window, window_seconds, ttl_days)
     loaded = [_Part.load(i, p) for i, p in enumerate(parts)]
     where = {instant: part for part in loaded for instant in part.rows}
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
@@ -299,10 +341,11 @@ def merge_window(
             row = _row(reading, sequence_number)
             text = _row_text(instant, row)
             last = loaded[-1]
-            if not last.fits(len(text) + 1, reading.segment_id):
+            wide = sparse_bytes(text)
+            if not last.fits(len(text) + 1, reading.segment_id, wide):
                 last = _Part.load(len(loaded), None)
                 loaded.append(last)
-            last.add(instant, row, text, reading.interval_seconds)
+            last.add(instant, row, text, reading.interval_seconds, wide)
             where[instant] = last
             merge.new.append(sequence_number)
         elif seen or stored.rows[instant][5] == sequence_number:
@@ -342,27 +385,101 @@ def _row(reading: Reading, sequence_number: str) -> list[Any]:
     ]
 
 
-def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
-    """``merge_window([None], [contribution], ...)`` without the bookkeeping one reading does not need
-    (a test compares both)."""
-    sequence_number, shard, reading = contribution
-    instant = reading.key
-    row = _row(reading, sequence_number)
-    sums, latest = summarize({instant: row})
-    start_s = window_start_ns(reading.instant_ns, window_seconds) // NS_PER_SECOND
+def _new_window(
+    contributions: Sequence[Contribution], window: WindowId, window_seconds: int, ttl_days: int
+) -> WindowMerge | None:
+    """``_merge_parts([None], contributions, ...)`` for a window whose readings all fit in its head part
+    (``None`` otherwise), without the parts' bookkeeping: the same items (a test compares both)."""
+    if len(contributions) == 1:  # a new window's first reading: most of a small batch
+        return _first_reading(contributions[0], window, window_seconds, ttl_days)
+    rows: dict[str, list[Any]] = {}
+    intervals: dict[str, int] = {}
+    marks: dict[str, str] = {}
+    new: list[str] = []
+    duplicates: list[str] = []
+    redelivered: list[str] = []
+    for contribution in contributions:
+        sequence_number, shard, reading = contribution
+        instant = reading.key
+        mark = marks.get(shard)
+        # _at_or_below, inline: sequence numbers are decimal strings
+        seen = mark is not None and (
+            len(sequence_number) < len(mark) or (len(sequence_number) == len(mark) and sequence_number <= mark)
+        )
+        row = rows.get(instant)
+        if row is None:
+            # _row, inline: the reading's vehicles, speed, occupancy and limit, its segment, the sequence number
+            rows[instant] = [*reading[4:8], reading[1], sequence_number]
+            intervals[instant] = reading.interval_seconds
+            new.append(sequence_number)
+        elif seen or row[5] == sequence_number:
+            redelivered.append(sequence_number)
+        else:
+            duplicates.append(sequence_number)
+        if not seen:
+            marks[shard] = sequence_number
+    texts: dict[str, str] = {}
+    sizes = wide = 0
+    for instant, row in rows.items():
+        text = texts[instant] = _row_text(instant, row)
+        sizes += len(text) + 1
+        if len(text) >= PLAIN_ROW_CHARS or "E-" in text:
+            wide += sparse_bytes(text)
+    # the general path would close the part when its worst case passes the budget: never below this
+    worst = 2 * sizes + wide + ITEM_OVERHEAD_BYTES
+    if worst + len(rows) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES and (
+        worst + len({row[4] for row in rows.values()}) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES
+    ):
+        return None
+    sums, latest = summarize(rows)
+    start_s = window_start_ns(contributions[0].reading.instant_ns, window_seconds) // NS_PER_SECOND
     item = {
         "sensor_id": window[0],
         "window_part": part_key(window, 0)[1],
         "window_start": window[1],
         "part": 0,
-        "readings": _join_rows({instant: _row_text(instant, row)}),
+        "readings": _join_rows(texts),
         "segments": encode_sums(sums),
+        "latest": latest,
+        LATEST_INTERVAL: intervals[latest["timestamp"]],
+        "version": 1,
+        "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
+        "parts": 1,
+        "hwm": _encode_marks(marks),
+        "duplicates": len(duplicates),
+    }
+    return WindowMerge(items=[item], sums=list(sums.items()), new=new, duplicates=duplicates, redelivered=redelivered)
+
+
+def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
+    """:func:`_new_window` of one reading, with nothing to look up."""
+    sequence_number, shard, reading = contribution
+    instant = reading.key
+    row = _row(reading, sequence_number)
+    count, speed, occupancy, limit = row[:4]
+    only: Sums | None = None
+    try:  # summarize({instant: row}) for one reading of the contract (its numbers are Decimals already)
+        only = Sums(
+            1, count, EXACT_CONTEXT.multiply(count, speed), EXACT_CONTEXT.plus(occupancy), EXACT_CONTEXT.plus(limit)
+        )
+        sums, latest = {row[4]: only}, _latest(instant, row)
+    except Inexact:
+        sums, latest = summarize({instant: row})
+    instant_s = reading.instant_ns // NS_PER_SECOND
+    start_s = instant_s - instant_s % window_seconds  # window_start_ns, in whole seconds
+    item = {
+        "sensor_id": window[0],
+        "window_part": window[1] + "#000",  # part_key(window, 0)
+        "window_start": window[1],
+        "part": 0,
+        "readings": "{" + _row_text(instant, row) + "}",
+        "segments": "{" + sums_member(row[4], only) + "}" if only is not None else encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: reading.interval_seconds,
         "version": 1,
-        "expires_at": start_s + window_seconds + ttl_days * 86400,
+        "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
-        "hwm": _encode_marks({shard: sequence_number}),
+        "hwm": "{" + _string(shard) + ":" + _string(sequence_number) + "}",
         "duplicates": 0,
     }
     return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
@@ -405,6 +522,18 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
     The sums equal ``total(Sums.of(Measurement(*row[:4])) ...)`` over each segment's rows (a test
     checks); the newest reading is the largest key (fixed-width UTC instants sort as time).
     """
+    try:
+        return _dense_summary(readings)
+    except Inexact:  # a sum wider than EXACT_CONTEXT's digits: the exact (sparse) sums
+        by_segment: dict[str, list[Sums]] = {}
+        for row in readings.values():
+            by_segment.setdefault(row[4], []).append(Sums.of(Measurement(*row[:4])))
+        newest = max(readings)
+        return {segment: total(sums) for segment, sums in by_segment.items()}, _latest(newest, readings[newest])
+
+
+def _dense_summary(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], dict[str, Any]]:
+    """:func:`summarize` in :data:`EXACT_CONTEXT`, which raises :class:`~decimal.Inexact` rather than round."""
     if len(readings) == 1:  # most parts a batch writes hold one new reading: no loop, no context switch
         ((newest, row),) = readings.items()
         count, speed = row[0], as_decimal(row[1])
@@ -413,27 +542,23 @@ def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], d
         return {row[4]: only}, _latest(newest, row)
     acc: dict[str, list[Any]] = {}
     newest = ""
-    with localcontext(EXACT_CONTEXT):
-        for instant, row in readings.items():
-            count, speed, occupancy, limit, segment = (
-                row[0],
-                as_decimal(row[1]),
-                as_decimal(row[2]),
-                as_decimal(row[3]),
-                row[4],
-            )
-            a = acc.get(segment)
-            if a is None:  # unary plus applies the context: no stored sum has more than its 10,000 digits
-                acc[segment] = [1, count, count * speed, +occupancy, +limit]
-            else:
-                a[0] += 1
-                a[1] += count
-                a[2] += count * speed
-                a[3] += occupancy
-                if limit < a[4]:  # a branch is cheaper than min() in this hot loop
-                    a[4] = +limit
-            if instant > newest:  # noqa: PLR1730
-                newest = instant
+    add, multiply, plus = EXACT_CONTEXT.add, EXACT_CONTEXT.multiply, EXACT_CONTEXT.plus  # no context switch
+    for instant, row in readings.items():
+        count, speed, occupancy, limit, segment = row[:5]
+        if type(speed) is not Decimal or type(occupancy) is not Decimal or type(limit) is not Decimal:
+            speed, occupancy, limit = as_decimal(speed), as_decimal(occupancy), as_decimal(limit)  # stored ints
+        a = acc.get(segment)
+        if a is None:  # plus applies the context (exact, or Inexact raised)
+            acc[segment] = [1, count, multiply(count, speed), plus(occupancy), plus(limit)]
+        else:
+            a[0] += 1
+            a[1] += count
+            a[2] = add(a[2], multiply(count, speed))
+            a[3] = add(a[3], occupancy)
+            if limit < a[4]:  # a branch is cheaper than min() in this hot loop
+                a[4] = plus(limit)
+        if instant > newest:  # noqa: PLR1730
+            newest = instant
     return {segment: Sums(*a) for segment, a in acc.items()}, _latest(newest, readings[newest])
 
 
@@ -444,9 +569,9 @@ def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
         "timestamp": newest,
         "segment_id": row[4],
         "vehicle_count": row[0],
-        "average_speed_kmh": exact_text(speed),
-        "occupancy_percent": exact_text(occupancy),
-        "speed_limit_kmh": exact_text(limit),
+        "average_speed_kmh": str(speed),  # exact_text: decimals as text
+        "occupancy_percent": str(occupancy),
+        "speed_limit_kmh": str(limit),
         "congestion_level": level_of_sums(
             row[0], speed_sum=speed, speed_weight=1, occupancy_sum=occupancy, occupancy_count=1, limit=limit
         ),
