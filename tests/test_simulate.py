@@ -195,3 +195,40 @@ def test_generated_traffic_starts_on_the_minute_before_its_span() -> None:
     assert simulate.first_minute(at("2026-06-01T12:00:00Z"), 10) == at("2026-06-01T11:50:00Z")
     assert simulate.first_minute(at("2026-06-01T12:00:30.5Z"), 10) == at("2026-06-01T11:50:00Z")
     assert simulate.first_minute(at("2026-06-01T12:00:59Z"), 1) == at("2026-06-01T11:59:00Z")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 20: every alert lane folds an aggregate that grows with its parts")
+def test_one_sensors_decoy_readings_cannot_stop_a_jams_alert_in_the_same_segment_window() -> None:
+    """Issue 20's defect: ~60 KB of one sensor's valid readings (occupancy ``1E-9997`` beside ``100``: sums of
+    10,000 digits; decoy segments so that each of its window parts holds two of them) used to grow the segment
+    window's aggregate item past DynamoDB's 400 KB, so that every write of it failed and the jam that other
+    sensors report in the same window was never alerted. The aggregate must not grow with anybody's parts."""
+    now = simulate.parse_instant(NOW)
+    stamp = "2026-06-01T11:50:{:02d}.{:03d}Z"
+    decoy = []
+    for group in range(45):
+        for n in range(7):
+            decoy.append({"segment_id": f"d{group}-{n}", "occupancy_percent": 1})
+        decoy += [
+            {"segment_id": "seg-j", "occupancy_percent": "1E-9997"},
+            {"segment_id": "seg-j", "occupancy_percent": 100},
+        ]
+    payloads = []
+    for i, fields in enumerate(decoy):
+        occupancy = fields["occupancy_percent"]
+        text = json.dumps({"sensor_id": "decoy", "segment_id": fields["segment_id"],
+                           "timestamp": stamp.format(i // 1000, i % 1000), "vehicle_count": 0,
+                           "average_speed_kmh": 1, "occupancy_percent": "OCC"})  # fmt: skip
+        payloads.append(text.replace('"OCC"', str(occupancy)).encode())
+    messages = [simulate.Message("decoy", p) for p in payloads]
+    for sensor in ("jam-1", "jam-2"):
+        body = {"sensor_id": sensor, "segment_id": "seg-j", "timestamp": "2026-06-01T11:52:00Z",
+                "vehicle_count": 20, "average_speed_kmh": 5, "occupancy_percent": 90}  # fmt: skip
+        messages.append(simulate.Message(sensor, json.dumps(body).encode()))
+    assert sum(len(m.payload) for m in messages) < 64_000
+    config = simulate.PROFILES["dev"]
+    with moto_env() as env:
+        summary = simulate.run(env.clients, env.targets, simulate.RunOptions(messages, now, config.batch_size, config))
+    want = expected(sent(messages))
+    assert "seg-j:2026-06-01T11:50:00Z" in want["congested_windows"]
+    assert_summary(summary, want)
