@@ -303,9 +303,9 @@ class Pipeline:
     processor_memory_mb: int
     processor_timeout_seconds: int
     processor_reserved_concurrency: int | None
-    alert_memory_mb: int
-    alert_timeout_seconds: int
-    alert_reserved_concurrency: int | None
+    folder_memory_mb: int
+    folder_timeout_seconds: int
+    folder_reserved_concurrency: int | None
     aggregation_window_seconds: int
     firehose_buffer_seconds: int
     stream_retention_hours: int
@@ -829,7 +829,7 @@ def _alert(
     segment_windows = fleet.segments * hit
     gets = math.ceil(segment_windows / calibration.keys_per_batch_get - 1e-9)
     singles = segment_windows + calibration.alert_fixed_requests
-    seconds = _batch_seconds(gets, singles, 0, pipeline.alert_memory_mb, calibration)
+    seconds = _batch_seconds(gets, singles, 0, pipeline.folder_memory_mb, calibration)
     requests = gets + singles
     puts = invocations * segment_windows
     wcu_each = aggregate_write_units(fleet, pipeline, every / max(hit * lanes, 1e-9), calibration)
@@ -992,19 +992,19 @@ def _concurrency_limits(c: Capacity) -> list[Limit]:
                 f"processor.reserved_concurrency >= {proc.concurrency}",
             )
         )
-    if p.alert_reserved_concurrency is not None:
+    if p.folder_reserved_concurrency is not None:
         limits.append(
             Limit(
                 "alert concurrency (one batch per table stream shard, ~ the table's partitions)",
                 "alert.reserved_concurrency",
                 alert.concurrency,
-                p.alert_reserved_concurrency,
+                p.folder_reserved_concurrency,
                 f"alert.reserved_concurrency >= {alert.concurrency}",
             )
         )
-    reserved = (p.processor_reserved_concurrency or 0) + (p.alert_reserved_concurrency or 0)
+    reserved = (p.processor_reserved_concurrency or 0) + (p.folder_reserved_concurrency or 0)
     unreserved = (proc.concurrency if p.processor_reserved_concurrency is None else 0) + (
-        alert.concurrency if p.alert_reserved_concurrency is None else 0
+        alert.concurrency if p.folder_reserved_concurrency is None else 0
     )
     limits.append(
         Limit(
@@ -1215,7 +1215,7 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     for name, seconds, invocations, memory in (
         ("lambda_processor", c.processor.duration_seconds_per_second, c.processor.invocations_per_second,
          p.processor_memory_mb),
-        ("lambda_alert", c.alert.duration_seconds_per_second, c.alert.invocations_per_second, p.alert_memory_mb),
+        ("lambda_alert", c.alert.duration_seconds_per_second, c.alert.invocations_per_second, p.folder_memory_mb),
     ):  # fmt: skip
         charge(name, "lambda_gb_second", seconds * month * memory / 1024)
         charge(name, "lambda_requests", invocations * month, 1e6)

@@ -378,7 +378,7 @@ def layout_bill(fleet: Fleet, pipeline: Pipeline, layout: Layout, prices: PriceT
     cap.dynamodb_load_charges("silence_check", silence.write_units_per_second, silence.read_units_per_second, *dynamo)
     name = "lambda_alert" if layout.fold is Fold.LANES else "lambda_folder"
     charge(name, "lambda_gb_second", fold.invocations_per_second * fold.seconds_per_invocation * month
-           * pipeline.alert_memory_mb / 1024)  # fmt: skip
+           * pipeline.folder_memory_mb / 1024)  # fmt: skip
     charge(name, "lambda_requests", fold.invocations_per_second * month, 1e6)
     _partials_charges(c, layout.fold, fold, charge)
     runs = cap.SILENCE_RUNS_PER_MONTH

@@ -25,9 +25,9 @@ from typing import Any
 
 import boto3
 import pytest
-
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
+
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings

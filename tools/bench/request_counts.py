@@ -33,6 +33,7 @@ from typing import Any
 
 from lambdas.alert.service import Alerter
 from lambdas.alert.service import Settings as AlertSettings
+
 from lambdas.common.aws import Backoff, Clients
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
 from lambdas.common.log import logger as tap_logger
