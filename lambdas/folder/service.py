@@ -53,7 +53,14 @@ class Folder:
     ) -> None:
         self.settings = settings
         self.state = AlertState(settings, clients, backoff, clock)
-        self.clients = self.state.clients
+
+    @property
+    def clients(self) -> Clients:
+        return self.state.clients
+
+    @clients.setter
+    def clients(self, clients: Clients) -> None:  # the local IAM check hands the service watched clients
+        self.state.clients = clients
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         table = self.settings.segment_aggregates_table
