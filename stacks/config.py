@@ -477,6 +477,7 @@ class EnvironmentConfig:
             folder_memory_mb=self.folder.memory_mb,
             folder_timeout_seconds=self.folder.timeout_seconds,
             folder_reserved_concurrency=self.folder.reserved_concurrency,
+            partials_shard_count=self.partials_shard_count,
             aggregation_window_seconds=self.aggregation_window_seconds,
             firehose_buffer_seconds=self.firehose_buffer_seconds,
             stream_retention_hours=self.stream_retention_hours,

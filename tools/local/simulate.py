@@ -861,7 +861,7 @@ def counting_conflicts(clients: Clients) -> Iterator[list[int]]:
         events.unregister("after-call.dynamodb.PutItem", seen)
 
 
-FUNCTION_SERVICES = ("dynamodb", "s3", "sns", "cloudwatch")
+FUNCTION_SERVICES = ("dynamodb", "s3", "sns", "cloudwatch", "kinesis")
 """The services the functions call (the local run's own reads of streams and queues are not counted)."""
 
 
