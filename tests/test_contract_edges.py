@@ -258,7 +258,7 @@ def test_unprocessed_items_are_matched_by_their_key_not_their_content(path: Path
     assert failed == [] and calls["n"] == 2
 
 
-def test_a_window_in_year_zero_fails_nothing_in_the_alert_function(path: Path) -> None:
+def test_a_window_in_year_zero_fails_nothing_in_the_folder(path: Path) -> None:
     early = "0001-01-01T00:00:00+00:01"  # UTC 0000-12-31T23:59, a window labelled in year 0
     arrival = parse_instant("0001-01-01T00:00:00Z")
     sent = [Sent("s1", reading("s1", "seg-a", early, speed=5.0, occupancy=90.0), arrival)]
