@@ -76,23 +76,24 @@ def fail_every_batch(env: Env, messages: list[simulate.Message]) -> dict[str, bo
     broken = {"on": True}
     Faults(env.clients["dynamodb"], {"BatchWriteItem": lambda n, _: throttled() if broken["on"] else None})
     simulate.put_messages(env.clients, env.targets.stream_name, messages)
-    stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
-        "StreamDescriptionSummary"
-    ]["StreamARN"]
-    fn = processor(env)
-    for shard, records in simulate.kinesis_records(env.clients, env.targets.stream_name).items():
+    deliver_until_given_up(env, env.targets.stream_name, processor(env), env.targets.processor_dlq_url, 40)
+    return broken
+
+
+def deliver_until_given_up(env: Env, stream: str, fn: Any, dlq_url: str, batch_size: int) -> None:
+    """``stream``'s records to ``fn`` as its mapping hands them over, one retry, then to its on-failure queue."""
+    arn = env.clients["kinesis"].describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    for shard, records in simulate.kinesis_records(env.clients, stream).items():
         simulate.deliver(
             records,
             sequence_of=lambda r: r["SequenceNumber"],
-            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", stream_arn),  # type: ignore[misc]
+            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", arn),  # type: ignore[misc]
             invoke=fn.handle,
-            settings=simulate.MappingSettings(batch_size=40, max_retry_attempts=1),
+            settings=simulate.MappingSettings(batch_size=batch_size, max_retry_attempts=1),
             on_give_up=lambda batch, shard=shard: env.clients["sqs"].send_message(  # type: ignore[misc]
-                QueueUrl=env.targets.processor_dlq_url,
-                MessageBody=json.dumps(simulate.failure_record(shard, batch, stream_arn)),
+                QueueUrl=dlq_url, MessageBody=json.dumps(simulate.failure_record(shard, batch, arn))
             ),
         )
-    return broken
 
 
 def payloads() -> list[simulate.Message]:
@@ -208,22 +209,7 @@ def exhaust_folder_retries(env: Env) -> dict[str, bool]:
     assert env.processor().handle(kinesis_event(JAMMED))["batchItemFailures"] == []
     broken = {"on": True}
     Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if broken["on"] else None})
-    arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.partials_stream)[
-        "StreamDescriptionSummary"
-    ]["StreamARN"]
-    fn = env.folder(attempts=1)
-    for shard, records in simulate.kinesis_records(env.clients, env.targets.partials_stream).items():
-        simulate.deliver(
-            records,
-            sequence_of=lambda r: r["SequenceNumber"],
-            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", arn),  # type: ignore[misc]
-            invoke=fn.handle,
-            settings=simulate.MappingSettings(batch_size=1000, max_retry_attempts=1),
-            on_give_up=lambda batch, shard=shard: env.clients["sqs"].send_message(  # type: ignore[misc]
-                QueueUrl=env.targets.folder_dlq_url,
-                MessageBody=json.dumps(simulate.failure_record(shard, batch, arn)),
-            ),
-        )
+    deliver_until_given_up(env, env.targets.partials_stream, env.folder(attempts=1), env.targets.folder_dlq_url, 1000)
     return broken
 
 

@@ -63,7 +63,7 @@ from lambdas.common import metrics
 from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
 from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
-from lambdas.common.partials import MAX_PUT_BYTES, MAX_RECORDS_PER_PUT, Partial
+from lambdas.common.partials import MAX_PUT_BYTES, MAX_RECORDS_PER_PUT, Partial, at_or_below, sequence_key
 from lambdas.common.silence import DEFAULT_SILENCE_FACTOR
 from lambdas.processor import logic
 
@@ -245,9 +245,9 @@ class Processor:
         s = self.settings
         start = first.sequence_number
         done = stored.mark.get("done")
-        late = done is not None and logic.sequence_key(start) < logic.sequence_key(str(done))
+        late = done is not None and sequence_key(start) < sequence_key(str(done))
         pool = stored.fresh if late else stored.owned
-        owned = [c for c in pool if logic.at_or_below(c.sequence_number, through)]
+        owned = [c for c in pool if at_or_below(c.sequence_number, through)]
         if not owned:
             return True
         if late:
