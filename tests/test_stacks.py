@@ -229,6 +229,12 @@ def test_partials_stream_is_provisioned_encrypted_and_read_by_the_folder_alone(e
     (send,) = [s for s in doc.role_statements(processor["role"]) if "kinesis:PutRecords" in s["actions"]]
     assert (send["actions"], send["resources"]) == (["kinesis:PutRecords"], [f"${{aws_kinesis_stream.{name}.arn}}"])
     assert processor["environment"]["variables"]["PARTIALS_STREAM"] == f"tap-partials-{suffix}"
+    processor_name, _ = function(doc, "processor")
+    _, processor_mapping = doc.find(
+        "aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{processor_name}.arn}}"
+    )
+    # one processor batch per readings shard at a time: the shard's partials mark has one writer
+    assert processor_mapping.get("parallelization_factor", 1) == 1
 
 
 def test_no_table_stream_and_no_alert_function_any_more(env: tuple[str, StackDoc]) -> None:
