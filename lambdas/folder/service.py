@@ -19,14 +19,13 @@ destination, never silently dropped.
 from __future__ import annotations
 
 import os
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from lambdas.common import alerts
 from lambdas.common.alert_state import DEFAULT_LEASE_SECONDS, AlertState, Fold, Settings
-from lambdas.common.aws import Backoff, Clients, batch_get, deserialize
+from lambdas.common.aws import batch_get, deserialize
 from lambdas.common.log import log_event
 from lambdas.common.partials import sequence_key
 from lambdas.folder import logic
@@ -43,31 +42,15 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
     )
 
 
-class Folder:
-    def __init__(
-        self,
-        settings: Settings,
-        clients: Clients | None = None,
-        backoff: Backoff | None = None,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
-        self.settings = settings
-        self.state = AlertState(settings, clients, backoff, clock)
-
-    @property
-    def clients(self) -> Clients:
-        return self.state.clients
-
-    @clients.setter
-    def clients(self, clients: Clients) -> None:  # the local IAM check hands the service watched clients
-        self.state.clients = clients
+class Folder(AlertState):
+    """The alert state's writer (``lambdas.common.alert_state``) with the folder's invocation around it."""
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         table = self.settings.segment_aggregates_table
         batch = logic.received(event)
         keys = [{"segment_id": {"S": seg}, "window_start": {"S": start}} for seg, start in batch.windows]
         found, unread = (
-            batch_get(self.clients["dynamodb"], {table: keys}, self.state.backoff) if keys else ({table: []}, {})
+            batch_get(self.clients["dynamodb"], {table: keys}, self.backoff) if keys else ({table: []}, {})
         )
         stored = {(i["segment_id"]["S"], i["window_start"]["S"]): deserialize(i) for i in found[table]}
         failed = {(k["segment_id"]["S"], k["window_start"]["S"]) for k in unread.get(table, [])}
@@ -77,15 +60,15 @@ class Folder:
         for window, change in batch.windows.items():
             if window in failed:
                 continue
-            claim = self.state.claim(change.sequence_numbers[0], frozenset(change.sequence_numbers))
-            settled = self.state.settle(window, _folding(window, change), stored.get(window), claim)
+            claim = self.claim(change.sequence_numbers[0], frozenset(change.sequence_numbers))
+            settled = self.settle(window, _folding(window, change), stored.get(window), claim)
             if settled.level:
                 levels[settled.level] += 1
             sent += settled.published
             if not settled.ok:
                 failed.add(window)
-        sent += self.state.sweep(lambda window: _folding(window, logic.WindowPartials()))
-        self.state.publish_metrics(levels, sent)
+        sent += self.sweep(lambda window: _folding(window, logic.WindowPartials()))
+        self.publish_metrics(levels, sent)
         failures = sorted(
             [batch.windows[w].sequence_numbers[0] for w in batch.windows if w in failed] + batch.unreadable,
             key=sequence_key,
