@@ -66,8 +66,10 @@ LAMBDA_DYNAMODB_STREAM_POLL_SECONDS = 0.25
 LAMBDA_MB_PER_VCPU = 1_769
 """At 1,769 MB a function has one vCPU; below, a share in proportion
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
-ALERT_BATCH_SIZE = 1_000
-"""The alert mapping's batch size (``stacks.layout.ALERT_BATCH_SIZE``; a test keeps them equal)."""
+FOLDER_BATCH_SIZE = 5_000
+"""The folder mapping's batch size (``stacks.layout.FOLDER_BATCH_SIZE``; a test keeps them equal)."""
+PUT_RECORDS_MAX = 500
+"""Records one PutRecords call carries at most (``lambdas.common.partials.MAX_RECORDS_PER_PUT``)."""
 
 DYNAMODB_PARTITION = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html"
 DYNAMODB_PARTITION_WCU = 1_000
@@ -190,14 +192,13 @@ class Calibration:
     window_part_rows: int
     """Most readings one window part holds before the processor opens the next (from its size budget)."""
     aggregate_item_base_bytes: float
-    """DynamoDB size of a segment aggregate without its partials (fit: base + parts x (partial + growth x
-    log10 of readings per part))."""
-    aggregate_item_partial_bytes: float
-    """What one more sensor part of one reading adds to a segment aggregate."""
-    aggregate_item_partial_growth_bytes: float
-    """What a part's entry grows by with every tenfold of its readings (its exact sums' digits)."""
-    alert_fixed_requests: int
-    """Requests every alert invocation makes whatever it folds (the expired-claims Query, PutMetricData)."""
+    """DynamoDB size of a segment aggregate folded from one source shard (fit: base + source x (shards - 1))."""
+    aggregate_item_source_bytes: float
+    """What one more contributing readings shard adds to it (its ``src`` mark: shard id, sequence number)."""
+    partial_record_bytes: float
+    """Mean size of a partials record (``lambdas.common.partials.Partial``: keys, source, one piece of sums)."""
+    folder_fixed_requests: int
+    """Requests every folder invocation makes whatever it folds (the expired-claims Query, PutMetricData)."""
     kinesis_event_record_overhead_bytes: float
     """Bytes a Kinesis event record takes beyond its base64 data (ids, ARN, timestamps)."""
     cpu_seconds_per_reading: float
@@ -303,9 +304,9 @@ class Pipeline:
     processor_memory_mb: int
     processor_timeout_seconds: int
     processor_reserved_concurrency: int | None
-    alert_memory_mb: int
-    alert_timeout_seconds: int
-    alert_reserved_concurrency: int | None
+    folder_memory_mb: int
+    folder_timeout_seconds: int
+    folder_reserved_concurrency: int | None
     aggregation_window_seconds: int
     firehose_buffer_seconds: int
     stream_retention_hours: int
@@ -314,11 +315,13 @@ class Pipeline:
     dynamodb_table_write_quota: int = DYNAMODB_TABLE_WRITE_QUOTA
     parallelization_factor: int = 1
     """The processor mapping's ParallelizationFactor; the stack leaves Lambda's default, 1."""
+    partials_shard_count: int = 1
+    """Shards of the partials stream (``EnvironmentConfig.partials_shard_count``): one folder lane each."""
     ingest: Ingest = Ingest.BASIC_INGEST
     """How sensors publish; the stack deploys Basic Ingest."""
     writes: Writes = Writes.WINDOW_ITEMS
-    alert_batching_window_seconds: int | None = None
-    """The alert mapping's batching window; ``None``: the same as the processor's (as the stack sets it)."""
+    folder_batching_window_seconds: int | None = None
+    """The folder mapping's batching window; ``None``: the same as the processor's (as the stack sets it)."""
     silence_factor: int = CONTRACT_SILENCE_FACTOR
     """The environment's ``silence_factor`` (contract "Silent sensors", default 3)."""
     lake_readings_per_record: int = 1
@@ -400,6 +403,7 @@ class Processor:
     batch_get_requests: float
     batch_write_requests: float
     requests_per_reading: float
+    """Its DynamoDB and Kinesis requests: reads, writes, the shard's partials mark and PutRecords."""
     seconds_per_batch: float
     """Estimated: assumed request latency x requests + measured CPU per reading / vCPU share."""
     seconds_per_reading: float
@@ -430,15 +434,23 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Alert:
+class Folder:
+    """The partials stream and the folder reading it (``lambdas.folder``): one lane per partials shard."""
+
     concurrency: int
-    """One batch per table stream shard; shards follow the table's partitions (estimated)."""
-    changes_per_second: float
-    changes_per_invocation: float
+    """One batch per partials shard (one per partition key, a segment, at a time)."""
+    shards: int
+    """Partials stream shards, as configured."""
+    shards_needed: int
+    """Shards its records and bytes need at ``HEADROOM`` of a shard's write limits."""
+    records_per_second: float
+    """Partials: one per processor batch and segment window it touched."""
+    record_bytes: float
+    records_per_invocation: float
     segment_windows_per_invocation: float
-    """Segment aggregates one invocation reads and puts (one conditional PutItem each)."""
+    """Segment aggregates one invocation reads and puts (one conditional PutItem each, never refused)."""
     seconds_between_invocations: float
-    """Per lane: the time an invocation has before the next batch of changes is due."""
+    """Per lane: the time an invocation has before the next batch of partials is due."""
     seconds_per_invocation: float
     invocations_per_second: float
     requests_per_second: float
@@ -504,7 +516,7 @@ class Capacity:
     stream: Stream
     processor: Processor
     sensor_windows: Table
-    alert: Alert
+    folder: Folder
     segment_aggregates: Table
     lake: Lake
     ingestion: Ingestion
@@ -528,17 +540,15 @@ class Capacity:
 
 
 def model(
-    fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION, *, alert_lanes: int | None = None
+    fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION, *, folder_lanes: int | None = None
 ) -> Capacity:
     """Capacity of ``pipeline`` carrying ``fleet``: pure arithmetic, well under a millisecond.
-    ``alert_lanes`` replaces the estimate of the table stream's shards (the calibration runs one)."""
+    ``folder_lanes`` replaces the partials stream's shards (the calibration runs one)."""
     rate = fleet.readings_per_second
     stream = _stream(fleet, pipeline)
     processor = _processor(fleet, pipeline, stream, calibration)
     windows = _sensor_windows(fleet, pipeline, processor, calibration)
-    alert, aggregates = _alert(
-        fleet, pipeline, processor, windows, lanes=alert_lanes or windows.partitions, calibration=calibration
-    )
+    folder, aggregates = _folder(fleet, pipeline, processor, lanes=folder_lanes, calibration=calibration)
     capacity = Capacity(
         fleet=fleet,
         pipeline=pipeline,
@@ -547,7 +557,7 @@ def model(
         stream=stream,
         processor=processor,
         sensor_windows=windows,
-        alert=alert,
+        folder=folder,
         segment_aggregates=aggregates,
         lake=_lake(fleet, pipeline),
         ingestion=_ingestion(fleet, pipeline),
@@ -614,7 +624,7 @@ def _requests(items: float, pipeline: Pipeline, calibration: Calibration) -> tup
     """(BatchGetItem, write requests) for a batch touching ``items`` items."""
     if pipeline.writes is Writes.PUT_PER_READING:
         return 0, math.ceil(items - 1e-9)
-    gets = math.ceil(items / calibration.keys_per_batch_get - 1e-9)
+    gets = math.ceil((items + 1) / calibration.keys_per_batch_get - 1e-9)  # and the shard's partials mark
     return gets, math.ceil(items / calibration.items_per_batch_write - 1e-9)
 
 
@@ -668,6 +678,8 @@ def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Ca
     invocations = fleet.readings_per_second / per_batch
     period = per_batch / rate
     readings = per_batch
+    sends = partials_requests(partials_per_batch(fleet, pipeline, touched, lanes, period))
+    seconds += sends * DYNAMODB_ITEM_REQUEST_SECONDS
     return Processor(
         concurrency=lanes,
         readings_per_second_per_batch_lane=rate,
@@ -677,7 +689,7 @@ def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Ca
         items_per_batch=touched,
         batch_get_requests=gets,
         batch_write_requests=writes,
-        requests_per_reading=(gets + writes) / readings,
+        requests_per_reading=(gets + writes + sends) / readings,
         seconds_per_batch=seconds,
         seconds_per_reading=per_reading,
         seconds_per_full_batch=full_seconds,
@@ -774,7 +786,10 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     )
     # The index's writes are billed (and count against the quota) with the table's; its partitions are its own.
     index_units = silent_after_write_units(fleet, processor, writes)
-    return replace(table, write_units_per_second=table.write_units_per_second + index_units)
+    # every batch also reads its shard's partials mark (with its window items) and writes it (PutItem, < 1 KB)
+    marks = processor.invocations_per_second
+    return replace(table, write_units_per_second=table.write_units_per_second + index_units + marks,
+                   read_units_per_second=table.read_units_per_second + marks)  # fmt: skip
 
 
 def silent_after_write_units(fleet: Fleet, processor: Processor, window_writes: float) -> float:
@@ -784,81 +799,91 @@ def silent_after_write_units(fleet: Fleet, processor: Processor, window_writes: 
     return window_writes * SILENT_AFTER_INDEX_WRITE_UNITS * moves
 
 
-def aggregate_item_bytes(parts: float, readings_per_part: float, calibration: Calibration = CALIBRATION) -> float:
-    """Size of a segment window's aggregate with ``parts`` sensor window parts folded in, each holding
-    ``readings_per_part`` readings (its exact sums grow a digit with every tenfold)."""
-    per_part = calibration.aggregate_item_partial_bytes
-    per_part += calibration.aggregate_item_partial_growth_bytes * math.log10(max(1.0, readings_per_part))
-    return calibration.aggregate_item_base_bytes + per_part * parts
+def aggregate_item_bytes(sources: float, calibration: Calibration = CALIBRATION) -> float:
+    """Size of a segment window's aggregate folded from ``sources`` readings shards: exact sums and one
+    ``src`` mark per shard, whatever its readings, sensors or window parts (``lambdas.folder.logic``)."""
+    return calibration.aggregate_item_base_bytes + calibration.aggregate_item_source_bytes * (max(1.0, sources) - 1)
 
 
-def aggregate_write_units(
-    fleet: Fleet, pipeline: Pipeline, every: float, calibration: Calibration = CALIBRATION
-) -> float:
-    """Average write units of a segment aggregate put at every ``every`` seconds of a window: during the
-    window's first reading interval its sensors join one by one; their sums grow until it ends."""
-    interval, window, spp = (
-        fleet.reading_interval_seconds,
-        pipeline.aggregation_window_seconds,
-        fleet.sensors_per_segment,
-    )
-    puts = max(1, min(240, math.ceil(window / every)))
-    total = 0
-    for j in range(puts):
-        t = (j + 0.5) * window / puts
-        parts = max(1.0, spp * min(1.0, t / interval))
-        readings = max(1.0, min(t, window) / interval)
-        total += _units(aggregate_item_bytes(parts, readings, calibration), DYNAMODB_WRITE_UNIT_BYTES)
-    return total / puts
-
-
-def segment_hit_probability(changes: float, fleet: Fleet, lanes: int) -> float:
-    """Chance that one alert invocation of ``changes`` window changes carries a given segment: each lane
-    reads the changes of its share of the sensors, and a segment is carried when any of its sensors is."""
-    per_sensor = min(1.0 / lanes, changes / fleet.sensors)
+def segment_hit_probability(items: float, fleet: Fleet, lanes: int) -> float:
+    """Chance that one processor batch touching ``items`` sensor windows carries a given segment: each lane
+    holds its share of the sensors, and a segment is carried when any of its sensors is."""
+    per_sensor = min(1.0 / lanes, items / fleet.sensors)
     return 1 - (1 - per_sensor) ** fleet.sensors_per_segment
 
 
-def _alert(
-    fleet: Fleet, pipeline: Pipeline, processor: Processor, windows: Table, *, lanes: int, calibration: Calibration
-) -> tuple[Alert, Table]:
-    changes = windows.item_writes_per_second
-    per_lane = changes / lanes
-    window = pipeline.alert_batching_window_seconds
-    gather = max(float(pipeline.batching_window_seconds if window is None else window),
-                 LAMBDA_DYNAMODB_STREAM_POLL_SECONDS)  # fmt: skip
-    # Changes reach a lane in bursts, one per processor batch: a lane cannot invoke more often.
+def partials_per_batch(fleet: Fleet, pipeline: Pipeline, items: float, lanes: int, period: float) -> float:
+    """Partials records one processor batch sends: one per segment window it touched (a batch gathered over
+    ``period`` seconds spans a window's end that often)."""
+    spans = 1 + min(1.0, period / pipeline.aggregation_window_seconds)
+    return max(1.0, fleet.segments * segment_hit_probability(items, fleet, lanes) * spans)
+
+
+def partials_requests(records: float) -> int:
+    """The shard's mark (PutItem) and the PutRecords calls of a batch's partials."""
+    return 1 + math.ceil(records / PUT_RECORDS_MAX - 1e-9)
+
+
+def partials_shards(records: float, record_bytes: float) -> int:
+    """Shards of the partials stream for ``records`` a second of ``record_bytes``, at ``HEADROOM``."""
+    needed = max(records / KINESIS_SHARD_RECORDS_PER_SECOND,
+                 records * record_bytes / KINESIS_SHARD_WRITE_BYTES_PER_SECOND)  # fmt: skip
+    return max(1, math.ceil(needed / HEADROOM - 1e-9))
+
+
+def _folder(
+    fleet: Fleet, pipeline: Pipeline, processor: Processor, *, lanes: int | None, calibration: Calibration
+) -> tuple[Folder, Table]:
+    """The partials stream and its folder lanes: a lane gathers a batching window of its segments' partials
+    (or a full batch), reads their aggregates in one BatchGetItem and puts each segment window once."""
+    per_batch = partials_per_batch(
+        fleet, pipeline, processor.items_per_batch, processor.concurrency, processor.batch_period_seconds
+    )
+    records = processor.invocations_per_second * per_batch
+    record_bytes = calibration.partial_record_bytes
+    shards = pipeline.partials_shard_count
+    lanes = lanes or shards
+    per_lane = records / lanes
+    window_setting = pipeline.folder_batching_window_seconds
+    gather = max(float(pipeline.batching_window_seconds if window_setting is None else window_setting),
+                 LAMBDA_KINESIS_POLL_SECONDS)  # fmt: skip
+    # Partials reach a lane in bursts, one per processor batch: a lane cannot invoke more often.
     every = max(gather, 1 / processor.invocations_per_second)
-    per_invocation = max(1.0, min(per_lane * every, ALERT_BATCH_SIZE))
+    per_invocation = max(1.0, min(per_lane * every, FOLDER_BATCH_SIZE))
     every = per_invocation / per_lane
-    invocations = changes / per_invocation
-    hit = segment_hit_probability(per_invocation, fleet, lanes)
-    segment_windows = fleet.segments * hit
+    invocations = records / per_invocation
+    window = float(pipeline.aggregation_window_seconds)
+    # A processor batch sends one partial per segment window it touched: an invocation folding the partials
+    # of ``batches`` processor batches puts each segment window they share once.
+    batches = max(1.0, every * processor.invocations_per_second)
+    share = min(1.0, per_batch / fleet.segments)  # chance a batch touches a given segment
+    touched = fleet.segments / lanes * (1 - (1 - share) ** batches) * (1 + min(1.0, every / window))
+    segment_windows = min(per_invocation, touched)
     gets = math.ceil(segment_windows / calibration.keys_per_batch_get - 1e-9)
-    singles = segment_windows + calibration.alert_fixed_requests
-    seconds = _batch_seconds(gets, singles, 0, pipeline.alert_memory_mb, calibration)
-    requests = gets + singles
-    puts = invocations * segment_windows
-    wcu_each = aggregate_write_units(fleet, pipeline, every / max(hit * lanes, 1e-9), calibration)
-    per_window = max(1.0, pipeline.aggregation_window_seconds / fleet.reading_interval_seconds)
-    full = aggregate_item_bytes(fleet.sensors_per_segment, per_window, calibration)
-    rcu_each = _units(full, DYNAMODB_READ_UNIT_BYTES)
-    # A segment's current window is written by every invocation that carries one of its sensors' changes.
-    hot = min(lanes / every * hit, fleet.sensors_per_segment * windows.hottest_item_writes_per_second)
+    singles = segment_windows + calibration.folder_fixed_requests
+    seconds = _batch_seconds(gets, singles, 0, pipeline.folder_memory_mb, calibration)
+    sources = min(fleet.sensors_per_segment, processor.concurrency)
+    size = aggregate_item_bytes(sources, calibration)
     stored = fleet.segments * pipeline.aggregate_ttl_days * 86_400 / pipeline.aggregation_window_seconds
-    alert = Alert(
+    folder = Folder(
         concurrency=lanes,
-        changes_per_second=changes,
-        changes_per_invocation=per_invocation,
+        shards=shards,
+        shards_needed=partials_shards(records, record_bytes),
+        records_per_second=records,
+        record_bytes=record_bytes,
+        records_per_invocation=per_invocation,
         segment_windows_per_invocation=segment_windows,
         seconds_between_invocations=every,
         seconds_per_invocation=seconds,
         invocations_per_second=invocations,
-        requests_per_second=invocations * requests,
+        requests_per_second=invocations * (gets + singles),
         duration_seconds_per_second=invocations * seconds,
     )
-    table = _table(puts, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=hot, items=stored)
-    return alert, table
+    # One writer per segment window: its aggregate is put at most once per invocation of its lane.
+    table = _table(invocations * segment_windows, wcu_each=_units(size, DYNAMODB_WRITE_UNIT_BYTES),
+                   rcu_each=_units(size, DYNAMODB_READ_UNIT_BYTES), item_bytes=size, hottest_writes=1 / every,
+                   items=stored)  # fmt: skip
+    return folder, table
 
 
 def _lake(fleet: Fleet, pipeline: Pipeline) -> Lake:
@@ -938,8 +963,8 @@ def _athena_limits(c: Capacity) -> list[Limit]:
 
 
 def _stream_limits(c: Capacity) -> list[Limit]:
-    p, proc, alert = c.pipeline, c.processor, c.alert
-    factor = math.ceil(alert.seconds_per_invocation / alert.seconds_between_invocations)
+    p, proc, folder = c.pipeline, c.processor, c.folder
+    shards = math.ceil(folder.concurrency * folder.seconds_per_invocation / folder.seconds_between_invocations)
     limits = []
     if not p.on_demand:
         limits.append(
@@ -973,21 +998,27 @@ def _stream_limits(c: Capacity) -> list[Limit]:
             f"processor.timeout_seconds >= {math.ceil(proc.seconds_per_full_batch * 2)}, or a smaller batch_size",
         ),
         Limit(
-            "alert lane: time an invocation takes vs the time until the next (else the table stream's "
+            "folder lane: time an invocation takes vs the time until the next (else the partials stream's "
             "iterator age only grows)",
-            "design: alert puts",
-            alert.seconds_per_invocation,
-            alert.seconds_between_invocations,
-            f"a parallelization factor >= {factor} on the alert mapping (stacks/processing.py), or concurrent "
-            "puts in the alert function; more sensors per segment",
-            blocking=False,  # no config field moves it, and it rests on the assumed request latency
+            "partials_shard_count",
+            folder.seconds_per_invocation,
+            folder.seconds_between_invocations,
+            f"partials_shard_count >= {max(shards, folder.shards_needed)} (a lane per shard: a segment stays on one)",
+            blocking=False,  # it rests on the assumed request latency
+        ),
+        Limit(
+            "partials stream shards (1,000 records/s, 1 MB/s in each, run at 80 %)",
+            "partials_shard_count",
+            folder.shards_needed,
+            folder.shards,
+            f"partials_shard_count >= {folder.shards_needed}",
         ),
     ]
     return limits
 
 
 def _concurrency_limits(c: Capacity) -> list[Limit]:
-    p, proc, alert = c.pipeline, c.processor, c.alert
+    p, proc, folder = c.pipeline, c.processor, c.folder
     limits = []
     if p.processor_reserved_concurrency is not None:
         limits.append(
@@ -999,19 +1030,19 @@ def _concurrency_limits(c: Capacity) -> list[Limit]:
                 f"processor.reserved_concurrency >= {proc.concurrency}",
             )
         )
-    if p.alert_reserved_concurrency is not None:
+    if p.folder_reserved_concurrency is not None:
         limits.append(
             Limit(
-                "alert concurrency (one batch per table stream shard, ~ the table's partitions)",
-                "alert.reserved_concurrency",
-                alert.concurrency,
-                p.alert_reserved_concurrency,
-                f"alert.reserved_concurrency >= {alert.concurrency}",
+                "folder concurrency (one batch per partials stream shard)",
+                "folder.reserved_concurrency",
+                folder.concurrency,
+                p.folder_reserved_concurrency,
+                f"folder.reserved_concurrency >= {folder.concurrency}",
             )
         )
-    reserved = (p.processor_reserved_concurrency or 0) + (p.alert_reserved_concurrency or 0)
+    reserved = (p.processor_reserved_concurrency or 0) + (p.folder_reserved_concurrency or 0)
     unreserved = (proc.concurrency if p.processor_reserved_concurrency is None else 0) + (
-        alert.concurrency if p.alert_reserved_concurrency is None else 0
+        folder.concurrency if p.folder_reserved_concurrency is None else 0
     )
     limits.append(
         Limit(
@@ -1041,14 +1072,14 @@ def _table_limits(c: Capacity) -> list[Limit]:
             "sensors_per_segment",
             aggregates.hottest_item_write_units_per_second,
             DYNAMODB_PARTITION_WCU,
-            "split the segment, or a longer batching_window_seconds (fewer alert batches write it)",
+            "split the segment, or a longer batching_window_seconds (fewer folder batches write it)",
         ),
         Limit(
             "segment aggregate item size (400 KB)",
             "sensors_per_segment",
             aggregates.item_bytes_max,
             DYNAMODB_ITEM_LIMIT_BYTES,
-            "split the segment: every sensor part of a window is one entry of its aggregate",
+            "split the segment: every readings shard contributing to it is one mark of its aggregate",
         ),
         Limit(
             "a sensor's window item: one partition key (1,000 WCU/s)",
@@ -1068,8 +1099,8 @@ def newest_reading_age_seconds(c: Capacity) -> float:
 
 def alert_delay_seconds(c: Capacity) -> float:
     """Longest a reading waits, batched, before its segment aggregate (and an alert) shows it: its processor
-    batch gathering and running, then the alert batch of its window change gathering and running."""
-    p, a = c.processor, c.alert
+    batch gathering and running, then the folder batch of its partial gathering and running."""
+    p, a = c.processor, c.folder
     return p.batch_period_seconds + p.seconds_per_batch + a.seconds_between_invocations + a.seconds_per_invocation
 
 
@@ -1111,9 +1142,9 @@ def _account_limits(c: Capacity) -> list[Limit]:
             blocking=False,
         ),
         Limit(
-            "Kinesis shards per account (us-east-1)",
+            "Kinesis shards per account (us-east-1): the readings and the partials stream",
             "Service Quotas: Kinesis shards",
-            c.stream.shards,
+            c.stream.shards + c.folder.shards,
             KINESIS_ACCOUNT_SHARDS,
             "a higher shard quota",
             blocking=False,
@@ -1136,8 +1167,24 @@ def window_shards(fleet: Fleet, pipeline: Pipeline, calibration: Calibration = C
 
 def sized(fleet: Fleet, pipeline: Pipeline) -> Pipeline:
     """``pipeline`` with a provisioned stream of the shards the fleet needs: enough for its throughput at
-    ``HEADROOM``, and for its batching window (:func:`window_shards`)."""
-    return pipeline.provisioned(max(_stream(fleet, pipeline).shards_required, window_shards(fleet, pipeline)))
+    ``HEADROOM``, and for its batching window (:func:`window_shards`); and a partials stream of the fewest
+    shards whose folder lanes keep up (:func:`partials_shard_count`)."""
+    provisioned = pipeline.provisioned(max(_stream(fleet, pipeline).shards_required, window_shards(fleet, pipeline)))
+    return replace(provisioned, partials_shard_count=partials_shard_count(fleet, provisioned))
+
+
+PARTIALS_SHARDS_MAX = 500
+"""``partials_shard_count``'s upper bound (``stacks.config``)."""
+
+
+def partials_shard_count(fleet: Fleet, pipeline: Pipeline) -> int:
+    """Fewest partials shards for the stream's records and bytes whose folder lanes each finish an invocation
+    before the next is due (the ``folder lane`` limit)."""
+    for shards in range(1, PARTIALS_SHARDS_MAX + 1):
+        folder = model(fleet, replace(pipeline, partials_shard_count=shards)).folder
+        if shards >= folder.shards_needed and folder.seconds_per_invocation <= folder.seconds_between_invocations:
+            return shards
+    return PARTIALS_SHARDS_MAX
 
 
 # ------------------------------------------------------------------------------------------- cost
@@ -1219,10 +1266,11 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     charge("iot_rules", "iot_actions_executed", ingest.rule_units_per_month, 1e6)
     charge("iot_connectivity", "iot_connectivity", ingest.connection_minutes_per_month, 1e6)
     _kinesis_charges(c, charge)
+    partials_charges(c.folder, charge)
     for name, seconds, invocations, memory in (
         ("lambda_processor", c.processor.duration_seconds_per_second, c.processor.invocations_per_second,
          p.processor_memory_mb),
-        ("lambda_alert", c.alert.duration_seconds_per_second, c.alert.invocations_per_second, p.alert_memory_mb),
+        ("lambda_folder", c.folder.duration_seconds_per_second, c.folder.invocations_per_second, p.folder_memory_mb),
     ):  # fmt: skip
         charge(name, "lambda_gb_second", seconds * month * memory / 1024)
         charge(name, "lambda_requests", invocations * month, 1e6)
@@ -1235,7 +1283,7 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     lake_gb = c.lake.billed_bytes_per_second * month / GIB
     charge("firehose", "firehose_ingestion", lake_gb)
     charge("firehose", "firehose_format_conversion", lake_gb)
-    charge("cloudwatch_metrics", "cloudwatch_put_metric_data", c.alert.invocations_per_second * month, 1e3)
+    charge("cloudwatch_metrics", "cloudwatch_put_metric_data", c.folder.invocations_per_second * month, 1e3)
     _operations_charges(c, charge)
     return tuple(charges)
 
@@ -1257,6 +1305,14 @@ def _kinesis_charges(c: Capacity, charge: Callable[..., None]) -> None:
     charge("kinesis", "kinesis_put_payload_units", records * _units(c.fleet.payload_bytes, 25 * 1024), 1e6)
     if extended_days:
         charge("kinesis", "kinesis_extended_retention_shard_hour", shard_hours)
+
+
+def partials_charges(folder: Folder, charge: Callable[..., None]) -> None:
+    """The partials stream: provisioned shards, one PUT payload unit per record (25 KB each); the folder
+    reads it as the stream's one consumer (no charge for GetRecords on a provisioned stream)."""
+    charge("partials", "kinesis_shard_hour", folder.shards * 730)
+    units = _units(folder.record_bytes, 25 * 1024)
+    charge("partials", "kinesis_put_payload_units", folder.records_per_second * SECONDS_PER_MONTH * units, 1e6)
 
 
 def monthly_cost(capacity: Capacity, prices: PriceTable) -> dict[str, float]:
@@ -1307,12 +1363,12 @@ KMS_DATA_KEY_SECONDS = 300
 caller, SQS, SNS, S3 bucket keys, Firehose) reuse a data key for about five minutes, so each (resource,
 caller) pair asks KMS about once per 300 s."""
 KMS_OTHER_CALLERS = 8
-"""Assumption: (resource, caller) pairs besides the stream's shards and the tables: three dead-letter
+"""Assumption: (resource, caller) pairs besides the streams' shards and the tables: three dead-letter
 queues, the alert topic, the lake and quarantine buckets (bucket keys), Firehose and the Glue catalog."""
 LOG_BYTES_PER_INVOCATION = 1_000
 """Assumption: Lambda's START/END/REPORT lines (~350 B), the X-Ray trace line and the function's one
 structured line or EMF document per invocation (``lambdas.common.log``): about 1 KB of logs each."""
-TRACED_FUNCTIONS = ("processor", "alert", "silence")
+TRACED_FUNCTIONS = ("processor", "folder", "silence")
 """Functions with active X-Ray tracing (``stacks.processing``: ``tracing_config`` mode ``Active``)."""
 XRAY_RESERVOIR_PER_SECOND = 1.0
 XRAY_FIXED_RATE = 0.05
@@ -1324,36 +1380,7 @@ DAYS_PER_MONTH = 730 / 24
 QUARANTINE_OBJECTS_PER_BATCH = 1.0
 """Upper bound: every processor batch writes one quarantine object (one is written when any record of the
 batch is rejected: ``lambdas.processor.logic.quarantine_object``)."""
-CONFLICT_READ_WRITE_GAP_SHARE = 0.5
-"""An alert invocation reads its aggregates first (one BatchGetItem) and puts them one after another: on
-average a put lands half an invocation after the read it is conditioned on."""
-MAX_CONFLICTS = 8
-"""Conditional puts a window may lose before its records fail (``lambdas.alert.service.MAX_CONFLICTS``)."""
-DYNAMODB_WRITE_FAILED_CONDITION = (
-    "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html"
-    "#WorkingWithItems.ConditionalUpdate"
-)
-"""A conditional write whose condition fails still consumes write units for the item's size (not readable in
-the stored copy: verify). moto never produces the conflicts, so they are modelled, not measured."""
 RESERVED_TERM_HOURS = 8_760
-
-
-def aggregate_conflicts_per_put(c: Capacity) -> float:
-    """Expected failed conditional puts for each aggregate put that succeeds.
-
-    Several alert lanes fold the same segment window (its sensors sit on different stream shards). A put is
-    conditioned on the version its invocation read ``CONFLICT_READ_WRITE_GAP_SHARE`` of an invocation
-    earlier; it fails when another lane put the window in between. The other lanes' puts of one window
-    arrive at ``(lanes - 1) x hit / every`` per second (``hit``: the chance an invocation carries the
-    window), so a put fails with ``p = 1 - exp(-rate x gap)``; its retry re-reads and may fail again, up to
-    ``MAX_CONFLICTS`` times: ``p + p^2 + ...``."""
-    a = c.alert
-    if c.pipeline.writes is Writes.PUT_PER_READING or a.concurrency <= 1:
-        return 0.0
-    hit = min(1.0, a.segment_windows_per_invocation / c.fleet.segments)
-    rate = (a.concurrency - 1) * hit / a.seconds_between_invocations
-    p = 1 - math.exp(-rate * a.seconds_per_invocation * CONFLICT_READ_WRITE_GAP_SHARE)
-    return sum(p**k for k in range(1, MAX_CONFLICTS + 1))
 
 
 @dataclass(frozen=True)
@@ -1406,7 +1433,7 @@ def lake_storage_gb_months(c: Capacity, months: int = LAKE_HORIZON_MONTHS) -> di
 
 
 def log_gb_per_month(c: Capacity) -> float:
-    invocations = (c.processor.invocations_per_second + c.alert.invocations_per_second) * SECONDS_PER_MONTH
+    invocations = (c.processor.invocations_per_second + c.folder.invocations_per_second) * SECONDS_PER_MONTH
     return (invocations + SILENCE_RUNS_PER_MONTH) * LOG_BYTES_PER_INVOCATION / GIB
 
 
@@ -1414,25 +1441,20 @@ def kms_requests_per_month(c: Capacity) -> float:
     """KMS requests of the services encrypting with the environment's key: one per (resource, caller) pair
     per ``KMS_DATA_KEY_SECONDS`` (an assumption, see there)."""
     stream_pairs = c.stream.shards * (1 + KINESIS_CONSUMERS)  # the topic rule writes, two consumers read
-    table_pairs = TABLES * (c.processor.concurrency + c.alert.concurrency + 1)
+    stream_pairs += c.folder.shards * (c.processor.concurrency + 1)  # the processor lanes write, the folder reads
+    table_pairs = TABLES * (c.processor.concurrency + c.folder.concurrency + 1)
     return (stream_pairs + table_pairs + KMS_OTHER_CALLERS) * SECONDS_PER_MONTH / KMS_DATA_KEY_SECONDS
 
 
 def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
     """``(component, write units/s, read units/s)`` of every DynamoDB load of the bill."""
     g = c.segment_aggregates
-    failed = aggregate_conflicts_per_put(c)
     check = silence_check(c)
     per_second = check.runs_per_month / SECONDS_PER_MONTH
     return (
         ("dynamodb_sensor_windows", c.sensor_windows.write_units_per_second, c.sensor_windows.read_units_per_second),
+        # one writer per segment window (the folder): no conditional put is refused, none is paid twice
         ("dynamodb_aggregates", g.write_units_per_second, g.read_units_per_second),
-        # a failed put costs its write units; its retry re-reads the item (GetItem, strongly consistent)
-        (
-            "dynamodb_aggregate_conflicts",
-            g.write_units_per_second * failed,
-            g.item_writes_per_second * failed * _units(g.item_bytes_max, DYNAMODB_READ_UNIT_BYTES),
-        ),
         ("silence_check", check.write_units_per_run * per_second, check.read_units_per_run * per_second),
     )
 
@@ -1494,19 +1516,13 @@ def provisioned_throughput(c: Capacity) -> dict[str, Throughput]:
     index_writes = silent_after_write_units(c.fleet, c.processor, w.item_writes_per_second)
     check = silence_check(c)
     check_reads = check.read_units_per_run / 60  # a run a minute; unused units carry over up to 300 s
-    failed = aggregate_conflicts_per_put(c)
     # every segment window of the fleet claims and marks its alert within one window (the worst case)
     claims = 2 * c.fleet.segments / p.aggregation_window_seconds
-    sweeps = c.alert.invocations_per_second * 0.5  # each invocation's Query of expired claims
+    sweeps = c.folder.invocations_per_second * 0.5  # each invocation's Query of expired claims
     loads = {
         "sensor-windows": (w.write_units_per_second - index_writes, w.read_units_per_second + check_reads / 2, True),
         "sensor-windows/silent-after": (index_writes, check_reads / 2, False),
-        "segment-aggregates": (
-            g.write_units_per_second * (1 + failed),
-            g.read_units_per_second
-            + g.item_writes_per_second * failed * _units(g.item_bytes_max, DYNAMODB_READ_UNIT_BYTES),
-            True,
-        ),
+        "segment-aggregates": (g.write_units_per_second, g.read_units_per_second, True),
         "segment-aggregates/pending-alerts": (claims, sweeps, False),
     }
     result = {}
@@ -1574,7 +1590,7 @@ def _operations_charges(c: Capacity, charge: Callable[..., None]) -> None:
     charge("cloudwatch_logs", "cloudwatch_logs_ingestion", logs)
     charge("cloudwatch_logs", "cloudwatch_logs_storage", logs * min(p.log_retention_days / DAYS_PER_MONTH,
                                                                       LAKE_HORIZON_MONTHS))  # fmt: skip
-    rates = {"processor": c.processor.invocations_per_second, "alert": c.alert.invocations_per_second,
+    rates = {"processor": c.processor.invocations_per_second, "folder": c.folder.invocations_per_second,
              "silence": check.runs_per_month / month}  # fmt: skip
     traces = sum(xray_traces_per_second(rates[name]) for name in TRACED_FUNCTIONS) * month
     charge("xray", "xray_traces_recorded", traces, 1e6)
@@ -1632,7 +1648,7 @@ class Batching:
 def batching_options(
     fleet: Fleet, pipeline: Pipeline, prices: PriceTable, windows: tuple[int, ...] = BATCHING_WINDOWS
 ) -> tuple[Batching, ...]:
-    """Each batching window (the alert mapping's following it, as the stack sets both) on a provisioned
+    """Each batching window (the folder mapping's following it, as the stack sets both) on a provisioned
     stream of the shards :func:`sized` gives it, with its monthly cost."""
     options = []
     for window in windows:

@@ -51,8 +51,8 @@ UNRESERVED_MINIMUM = 100
 SILENCE_CHECK_TIMEOUT_LIMIT = 55
 """The silence check runs every minute: a run must end before the next one starts."""
 """Concurrent executions Lambda keeps unreserved in every account (PutFunctionConcurrency refuses more)."""
-DYNAMODB_STREAM_RETENTION_MS = 24 * 3_600_000
-"""DynamoDB Streams keeps a record 24 hours: an alert lag alarm must fire before records are lost."""
+PARTIALS_RETENTION_MS = 24 * 3_600_000
+"""The partials stream keeps a record 24 hours: the folder's lag alarm must fire before records are lost."""
 STATE_BUCKET_PREFIX = "tap-traffic-tfstate"
 """Default state bucket: ``tap-traffic-tfstate-<account id>-<region>`` (S3 bucket names are global: a
 name without the account belongs to whoever creates it first)."""
@@ -131,12 +131,12 @@ class AlarmThresholds:
     """Processor throttles per period."""
     iterator_age_ms: int = 60_000
     """Maximum age of the last record the processor read; must stay below the record age limit."""
-    alert_errors: int = 1
-    """Alert function invocation errors per period."""
-    alert_throttles: int = 1
-    """Alert function throttles per period."""
-    alert_iterator_age_ms: int = 300_000
-    """Maximum age of the last table-stream record the alert function read (the stream keeps 24 h)."""
+    folder_errors: int = 1
+    """Folder invocation errors per period."""
+    folder_throttles: int = 1
+    """Folder throttles per period."""
+    folder_iterator_age_ms: int = 300_000
+    """Maximum age of the last partials-stream record the folder read (the stream keeps 24 h)."""
     firehose_failed_conversions: int = 1
     """Records per period that Firehose could not convert to Parquet (they land in the error prefix)."""
     dlq_messages: int = 1
@@ -161,9 +161,9 @@ class AlarmThresholds:
         _int(env, "alarms.processor_errors", self.processor_errors, 1, 1_000_000)
         _int(env, "alarms.processor_throttles", self.processor_throttles, 1, 1_000_000)
         _int(env, "alarms.iterator_age_ms", self.iterator_age_ms, 1_000, 604_800_000)
-        _int(env, "alarms.alert_errors", self.alert_errors, 1, 1_000_000)
-        _int(env, "alarms.alert_throttles", self.alert_throttles, 1, 1_000_000)
-        _int(env, "alarms.alert_iterator_age_ms", self.alert_iterator_age_ms, 1_000, DYNAMODB_STREAM_RETENTION_MS - 1)
+        _int(env, "alarms.folder_errors", self.folder_errors, 1, 1_000_000)
+        _int(env, "alarms.folder_throttles", self.folder_throttles, 1, 1_000_000)
+        _int(env, "alarms.folder_iterator_age_ms", self.folder_iterator_age_ms, 1_000, PARTIALS_RETENTION_MS - 1)
         _int(env, "alarms.firehose_failed_conversions", self.firehose_failed_conversions, 1, 1_000_000)
         _int(env, "alarms.dlq_messages", self.dlq_messages, 1, 1_000_000)
         _int(env, "alarms.firehose_freshness_seconds", self.firehose_freshness_seconds, 60, 86_400)
@@ -295,8 +295,11 @@ class EnvironmentConfig:
     """Retention of every log group; one of CloudWatch's allowed values."""
     processor: FunctionSettings = field(default_factory=FunctionSettings)
     """Processor Lambda sizing."""
-    alert: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
-    """Alert Lambda sizing."""
+    folder: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
+    """Folder Lambda sizing (partials into segment aggregates and alerts)."""
+    partials_shard_count: int = 1
+    """Shards of the partials stream, 1-500 (provisioned: ``python -m tools.capacity`` sizes it; a shard
+    takes 1,000 records a second, one record per segment window and processor batch)."""
     silence: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=50))
     """Silence check Lambda sizing (it runs every minute: its timeout stays under a minute, 1-55 s)."""
     silence_factor: int = 3
@@ -385,12 +388,13 @@ class EnvironmentConfig:
             raise ConfigError(
                 env, "log_retention_days", f"must be one of {LOG_RETENTION_DAYS}, got {self.log_retention_days!r}"
             )
-        for prefix in ("processor", "alert", "silence"):
+        for prefix in ("processor", "folder", "silence"):
             settings = getattr(self, prefix)
             if not isinstance(settings, FunctionSettings):
                 raise ConfigError(env, prefix, "must be a FunctionSettings")
             settings.validate(env, prefix)
         _int(env, "batch_size", self.batch_size, 1, 10_000)
+        _int(env, "partials_shard_count", self.partials_shard_count, 1, 500)
         _int(env, "silence_factor", self.silence_factor, 2, 100)
         _int(env, "fleet_retention_days", self.fleet_retention_days, 1, 365)
         _int(env, "silence.timeout_seconds", self.silence.timeout_seconds, 1, SILENCE_CHECK_TIMEOUT_LIMIT)
@@ -439,7 +443,7 @@ class EnvironmentConfig:
             raise ConfigError(
                 env,
                 "processor.reserved_concurrency",
-                f"with alert, silence and onboarding.hook reserved_concurrency reserves {self.reserved_total}: "
+                f"with folder, silence and onboarding.hook reserved_concurrency reserves {self.reserved_total}: "
                 f"Lambda keeps {UNRESERVED_MINIMUM} of lambda_concurrency_quota ({self.lambda_concurrency_quota}) "
                 "unreserved, "
                 f"so at most {max(self.lambda_concurrency_quota - UNRESERVED_MINIMUM, 0)} can be reserved",
@@ -493,9 +497,10 @@ class EnvironmentConfig:
             processor_memory_mb=self.processor.memory_mb,
             processor_timeout_seconds=self.processor.timeout_seconds,
             processor_reserved_concurrency=self.processor.reserved_concurrency,
-            alert_memory_mb=self.alert.memory_mb,
-            alert_timeout_seconds=self.alert.timeout_seconds,
-            alert_reserved_concurrency=self.alert.reserved_concurrency,
+            folder_memory_mb=self.folder.memory_mb,
+            folder_timeout_seconds=self.folder.timeout_seconds,
+            folder_reserved_concurrency=self.folder.reserved_concurrency,
+            partials_shard_count=self.partials_shard_count,
             aggregation_window_seconds=self.aggregation_window_seconds,
             firehose_buffer_seconds=self.firehose_buffer_seconds,
             stream_retention_hours=self.stream_retention_hours,
@@ -530,7 +535,7 @@ class EnvironmentConfig:
     def reserved_total(self) -> int:
         """Concurrency this environment's functions reserve."""
         return sum(
-            f.reserved_concurrency or 0 for f in (self.processor, self.alert, self.silence, self.onboarding.hook)
+            f.reserved_concurrency or 0 for f in (self.processor, self.folder, self.silence, self.onboarding.hook)
         )
 
     def with_name(self, name: str) -> EnvironmentConfig:
@@ -606,7 +611,7 @@ PROD = EnvironmentConfig(
     stream_retention_hours=168,
     log_retention_days=365,
     processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
-    alert=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    folder=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
     silence=FunctionSettings(memory_mb=256, timeout_seconds=50, reserved_concurrency=1),
     batching_window_seconds=30,
     max_retry_attempts=10,

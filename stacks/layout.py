@@ -8,7 +8,6 @@ module does not load the provider bindings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from stacks.config import EnvironmentConfig
 
@@ -20,8 +19,12 @@ SCHEDULE_GROUP = "schedules"
 
 TTL_ATTRIBUTE = "expires_at"
 QUARANTINE_PREFIX = "rejected/"
-ALERT_BATCH_SIZE = 1000
-"""Window changes per alert invocation (the alert event source mapping's batch size)."""
+FOLDER_BATCH_SIZE = 5000
+"""Partials per folder invocation (the folder's event source mapping's batch size): a batch of ~4 MB of
+event (a record is ~280 B of data, ~870 B in the event), under Lambda's 6 MB, that coalesces several processor
+batches' partials of one segment window into one put (``stacks.capacity``)."""
+PARTIALS_STREAM = "partials"
+"""Concern of the partials stream's name (``tap-partials-<env>``): the processor's partials, keyed by segment."""
 
 
 @dataclass(frozen=True)
@@ -75,23 +78,25 @@ SENSOR_WINDOWS = TableSpec(
     hash_key="sensor_id",
     range_key="window_part",
     ttl=True,
-    stream_view_type="NEW_IMAGE",
     indexes=(SILENT_AFTER,),
 )
 """Each sensor's distinct readings per window (sort key ``<window start>#<part>``, see
 ``lambdas.processor.logic``: a window's readings are split over bounded parts), with their exact sums
 per segment and the part's newest reading. A sensor's current state is the newest reading of its
 newest window (a ``Query`` newest first, then that window's parts), so a reading touches one item:
-1,000 readings of 1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. The stream drives the alert
-function. Items expire ``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no
-current state (its history stays in the data lake)."""
+1,000 readings of 1,000 sensors cost 10 BatchGetItem + 40 BatchWriteItem. No stream: the processor sends
+the segments' sums on the partials stream itself (``lambdas.processor.service``), and keeps one mark item
+per readings shard here (``sensor_id`` ``#partials``, sort key the shard id). Items expire
+``AGGREGATE_TTL_DAYS`` after their window: a sensor silent for longer has no current state (its history
+stays in the data lake)."""
 PENDING_ALERTS = IndexSpec("pending-alerts", hash_key="alert_pending", range_key="alert_lease_until", range_type="N")
-"""Sparse: only aggregates whose alert is claimed but not yet sent carry ``alert_pending``; the alert
-function queries it for claims whose lease ran out (``lambdas.alert.service``)."""
+"""Sparse: only aggregates whose alert is claimed but not yet sent carry ``alert_pending``; the folder
+queries it for claims whose lease ran out (``lambdas.common.alert_state``)."""
 SEGMENT_AGGREGATES = TableSpec(
     "segment-aggregates", hash_key="segment_id", range_key="window_start", ttl=True, indexes=(PENDING_ALERTS,)
 )
-"""Each segment's aggregate per window, with its congestion level, version and alert state."""
+"""Each segment's aggregate per window: its exact sums, the highest cut folded per source shard (``src``),
+congestion level, version and alert state; one writer, the folder (``lambdas.folder``)."""
 OPEN_OUTAGES = IndexSpec("open-outages", hash_key="outage_open", range_key="sensor_id")
 """Sparse: the outages not yet ended by a recovery notice (or by the sensor leaving the fleet)."""
 SENSOR_OUTAGES = TableSpec("sensor-outages", hash_key="sensor_id", range_key="since", ttl=True, indexes=(OPEN_OUTAGES,))
@@ -99,14 +104,6 @@ SENSOR_OUTAGES = TableSpec("sensor-outages", hash_key="sensor_id", range_key="si
 with the outage alert's and the recovery notice's exactly-once state, and the check's cursor
 (``lambdas.silence.service``)."""
 TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES, SENSOR_OUTAGES)
-
-ALERT_EVENT_FILTER: dict[str, Any] = {"dynamodb": {"NewImage": {SENSOR_WINDOWS.hash_key: {"S": [{"exists": True}]}}}}
-"""Lambda event filter pattern of the alert function's mapping on the sensor windows stream: window writes
-only. A DynamoDB mapping filters on the record's ``dynamodb`` key alone (Lambda developer guide, "Using
-event filtering with a DynamoDB event source"), so the pattern asks for a new image, which an INSERT or
-MODIFY has and a REMOVE (a TTL deletion) lacks on this ``NEW_IMAGE`` stream. TTL deletions change no
-aggregate; unfiltered, each would still cost an invocation. The local run (``tools.local.simulate.delivered``)
-applies the same pattern."""
 
 SENSOR_ALLOW_LIST = TableSpec("sensor-allow-list", hash_key="serial")
 """Serials that may onboard by claim, one item each with its ``status`` (``lambdas.provisioning.logic``:
@@ -133,12 +130,14 @@ class RuntimeNames:
     quarantine_bucket: str
     alert_topic_arn: str
     sensor_outages_table: str
+    partials_stream: str
 
 
 def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
     """Environment variables of the processor function."""
     return {
         **_common_environment(names, config),
+        "PARTIALS_STREAM": names.partials_stream,
         "QUARANTINE_BUCKET": names.quarantine_bucket,
         "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
         "MAX_READING_AGE_SECONDS": str(config.max_reading_age_seconds),
@@ -146,8 +145,8 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
     }
 
 
-def alert_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
-    """Environment variables of the alert function."""
+def folder_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
+    """Environment variables of the folder function."""
     return {
         **_common_environment(names, config),
         "SEGMENT_AGGREGATES_TABLE": names.segment_aggregates_table,
@@ -169,9 +168,9 @@ def silence_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[
 
 
 def claim_lease_seconds(config: EnvironmentConfig) -> int:
-    """How long an alert claim is its owner's: past the alert function's timeout (Lambda has ended the
-    invocation by then), with a minute for clocks and the runtime's shutdown."""
-    return config.alert.timeout_seconds + 60
+    """How long an alert claim is its owner's: past the folder's timeout (Lambda has ended the invocation
+    by then), with a minute for clocks and the runtime's shutdown."""
+    return config.folder.timeout_seconds + 60
 
 
 def _common_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:

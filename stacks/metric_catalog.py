@@ -97,7 +97,7 @@ FIREHOSE_DOC = "https://docs.aws.amazon.com/firehose/latest/dev/monitoring-with-
 IOT_DOC = "https://docs.aws.amazon.com/iot/latest/developerguide/metrics_dimensions.html#rule-action-metrics"
 KINESIS_DOC = "https://docs.aws.amazon.com/streams/latest/dev/monitoring-with-cloudwatch.html"
 DYNAMODB_DOC = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html"
-ALERT_CODE = "lambdas/alert/logic.py (PutMetricData)"
+ALERT_CODE = "lambdas/common/alerts.py (PutMetricData, by the folder)"
 PROCESSOR_CODE = "lambdas/processor/service.py (embedded metric format)"
 SILENCE_CODE = "lambdas/silence/service.py (PutMetricData)"
 

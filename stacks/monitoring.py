@@ -28,8 +28,8 @@ TABLE_THROTTLE_SOURCES: tuple[tuple[str, tuple[str, str | None]], ...] = tuple(
 ``None``)): each gets a write and a read throttle alarm (issue 20, item 4)."""
 ALARM_CONCERNS = (
     "processor-errors", "processor-throttles", "processor-iterator-age",
-    "alert-errors", "alert-throttles", "alert-iterator-age",
-    "processor-dlq-depth", "alert-dlq-depth",
+    "folder-errors", "folder-throttles", "folder-iterator-age",
+    "processor-dlq-depth", "folder-dlq-depth",
     "firehose-freshness", "firehose-failed-conversion",
     "iot-rule-failures", "iot-rule-not-found", "congestion",
     "silence-errors", "silence-dlq-depth", "silence-not-running", "silent-sensors",
@@ -52,9 +52,10 @@ class MonitoringProps:
     iot_rule_name: str
     stream_name: str
     processor_function_name: str
-    alert_function_name: str
+    folder_function_name: str
+    partials_stream_name: str
     processor_dlq_name: str
-    alert_dlq_name: str
+    folder_dlq_name: str
     firehose_name: str
     table_names: tuple[str, ...]
     silence_function_name: str
@@ -84,7 +85,7 @@ class Monitoring(Construct):
         super().__init__(scope, id_)
         limits = ctx.config.alarms
         namespace = ctx.namer.metric_namespace()
-        proc, alert = props.processor_function_name, props.alert_function_name
+        proc, folder = props.processor_function_name, props.folder_function_name
         self.specs = [
             AlarmSpec("processor-errors", "Processor invocations failed",
                       mc.LAMBDA_ERRORS.watch(FunctionName=proc), limits.processor_errors),
@@ -92,16 +93,16 @@ class Monitoring(Construct):
                       mc.LAMBDA_THROTTLES.watch(FunctionName=proc), limits.processor_throttles),
             AlarmSpec("processor-iterator-age", "Processor falls behind the stream (ms)",
                       mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=proc), limits.iterator_age_ms),
-            AlarmSpec("alert-errors", "Alert function invocations failed",
-                      mc.LAMBDA_ERRORS.watch(FunctionName=alert), limits.alert_errors),
-            AlarmSpec("alert-throttles", "Alert function invocations throttled",
-                      mc.LAMBDA_THROTTLES.watch(FunctionName=alert), limits.alert_throttles),
-            AlarmSpec("alert-iterator-age", "Alert function falls behind the table stream (ms)",
-                      mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=alert), limits.alert_iterator_age_ms),
+            AlarmSpec("folder-errors", "Folder invocations failed",
+                      mc.LAMBDA_ERRORS.watch(FunctionName=folder), limits.folder_errors),
+            AlarmSpec("folder-throttles", "Folder invocations throttled",
+                      mc.LAMBDA_THROTTLES.watch(FunctionName=folder), limits.folder_throttles),
+            AlarmSpec("folder-iterator-age", "Folder falls behind the partials stream (ms)",
+                      mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=folder), limits.folder_iterator_age_ms),
             AlarmSpec("processor-dlq-depth", "Readings the processor gave up on",
                       mc.SQS_VISIBLE.watch(QueueName=props.processor_dlq_name), limits.dlq_messages),
-            AlarmSpec("alert-dlq-depth", "Window changes the alert function gave up on",
-                      mc.SQS_VISIBLE.watch(QueueName=props.alert_dlq_name), limits.dlq_messages),
+            AlarmSpec("folder-dlq-depth", "Partials the folder gave up on (redrive: tools.redrive --function folder)",
+                      mc.SQS_VISIBLE.watch(QueueName=props.folder_dlq_name), limits.dlq_messages),
             AlarmSpec("firehose-freshness", "Oldest record not yet in the lake (s)",
                       mc.FIREHOSE_FRESHNESS.watch(DeliveryStreamName=props.firehose_name),
                       limits.firehose_freshness_seconds),
@@ -220,7 +221,7 @@ def _metric_widget(title: str, region: str, series: list[list[Any]], *, stat: st
 
 def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[str, Any]:
     """The dashboard, following a reading from MQTT to alerts; every line is a catalog metric."""
-    proc, alert = props.processor_function_name, props.alert_function_name
+    proc, folder = props.processor_function_name, props.folder_function_name
     right = {"yAxis": "right"}
     widgets = [
         _metric_widget(
@@ -277,14 +278,16 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
             ],
         ),
         _metric_widget(
-            "6. Alert function and congestion: windows by level, alerts, errors, lag (ms)",
+            "6. Folder and congestion: partials in, windows by level, alerts, errors, lag behind the partials "
+            "stream (ms)",
             region,
             [
+                mc.KINESIS_INCOMING.watch(StreamName=props.partials_stream_name).dashboard_line(),
                 *[mc.SEGMENT_WINDOWS.watch(namespace, Level=level).dashboard_line() for level in LEVELS],
                 mc.CONGESTION_ALERTS.watch(namespace).dashboard_line(),
-                mc.LAMBDA_ERRORS.watch(FunctionName=alert).dashboard_line(),
-                mc.LAMBDA_THROTTLES.watch(FunctionName=alert).dashboard_line(),
-                mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=alert).dashboard_line(**right),
+                mc.LAMBDA_ERRORS.watch(FunctionName=folder).dashboard_line(),
+                mc.LAMBDA_THROTTLES.watch(FunctionName=folder).dashboard_line(),
+                mc.LAMBDA_ITERATOR_AGE.watch(FunctionName=folder).dashboard_line(**right),
             ],
         ),
         _metric_widget(
@@ -292,7 +295,7 @@ def dashboard_body(region: str, namespace: str, props: MonitoringProps) -> dict[
             region,
             [
                 mc.SQS_VISIBLE.watch(QueueName=props.processor_dlq_name).dashboard_line(),
-                mc.SQS_VISIBLE.watch(QueueName=props.alert_dlq_name).dashboard_line(),
+                mc.SQS_VISIBLE.watch(QueueName=props.folder_dlq_name).dashboard_line(),
             ],
             stat="Maximum",
         ),

@@ -1,21 +1,18 @@
-"""The processor and alert functions, their dead-letter queues and event source mappings (``Function``
-is every function's shape: the silence check's too, ``stacks.silence``)."""
+"""The processor and folder functions, the partials stream between them, their dead-letter queues and event
+source mappings (``Function`` is every function's shape: the silence check's too, ``stacks.silence``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from cdktf import AssetType, TerraformAsset
+from cdktf import AssetType, TerraformAsset, TerraformResourceLifecycle
 from cdktf_cdktf_provider_aws.cloudwatch_log_group import CloudwatchLogGroup
+from cdktf_cdktf_provider_aws.kinesis_stream import KinesisStream, KinesisStreamStreamModeDetails
 from cdktf_cdktf_provider_aws.lambda_event_source_mapping import (
     LambdaEventSourceMapping,
     LambdaEventSourceMappingDestinationConfig,
     LambdaEventSourceMappingDestinationConfigOnFailure,
-    LambdaEventSourceMappingFilterCriteria,
-    LambdaEventSourceMappingFilterCriteriaFilter,
 )
 from cdktf_cdktf_provider_aws.lambda_function import (
     LambdaFunction,
@@ -32,17 +29,20 @@ from stacks.context import StackContext
 from stacks.iam import KINESIS_READ_ACTIONS, ServiceRole, Statement
 from stacks.lambda_package import package
 from stacks.layout import (
-    ALERT_BATCH_SIZE,
-    ALERT_EVENT_FILTER,
+    FOLDER_BATCH_SIZE,
+    PARTIALS_STREAM,
     PENDING_ALERTS,
     QUARANTINE_PREFIX,
     RuntimeNames,
-    alert_environment,
+    folder_environment,
     processor_environment,
 )
 from stacks.naming import Kind
 
 RUNTIME = "python3.12"
+PARTIALS_RETENTION_HOURS = 24
+"""The partials stream keeps a record 24 hours (Kinesis's minimum): the folder's iterator-age alarm fires
+long before (``alarms.folder_iterator_age_ms``)."""
 ARCHITECTURE = "arm64"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # X-Ray accepts no resource-level permissions: these two actions need Resource "*".
@@ -57,7 +57,6 @@ class ProcessingProps:
     stream_arn: str
     sensor_windows_table_name: str
     sensor_windows_table_arn: str
-    sensor_windows_stream_arn: str
     segment_aggregates_table_name: str
     segment_aggregates_table_arn: str
     quarantine_bucket_name: str
@@ -141,7 +140,8 @@ class Function(Construct):
 
 
 class Processing(Construct):
-    """Processor (Kinesis → DynamoDB, quarantine) and alert (window changes → metrics, SNS) functions."""
+    """Processor (readings → DynamoDB, quarantine, partials) and folder (partials → segment aggregates,
+    metrics, SNS) functions, with the partials stream between them."""
 
     def __init__(self, scope: Construct, id_: str, ctx: StackContext, props: ProcessingProps) -> None:
         super().__init__(scope, id_)
@@ -149,6 +149,19 @@ class Processing(Construct):
         config = ctx.config
         namespace = ctx.namer.metric_namespace()
         use_key = Statement("UseDataKey", ["kms:Decrypt", "kms:GenerateDataKey"], [props.kms_key_arn])
+        self.partials_stream_name = ctx.namer.name(Kind.KINESIS_STREAM, PARTIALS_STREAM)
+        self.partials_stream = KinesisStream(
+            self,
+            "partials",
+            name=self.partials_stream_name,
+            stream_mode_details=KinesisStreamStreamModeDetails(stream_mode="PROVISIONED"),
+            shard_count=config.partials_shard_count,
+            retention_period=PARTIALS_RETENTION_HOURS,
+            encryption_type="KMS",
+            kms_key_id=props.kms_key_arn,
+            enforce_consumer_deletion=not ctx.production,
+            lifecycle=TerraformResourceLifecycle(prevent_destroy=True) if ctx.production else None,
+        )
         self.names = names = RuntimeNames(
             environment_suffix=ctx.namer.environment_suffix,
             metric_namespace=namespace,
@@ -157,13 +170,15 @@ class Processing(Construct):
             quarantine_bucket=props.quarantine_bucket_name,
             alert_topic_arn=props.alert_topic_arn,
             sensor_outages_table=props.sensor_outages_table_name,
+            partials_stream=self.partials_stream_name,
         )
         self.processor = Function(
             self,
             "processor",
             ctx,
             concern="processor",
-            description="Validates readings from Kinesis, updates sensor and segment state, quarantines bad records",
+            description="Validates readings from Kinesis, updates sensor state, quarantines bad records, sends "
+            "partials",
             settings=config.processor,
             kms_key_arn=props.kms_key_arn,
             environment=processor_environment(names, config),
@@ -174,10 +189,11 @@ class Processing(Construct):
                     [props.stream_arn],
                 ),
                 Statement(
-                    "ReadAndWriteState",
-                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+                    "ReadAndWriteState",  # PutItem: the shard's partials mark
+                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
                     [props.sensor_windows_table_arn],
                 ),
+                Statement("SendPartials", ["kinesis:PutRecords"], [self.partials_stream.arn]),
                 Statement(
                     "QuarantineRejects", ["s3:PutObject"], [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]
                 ),
@@ -185,26 +201,19 @@ class Processing(Construct):
             ],
         )
         self.processor_mapping = self._mapping("processor-mapping", self.processor, props.stream_arn, config.batch_size)
-        self.alert = Function(
+        self.folder = Function(
             self,
-            "alert",
+            "folder",
             ctx,
-            concern="alert",
-            description="Turns segment window changes into congestion metrics and SNS alerts",
-            settings=config.alert,
+            concern="folder",
+            description="Folds partials into segment aggregates; congestion metrics and SNS alerts",
+            settings=config.folder,
             kms_key_arn=props.kms_key_arn,
-            environment=alert_environment(names, config),
+            environment=folder_environment(names, config),
             statements=[
+                Statement("ReadPartialsStream", KINESIS_READ_ACTIONS, [self.partials_stream.arn]),
                 Statement(
-                    "ReadWindowChanges",
-                    ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-                    [props.sensor_windows_stream_arn],
-                ),
-                # ListStreams has no resource-level permissions (Service Authorization Reference, DynamoDB):
-                # granted on a stream ARN it grants nothing, and Lambda's DynamoDB event source needs it.
-                Statement("ListTableStreams", ["dynamodb:ListStreams"], ["*"]),
-                Statement(
-                    "ReadAndWriteAggregates",  # conditional writes: optimistic locking and alert claims
+                    "ReadAndWriteAggregates",  # conditional writes: the version read, and alert claims
                     ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
                     [props.segment_aggregates_table_arn],
                 ),
@@ -223,15 +232,12 @@ class Processing(Construct):
                 use_key,
             ],
         )
-        self.alert_mapping = self._mapping(
-            "alert-mapping", self.alert, props.sensor_windows_stream_arn, ALERT_BATCH_SIZE, ALERT_EVENT_FILTER
-        )
+        # One batch per partition key (a segment) at a time, also with a parallelization factor: one writer
+        # per segment window (Lambda developer guide, "Polling and batching streams").
+        self.folder_mapping = self._mapping("folder-mapping", self.folder, self.partials_stream.arn, FOLDER_BATCH_SIZE)
 
-    def _mapping(
-        self, id_: str, fn: Function, source_arn: str, batch_size: int, pattern: Mapping[str, Any] | None = None
-    ) -> LambdaEventSourceMapping:
-        """Stream → function, reporting partial failures, bisecting, bounded retries, DLQ on failure; with
-        ``pattern``, only the records that match it reach the function (Lambda event filtering)."""
+    def _mapping(self, id_: str, fn: Function, source_arn: str, batch_size: int) -> LambdaEventSourceMapping:
+        """Kinesis stream → function, reporting partial failures, bisecting, bounded retries, DLQ on failure."""
         config = self._ctx.config
         return LambdaEventSourceMapping(
             self,
@@ -248,9 +254,4 @@ class Processing(Construct):
             destination_config=LambdaEventSourceMappingDestinationConfig(
                 on_failure=LambdaEventSourceMappingDestinationConfigOnFailure(destination_arn=fn.dlq.arn)
             ),
-            filter_criteria=LambdaEventSourceMappingFilterCriteria(
-                filter=[LambdaEventSourceMappingFilterCriteriaFilter(pattern=json.dumps(pattern, sort_keys=True))]
-            )
-            if pattern
-            else None,
         )

@@ -49,15 +49,6 @@ LOG_SENSOR_BYTES = 24
 LOG_SEGMENT_BYTES = 48
 """... and a segment's exact sums of the batch's new readings (the outbox the partials are sent from), for
 a 15-character segment id."""
-AGGREGATE_V2_BASE_BYTES = 240
-"""A v2 segment window aggregate without contributors: keys, level, version, the running exact sums,
-alert state."""
-AGGREGATE_V2_ENTRY_BYTES = 40
-"""... and one contributor's high-water mark (its source and the last batch folded from it)."""
-PARTIAL_RECORD_BASE_BYTES = 90
-"""A partials record (one segment's sums of one processor batch): segment, window, source, batch id."""
-PARTIAL_ENTRY_BYTES = 60
-"""... and the exact sums of one window part in it."""
 REGISTRY_ENTRY_BYTES = 60
 """A fleet registry item (hash shard, sensor id, the day it was last confirmed) as a Query reads it."""
 HEAD_ITEM_BYTES = 80
@@ -91,11 +82,10 @@ class Windows(StrEnum):
 
 
 class Fold(StrEnum):
-    LANES = "every alert lane, conditional puts"
-    """Today: the table stream's lanes (sharded by sensor) all fold a segment, optimistic locking."""
     KINESIS = "partials stream keyed by segment"
-    """The processor puts each batch's per-segment sums on a second Kinesis stream keyed by segment; one folder
-    lane per shard owns each segment's aggregate."""
+    """Today (issue 20, steps 1-2): the processor puts each batch's per-segment sums on a second Kinesis stream
+    keyed by segment; one folder lane per shard owns each segment's aggregate (``stacks.capacity.Folder``).
+    The alert lanes it replaced (every lane folding every segment with conditional puts) are gone."""
     DYNAMODB_STREAM = "partials table stream"
     """The processor writes each batch's per-segment sums as items keyed by segment; their table's stream (one
     shard per partition, a key on one shard) drives the folder."""
@@ -124,11 +114,10 @@ class Layout:
     silence: Silence
 
 
-TODAY = Layout("today", Windows.CALIBRATED, Fold.LANES, Silence.MINUTE_INDEX)
+TODAY = Layout("today", Windows.CALIBRATED, Fold.KINESIS, Silence.MINUTE_INDEX)
 V2 = Layout("v2: shard logs (recommended)", Windows.SHARD_LOG, Fold.KINESIS, Silence.POLL)
 LAYOUTS = (
     TODAY,
-    Layout("A: compact parts only", Windows.COMPACT, Fold.LANES, Silence.MINUTE_INDEX),
     Layout("B: compact + head table", Windows.COMPACT, Fold.KINESIS, Silence.HEAD_TABLE),
     Layout("C: compact + deadline index", Windows.COMPACT, Fold.KINESIS, Silence.DEADLINE_INDEX),
     Layout("D: compact + partials table", Windows.COMPACT, Fold.DYNAMODB_STREAM, Silence.POLL),
@@ -142,9 +131,9 @@ REPLACED = frozenset(
     {
         "dynamodb_sensor_windows",
         "dynamodb_aggregates",
-        "dynamodb_aggregate_conflicts",
         "dynamodb_index_headroom",
-        "lambda_alert",
+        "lambda_folder",
+        "partials",
         "silence_check",
         "dynamodb_storage",
         "dynamodb_pitr",
@@ -259,18 +248,14 @@ class FoldLoad:
 
 
 def _fold(c: Capacity, fold: Fold) -> FoldLoad:
-    f, p, proc = c.fleet, c.pipeline, c.processor
-    a, g = c.alert, c.segment_aggregates
-    if fold is Fold.LANES:
-        return FoldLoad(g.item_writes_per_second, g.item_bytes_max, a.concurrency, a.seconds_per_invocation,
-                        a.seconds_between_invocations, a.invocations_per_second, 0.0, 0.0)  # fmt: skip
-    # one record per (processor batch, segment it touched), with the sums of its changed parts
-    hit = cap.segment_hit_probability(proc.items_per_batch, f, proc.concurrency)
-    per_batch = f.segments * hit
-    records = proc.invocations_per_second * per_batch
-    record_bytes = PARTIAL_RECORD_BASE_BYTES + PARTIAL_ENTRY_BYTES * proc.items_per_batch / max(per_batch, 1.0)
-    contributors = min(f.sensors_per_segment, proc.concurrency)
-    aggregate = AGGREGATE_V2_BASE_BYTES + AGGREGATE_V2_ENTRY_BYTES * contributors
+    """The fold's loads: the partials stream's are the model's (``stacks.capacity.Folder``); a partials table or
+    an SQS FIFO queue carry the same records (``capacity.partials_per_batch``) to a single writer per segment."""
+    f, p, folder, g = c.fleet, c.pipeline, c.folder, c.segment_aggregates
+    if fold is Fold.KINESIS:
+        return FoldLoad(g.item_writes_per_second, g.item_bytes_max, folder.concurrency, folder.seconds_per_invocation,
+                        folder.seconds_between_invocations, folder.invocations_per_second, folder.records_per_second,
+                        folder.record_bytes)  # fmt: skip
+    records, record_bytes, aggregate = folder.records_per_second, folder.record_bytes, g.item_bytes_max
     window = float(p.aggregation_window_seconds)
     if fold is Fold.SQS_FIFO:  # each message is folded on its own: no coalescing across a batch
         invocations = records / SQS_FIFO_BATCH
@@ -278,27 +263,19 @@ def _fold(c: Capacity, fold: Fold) -> FoldLoad:
         lanes = max(1, math.ceil(invocations * seconds / cap.HEADROOM))
         return FoldLoad(records, aggregate, lanes, seconds, lanes / max(invocations, 1e-9), invocations, records,
                         record_bytes)  # fmt: skip
-    # Kinesis / DynamoDB stream: a lane gathers a batching window, then puts each segment window it holds once
+    # DynamoDB stream: a lane gathers a batching window, then puts each segment window it holds once
     gather = max(float(p.batching_window_seconds), cap.LAMBDA_KINESIS_POLL_SECONDS)
     per_segment = records / f.segments
     active = f.segments * (1 - math.exp(-per_segment * gather)) * (1 + gather / window)
     puts = active / gather
-    if fold is Fold.KINESIS:
-        shards = _partials_shards(records, record_bytes)
-    else:  # a new on-demand table's partitions, or more for its writes
-        shards = max(cap.DYNAMODB_ON_DEMAND_INITIAL_WCU // cap.DYNAMODB_PARTITION_WCU,
-                     math.ceil(records * cap._units(record_bytes, 1024) / cap.DYNAMODB_PARTITION_WCU))  # fmt: skip
+    # a new on-demand table's partitions, or more for its writes
+    shards = max(cap.DYNAMODB_ON_DEMAND_INITIAL_WCU // cap.DYNAMODB_PARTITION_WCU,
+                 math.ceil(records * cap._units(record_bytes, 1024) / cap.DYNAMODB_PARTITION_WCU))  # fmt: skip
     busy = puts * (cap.DYNAMODB_ITEM_REQUEST_SECONDS + cap.DYNAMODB_BATCH_REQUEST_SECONDS / 100)
-    lanes = max(shards, math.ceil(busy / cap.HEADROOM))  # a parallelization factor keeps a segment on one batch
+    lanes = max(shards, math.ceil(busy / cap.HEADROOM))
     invocations = lanes / gather
     seconds = cap.INVOCATION_OVERHEAD_SECONDS + busy / invocations
     return FoldLoad(puts, aggregate, lanes, seconds, gather, invocations, records, record_bytes)
-
-
-def _partials_shards(records: float, record_bytes: float) -> int:
-    needed = max(records / cap.KINESIS_SHARD_RECORDS_PER_SECOND,
-                 records * record_bytes / cap.KINESIS_SHARD_WRITE_BYTES_PER_SECOND)  # fmt: skip
-    return max(1, math.ceil(needed / cap.HEADROOM - 1e-9))
 
 
 # ------------------------------------------------------------------------------------- silence
@@ -371,15 +348,10 @@ def layout_bill(fleet: Fleet, pipeline: Pipeline, layout: Layout, prices: PriceT
     aggregate_wcu = fold.aggregate_puts_per_second * cap._units(fold.aggregate_bytes, cap.DYNAMODB_WRITE_UNIT_BYTES)
     aggregate_rcu = fold.aggregate_puts_per_second * cap._units(fold.aggregate_bytes, cap.DYNAMODB_READ_UNIT_BYTES)
     cap.dynamodb_load_charges("dynamodb_aggregates", aggregate_wcu, aggregate_rcu, *dynamo)
-    if layout.fold is Fold.LANES:
-        failed = cap.aggregate_conflicts_per_put(c)
-        cap.dynamodb_load_charges(
-            "dynamodb_aggregate_conflicts", aggregate_wcu * failed, aggregate_rcu * failed, *dynamo
-        )
     cap.dynamodb_load_charges("silence_check", silence.write_units_per_second, silence.read_units_per_second, *dynamo)
-    name = "lambda_alert" if layout.fold is Fold.LANES else "lambda_folder"
+    name = "lambda_folder"
     charge(name, "lambda_gb_second", fold.invocations_per_second * fold.seconds_per_invocation * month
-           * pipeline.alert_memory_mb / 1024)  # fmt: skip
+           * pipeline.folder_memory_mb / 1024)  # fmt: skip
     charge(name, "lambda_requests", fold.invocations_per_second * month, 1e6)
     _partials_charges(c, layout.fold, fold, charge)
     runs = cap.SILENCE_RUNS_PER_MONTH
@@ -401,10 +373,7 @@ def _partials_charges(c: Capacity, kind: Fold, fold: FoldLoad, charge: Callable[
     """What carries the partial sums from the processor to the single writer of each segment."""
     month, records = cap.SECONDS_PER_MONTH, fold.partial_records_per_second
     if kind is Fold.KINESIS:
-        shards = _partials_shards(records, fold.partial_record_bytes)
-        charge("partials", "kinesis_shard_hour", shards * 730)
-        units = cap._units(fold.partial_record_bytes, 25 * 1024)
-        charge("partials", "kinesis_put_payload_units", records * month * units, 1e6)
+        cap.partials_charges(c.folder, charge)
     elif kind is Fold.DYNAMODB_STREAM:  # items written once, removed by TTL (free); Lambda reads the stream free
         units = cap._units(fold.partial_record_bytes, cap.DYNAMODB_WRITE_UNIT_BYTES)
         cap.dynamodb_load_charges("partials", records * units, 0.0, c.pipeline, charge)
@@ -416,17 +385,16 @@ def _partials_charges(c: Capacity, kind: Fold, fold: FoldLoad, charge: Callable[
 def _layout_limits(c: Capacity, layout: Layout, windows: WindowLoad, fold: FoldLoad, silence: SilenceLoad
                    ) -> tuple[Limit, ...]:  # fmt: skip
     """The data path's limits the layout does not change, and the ones of its own state."""
-    own = {"alert concurrency (one batch per table stream shard, ~ the table's partitions)",
-           "busiest segment's aggregate: one partition key (1,000 WCU/s)", "segment aggregate item size (400 KB)",
+    own = {"busiest segment's aggregate: one partition key (1,000 WCU/s)", "segment aggregate item size (400 KB)",
            "DynamoDB table write quota (sensor windows)"}  # fmt: skip
-    kept = [limit for limit in c.limits if limit.name not in own and not limit.name.startswith("alert lane")]
+    kept = [limit for limit in c.limits if limit.name not in own and not limit.name.startswith("folder lane")]
     p = c.pipeline
     hottest_aggregate = (
         (1 + fold.seconds_between_invocations / p.aggregation_window_seconds)
         / max(fold.seconds_between_invocations, 1e-9)
         * cap._units(fold.aggregate_bytes, cap.DYNAMODB_WRITE_UNIT_BYTES)
     )
-    if layout.fold is Fold.LANES:
+    if layout.fold is Fold.KINESIS:
         hottest_aggregate = c.segment_aggregates.hottest_item_write_units_per_second
     kept += [
         Limit("fold lane: time an invocation takes vs the time until the next", "design: fold lanes",
@@ -444,11 +412,6 @@ def _layout_limits(c: Capacity, layout: Layout, windows: WindowLoad, fold: FoldL
         Limit("silence check: a run's time vs its minute (50 s timeout)", "silence.timeout_seconds",
               silence.seconds_per_run, 50.0, "more polling workers"),
     ]  # fmt: skip
-    if layout.fold is Fold.KINESIS:
-        kept.append(Limit("Kinesis shards per account (data and partials streams)", "Service Quotas: Kinesis shards",
-                          c.stream.shards + _partials_shards(fold.partial_records_per_second,
-                                                             fold.partial_record_bytes),
-                          cap.KINESIS_ACCOUNT_SHARDS, "a higher shard quota", blocking=False))  # fmt: skip
     if layout.fold is Fold.SQS_FIFO:
         kept.append(Limit("SQS FIFO high-throughput sends per second (us-east-1)", "Service Quotas: SQS",
                           fold.partial_records_per_second / SQS_FIFO_BATCH, SQS_FIFO_MESSAGES_PER_SECOND,
@@ -464,9 +427,9 @@ GROUPS = (
     ("Firehose + S3", ("firehose", "s3")),
     ("Lambda processor", ("lambda_processor",)),
     ("window items", ("dynamodb_sensor_windows",)),
-    ("aggregates", ("dynamodb_aggregates", "dynamodb_aggregate_conflicts")),
+    ("aggregates", ("dynamodb_aggregates",)),
     ("partials transport", ("partials",)),
-    ("alert / folder Lambda", ("lambda_alert", "lambda_folder")),
+    ("folder Lambda", ("lambda_folder",)),
     ("silence check", ("silence_check",)),
     ("index headroom (provisioned)", ("dynamodb_index_headroom",)),
     ("DynamoDB storage + PITR", ("dynamodb_storage", "dynamodb_pitr")),

@@ -80,7 +80,7 @@ class TapStack(TerraformStack):
             account_id=identity.account_id,
             partition=partition.partition,
         )
-        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "alert", "silence", "provisioning")]
+        function_log_groups = [namer.log_group("lambda", c) for c in ("processor", "folder", "silence", "provisioning")]
         security = Security(
             self,
             "security",
@@ -137,7 +137,6 @@ class TapStack(TerraformStack):
                 stream_arn=ingestion.stream.arn,
                 sensor_windows_table_name=storage.sensor_windows.name,
                 sensor_windows_table_arn=storage.sensor_windows.arn,
-                sensor_windows_stream_arn=storage.sensor_windows.stream_arn,
                 segment_aggregates_table_name=storage.segment_aggregates.name,
                 segment_aggregates_table_arn=storage.segment_aggregates.arn,
                 quarantine_bucket_name=storage.quarantine.name,
@@ -173,9 +172,10 @@ class TapStack(TerraformStack):
                 iot_rule_name=ingestion.rule_name,
                 stream_name=ingestion.stream_name,
                 processor_function_name=processing.processor.function_name,
-                alert_function_name=processing.alert.function_name,
+                folder_function_name=processing.folder.function_name,
+                partials_stream_name=processing.partials_stream_name,
                 processor_dlq_name=processing.processor.dlq_name,
-                alert_dlq_name=processing.alert.dlq_name,
+                folder_dlq_name=processing.folder.dlq_name,
                 silence_function_name=silence.check.function_name,
                 silence_dlq_name=silence.check.dlq_name,
                 fleet_readings_per_second=props.config.sensors / props.config.reading_interval_seconds,
@@ -216,11 +216,15 @@ class TapStack(TerraformStack):
             "athena_workgroup_name": (analytics.workgroup.name, "Athena workgroup to query the lake with"),
             "firehose_delivery_stream_name": (analytics.firehose.name, "Firehose archiving the stream"),
             "processor_function_name": (processing.processor.function.function_name, "Processor Lambda"),
-            "alert_function_name": (processing.alert.function.function_name, "Alert Lambda"),
+            "folder_function_name": (
+                processing.folder.function.function_name,
+                "Folder Lambda (partials into aggregates)",
+            ),
+            "partials_stream_name": (processing.partials_stream.name, "Partials stream (processor to folder)"),
             "silence_function_name": (silence.check.function.function_name, "Silence check Lambda (every minute)"),
             "silence_dlq_url": (silence.check.dlq.url, "Silence check dead-letter queue"),
             "processor_dlq_url": (processing.processor.dlq.url, "Processor dead-letter queue"),
-            "alert_dlq_url": (processing.alert.dlq.url, "Alert dead-letter queue"),
+            "folder_dlq_url": (processing.folder.dlq.url, "Folder dead-letter queue"),
             "alert_topic_arn": (notifications.topic_arn, "SNS topic for alerts and alarms"),
             "kms_key_arn": (key_arn, "Data key of the environment"),
             "metric_namespace": (namer.metric_namespace(), "Custom CloudWatch metric namespace"),

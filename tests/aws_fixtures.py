@@ -10,14 +10,13 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients
 from lambdas.common.contract import parse_instant
+from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
-from stacks.layout import alert_environment, processor_environment
+from stacks.layout import folder_environment, processor_environment
 from tools.local.simulate import Targets, in_moto, payload_event
 
 NOW = parse_instant("2026-06-01T12:00:00Z")
@@ -38,9 +37,9 @@ class Env:
         settings = ProcessorSettings.from_env(processor_environment(self.targets.runtime_names(), PROFILES["dev"]))
         return Processor(settings, clients=self.clients, backoff=self.backoff(attempts), clock=lambda: NOW)
 
-    def alerter(self, attempts: int = 3) -> Alerter:
-        settings = AlertSettings.from_env(alert_environment(self.targets.runtime_names(), PROFILES["dev"]))
-        return Alerter(settings, clients=self.clients, backoff=self.backoff(attempts))
+    def folder(self, attempts: int = 3) -> Folder:
+        settings = settings_from_env(folder_environment(self.targets.runtime_names(), PROFILES["dev"]))
+        return Folder(settings, clients=self.clients, backoff=self.backoff(attempts))
 
 
 @contextmanager

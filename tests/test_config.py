@@ -50,7 +50,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("log_retention_days", {"log_retention_days": 10}),
     ("processor.memory_mb", {"processor": FunctionSettings(memory_mb=64)}),
     ("processor.timeout_seconds", {"processor": FunctionSettings(timeout_seconds=901)}),
-    ("alert.reserved_concurrency", {"alert": FunctionSettings(reserved_concurrency=0)}),
+    ("folder.reserved_concurrency", {"folder": FunctionSettings(reserved_concurrency=0)}),
     ("batch_size", {"batch_size": 10_001}),
     ("batch_size", {"batch_size": True}),
     ("batching_window_seconds", {"batching_window_seconds": 301}),
@@ -85,7 +85,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
         {
             "lambda_concurrency_quota": 150,
             "processor": FunctionSettings(reserved_concurrency=40),
-            "alert": FunctionSettings(reserved_concurrency=11),
+            "folder": FunctionSettings(reserved_concurrency=11),
         },
     ),
     ("lambda_concurrency_quota", {"lambda_concurrency_quota": 5}),

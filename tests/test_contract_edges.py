@@ -9,6 +9,7 @@ computed from the contract's text with exact fractions.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from collections.abc import Iterator, Sequence
@@ -20,17 +21,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients, batch_write
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
+from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor.logic import PART_BUDGET_BYTES
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES, EnvironmentConfig
-from stacks.layout import alert_environment, processor_environment, silence_environment
+from stacks.layout import folder_environment, processor_environment, silence_environment
 from stacks.naming import Namer
 from tests.aws_fixtures import NOW, Faults, reading, throttled
 from tests.oracle import Sent, assert_summary, congestion, expected, stored_aggregate
@@ -48,7 +48,7 @@ class Path:
     clients: Clients
     targets: simulate.Targets
     config: EnvironmentConfig = DEV
-    stream_seen: int = 0
+    partials_seen: dict[str, str] = dataclasses.field(default_factory=dict)
     sequence: int = 0
     cleanups: list[Any] = dataclasses.field(default_factory=list)
 
@@ -61,10 +61,10 @@ class Path:
             clock=lambda: clock_ns,
         )
 
-    def alerter(self) -> Alerter:
-        environment = alert_environment(self.targets.runtime_names(), self.config)
-        return Alerter(AlertSettings.from_env(environment), clients=self.clients,
-                       backoff=Backoff(attempts=3, sleep=lambda _: None), clock=lambda: NOW)  # fmt: skip
+    def folder(self) -> Folder:
+        environment = folder_environment(self.targets.runtime_names(), self.config)
+        return Folder(settings_from_env(environment), clients=self.clients,
+                      backoff=Backoff(attempts=3, sleep=lambda _: None), clock=lambda: NOW)  # fmt: skip
 
     def event(self, sent: Sequence[Sent]) -> dict[str, Any]:
         records = []
@@ -83,13 +83,12 @@ class Path:
             record["kinesis"]["approximateArrivalTimestamp"] = Decimal(message.arrival_ns) / SECOND
         return event
 
-    def changes(self) -> list[dict[str, Any]]:
-        records = simulate.dynamodb_stream_records(self.clients, self.targets.sensor_windows_table)
-        new, self.stream_seen = records[self.stream_seen :], len(records)
-        return new
-
     def alert(self) -> dict[str, Any]:
-        return self.alerter().handle({"Records": self.changes()})
+        """The folder over the partials sent since the last call (every shard's failures together)."""
+        folder = self.folder()
+        failures = [f for e in simulate.partials_events(self.clients, self.targets, self.partials_seen)
+                    for f in folder.handle(e)["batchItemFailures"]]  # fmt: skip
+        return {"batchItemFailures": failures}
 
     def check(self) -> dict[str, Any]:
         """One run of the silence check at ``NOW`` (the local run's ``--now``)."""
@@ -114,16 +113,17 @@ class Path:
         return {f"{i['segment_id']}:{i['window_start']}": i for i in items}
 
     def windows(self) -> list[dict[str, Any]]:
-        return simulate.scan(self.clients, self.targets.sensor_windows_table)
+        """The window items (not the shards' partials marks)."""
+        return [i for i in simulate.scan(self.clients, self.targets.sensor_windows_table) if "readings" in i]
 
     def clear(self) -> None:
-        """Fresh tables (and so fresh table streams), an empty quarantine and alert queue."""
+        """Fresh tables, an empty quarantine and alert queue (the partials read so far stay read)."""
         dynamodb = self.clients["dynamodb"]
         targets = self.targets
         for table in (targets.sensor_windows_table, targets.segment_aggregates_table, targets.sensor_outages_table):
             dynamodb.delete_table(TableName=table)
         simulate.create_tables(Namer(self.targets.environment), self.clients)
-        self.stream_seen = 0
+        simulate.partials_events(self.clients, self.targets, self.partials_seen)
         s3 = self.clients["s3"]
         for obj in s3.list_objects_v2(Bucket=self.targets.quarantine_bucket).get("Contents", []):
             s3.delete_object(Bucket=self.targets.quarantine_bucket, Key=obj["Key"])
@@ -258,7 +258,7 @@ def test_unprocessed_items_are_matched_by_their_key_not_their_content(path: Path
     assert failed == [] and calls["n"] == 2
 
 
-def test_a_window_in_year_zero_fails_nothing_in_the_alert_function(path: Path) -> None:
+def test_a_window_in_year_zero_fails_nothing_in_the_folder(path: Path) -> None:
     early = "0001-01-01T00:00:00+00:01"  # UTC 0000-12-31T23:59, a window labelled in year 0
     arrival = parse_instant("0001-01-01T00:00:00Z")
     sent = [Sent("s1", reading("s1", "seg-a", early, speed=5.0, occupancy=90.0), arrival)]
@@ -309,9 +309,11 @@ def test_a_failed_aggregate_write_fails_only_its_window_and_is_not_counted(path:
         return throttled() if request["Item"]["segment_id"]["S"] == "seg-a" else None
 
     path.cleanups.append(Faults(path.clients["dynamodb"], {"PutItem": seg_a_throttled}).remove)
-    changes = path.changes()
-    response = path.alerter().handle({"Records": changes})
-    assert response["batchItemFailures"] == [{"itemIdentifier": changes[0]["dynamodb"]["SequenceNumber"]}]
+    (event,) = simulate.partials_events(path.clients, path.targets, path.partials_seen)
+    response = path.folder().handle(event)
+    (seg_a,) = [r["kinesis"]["sequenceNumber"] for r in event["Records"]
+                if json.loads(base64.b64decode(r["kinesis"]["data"]))["segment"] == "seg-a"]  # fmt: skip
+    assert response["batchItemFailures"] == [{"itemIdentifier": seg_a}]
     assert list(path.aggregates()) == ["seg-b:2026-06-01T11:50:00Z"], "the other window is written"
     (data,) = metrics
     counted = {d["Dimensions"][0]["Value"]: d["Value"] for d in data if d["MetricName"] == "SegmentWindows"}
@@ -426,13 +428,14 @@ def test_the_whole_path_equals_the_oracle_for_any_traffic(world: Path, sent: lis
         assert processor.handle(event) == {"batchItemFailures": []}
         if data.draw(st.booleans(), label="retried"):  # Lambda hands the same batch again
             assert processor.handle(event) == {"batchItemFailures": []}
-    changes = world.changes()
-    alerter = world.alerter()
-    split = data.draw(st.integers(0, len(changes)), label="alert batches")
-    for part in (changes[:split], changes[split:]):
-        assert alerter.handle({"Records": part}) == {"batchItemFailures": []}
-    if data.draw(st.booleans(), label="stream replayed"):
-        assert alerter.handle({"Records": changes}) == {"batchItemFailures": []}
+    folder = world.folder()
+    for event in simulate.partials_events(world.clients, world.targets, world.partials_seen):
+        records = event["Records"]
+        split = data.draw(st.integers(0, len(records)), label="folder batches")
+        for part in (records[:split], records[split:]):
+            assert folder.handle({"Records": part}) == {"batchItemFailures": []}
+        if data.draw(st.booleans(), label="stream replayed"):
+            assert folder.handle(event) == {"batchItemFailures": []}
     want = expected(sent, now_ns=NOW)
     summary = world.summary(len(sent))
     assert_summary(summary, want)

@@ -70,16 +70,16 @@ def test_the_data_path_runs_on_the_deployed_dev_environment(deployment: deploy_l
     )
     kinds = [a.get("alert_type") for a in summary["alerts"]]
     assert (kinds.count("sensor_silent"), kinds.count("sensor_recovered")) == (stopped, deploy_local.SIMULATE_RESUME)
-    assert summary["run"]["window_changes"] > 0, "the alert function saw the deployed table's stream"
+    assert summary["run"]["partials"] > 0, "the folder read the deployed partials stream"
     assert summary["alerts"], "congestion in the generated traffic raised alerts on the deployed topic"
     # Every AWS call of each function, checked against its role policy as applied in the emulator's IAM.
     iam = summary["iam"]
     assert iam["passed"], iam["problems"]
     assert not iam["denied"] and not iam["unmapped"]
-    assert iam["calls"]["processor"] > 0 and iam["calls"]["alert"] > 0 and iam["calls"]["silence"] > 0
+    assert iam["calls"]["processor"] > 0 and iam["calls"]["folder"] > 0 and iam["calls"]["silence"] > 0
     assert {"s3:PutObject", "kms:GenerateDataKey"} <= set(iam["used"]["processor"]), "SSE-KMS quarantine writes"
     assert {"dynamodb:UpdateItem", "sns:Publish", "kms:Decrypt", "cloudwatch:PutMetricData"} <= set(
-        iam["used"]["alert"]
+        iam["used"]["folder"]
     ), "alerts to the encrypted topic, and metrics"
     assert all(u["reason"] for u in iam["unused"])
 

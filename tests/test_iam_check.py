@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.alert import handler as alert_handler
 from lambdas.common.aws import Clients
+from lambdas.folder import handler as folder_handler
 from lambdas.processor import handler as processor_handler
 from tests.aws_fixtures import Faults, kinesis_event, moto_env, reading
 from tests.conftest import AD_HOC_SUFFIX, ROOT, Synth
@@ -34,8 +34,15 @@ QUARANTINE = f"arn:aws:s3:::tap-quarantine-dev-{ACCOUNT}"
 
 # What the handlers' own calls must use of each role: every data-plane grant.
 CALLED = {
-    "processor": {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "s3:PutObject", "kms:GenerateDataKey"},
-    "alert": {
+    "processor": {
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+        "kinesis:PutRecords",
+        "s3:PutObject",
+        "kms:GenerateDataKey",
+    },
+    "folder": {
         "dynamodb:BatchGetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -75,12 +82,13 @@ UNUSED = {
         "kinesis:ListShards",
         "kms:Decrypt",
     },
-    "alert": ON_BEHALF
+    "folder": ON_BEHALF
     | {
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:ListStreams",
+        "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary",
+        "kinesis:GetRecords",
+        "kinesis:GetShardIterator",
+        "kinesis:ListShards",
         "dynamodb:GetItem",
     },
     "silence": ON_BEHALF,
@@ -118,7 +126,7 @@ def local_run(synth: Synth) -> Iterator[LocalRun]:
             yield LocalRun(clients, targets, check, stack, summary)
     finally:
         processor_handler.install(None)
-        alert_handler.install(None)
+        folder_handler.install(None)
 
 
 def permissions(stack: dict[str, Any], function: str) -> list[dict[str, Any]]:
@@ -142,7 +150,7 @@ def test_the_local_run_passes_and_reaches_every_call_path(local_run: LocalRun) -
     iam = summary["iam"]
     assert iam["passed"], iam["problems"]
     assert iam["denied"] == [] and iam["unmapped"] == []
-    assert iam["calls"]["processor"] > 0 and iam["calls"]["alert"] > 0
+    assert iam["calls"]["processor"] > 0 and iam["calls"]["folder"] > 0
     for function, actions in CALLED.items():
         assert set(iam["used"][function]) == actions, function
         unused = {u["action"] for u in iam["unused"] if u["function"] == function}
@@ -152,21 +160,21 @@ def test_the_local_run_passes_and_reaches_every_call_path(local_run: LocalRun) -
 
 def test_the_policies_are_the_synthesized_ones_with_the_local_resources(local_run: LocalRun) -> None:
     resolved = local_run.check.source.resolve(local_run.clients, local_run.targets)
-    (policy,) = resolved.roles["alert"]
-    assert policy.name == "tap-alert-fn-dev-permissions"
+    (policy,) = resolved.roles["folder"]
+    assert policy.name == "tap-folder-fn-dev-permissions"
     text = json.dumps(policy.document)
     assert "${" not in text
     assert AGGREGATES in text and f"{AGGREGATES}/index/pending-alerts" in text and TOPIC in text
-    stream = local_run.clients["dynamodb"].describe_table(TableName=local_run.targets.sensor_windows_table)
-    assert stream["Table"]["LatestStreamArn"] in text, "the stream ARN is the emulated table's own"
+    partials = f"arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/tap-partials-dev"
+    assert partials in text, "the partials stream's ARN is the emulated stream's own"
 
 
 @pytest.mark.parametrize(
     ("function", "action", "resource"),
     [
-        ("alert", "dynamodb:UpdateItem", AGGREGATES),
-        ("alert", "sns:Publish", TOPIC),
-        ("alert", "dynamodb:Query", f"{AGGREGATES}/index/pending-alerts"),
+        ("folder", "dynamodb:UpdateItem", AGGREGATES),
+        ("folder", "sns:Publish", TOPIC),
+        ("folder", "dynamodb:Query", f"{AGGREGATES}/index/pending-alerts"),
         ("processor", "s3:PutObject", f"{QUARANTINE}/rejected/"),
         ("processor", "kms:GenerateDataKey", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/"),
     ],
@@ -185,7 +193,7 @@ def test_removing_a_grant_fails_naming_the_action_and_resource(
 def test_the_namespace_condition_is_evaluated(local_run: LocalRun) -> None:
     """moto ignores conditions it cannot evaluate; this one it can, and a wrong namespace denies."""
     changed = copy.deepcopy(local_run.stack)
-    (metrics,) = [s for s in permissions(changed, "alert") if s["sid"] == "PublishOwnMetrics"]
+    (metrics,) = [s for s in permissions(changed, "folder") if s["sid"] == "PublishOwnMetrics"]
     metrics["condition"][0]["values"] = ["Someone/Else"]
     report = local_run.evaluate(changed)
     assert [(d.action, d.resource) for d in report.denied] == [("cloudwatch:PutMetricData", "*")]
@@ -197,12 +205,12 @@ def test_the_namespace_condition_is_evaluated(local_run: LocalRun) -> None:
 
 def test_an_unused_grant_without_a_reason_fails(local_run: LocalRun) -> None:
     changed = copy.deepcopy(local_run.stack)
-    (aggregates,) = [s for s in permissions(changed, "alert") if s["sid"] == "ReadAndWriteAggregates"]
+    (aggregates,) = [s for s in permissions(changed, "folder") if s["sid"] == "ReadAndWriteAggregates"]
     aggregates["actions"].append("dynamodb:DeleteItem")
     report = local_run.evaluate(changed)
     assert not report.passed and not report.denied
     (excess,) = [u for u in report.unused if u.reason is None]
-    assert (excess.function, excess.action, excess.resources) == ("alert", "dynamodb:DeleteItem", (AGGREGATES,))
+    assert (excess.function, excess.action, excess.resources) == ("folder", "dynamodb:DeleteItem", (AGGREGATES,))
     assert any("dynamodb:DeleteItem" in line and "no reason" in line for line in report.problems())
 
 
@@ -237,10 +245,10 @@ def test_the_harness_calls_are_not_the_functions(local_run: LocalRun) -> None:
     before = len(calls)
     try:
         local_run.clients["dynamodb"].describe_table(TableName=local_run.targets.sensor_windows_table)
-        with iam_check.acting_as("alert"):
+        with iam_check.acting_as("folder"):
             local_run.clients["dynamodb"].describe_table(TableName=local_run.targets.sensor_windows_table)
         (made,) = calls[before:]
-        assert (made.function, made.service, made.operation) == ("alert", "dynamodb", "DescribeTable")
+        assert (made.function, made.service, made.operation) == ("folder", "dynamodb", "DescribeTable")
     finally:
         del calls[before:]  # the run's record stays as the run left it
 
@@ -259,17 +267,17 @@ def test_the_conflict_path_re_reads_with_a_granted_get_item(synth: Synth) -> Non
     with moto_env(AD_HOC_SUFFIX) as env:
         env.processor().handle(kinesis_event([reading("s1", "seg-1", "2026-06-01T11:50:00Z", speed=5, occupancy=90)]))
         check = iam_check.Check(iam_check.SynthesizedRoles(synth.env(AD_HOC_SUFFIX).doc))
-        alerter = env.alerter()
-        check.watch("alert", alerter)
+        folder = env.folder()
+        check.watch("folder", folder)
         faults = Faults(env.clients["dynamodb"], {"PutItem": conflict})
-        changes = simulate.dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)
-        assert alerter.handle({"Records": changes}) == {"batchItemFailures": []}
+        (event,) = simulate.partials_events(env.clients, env.targets)
+        assert folder.handle(event) == {"batchItemFailures": []}
         faults.remove()
         report = check.evaluate(env.clients, env.targets)
     assert faults.calls["PutItem"] == 2 and faults.calls["GetItem"] == 1
-    assert "dynamodb:GetItem" in report.used["alert"]
+    assert "dynamodb:GetItem" in report.used["folder"]
     assert not report.denied and not report.unmapped
-    assert "dynamodb:GetItem" not in {u.action for u in report.unused if u.function == "alert"}
+    assert "dynamodb:GetItem" not in {u.action for u in report.unused if u.function == "folder"}
 
 
 def test_mapping_of_an_encrypted_queue_and_an_index() -> None:
@@ -294,7 +302,7 @@ def test_mapping_of_an_encrypted_queue_and_an_index() -> None:
 def test_the_command_line_fails_when_a_grant_is_missing(synth: Synth, tmp_path: Path) -> None:
     """``python -m tools.local.simulate --check-iam`` (its own process: its own emulator) exits 1 naming the call."""
     stack = tmp_path / "cdk.tf.json"
-    stack.write_text(json.dumps(without(synth.env(AD_HOC_SUFFIX).doc, "alert", "sns:Publish")))
+    stack.write_text(json.dumps(without(synth.env(AD_HOC_SUFFIX).doc, "folder", "sns:Publish")))
     summary = tmp_path / "summary.json"
     args = ["--env", AD_HOC_SUFFIX, "--sensors", str(SENSORS), "--minutes", str(MINUTES), "--now", NOW]
     args += ["--summary", str(summary), "--check-iam", "--stack-json", str(stack)]
@@ -309,10 +317,10 @@ def test_the_command_line_fails_when_a_grant_is_missing(synth: Synth, tmp_path: 
     )
     assert result.returncode == 1, result.stderr[-3000:]
     topic = TOPIC.replace("-dev", f"-{AD_HOC_SUFFIX}")
-    assert f"alert: sns:Publish on {topic} (sns.Publish) is not allowed by its role" in result.stderr
+    assert f"folder: sns:Publish on {topic} (sns.Publish) is not allowed by its role" in result.stderr
     iam = json.loads(summary.read_text())["iam"]
     assert not iam["passed"]
-    assert {(d["function"], d["action"], d["resource"]) for d in iam["denied"]} == {("alert", "sns:Publish", topic)}
+    assert {(d["function"], d["action"], d["resource"]) for d in iam["denied"]} == {("folder", "sns:Publish", topic)}
 
 
 def test_terraform_strings_are_rendered_with_escaped_policy_variables_left_literal() -> None:

@@ -214,23 +214,6 @@ def test_lint_catches_an_action_on_the_wrong_resource_type() -> None:
     }
 
 
-def test_skips_stay_narrow() -> None:
-    """The stream-ARN entry accepts only the stream-reading actions, and only on stream ARNs."""
-    entry = next(e for e in skips() if e["issue"] == "RESOURCE_MISMATCH")
-    policy = RenderedPolicy(
-        "tap-dev", "aws_iam_policy_document.processing_alert_role_permissions_X", "", "identity", {}
-    )
-    stream = f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/t/stream/2025-01-01T00:00:00.000"
-    table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT_ID}:table/t"
-
-    def finding(action: str, *resources: str) -> Finding:
-        return Finding(policy, "ReadWindowChanges", "RESOURCE_MISMATCH", "", action, resources)
-
-    assert covers(entry, finding("dynamodb:GetRecords", stream))
-    assert not covers(entry, finding("dynamodb:GetRecords", stream, table))
-    assert not covers(entry, finding("dynamodb:ListStreams", stream))
-
-
 def minimal_stack(**resources: dict[str, Any]) -> dict[str, Any]:
     return {
         "provider": {"aws": [{"region": "eu-west-1"}]},

@@ -23,7 +23,7 @@ assert callable(module.handler)
 """
 
 
-@pytest.mark.parametrize("function", ["processor", "alert"])
+@pytest.mark.parametrize("function", ["processor", "folder"])
 def test_staged_package_imports_without_the_project(function: str, tmp_path: Path) -> None:
     staged = stage(function)
     names = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*.py"))
@@ -42,7 +42,7 @@ def test_staged_package_imports_without_the_project(function: str, tmp_path: Pat
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("function", ["processor", "alert"])
+@pytest.mark.parametrize("function", ["processor", "folder"])
 def test_package_is_reproducible_and_matches_the_staged_code(function: str) -> None:
     first = package(function)
     built = first.path.read_bytes()

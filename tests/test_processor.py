@@ -35,10 +35,15 @@ def table(env: Env, name: str) -> list[dict[str, Any]]:
     return sorted((deserialize(i) for i in items), key=lambda i: json.dumps(i, default=str, sort_keys=True))
 
 
+def windows_of(env: Env) -> list[dict[str, Any]]:
+    """The window items (not the shards' partials marks)."""
+    return [item for item in table(env, env.targets.sensor_windows_table) if "readings" in item]
+
+
 def state(env: Env) -> dict[str, Any]:
     """Every window item, and each sensor's current state as a reader gets it (Query, newest first)."""
     name = env.targets.sensor_windows_table
-    windows = table(env, name)
+    windows = windows_of(env)
     sensors = [sensor_state(env.clients, name, s) for s in sorted({w["sensor_id"] for w in windows})]
     return {"sensors": sensors, "windows": windows}
 
@@ -54,7 +59,7 @@ def quarantine(env: Env) -> list[dict[str, Any]]:
 
 def stored_readings(env: Env) -> dict[tuple[str, str], list[Any]]:
     found = {}
-    for item in table(env, env.targets.sensor_windows_table):
+    for item in windows_of(env):
         for key, value in json.loads(item["readings"]).items():
             assert (item["sensor_id"], key) not in found, "a reading stored twice"
             found[(item["sensor_id"], key)] = value

@@ -54,6 +54,8 @@ def stored(env: Env) -> dict[tuple[str, str], int]:
     """How many times each (sensor, instant) is stored across the window items."""
     counts: dict[tuple[str, str], int] = {}
     for item in simulate.scan(env.clients, env.targets.sensor_windows_table):
+        if "readings" not in item:
+            continue  # a shard's partials mark
         for instant in json.loads(item["readings"]):
             counts[(item["sensor_id"], instant)] = counts.get((item["sensor_id"], instant), 0) + 1
     return counts
@@ -74,23 +76,24 @@ def fail_every_batch(env: Env, messages: list[simulate.Message]) -> dict[str, bo
     broken = {"on": True}
     Faults(env.clients["dynamodb"], {"BatchWriteItem": lambda n, _: throttled() if broken["on"] else None})
     simulate.put_messages(env.clients, env.targets.stream_name, messages)
-    stream_arn = env.clients["kinesis"].describe_stream_summary(StreamName=env.targets.stream_name)[
-        "StreamDescriptionSummary"
-    ]["StreamARN"]
-    fn = processor(env)
-    for shard, records in simulate.kinesis_records(env.clients, env.targets.stream_name).items():
+    deliver_until_given_up(env, env.targets.stream_name, processor(env), env.targets.processor_dlq_url, 40)
+    return broken
+
+
+def deliver_until_given_up(env: Env, stream: str, fn: Any, dlq_url: str, batch_size: int) -> None:
+    """``stream``'s records to ``fn`` as its mapping hands them over, one retry, then to its on-failure queue."""
+    arn = env.clients["kinesis"].describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    for shard, records in simulate.kinesis_records(env.clients, stream).items():
         simulate.deliver(
             records,
             sequence_of=lambda r: r["SequenceNumber"],
-            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", stream_arn),  # type: ignore[misc]
+            make_event=lambda batch, shard=shard: simulate.kinesis_event(shard, batch, "us-east-1", arn),  # type: ignore[misc]
             invoke=fn.handle,
-            settings=simulate.MappingSettings(batch_size=40, max_retry_attempts=1),
+            settings=simulate.MappingSettings(batch_size=batch_size, max_retry_attempts=1),
             on_give_up=lambda batch, shard=shard: env.clients["sqs"].send_message(  # type: ignore[misc]
-                QueueUrl=env.targets.processor_dlq_url,
-                MessageBody=json.dumps(simulate.failure_record(shard, batch, stream_arn)),
+                QueueUrl=dlq_url, MessageBody=json.dumps(simulate.failure_record(shard, batch, arn))
             ),
         )
-    return broken
 
 
 def payloads() -> list[simulate.Message]:
@@ -178,17 +181,17 @@ def test_bad_arguments_exit_2() -> None:
     assert exited.value.code == 2
 
 
-# --------------------------------------------------------------------------- the alert function's queue
+# --------------------------------------------------------------------------- the folder's queue
 
 
-def alert_queued(env: Env) -> int:
-    return queued(env, env.targets.alert_dlq_url)
+def folder_queued(env: Env) -> int:
+    return queued(env, env.targets.folder_dlq_url)
 
 
-def alert_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:
+def folder_redrive(env: Env, visibility_timeout: int = 900) -> redrive.Report:
     return redrive.redrive(
-        env.clients, env.targets.alert_dlq_url, redrive.local_submitter(env.alerter()), batch_size=1000,
-        visibility_timeout=visibility_timeout, kind=redrive.DYNAMODB,
+        env.clients, env.targets.folder_dlq_url, redrive.local_submitter(env.folder()), batch_size=1000,
+        visibility_timeout=visibility_timeout,
     )  # fmt: skip
 
 
@@ -199,44 +202,30 @@ JAMMED = [  # one severe window of seg-a, one free window of seg-b
 ]
 
 
-def exhaust_alert_retries(env: Env) -> dict[str, bool]:
-    """The readings stored, then the alert mapping's deliveries failing until it gives up: SNS refuses
-    every publish, so the jammed window's claim stays pending and its batch goes to the alert's queue as
-    a ``DDBStreamBatchInfo`` record (as the local run's alert lanes send it)."""
+def exhaust_folder_retries(env: Env) -> dict[str, bool]:
+    """The readings stored and their partials sent, then the folder mapping's deliveries failing until it
+    gives up: SNS refuses every publish, so the jammed window's claim stays pending and its batch goes to
+    the folder's queue as a ``KinesisBatchInfo`` record (as the local run's folder lanes send it)."""
     assert env.processor().handle(kinesis_event(JAMMED))["batchItemFailures"] == []
     broken = {"on": True}
     Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if broken["on"] else None})
-    changes = simulate.dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)
-    arn = env.clients["dynamodb"].describe_table(TableName=env.targets.sensor_windows_table)["Table"]["LatestStreamArn"]
-    shard = env.clients["dynamodbstreams"].describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-    fn = env.alerter(attempts=1)
-    simulate.deliver(
-        simulate.delivered(changes),
-        sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
-        make_event=lambda batch: {"Records": list(batch)},
-        invoke=fn.handle,
-        settings=simulate.MappingSettings(batch_size=1000, max_retry_attempts=1),
-        on_give_up=lambda batch: env.clients["sqs"].send_message(
-            QueueUrl=env.targets.alert_dlq_url,
-            MessageBody=json.dumps(simulate.stream_failure_record(shard, batch, arn), default=str),
-        ),
-    )
+    deliver_until_given_up(env, env.targets.partials_stream, env.folder(attempts=1), env.targets.folder_dlq_url, 1000)
     return broken
 
 
-def test_alert_redrive_folds_the_given_up_window_and_publishes_its_alert_once(env: Env) -> None:
-    """Issue 20 (6): a window whose changes exhausted the alert mapping's retries is folded again from the
-    alert function's dead-letter queue: its alert is published once, the queue empties, a second replay
-    changes nothing."""
+def test_folder_redrive_folds_the_given_up_window_and_publishes_its_alert_once(env: Env) -> None:
+    """A segment window whose partials exhausted the folder mapping's retries is folded again from the
+    folder's dead-letter queue: its alert is published once, the queue empties, a second replay changes
+    nothing."""
     queue = simulate.subscribe_alert_queue(env.clients, env.targets)
-    broken = exhaust_alert_retries(env)
-    assert alert_queued(env) == 1
+    broken = exhaust_folder_retries(env)
+    assert folder_queued(env) == 1
     assert env.clients["sqs"].receive_message(QueueUrl=queue).get("Messages", []) == [], "nothing published yet"
     broken["on"] = False
 
-    report = alert_redrive(env)
+    report = folder_redrive(env)
     assert report.drained and report.count("stored") == 1
-    assert alert_queued(env) == 0
+    assert folder_queued(env) == 0
     aggregates = {
         (a["segment_id"], a["window_start"]): a
         for a in simulate.scan(env.clients, env.targets.segment_aggregates_table)
@@ -248,31 +237,19 @@ def test_alert_redrive_folds_the_given_up_window_and_publishes_its_alert_once(en
         QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]  # fmt: skip
     assert [a["alert_id"] for a in alerts] == ["dev:seg-a:2026-06-01T11:50:00Z"]
 
-    assert alert_redrive(env).outcomes == [], "nothing left to replay"
+    assert folder_redrive(env).outcomes == [], "nothing left to replay"
 
 
-TRIMMED = "100000000000000000001"
-"""A table stream sequence number (21-40 digits) past the shard's trim horizon."""
-
-
-def test_an_alert_batch_that_fails_again_stays_and_one_gone_from_the_table_stream_is_kept(env: Env) -> None:
-    exhaust_alert_retries(env)  # SNS still refuses
-    still = alert_redrive(env, visibility_timeout=0)
-    assert still.count("failed") == 1 and alert_queued(env) == 1
-    (message,) = env.clients["sqs"].receive_message(QueueUrl=env.targets.alert_dlq_url, VisibilityTimeout=0)["Messages"]
-    gone = json.loads(message["Body"])
-    info = gone["DDBStreamBatchInfo"]  # a batch whose records the table stream no longer keeps (24 hours)
-    info["startSequenceNumber"] = info["endSequenceNumber"] = TRIMMED
-    env.clients["sqs"].send_message(QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps(gone))
+def test_a_folder_batch_that_fails_again_stays_and_an_unusable_message_is_kept(env: Env) -> None:
+    exhaust_folder_retries(env)  # SNS still refuses
+    still = folder_redrive(env, visibility_timeout=0)
+    assert still.count("failed") == 1 and folder_queued(env) == 1
     env.clients["sqs"].send_message(
-        QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps({"KinesisBatchInfo": {}})
+        QueueUrl=env.targets.folder_dlq_url, MessageBody=json.dumps({"DDBStreamBatchInfo": {}})
     )
-    # what DynamoDB Streams answers for a sequence number past the shard's trim horizon (moto asserts instead)
-    Faults(env.clients["dynamodbstreams"], {"GetShardIterator": lambda _, request: throttled(
-        "TrimmedDataAccessException") if request.get("SequenceNumber") == TRIMMED else None})  # fmt: skip
-    statuses = sorted(o.status for o in alert_redrive(env, visibility_timeout=0).outcomes)
-    assert statuses == ["expired", "failed", "unusable"]
-    assert alert_queued(env) == 3, "nothing is deleted that was not folded"
+    statuses = sorted(o.status for o in folder_redrive(env, visibility_timeout=0).outcomes)
+    assert statuses == ["failed", "unusable"]
+    assert folder_queued(env) == 2, "nothing is deleted that was not folded"
 
 
 class _LambdaInvoke:
@@ -288,50 +265,17 @@ class _LambdaInvoke:
         return {"Payload": io.BytesIO(json.dumps(self.service.handle(event)).encode())}
 
 
-def test_alert_redrive_through_the_deployed_functions_invoke_sends_lambdas_event_shape(env: Env) -> None:
+def test_folder_redrive_through_the_deployed_functions_invoke_sends_lambdas_event_shape(env: Env) -> None:
     queue = simulate.subscribe_alert_queue(env.clients, env.targets)
-    exhaust_alert_retries(env)["on"] = False
-    invoke = _LambdaInvoke(env.alerter())
+    exhaust_folder_retries(env)["on"] = False
+    invoke = _LambdaInvoke(env.folder())
     report = redrive.redrive(
-        env.clients, env.targets.alert_dlq_url, redrive.lambda_submitter(invoke, "tap-alert-dev"), batch_size=1000,
-        kind=redrive.DYNAMODB,
+        env.clients, env.targets.folder_dlq_url, redrive.lambda_submitter(invoke, "tap-folder-dev"), batch_size=1000,
     )  # fmt: skip
     assert report.drained and report.count("stored") == 1
     (event,) = invoke.payloads
     for record in event["Records"]:
-        assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], float), "epoch seconds, as Lambda sends"
-        assert record["eventSourceARN"].startswith("arn:aws:dynamodb:") and "/stream/" in record["eventSourceARN"]
+        assert record["eventSourceARN"].startswith("arn:aws:kinesis:")
+        assert record["eventSourceARN"].endswith("/tap-partials-dev")
     (message,) = env.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(json.loads(message["Body"])["Message"])["alert_id"] == "dev:seg-a:2026-06-01T11:50:00Z"
-
-
-def test_a_table_stream_read_goes_past_empty_pages_before_the_batchs_records() -> None:
-    """DynamoDB Streams may answer empty pages before records that are there, without MillisBehindLatest."""
-    info = redrive.BatchInfo("arn:aws:dynamodb:us-east-1:1:table/t/stream/x", "shard-1", "100000000000000000001",
-                             "100000000000000000002", 2, redrive.DYNAMODB)  # fmt: skip
-    pages = [{"Records": [], "NextShardIterator": "i"}] * 3 + [
-        {"Records": [{"dynamodb": {"SequenceNumber": info.start}}, {"dynamodb": {"SequenceNumber": info.end}}],
-         "NextShardIterator": "i"},
-    ]  # fmt: skip
-    served = iter(pages)
-    records, complete = redrive._read_range(lambda _: next(served), "i", info)
-    assert complete and len(records) == 2
-
-
-def test_an_alert_batch_whose_head_is_trimmed_still_folds_the_records_left(env: Env) -> None:
-    """Past the head's retention the records still in the stream are replayed (each NEW_IMAGE carries its
-    part's whole state, so the windows they touch are folded and alerted); the message stays, as expired."""
-    queue = simulate.subscribe_alert_queue(env.clients, env.targets)
-    exhaust_alert_retries(env)["on"] = False
-    (message,) = env.clients["sqs"].receive_message(QueueUrl=env.targets.alert_dlq_url, VisibilityTimeout=0)["Messages"]
-    env.clients["sqs"].delete_message(QueueUrl=env.targets.alert_dlq_url, ReceiptHandle=message["ReceiptHandle"])
-    body = json.loads(message["Body"])
-    trimmed = str(int(body["DDBStreamBatchInfo"]["startSequenceNumber"]) - 1).zfill(21)
-    body["DDBStreamBatchInfo"]["startSequenceNumber"] = trimmed
-    env.clients["sqs"].send_message(QueueUrl=env.targets.alert_dlq_url, MessageBody=json.dumps(body))
-    Faults(env.clients["dynamodbstreams"], {"GetShardIterator": lambda _, request: throttled(
-        "TrimmedDataAccessException") if request.get("SequenceNumber") == trimmed else None})  # fmt: skip
-    (outcome,) = alert_redrive(env, visibility_timeout=0).outcomes
-    assert outcome.status == "expired" and outcome.records == 3 and alert_queued(env) == 1
-    (alert,) = env.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
-    assert json.loads(json.loads(alert["Body"])["Message"])["alert_id"] == "dev:seg-a:2026-06-01T11:50:00Z"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.alert import handler as alert_handler
+from lambdas.folder import handler as folder_handler
 from lambdas.processor import handler as processor_handler
 from tests.aws_fixtures import moto_env
 from tests.oracle import Sent, assert_summary, expected
@@ -26,7 +26,7 @@ NOW = "2026-06-01T12:00:00Z"
 def fresh_handlers() -> Iterator[None]:
     yield
     processor_handler.install(None)
-    alert_handler.install(None)
+    folder_handler.install(None)
 
 
 def sent(messages: list[simulate.Message], now: str = NOW) -> list[Sent]:
@@ -61,15 +61,16 @@ def test_generated_traffic_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seed", [7, 11, 23])
 def test_parallel_shards_give_the_serial_summary(tmp_path: Path, seed: int) -> None:
-    """Every Kinesis shard and every alert lane on its own thread, as Lambda runs them: same summary."""
+    """Every readings shard and every partials shard on its own thread, as Lambda runs them: same summary."""
     common = ("--sensors", "24", "--minutes", "30", "--seed", str(seed))
     serial = run_main(tmp_path, *common, "--shards", "1")
     want = expected(sent(generated(24, 30, seed)))
     assert_summary(serial, want)
-    assert serial["run"]["alert_write_conflicts"] == 0
+    assert serial["run"]["folder_write_conflicts"] == 0
     for shards in (4, 8):
         parallel = run_main(tmp_path, *common, "--shards", str(shards), "--parallel")
-        assert parallel["run"]["shards"] == shards and parallel["run"]["alert_workers"] == shards
+        assert parallel["run"]["shards"] == shards and parallel["run"]["folder_lanes"] == shards
+        assert parallel["run"]["folder_write_conflicts"] == 0, "one writer per segment window"
         assert {k: v for k, v in parallel.items() if k != "run"} == {k: v for k, v in serial.items() if k != "run"}
         assert_summary(parallel, want)
 
@@ -155,13 +156,15 @@ def test_replaying_everything_changes_nothing_and_sends_no_second_alert() -> Non
         first = simulate.run(env.clients, env.targets, options)
         tables = {t: simulate.scan(env.clients, t) for t in
                   (env.targets.sensor_windows_table, env.targets.segment_aggregates_table)}  # fmt: skip
-        # Replay the whole shard and the whole table stream through the handlers.
+        # Replay the whole readings stream through the processor (what it sends again is skipped),
         shards = simulate.kinesis_records(env.clients, env.targets.stream_name)
         for shard, records in shards.items():
             event = simulate.kinesis_event(shard, records, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/x", now)
             assert processor_handler.handler(event, None) == {"batchItemFailures": []}
-        changes = simulate.dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)
-        assert alert_handler.handler({"Records": changes}, None) == {"batchItemFailures": []}
+        # and the whole partials stream through the folder
+        for shard, records in simulate.kinesis_records(env.clients, env.targets.partials_stream).items():
+            event = simulate.kinesis_event(shard, records, "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/p", now)
+            assert folder_handler.handler(event, None) == {"batchItemFailures": []}
         assert {t: simulate.scan(env.clients, t) for t in tables} == tables
         queue = env.clients["sqs"].get_queue_url(QueueName="tap-simulate-alerts-dev")["QueueUrl"]
         assert simulate.read_alerts(env.clients, queue) == [], "no alert sent twice"
@@ -195,3 +198,39 @@ def test_generated_traffic_starts_on_the_minute_before_its_span() -> None:
     assert simulate.first_minute(at("2026-06-01T12:00:00Z"), 10) == at("2026-06-01T11:50:00Z")
     assert simulate.first_minute(at("2026-06-01T12:00:30.5Z"), 10) == at("2026-06-01T11:50:00Z")
     assert simulate.first_minute(at("2026-06-01T12:00:59Z"), 1) == at("2026-06-01T11:59:00Z")
+
+
+def test_one_sensors_decoy_readings_cannot_stop_a_jams_alert_in_the_same_segment_window() -> None:
+    """Issue 20's defect: ~60 KB of one sensor's valid readings (occupancy ``1E-9997`` beside ``100``: sums of
+    10,000 digits; decoy segments so that each of its window parts holds two of them) used to grow the segment
+    window's aggregate item past DynamoDB's 400 KB, so that every write of it failed and the jam that other
+    sensors report in the same window was never alerted. The aggregate must not grow with anybody's parts."""
+    now = simulate.parse_instant(NOW)
+    stamp = "2026-06-01T11:50:{:02d}.{:03d}Z"
+    decoy = []
+    for group in range(45):
+        for n in range(7):
+            decoy.append({"segment_id": f"d{group}-{n}", "occupancy_percent": 1})
+        decoy += [
+            {"segment_id": "seg-j", "occupancy_percent": "1E-9997"},
+            {"segment_id": "seg-j", "occupancy_percent": 100},
+        ]
+    payloads = []
+    for i, fields in enumerate(decoy):
+        occupancy = fields["occupancy_percent"]
+        text = json.dumps({"sensor_id": "decoy", "segment_id": fields["segment_id"],
+                           "timestamp": stamp.format(i // 1000, i % 1000), "vehicle_count": 0,
+                           "average_speed_kmh": 1, "occupancy_percent": "OCC"})  # fmt: skip
+        payloads.append(text.replace('"OCC"', str(occupancy)).encode())
+    messages = [simulate.Message("decoy", p) for p in payloads]
+    for sensor in ("jam-1", "jam-2"):
+        body = {"sensor_id": sensor, "segment_id": "seg-j", "timestamp": "2026-06-01T11:52:00Z",
+                "vehicle_count": 20, "average_speed_kmh": 5, "occupancy_percent": 90}  # fmt: skip
+        messages.append(simulate.Message(sensor, json.dumps(body).encode()))
+    assert sum(len(m.payload) for m in messages) < 64_000
+    config = simulate.PROFILES["dev"]
+    with moto_env() as env:
+        summary = simulate.run(env.clients, env.targets, simulate.RunOptions(messages, now, config.batch_size, config))
+    want = expected(sent(messages))
+    assert "seg-j:2026-06-01T11:50:00Z" in want["congested_windows"]
+    assert_summary(summary, want)

@@ -25,7 +25,6 @@ from stacks.config import DEFAULT_STATE_BUCKET, PROFILES, STATE_KEY_ALIAS, UNRES
 from stacks.schema import lake_columns
 from tests.conftest import AD_HOC_SUFFIX, ENVIRONMENTS, ROOT, Synth
 from tests.tfjson import StackDoc, ref, walk_strings
-from tools.local import simulate
 
 PROFILE_OF = {"dev": "dev", "staging": "staging", "prod": "prod", AD_HOC_SUFFIX: "dev"}
 REQUIRED_TYPES = {
@@ -126,7 +125,7 @@ def test_ingestion_rule_puts_on_the_stream_with_error_action(env: tuple[str, Sta
     assert rule["sql_version"] == "2016-03-23"
     assert rule["sql"] == f"SELECT * FROM 'tap/{suffix}/sensors/+/readings'"
     (kinesis,) = rule["kinesis"]
-    stream_name, _ = doc.one("aws_kinesis_stream")
+    stream_name, _ = readings_stream(doc, suffix)
     assert kinesis["stream_name"] == f"${{aws_kinesis_stream.{stream_name}.name}}"
     assert kinesis["partition_key"] == "$${topic(4)}"
     assert doc.actions_of(kinesis["role_arn"]) == {"kinesis:PutRecord", "kms:GenerateDataKey"}
@@ -184,7 +183,7 @@ def test_no_unescaped_aws_interpolation(env: tuple[str, StackDoc]) -> None:
 def test_stream_capacity_retention_and_encryption_from_config(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     config = PROFILES[PROFILE_OF[suffix]]
-    _, stream = doc.one("aws_kinesis_stream")
+    _, stream = readings_stream(doc, suffix)
     assert stream["stream_mode_details"]["stream_mode"] == config.stream_mode.value
     assert stream.get("shard_count") == config.shard_count
     assert stream["retention_period"] == config.stream_retention_hours
@@ -195,7 +194,7 @@ def test_stream_capacity_retention_and_encryption_from_config(env: tuple[str, St
 def test_processor_mapping_reports_failures_and_sends_exhausted_records_to_the_dlq(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     config = PROFILES[PROFILE_OF[suffix]]
-    stream_name, _ = doc.one("aws_kinesis_stream")
+    stream_name, _ = readings_stream(doc, suffix)
     processor_name, _ = function(doc, "processor")
     _, mapping = doc.find(
         "aws_lambda_event_source_mapping", event_source_arn=f"${{aws_kinesis_stream.{stream_name}.arn}}"
@@ -212,40 +211,45 @@ def test_processor_mapping_reports_failures_and_sends_exhausted_records_to_the_d
     assert ref(dlq["kms_master_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
 
 
-def test_alert_function_is_driven_by_the_window_table_stream(env: tuple[str, StackDoc]) -> None:
+def readings_stream(doc: StackDoc, suffix: str) -> tuple[str, dict[str, Any]]:
+    return doc.find("aws_kinesis_stream", name=f"tap-readings-{suffix}")
+
+
+def test_partials_stream_is_provisioned_encrypted_and_read_by_the_folder_alone(env: tuple[str, StackDoc]) -> None:
+    """Issue 20: the processor sends partials keyed by segment; one folder batch per segment at a time."""
     suffix, doc = env
-    alert_name, _ = function(doc, "alert")
-    _, mapping = doc.find("aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{alert_name}.arn}}")
-    table = doc.resolve(mapping["event_source_arn"].replace(".stream_arn}", ".arn}"))
-    assert table["name"] == f"tap-sensor-windows-{suffix}"
-    assert table["stream_enabled"] is True
+    config = PROFILES[PROFILE_OF[suffix]]
+    name, stream = doc.find("aws_kinesis_stream", name=f"tap-partials-{suffix}")
+    assert stream["stream_mode_details"]["stream_mode"] == "PROVISIONED"
+    assert stream["shard_count"] == config.partials_shard_count
+    assert stream["retention_period"] == 24
+    assert stream["encryption_type"] == "KMS" and ref(stream["kms_key_id"]).type == "aws_kms_key"  # type: ignore[union-attr]
+    folder_name, _ = function(doc, "folder")
+    (mapping,) = [m for m in doc.resources("aws_lambda_event_source_mapping").values()
+                  if m["event_source_arn"] == f"${{aws_kinesis_stream.{name}.arn}}"]  # fmt: skip
+    assert mapping["function_name"] == f"${{aws_lambda_function.{folder_name}.arn}}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
-    assert doc.resolve(mapping["destination_config"]["on_failure"]["destination_arn"])["name"].startswith(
-        "tap-alert-dlq"
+    assert mapping["bisect_batch_on_function_error"] is True
+    assert mapping.get("parallelization_factor", 1) == 1
+    assert doc.resolve(mapping["destination_config"]["on_failure"]["destination_arn"])["name"] == (
+        f"tap-folder-dlq-{suffix}"
     )
-
-
-def test_only_window_writes_reach_the_alert_function(env: tuple[str, StackDoc]) -> None:
-    """TTL deletions (REMOVE) change no aggregate: the mapping filters them out instead of paying an
-    invocation for each; the local run delivers through the same pattern (``simulate.delivered``)."""
-    _, doc = env
-    alert_name, _ = function(doc, "alert")
-    _, mapping = doc.find("aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{alert_name}.arn}}")
-    (only,) = mapping["filter_criteria"]["filter"]
-    pattern = json.loads(only["pattern"])
-    assert set(pattern) == {"dynamodb"}, "a DynamoDB mapping filters on the record's dynamodb key only"
-    keys = {"sensor_id": {"S": "s1"}, "window_part": {"S": "2026-06-01T11:50:00Z#000"}}
-    records = [  # as the NEW_IMAGE stream sends them: a TTL deletion carries the keys and no image
-        {"eventName": "INSERT", "dynamodb": {"Keys": keys, "NewImage": {**keys, "version": {"N": "1"}}}},
-        {"eventName": "MODIFY", "dynamodb": {"Keys": keys, "NewImage": {**keys, "version": {"N": "2"}}}},
-        {"eventName": "REMOVE", "dynamodb": {"Keys": keys}},
-    ]
-    assert [r["eventName"] for r in simulate.delivered(records, pattern)] == ["INSERT", "MODIFY"]
+    _, processor = function(doc, "processor")
+    (send,) = [s for s in doc.role_statements(processor["role"]) if "kinesis:PutRecords" in s["actions"]]
+    assert (send["actions"], send["resources"]) == (["kinesis:PutRecords"], [f"${{aws_kinesis_stream.{name}.arn}}"])
+    assert processor["environment"]["variables"]["PARTIALS_STREAM"] == f"tap-partials-{suffix}"
     processor_name, _ = function(doc, "processor")
-    _, processor = doc.find(
+    _, processor_mapping = doc.find(
         "aws_lambda_event_source_mapping", function_name=f"${{aws_lambda_function.{processor_name}.arn}}"
     )
-    assert "filter_criteria" not in processor  # every Kinesis record is validated or quarantined
+    # one processor batch per readings shard at a time: the shard's partials mark has one writer
+    assert processor_mapping.get("parallelization_factor", 1) == 1
+
+
+def test_no_table_stream_and_no_alert_function_any_more(env: tuple[str, StackDoc]) -> None:
+    _, doc = env
+    assert not any(t.get("stream_enabled") for t in doc.resources("aws_dynamodb_table").values())
+    assert not [f for f in doc.resources("aws_lambda_function").values() if "alert" in str(f["function_name"])]
 
 
 def test_silence_schedule_runs_in_the_environments_group_without_a_key_scheduler_cannot_use(
@@ -264,7 +268,7 @@ def test_silence_schedule_runs_in_the_environments_group_without_a_key_scheduler
 def test_functions_runtime_packaging_logging_and_tracing(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     config = PROFILES[PROFILE_OF[suffix]]
-    for concern, settings in (("processor", config.processor), ("alert", config.alert)):
+    for concern, settings in (("processor", config.processor), ("folder", config.folder)):
         _, fn = function(doc, concern)
         assert fn["runtime"] == "python3.12"
         assert fn["architectures"] == ["arm64"]
@@ -287,7 +291,8 @@ def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) 
     _, fn = function(doc, "processor")
     assert doc.actions_of(fn["role"]) == {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
-        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "s3:PutObject",
+        "kinesis:ListShards", "kinesis:PutRecords", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem", "s3:PutObject",
         "kms:Decrypt", "kms:GenerateDataKey",
         "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
@@ -299,11 +304,11 @@ def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) 
     )
 
 
-def test_alert_role_publishes_metrics_only_in_its_namespace_and_only_to_the_alert_topic(
+def test_folder_role_publishes_metrics_only_in_its_namespace_and_only_to_the_alert_topic(
     env: tuple[str, StackDoc],
 ) -> None:
     suffix, doc = env
-    _, fn = function(doc, "alert")
+    _, fn = function(doc, "folder")
     statements = doc.role_statements(fn["role"])
     (put_metric,) = [s for s in statements if "cloudwatch:PutMetricData" in s["actions"]]
     assert put_metric["actions"] == ["cloudwatch:PutMetricData"]
@@ -316,11 +321,11 @@ def test_alert_role_publishes_metrics_only_in_its_namespace_and_only_to_the_aler
     assert fn["environment"]["variables"]["METRIC_NAMESPACE"] == f"TAP/Traffic/{suffix}"
 
 
-def test_alert_role_writes_aggregates_conditionally_and_queries_only_the_pending_claims_index(
+def test_folder_role_writes_aggregates_conditionally_and_queries_only_the_pending_claims_index(
     env: tuple[str, StackDoc],
 ) -> None:
     _, doc = env
-    _, fn = function(doc, "alert")
+    _, fn = function(doc, "folder")
     statements = doc.role_statements(fn["role"])
     table_name = next(n for n, t in doc.resources("aws_dynamodb_table").items() if "segment-aggregates" in t["name"])
     table_arn = f"${{aws_dynamodb_table.{table_name}.arn}}"
@@ -331,10 +336,7 @@ def test_alert_role_writes_aggregates_conditionally_and_queries_only_the_pending
     assert aggregates["resources"] == [table_arn]
     (query,) = [s for s in statements if "dynamodb:Query" in s["actions"]]
     assert (query["actions"], query["resources"]) == (["dynamodb:Query"], [f"{table_arn}/index/pending-alerts"])
-    (list_streams,) = [s for s in statements if "dynamodb:ListStreams" in s["actions"]]
-    assert (list_streams["actions"], list_streams["resources"]) == (["dynamodb:ListStreams"], ["*"]), (
-        "ListStreams has no resource-level permissions: on a stream ARN it grants nothing"
-    )
+    assert not [s for s in statements if any(a.startswith("dynamodb:") and "Stream" in a for a in s["actions"])]
     environment = fn["environment"]["variables"]
     assert int(environment["CLAIM_LEASE_SECONDS"]) > int(fn["timeout"]), "a claim outlives its owner's timeout"
 
@@ -519,9 +521,9 @@ def test_removal_behaviour_non_prod_cleans_up_prod_retains(env: tuple[str, Stack
     for table in doc.resources("aws_dynamodb_table").values():
         assert table["deletion_protection_enabled"] is production
         assert table.get("lifecycle", {}).get("prevent_destroy", False) is production
-    for stateful in ("aws_kinesis_stream", "aws_kms_key"):
-        _, body = doc.one(stateful)
-        assert body.get("lifecycle", {}).get("prevent_destroy", False) is production
+    for stateful in ("aws_kinesis_stream", "aws_kms_key"):  # the readings and the partials stream
+        for body in doc.resources(stateful).values():
+            assert body.get("lifecycle", {}).get("prevent_destroy", False) is production
     _, workgroup = doc.one("aws_athena_workgroup")
     assert workgroup["force_destroy"] is (not production)
 
@@ -569,7 +571,7 @@ def test_reservations_of_all_stacks_leave_lambda_its_unreserved_executions(synth
 def test_firehose_archives_parquet_through_the_glue_schema(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     _, firehose = doc.one("aws_kinesis_firehose_delivery_stream")
-    stream_name, _ = doc.one("aws_kinesis_stream")
+    stream_name, _ = readings_stream(doc, suffix)
     assert (
         firehose["kinesis_source_configuration"]["kinesis_stream_arn"] == f"${{aws_kinesis_stream.{stream_name}.arn}}"
     )
@@ -648,7 +650,7 @@ def test_dashboard_follows_the_whole_path(env: tuple[str, StackDoc]) -> None:
     assert {"AWS/IoT", "AWS/Kinesis", "AWS/Lambda", "AWS/SQS", "AWS/Firehose", "AWS/DynamoDB"} <= namespaces
     assert f"TAP/Traffic/{suffix}" in namespaces
     text = dashboard["dashboard_body"]
-    for name in (f"tap-readings-{suffix}", f"tap-processor-{suffix}", f"tap-alert-{suffix}"):
+    for name in (f"tap-readings-{suffix}", f"tap-processor-{suffix}", f"tap-folder-{suffix}", f"tap-partials-{suffix}"):
         assert name in text
 
 
@@ -701,7 +703,7 @@ def test_outputs_name_what_users_need(env: tuple[str, StackDoc]) -> None:
     assert {
         "iot_publish_topic", "iot_topic_filter", "kinesis_stream_name", "sensor_windows_table_name",
         "segment_aggregates_table_name", "lake_bucket_name", "quarantine_bucket_name", "athena_results_bucket_name",
-        "athena_workgroup_name", "alert_topic_arn", "processor_function_name", "alert_function_name",
+        "athena_workgroup_name", "alert_topic_arn", "processor_function_name", "folder_function_name",
         "processor_dlq_url",
     } <= outputs  # fmt: skip
 

@@ -126,7 +126,7 @@ def _pct(limit: cap.Limit) -> str:
 def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out: TextIO) -> None:
     """The capacity and the monthly bill, as text."""
     c = cap.model(fleet, pipeline)
-    s, p, w, a, g = c.stream, c.processor, c.sensor_windows, c.alert, c.segment_aggregates
+    s, p, w, f, g = c.stream, c.processor, c.sensor_windows, c.folder, c.segment_aggregates
     mode = "on demand" if pipeline.on_demand else f"{pipeline.shard_count} provisioned shard(s)"
     print(
         f"fleet: {fleet.sensors:,} sensors every {fleet.reading_interval_seconds} s, {fleet.payload_bytes} B "
@@ -156,9 +156,10 @@ def report(fleet: cap.Fleet, pipeline: cap.Pipeline, prices: cap.PriceTable, out
         file=out,
     )
     print(
-        f"alert: {a.concurrency} concurrent batch(es), {a.invocations_per_second:,.2f} invocations/s of "
-        f"{a.changes_per_invocation:,.0f} changes, {a.segment_windows_per_invocation:,.1f} segment windows each "
-        f"(~{a.seconds_per_invocation:.2f} s of {a.seconds_between_invocations:.2f} s)",
+        f"partials: {f.records_per_second:,.1f} records/s of ~{f.record_bytes:,.0f} B on {f.shards} shard(s); "
+        f"folder: {f.concurrency} concurrent batch(es), {f.invocations_per_second:,.2f} invocations/s of "
+        f"{f.records_per_invocation:,.0f} partials, {f.segment_windows_per_invocation:,.1f} segment windows each "
+        f"(~{f.seconds_per_invocation:.2f} s of {f.seconds_between_invocations:.2f} s)",
         file=out,
     )
     print(
@@ -213,7 +214,7 @@ def scale_table(profile: str, prices: cap.PriceTable) -> str:
     size meets first with the change that moves it."""
     config = PROFILES[profile]
     head = (
-        "| sensors | readings / month | shards | processor concurrency | alert concurrency "
+        "| sensors | readings / month | shards | processor concurrency | folder concurrency "
         "| DynamoDB writes/s (windows + aggregates) | WCU/s | monthly | $ / M readings "
         "| naive: DynamoDB writes/s | naive: monthly | naive: $ / M readings "
         "| first limit | change that moves it | also exceeded |\n"
@@ -233,7 +234,7 @@ def scale_table(profile: str, prices: cap.PriceTable) -> str:
         windows, aggregates = ours.sensor_windows, ours.segment_aggregates
         rows.append(
             f"| {sensors:,} | {ours.readings_per_month / 1e6:,.0f} M | {ours.stream.shards} "
-            f"| {ours.processor.concurrency} | {ours.alert.concurrency} "
+            f"| {ours.processor.concurrency} | {ours.folder.concurrency} "
             f"| {windows.item_writes_per_second + aggregates.item_writes_per_second:,.0f} "
             f"({windows.item_writes_per_second:,.0f} + {aggregates.item_writes_per_second:,.0f}) "
             f"| {windows.write_units_per_second + aggregates.write_units_per_second:,.0f} "

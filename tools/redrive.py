@@ -2,21 +2,21 @@
 
     python -m tools.redrive --env prod                      # re-invoke the deployed processor function
     python -m tools.redrive --env dev --local --outputs outputs.json   # run the processor code here
-    python -m tools.redrive --env prod --function alert     # the alert function's failed window changes
+    python -m tools.redrive --env prod --function folder    # the folder's failed partials
 
 An event source mapping sends a batch it gave up on to the function's on-failure queue as metadata only:
-``KinesisBatchInfo`` (the processor, on the readings stream) or ``DDBStreamBatchInfo`` (the alert function,
-on the sensor windows table's stream): stream, shard, first and last sequence number. For each message
-this reads those records back from the stream (while the stream still retains them: the Kinesis stream's
-retention, 24 hours for a table stream), hands them to the function in events shaped like the mapping's,
+``KinesisBatchInfo`` (the processor, on the readings stream; the folder, on the partials stream): stream,
+shard, first and last sequence number. For each message this reads those records back from the stream
+(while the stream still retains them: the readings stream's retention, 24 hours for the partials stream),
+hands them to the function in events shaped like the mapping's,
 and deletes the message only when every record of it is done (no ``batchItemFailures``, no function
 error). Run it with that function's event source mapping disabled (see docs/operations.md): the
 processor merges read-then-write relying on one writer per sensor, so a replay racing the live mapping on
 the same sensor could lose one of the two updates. A message whose records are partly gone from the
 stream, or that failed again, stays in the queue and is reported. Both functions are idempotent: the
-processor never counts a reading twice, and the alert function folds each sensor's partial of a window by
-its version, publishing a window's alert once (its ``alert_id``), so replaying a batch twice changes
-nothing.
+processor never counts a reading twice (and sends, as a late batch, only what it stores itself:
+``lambdas.processor.service``), and the folder folds each piece of a partial once (the aggregate's ``src``
+marks), publishing a window's alert once (its ``alert_id``), so replaying a batch twice changes nothing.
 
 ``--local`` runs the processor's own code in this process with the deployed resources' names from
 ``terraform output -json`` (``--outputs``); without it the deployed function is invoked (needs
@@ -36,7 +36,7 @@ from typing import Any
 
 from lambdas.common.aws import Clients
 from stacks.config import PROFILES
-from stacks.layout import ALERT_BATCH_SIZE
+from stacks.layout import FOLDER_BATCH_SIZE
 from stacks.naming import Kind, Namer, NamingError
 from tools.local.simulate import endpoint_clients, kinesis_event
 
@@ -44,13 +44,10 @@ MAX_EVENT_BYTES = 5 * 1024 * 1024
 """A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
 Submit = Callable[[dict[str, Any]], list[str]]
 """Hands an event to the function; returns the sequence numbers it reports as failed."""
-FUNCTIONS = ("processor", "alert")
+FUNCTIONS = ("processor", "folder")
 """The functions with a stream event source mapping and an on-failure queue."""
-KINESIS, DYNAMODB = "KinesisBatchInfo", "DDBStreamBatchInfo"
-"""The on-failure record's metadata key: which kind of stream the batch came from."""
-EMPTY_PAGES = 5
-"""Empty pages in a row after which a table stream's shard is taken as read to its tip (its GetRecords does
-not say how far behind it is; Kinesis's does: ``MillisBehindLatest``)."""
+KINESIS = "KinesisBatchInfo"
+"""The on-failure record's metadata key (both mappings read Kinesis streams)."""
 
 
 class Unusable(Exception):
@@ -64,16 +61,15 @@ class BatchInfo:
     start: str
     end: str
     size: int
-    kind: str = KINESIS
 
     @classmethod
-    def of(cls, body: str, kind: str = KINESIS) -> BatchInfo:
+    def of(cls, body: str) -> BatchInfo:
         try:
-            info = json.loads(body)[kind]
+            info = json.loads(body)[KINESIS]
             return cls(info["streamArn"], info["shardId"], info["startSequenceNumber"], info["endSequenceNumber"],
-                       int(info.get("batchSize", 0)), kind)  # fmt: skip
+                       int(info.get("batchSize", 0)))  # fmt: skip
         except (ValueError, KeyError, TypeError) as error:
-            raise Unusable(f"not an on-failure record with {kind}: {error!r}") from None
+            raise Unusable(f"not an on-failure record with {KINESIS}: {error!r}") from None
 
     @property
     def stream_name(self) -> str:
@@ -105,14 +101,12 @@ class Report:
 
 
 def sequence_of(record: dict[str, Any]) -> str:
-    """A Kinesis or a DynamoDB stream record's sequence number (what ``batchItemFailures`` names)."""
-    return str(record["dynamodb"]["SequenceNumber"] if "dynamodb" in record else record["SequenceNumber"])
+    """A Kinesis record's sequence number (what ``batchItemFailures`` names)."""
+    return str(record["SequenceNumber"])
 
 
 def fetch(clients: Clients, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
     """The batch's records, in order, and whether all of them are still in the stream."""
-    if info.kind == DYNAMODB:
-        return _fetch_table_stream(clients["dynamodbstreams"], info)
     return _fetch_kinesis(clients["kinesis"], info)
 
 
@@ -127,22 +121,6 @@ def _fetch_kinesis(kinesis: Any, info: BatchInfo) -> tuple[list[dict[str, Any]],
             StreamName=info.stream_name, ShardId=info.shard_id, ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
     return _read_range(lambda it: kinesis.get_records(ShardIterator=it, Limit=10_000), iterator, info)
-
-
-def _fetch_table_stream(streams: Any, info: BatchInfo) -> tuple[list[dict[str, Any]], bool]:
-    """The same from a DynamoDB table's stream (records kept 24 hours)."""
-    try:
-        iterator = streams.get_shard_iterator(
-            StreamArn=info.stream_arn, ShardId=info.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=info.start,
-        )["ShardIterator"]  # fmt: skip
-    except streams.exceptions.ResourceNotFoundException:
-        return [], False  # the shard is gone with the stream's retention
-    except streams.exceptions.TrimmedDataAccessException:  # the batch's head is trimmed: replay what is left
-        iterator = streams.get_shard_iterator(
-            StreamArn=info.stream_arn, ShardId=info.shard_id, ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-    return _read_range(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator, info)
 
 
 def _read_range(
@@ -167,10 +145,8 @@ def _read_range(
                 break
         iterator = page.get("NextShardIterator")
         empty = 0 if page["Records"] else empty + 1
-        # Kinesis says when a page is at the tip (an empty page while behind is normal in a sparse shard);
-        # a table stream does not, and may answer empty pages before records that are there: give it a few.
-        behind = page.get("MillisBehindLatest")
-        if empty and (behind == 0 if behind is not None else empty >= EMPTY_PAGES):
+        # Kinesis says when a page is at the tip (an empty page while behind is normal in a sparse shard)
+        if empty and page.get("MillisBehindLatest", 0) == 0:
             break
     complete = reached_end and bool(records) and int(sequence_of(records[0])) == start
     return records, complete
@@ -191,25 +167,12 @@ def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[
     return found
 
 
-def lambda_stream_record(record: dict[str, Any], info: BatchInfo) -> dict[str, Any]:
-    """A table stream record as Lambda delivers it: boto3 parses ``ApproximateCreationDateTime`` into a
-    ``datetime``; the event carries epoch seconds (a number), and the stream's ARN."""
-    change = dict(record["dynamodb"])
-    created = change.get("ApproximateCreationDateTime")
-    if created is not None and hasattr(created, "timestamp"):
-        change["ApproximateCreationDateTime"] = created.timestamp()
-    return {**record, "dynamodb": change, "eventSourceARN": info.stream_arn}
-
-
 def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, batch_size: int) -> list[str]:
     """Hand the records to the function in order, in events shaped like its mapping's; the sequence numbers
     still failing afterwards."""
     failed: list[str] = []
     for chunk in chunks(records, batch_size):
-        if info.kind == DYNAMODB:
-            event = {"Records": [lambda_stream_record(r, info) for r in chunk]}
-        else:
-            event = kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
+        event = kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
         failed.extend(submit(event))
     return failed
 
@@ -222,10 +185,8 @@ def redrive(
     batch_size: int,
     max_messages: int = 1000,
     visibility_timeout: int = 900,
-    kind: str = KINESIS,
 ) -> Report:
-    """Replay every message in the queue once; delete those whose records are all done (``kind``: the
-    on-failure record's metadata, :data:`KINESIS` for the processor, :data:`DYNAMODB` for the alert)."""
+    """Replay every message in the queue once; delete those whose records are all done."""
     sqs = clients["sqs"]
     report = Report()
     seen: set[str] = set()
@@ -243,7 +204,7 @@ def redrive(
             sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=visibility_timeout
             )
-            outcome = _handle(message, clients, submit, batch_size, kind)
+            outcome = _handle(message, clients, submit, batch_size)
             report.outcomes.append(outcome)
             if outcome.status == "stored":
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
@@ -252,10 +213,10 @@ def redrive(
     return report
 
 
-def _handle(message: dict[str, Any], clients: Clients, submit: Submit, batch_size: int, kind: str) -> Outcome:
+def _handle(message: dict[str, Any], clients: Clients, submit: Submit, batch_size: int) -> Outcome:
     message_id = message["MessageId"]
     try:
-        info = BatchInfo.of(message["Body"], kind)
+        info = BatchInfo.of(message["Body"])
     except Unusable as error:
         return Outcome(message_id, "unusable", detail=str(error))
     records: list[dict[str, Any]] = []
@@ -290,7 +251,7 @@ def lambda_submitter(client: Any, function_name: str) -> Submit:
 
 
 def local_submitter(service: Any) -> Submit:
-    """Run the function's code in this process (``Processor`` or ``Alerter``: its ``handle``)."""
+    """Run the function's code in this process (``Processor`` or ``Folder``: its ``handle``)."""
 
     def submit(event: dict[str, Any]) -> list[str]:
         return [f["itemIdentifier"] for f in service.handle(event)["batchItemFailures"]]
@@ -330,8 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     else:
         submit = lambda_submitter(clients["lambda"], namer.name(Kind.LAMBDA_FUNCTION, function))
-    batch_size, kind = (config.batch_size, KINESIS) if function == "processor" else (ALERT_BATCH_SIZE, DYNAMODB)
-    report = redrive(clients, queue_url, submit, batch_size=batch_size, max_messages=args.max_messages, kind=kind)
+    batch_size = config.batch_size if function == "processor" else FOLDER_BATCH_SIZE
+    report = redrive(clients, queue_url, submit, batch_size=batch_size, max_messages=args.max_messages)
     print(
         f"redrive {args.env} {function}: {report.count('stored')} message(s) done and deleted, "
         f"{report.count('failed')} failed again, {report.count('expired')} with expired records, "
@@ -346,12 +307,11 @@ def _local_service(function: str, env: str, region: str, outputs: Path, *, clien
     from tools.local.simulate import Targets  # noqa: PLC0415
 
     names = Targets.from_outputs(env, region, json.loads(outputs.read_text())).runtime_names()
-    if function == "alert":
-        from lambdas.alert.service import Alerter  # noqa: PLC0415
-        from lambdas.alert.service import Settings as AlertSettings  # noqa: PLC0415
-        from stacks.layout import alert_environment  # noqa: PLC0415
+    if function == "folder":
+        from lambdas.folder.service import Folder, settings_from_env  # noqa: PLC0415
+        from stacks.layout import folder_environment  # noqa: PLC0415
 
-        return Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients)
+        return Folder(settings_from_env(folder_environment(names, config)), clients=clients)
     from lambdas.processor.service import Processor, Settings  # noqa: PLC0415
     from stacks.layout import processor_environment  # noqa: PLC0415
 

@@ -39,14 +39,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients
 from lambdas.common.contract import format_instant
+from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES, EnvironmentConfig
-from stacks.layout import SCHEDULE_GROUP, SILENCE_SCHEDULE, alert_environment, processor_environment
+from stacks.layout import SCHEDULE_GROUP, SILENCE_SCHEDULE, folder_environment, processor_environment
 from stacks.naming import Kind, Namer
 from tools.local import simulate
 
@@ -153,12 +152,9 @@ def process_locally(clients: Clients, targets: simulate.Targets, config: Environ
         mine = [r for r in records if r["PartitionKey"] in things]
         if mine:
             processor.handle(simulate.kinesis_event(shard, mine, targets.region, stream_arn, plan.now_ns))
-    changes = [
-        r
-        for r in simulate.dynamodb_stream_records(clients, targets.sensor_windows_table)
-        if r["dynamodb"]["Keys"]["sensor_id"]["S"] in things
-    ]
-    Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients).handle({"Records": changes})
+    folder = Folder(settings_from_env(folder_environment(names, config)), clients=clients)
+    for event in simulate.partials_events(clients, targets):
+        folder.handle(event)
 
 
 def windows_of(clients: Clients, targets: simulate.Targets, plan: Plan) -> list[str]:

@@ -59,6 +59,7 @@ from lambdas.common.contract import (
     total,
     window_start_ns,
 )
+from lambdas.common.partials import Partial, at_or_below, sequence_key
 from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
 
 PART_BUDGET_BYTES = 350_000
@@ -223,6 +224,10 @@ class WindowMerge:
     """Sequence numbers of records that were newly counted as duplicates."""
     redelivered: list[str] = field(default_factory=list)
     """Sequence numbers already accounted for by an earlier delivery."""
+    owned: list[Contribution] = field(default_factory=list)
+    """Contributions whose reading is stored under their own record's sequence number (a row keeps its
+    first one): added now, or by an earlier delivery of the same record. Their sums are what the batch
+    sends as partials (:func:`partials`)."""
 
 
 _READINGS_DECODER = json.JSONDecoder(parse_float=Decimal)
@@ -332,7 +337,8 @@ def _merge_parts(
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
     duplicate_count = int(head.get("duplicates", 0)) if head else 0
     merge = WindowMerge()
-    for sequence_number, shard, reading in contributions:
+    for contribution in contributions:
+        sequence_number, shard, reading = contribution
         instant = reading.key
         stored = where.get(instant)
         mark = marks.get(shard)
@@ -348,8 +354,11 @@ def _merge_parts(
             last.add(instant, row, text, reading.interval_seconds, wide)
             where[instant] = last
             merge.new.append(sequence_number)
+            merge.owned.append(contribution)
         elif seen or stored.rows[instant][5] == sequence_number:
             merge.redelivered.append(sequence_number)
+            if stored.rows[instant][5] == sequence_number:
+                merge.owned.append(contribution)
         else:
             duplicate_count += 1
             merge.duplicates.append(sequence_number)
@@ -398,6 +407,7 @@ def _new_window(
     new: list[str] = []
     duplicates: list[str] = []
     redelivered: list[str] = []
+    owned: list[Contribution] = []
     for contribution in contributions:
         sequence_number, shard, reading = contribution
         instant = reading.key
@@ -412,8 +422,11 @@ def _new_window(
             rows[instant] = [*reading[4:8], reading[1], sequence_number]
             intervals[instant] = reading.interval_seconds
             new.append(sequence_number)
+            owned.append(contribution)
         elif seen or row[5] == sequence_number:
             redelivered.append(sequence_number)
+            if row[5] == sequence_number:
+                owned.append(contribution)
         else:
             duplicates.append(sequence_number)
         if not seen:
@@ -448,7 +461,9 @@ def _new_window(
         "hwm": _encode_marks(marks),
         "duplicates": len(duplicates),
     }
-    return WindowMerge(items=[item], sums=list(sums.items()), new=new, duplicates=duplicates, redelivered=redelivered)
+    return WindowMerge(
+        items=[item], sums=list(sums.items()), new=new, duplicates=duplicates, redelivered=redelivered, owned=owned
+    )
 
 
 def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
@@ -482,7 +497,7 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "hwm": "{" + _string(shard) + ":" + _string(sequence_number) + "}",
         "duplicates": 0,
     }
-    return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()))
+    return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()), owned=[contribution])
 
 
 def _encode_marks(marks: Mapping[str, str]) -> str:
@@ -492,7 +507,7 @@ def _encode_marks(marks: Mapping[str, str]) -> str:
 
 def _at_or_below(sequence_number: str, mark: str) -> bool:
     """Whether a Kinesis sequence number (a decimal string) is at or below a shard's mark."""
-    return (len(sequence_number), sequence_number) <= (len(mark), mark)
+    return at_or_below(sequence_number, mark)
 
 
 def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:
@@ -592,3 +607,62 @@ def mark_silence(items: Iterable[dict[str, Any]], factor: int, now_ns: int) -> N
             newest[item["sensor_id"]] = item
     for item in newest.values():
         item.update(marker(stored_instant_ns(item["latest"]["timestamp"]), int(item[LATEST_INTERVAL]), factor, now_ns))
+
+
+def checkpoint(sequence_numbers: Sequence[str], failed: set[str]) -> str | None:
+    """The batch's checkpoint: the last record before the first failed one (all of them when none failed),
+    where Lambda resumes the shard after this invocation returns; ``None`` when the first record failed."""
+    last = None
+    for sequence_number in sequence_numbers:
+        if sequence_number in failed:
+            break
+        last = sequence_number
+    return last
+
+
+def cuts_for(stored: Sequence[str], first: str, through: str) -> list[str]:
+    """The shard's cuts to keep while this batch's partials are sent: every stored cut at or after the
+    batch's first record (those below it are checkpointed, so sent), and the batch's checkpoint ``through``."""
+    kept = {c for c in stored if sequence_key(c) >= sequence_key(first)}
+    kept.add(through)
+    return sorted(kept, key=sequence_key)
+
+
+def partials(
+    owned: Iterable[Contribution],
+    *,
+    shard: str,
+    first: str,
+    cuts: Sequence[str],
+    window_seconds: int,
+    ttl_days: int,
+) -> list[Partial]:
+    """The batch's partials: one per segment window its ``owned`` contributions (each at or below the last
+    of ``cuts``, the checkpoint) touch, their exact sums split into pieces at ``cuts`` (sorted): a piece
+    holds the readings of records in ``(previous cut, cut]``. Deterministic: the same stored rows and cuts
+    give the same records, whichever delivery of the records computes them."""
+    ordered = sorted(cuts, key=sequence_key)
+    rows: dict[tuple[str, str, str], dict[str, list[Any]]] = {}
+    """(window start, cut, sensor) -> {instant: row}: a sensor's instants are distinct."""
+    expiry: dict[str, int] = {}
+    for sequence_number, _, reading in owned:
+        through = next(c for c in ordered if at_or_below(sequence_number, c))
+        start_ns = window_start_ns(reading.instant_ns, window_seconds)
+        start = window_label(start_ns)
+        expiry[start] = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
+        rows.setdefault((start, through, reading.sensor_id), {})[reading.key] = _row(reading, sequence_number)
+    pieces: dict[tuple[str, str], dict[str, list[Sums]]] = {}
+    for (start, through, _), sensor_rows in rows.items():
+        for segment, sums in summarize(sensor_rows)[0].items():
+            pieces.setdefault((segment, start), {}).setdefault(through, []).append(sums)
+    return [
+        Partial(
+            segment=segment,
+            window=start,
+            shard=shard,
+            first=first,
+            expires_at=expiry[start],
+            pieces=tuple((c, total(by_cut[c])) for c in ordered if c in by_cut),
+        )
+        for (segment, start), by_cut in sorted(pieces.items())
+    ]

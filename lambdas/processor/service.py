@@ -16,6 +16,37 @@ needs no condition. Making a second writer harmless anyway would need conditiona
 BatchWriteItem carries no condition), one request per item instead of one per 25: not cheap, so the
 invariant is kept by ``sensor_mismatch`` and tested (``tests/test_concurrency.py``), not paid for on
 every write.
+
+**Partials, exactly once** (``lambdas.common.partials``; the folder, ``lambdas.folder``, is their one
+reader). Once its window writes are done, the batch sends, per segment window, the exact sums of the
+readings *owned* by its records up to its checkpoint ``C`` (the record before the first failed one): a
+stored row keeps the sequence number of the record that added it, so a record owns its row whether this
+delivery or an earlier one wrote it, and a duplicate owns nothing. The sums are cut into pieces at the
+shard's *cuts*: a mark item per shard (``#partials``, the shard id) lists every checkpoint an attempt was
+about to send, and a batch writes its ``C`` there *before* PutRecords. A piece covers the owned readings
+of the records in ``(previous cut, cut]``; the folder folds a piece only when its cut is above the highest
+it folded from that shard (the aggregate's ``src``). Why nothing is folded twice or never:
+
+1. A piece's content is a function of its range (rows never change their owner), so two sends of one
+   range are equal, and the folder keeps the first.
+2. Ranges never overlap partly: a later attempt starts at or after an earlier one's first record (Lambda's
+   checkpoint only moves on), and splits at every cut the earlier one wrote that is not yet checkpointed;
+   so a later piece equals, lies inside, or lies after an earlier one. Inside: the folder skips it if it
+   folded the earlier one, and otherwise the rest of the range follows in later pieces up to that cut.
+3. Nothing is skipped for good: the invocation returns only after PutRecords took every record (else it
+   fails the whole batch), so Lambda checkpoints past a record only once its readings were sent; cuts below
+   the batch's first record are checkpointed, so sent, and are dropped. A crash between the window writes,
+   the mark and PutRecords leaves the rows, and the retry (the same records, or a bisected half, or the
+   records from a reported failure on) owns and resends them. Pieces of one segment window travel in one
+   record, and a shard's batches one after another, so the folder sees a shard's cuts in order.
+4. A *late* batch, one that starts below the mark's ``done`` (the first record of the latest batch that
+   sent, all records below it being checkpointed): a redrive (``tools/redrive.py`` hands records given up
+   on back to the function) or a replay. It sends only the readings it stores itself, under a source of
+   its own (``<shard>@<first record>``); what an earlier delivery stored was sent by that delivery's
+   retries. Not covered, and documented in the runbook: a late batch killed between its window writes and
+   PutRecords, and records given up after their rows were written but before PutRecords succeeded (a
+   partials stream refusing writes for the whole ``max_record_age``): their readings are stored and
+   counted, not folded; the dead-letter queue alarm shows them.
 """
 
 from __future__ import annotations
@@ -32,10 +63,15 @@ from lambdas.common import metrics
 from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
 from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
+from lambdas.common.partials import MAX_PUT_BYTES, MAX_RECORDS_PER_PUT, Partial, at_or_below, sequence_key
 from lambdas.common.silence import DEFAULT_SILENCE_FACTOR
 from lambdas.processor import logic
 
 KEY_NAMES = ("sensor_id", "window_part")
+MARK_SENSOR = "#partials"
+"""``sensor_id`` of the shards' mark items (no sensor id starts with ``#``: contract ``sensor_id``)."""
+MARK_TTL_SECONDS = 8 * 86400
+"""A mark item outlives the longest a shard's records are retried (Kinesis keeps them 7 days at most)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +79,7 @@ class Settings:
     """What the processor is told by its environment (set by the stack)."""
 
     sensor_windows_table: str
+    partials_stream: str
     quarantine_bucket: str
     quarantine_prefix: str
     metric_namespace: str
@@ -55,6 +92,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
             sensor_windows_table=env["SENSOR_WINDOWS_TABLE"],
+            partials_stream=env["PARTIALS_STREAM"],
             quarantine_bucket=env["QUARANTINE_BUCKET"],
             quarantine_prefix=env.get("QUARANTINE_PREFIX", "rejected/"),
             metric_namespace=env["METRIC_NAMESPACE"],
@@ -73,6 +111,7 @@ class Outcome:
     accepted: int = 0
     duplicates: int = 0
     redelivered: int = 0
+    partials: int = 0
     quarantined: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     failed: list[str] = field(default_factory=list)
 
@@ -103,7 +142,12 @@ class Processor:
         outcome = Outcome(records=len(records))
         failed: set[str] = set()
         failed |= self._quarantine(classified, now_ns, outcome)
-        failed |= self._store(classified.readings, outcome, now_ns)
+        stored = self._store(classified.readings, outcome, now_ns, records)
+        failed |= stored.failed
+        sequence_numbers = [r.sequence_number for r in records]
+        through = logic.checkpoint(sequence_numbers, failed)
+        if through and not self._send_partials(stored, records[0], through, outcome, now_ns):
+            failed = set(sequence_numbers)  # nothing checkpointed: the retry resends the same pieces
         outcome.failed = sorted(failed, key=order.__getitem__)
         self._report(outcome)
         return outcome.response()
@@ -127,24 +171,35 @@ class Processor:
             outcome.quarantined[rejection.reason] += 1
         return set()
 
-    def _store(self, readings: list[tuple[logic.KinesisRecord, Any]], outcome: Outcome, now_ns: int) -> set[str]:
+    def _store(
+        self,
+        readings: list[tuple[logic.KinesisRecord, Any]],
+        outcome: Outcome,
+        now_ns: int,
+        records: list[logic.KinesisRecord],
+    ) -> Stored:
         """Merge the readings into their window items: one read round (two for a window with more than
         one part) and one write of each changed part. The item holding each sensor's newest reading of
-        the batch carries its silence marker: the silent-after index costs no request of its own."""
+        the batch carries its silence marker: the silent-after index costs no request of its own. The
+        first round also reads the shard's mark."""
         if not readings:
-            return set()
+            return Stored()
         s = self.settings
+        mark_key = (MARK_SENSOR, records[0].shard_id)
         by_window: dict[logic.WindowId, list[logic.Contribution]] = {}
         for record, reading in readings:
             by_window.setdefault(logic.window_of(reading, s.window_seconds), []).append(
                 logic.Contribution(record.sequence_number, record.shard_id, reading)
             )
-        heads, unread = self._read([logic.part_key(w, 0) for w in by_window])
+        heads, unread = self._read([logic.part_key(w, 0) for w in by_window] + [mark_key])
+        mark = None if mark_key in unread else heads.pop(mark_key, {})
         more = [logic.part_key(w, p) for w in by_window for p in range(1, _parts(heads.get(logic.part_key(w, 0))))]
         others, unread_more = self._read(more) if more else ({}, set())
         unread |= unread_more
 
         failed: set[str] = set()
+        owned: list[logic.Contribution] = []
+        fresh: list[logic.Contribution] = []
         merges: list[tuple[list[str], logic.WindowMerge]] = []
         for window, contributions in by_window.items():
             sequences = [c.sequence_number for c in contributions]
@@ -160,6 +215,8 @@ class Processor:
             outcome.redelivered += len(merge.redelivered)
             if merge.items:
                 merges.append((sequences, merge))
+            else:
+                owned.extend(merge.owned)  # all stored before: redelivered
         logic.mark_silence((item for _, m in merges for item in (*m.items, *m.opened)), s.silence_factor, now_ns)
         # Stored parts and heads first; the parts a merge opens only once its head (which counts them) is
         # written: an extra round only for a window that outgrows its last part.
@@ -172,7 +229,94 @@ class Processor:
             else:
                 outcome.accepted += len(merge.new)
                 outcome.duplicates += len(merge.duplicates)
-        return failed
+                owned.extend(merge.owned)
+                new = set(merge.new)
+                fresh.extend(c for c in merge.owned if c.sequence_number in new)
+        return Stored(failed, owned, fresh, mark)
+
+    def _send_partials(
+        self, stored: Stored, first: logic.KinesisRecord, through: str, outcome: Outcome, now_ns: int
+    ) -> bool:
+        """Write the shard's cuts with ``through``, then put the partials of the owned readings up to it (see
+        the module docstring); a late batch (a redrive) sends only what it stored itself, under its own
+        source. ``False`` when anything did not wholly succeed."""
+        if stored.mark is None:
+            return not stored.owned  # the mark could not be read: fail the batch if there is anything to send
+        s = self.settings
+        start = first.sequence_number
+        done = stored.mark.get("done")
+        late = done is not None and sequence_key(start) < sequence_key(str(done))
+        pool = stored.fresh if late else stored.owned
+        owned = [c for c in pool if at_or_below(c.sequence_number, through)]
+        if not owned:
+            return True
+        if late:
+            source, kept = f"{first.shard_id}@{start}", [through]
+        else:
+            source, kept = first.shard_id, logic.cuts_for(list(stored.mark.get("cuts", [])), start, through)
+            mark = {
+                "sensor_id": MARK_SENSOR,
+                "window_part": first.shard_id,
+                "cuts": kept,
+                "done": start,
+                "expires_at": now_ns // NS_PER_SECOND + MARK_TTL_SECONDS,
+            }
+            if not self._put_mark(mark):
+                return False
+        partials = logic.partials(
+            owned,
+            shard=source,
+            first=start,
+            cuts=kept,
+            window_seconds=s.window_seconds,
+            ttl_days=s.ttl_days,
+        )
+        if not self._put_records(partials):
+            return False
+        outcome.partials += len(partials)
+        return True
+
+    def _put_mark(self, mark: dict[str, Any]) -> bool:
+        """PutItem of the shard's mark (its one writer: this lane); whether it was written."""
+        dynamodb = self.clients["dynamodb"]
+        try:
+            call_with_retries(
+                self.backoff,
+                lambda: dynamodb.put_item(TableName=self.settings.sensor_windows_table, Item=serialize(mark)),
+            )
+        except (ClientError, BotoCoreError) as error:
+            log_event("error", "partials_mark_failed", shard=mark["window_part"], error=str(error))
+            return False
+        return True
+
+    def _put_records(self, partials: list[Partial]) -> bool:
+        """PutRecords in calls of at most 500 records and 4 MiB, failed records retried; whether all went."""
+        kinesis = self.clients["kinesis"]
+        pending = [{"Data": p.encode(), "PartitionKey": p.segment} for p in partials]
+        for _ in self.backoff.pauses():
+            calls: list[list[dict[str, Any]]] = [[]]
+            size = 0
+            for entry in pending:
+                length = len(entry["Data"]) + len(entry["PartitionKey"])
+                if len(calls[-1]) == MAX_RECORDS_PER_PUT or (calls[-1] and size + length > MAX_PUT_BYTES):
+                    calls.append([])
+                    size = 0
+                calls[-1].append(entry)
+                size += length
+            failed: list[dict[str, Any]] = []
+            for entries in calls:
+                try:
+                    response = kinesis.put_records(StreamName=self.settings.partials_stream, Records=entries)
+                except (ClientError, BotoCoreError) as error:
+                    log_event("warning", "partials_put_failed", error=str(error), records=len(entries))
+                    failed.extend(entries)
+                    continue
+                failed.extend(e for e, r in zip(entries, response["Records"], strict=True) if "ErrorCode" in r)
+            if not failed:
+                return True
+            pending = failed
+        log_event("error", "partials_not_sent", records=len(pending))
+        return False
 
     def _write(self, groups: list[tuple[list[str], list[dict[str, Any]]]]) -> list[bool]:
         """Write each group's items (in as few BatchWriteItem calls as they fit): whether each group is
@@ -212,9 +356,22 @@ class Processor:
             accepted=outcome.accepted,
             duplicates=outcome.duplicates,
             redelivered=outcome.redelivered,
+            partials=outcome.partials,
             quarantined=outcome.quarantined,
             failed=len(outcome.failed),
         )
+
+
+@dataclass
+class Stored:
+    """What the window writes left: the records to fail, and the contributions whose rows are stored."""
+
+    failed: set[str] = field(default_factory=set)
+    owned: list[logic.Contribution] = field(default_factory=list)
+    fresh: list[logic.Contribution] = field(default_factory=list)
+    """The owned contributions this invocation stored (not an earlier delivery)."""
+    mark: dict[str, Any] | None = field(default_factory=dict)
+    """The shard's mark item (``{}``: none yet; ``None``: it could not be read)."""
 
 
 def _parts(head: Mapping[str, Any] | None) -> int:

@@ -226,8 +226,8 @@ def option_rows(baseline: Sequence[proctree.Run], runs: int) -> list[Row]:
 
 
 def pure_pipeline(event: Mapping[str, Any]) -> dict[tuple[str, str], Aggregate]:
-    """The processor's and alert's pure logic on one batch, without I/O: decode, validate (quarantine
-    decisions included), merge into window items, fold the items' exact sums into each segment's
+    """The processor's pure logic and the folding of its sums on one batch, without I/O: decode, validate
+    (quarantine decisions included), merge into window items, fold the items' exact sums into each segment's
     aggregate and its congestion level."""
     classified = logic.classify(logic.records_from_event(event), MAX_READING_AGE_NS)
     by_window: dict[logic.WindowId, list[logic.Contribution]] = {}
@@ -341,7 +341,7 @@ def requests_section() -> list[Row]:
 
     rows = []
     for measured in request_counts.measure():
-        if measured.scenario.startswith("alert"):
+        if measured.scenario.startswith("folder"):
             metric_calls = measured.counts.get("cloudwatch:PutMetricData", 0) / measured.invocations
             rows.append(
                 Row(
@@ -397,7 +397,7 @@ def import_seconds(module: str, path: Path) -> float:
 def cold_start_section(rounds: int) -> list[Row]:
     from stacks.lambda_package import stage  # noqa: PLC0415
 
-    packages = {fn: stage(fn) for fn in ("processor", "alert")}
+    packages = {fn: stage(fn) for fn in ("processor", "folder")}
     # compile once, as Lambda's own bytecode cache would after the first cold start of a version
     for path in packages.values():
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(path)], check=True)
@@ -599,7 +599,7 @@ def scale_run_rows(result: Mapping[str, Any], wall: float) -> list[Row]:
         Row(
             "scale",
             f"readings: {result['sensors']:,} sensors x {result['minutes']} min at {result['interval_seconds']} s, "
-            f"{run['shards']} shards and {run['alert_workers']} alert lanes in parallel",
+            f"{run['shards']} shards and {run['folder_lanes']} folder lanes in parallel",
             f"{accepted:,} readings stored of {records:,} records ({summary['sensors']:,} sensors stored)",
             ">= 1,000,000 readings from 100,000 sensors",
             accepted >= 1_000_000 and summary["sensors"] >= 100_000,
@@ -615,8 +615,8 @@ def scale_run_rows(result: Mapping[str, Any], wall: float) -> list[Row]:
             "scale",
             "rates",
             f"{records / wall:,.0f} records/s end to end; processor {run['readings_per_second']:,} records/s; "
-            f"alert {run['window_changes'] / max(run['alert_seconds'], 1e-9):,.0f} window changes/s "
-            f"({run['window_changes']:,} changes in {run['alert_invocations']:,} invocations)",
+            f"folder {run['partials'] / max(run['folder_seconds'], 1e-9):,.0f} partials/s "
+            f"({run['partials']:,} partials in {run['folder_invocations']:,} invocations)",
             "",
             None,
         ),
@@ -636,12 +636,11 @@ def scale_run_rows(result: Mapping[str, Any], wall: float) -> list[Row]:
         ),
         Row(
             "scale",
-            "alert write conflicts (an alert lane's conditional PutItem lost to another lane's)",
-            f"{run['alert_write_conflicts']:,} ({run['alert_write_conflicts'] / run['window_changes']:.3f} per "
-            f"window change), each a GetItem and another PutItem; alert retries {run['alert_retries']}, "
-            f"to DLQ {run['alert_records_to_dlq']}",
-            "",
-            None,
+            "refused conditional puts of the aggregates (one writer per segment window: none expected)",
+            f"{run['folder_write_conflicts']:,}; folder retries {run['folder_retries']}, "
+            f"to DLQ {run['folder_records_to_dlq']}",
+            "0",
+            run["folder_write_conflicts"] == 0,
         ),
     ]
     checks = max(run.get("silence_checks", 0), 1)

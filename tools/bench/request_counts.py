@@ -6,7 +6,7 @@ service and operation before it leaves botocore. The counts depend only on the b
 
 The same counting, with the size of every item written, calibrates the capacity model
 (``stacks.capacity``): :func:`measure_fleet` feeds a fleet's readings (sensors on random phases, a
-reading interval, sensors per segment) through one processor lane and one alert lane, batched as the
+reading interval, sensors per segment) through one processor lane and one folder lane, batched as the
 event source mappings batch them; ``--calibrate`` derives the model's constants from a few such runs,
 and ``tests/test_capacity.py`` keeps the model within 10 % of what the handlers do.
 
@@ -31,25 +31,25 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
 from lambdas.common.log import logger as tap_logger
+from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks import capacity
 from stacks.config import PROFILES
-from stacks.layout import ALERT_BATCH_SIZE, alert_environment, processor_environment
+from stacks.layout import FOLDER_BATCH_SIZE, folder_environment, processor_environment
 from tools.local import moto_speedups
 from tools.local.simulate import (
     ACCOUNT_ID,
     FUNCTION_SERVICES,
     Targets,
     counting_requests,
-    dynamodb_stream_records,
     in_moto,
     kinesis_event,
+    kinesis_records,
+    partials_events,
     payload_event,
 )
 
@@ -129,9 +129,9 @@ def _processor(clients: Clients, targets: Targets) -> Processor:
     return Processor(settings, clients=clients, backoff=Backoff(sleep=lambda _: None), clock=lambda: NOW_NS)
 
 
-def _alerter(clients: Clients, targets: Targets) -> Alerter:
-    settings = AlertSettings.from_env(alert_environment(targets.runtime_names(), PROFILES["dev"]))
-    return Alerter(settings, clients=clients, backoff=Backoff(sleep=lambda _: None))
+def _folder(clients: Clients, targets: Targets, config: Any = PROFILES["dev"]) -> Folder:
+    settings = settings_from_env(folder_environment(targets.runtime_names(), config))
+    return Folder(settings, clients=clients, backoff=Backoff(sleep=lambda _: None))
 
 
 def processor_scenario(scenario: Scenario) -> Measured:
@@ -144,25 +144,27 @@ def processor_scenario(scenario: Scenario) -> Measured:
         return Measured(scenario.name, scenario.valid, 1, dict(counts))
 
 
-def alert_scenario() -> Measured:
-    """The window changes of 1,000 sensors' readings, in alert invocations of the mapping's batch size."""
+def folder_scenario() -> Measured:
+    """The partials of 1,000 sensors' readings (one processor batch), in folder invocations of the mapping's
+    batch size."""
     with in_moto("dev", PROFILES["dev"]) as (clients, targets):
         _processor(clients, targets).handle(payload_event(distinct_sensors()))
-        changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
-        fn = _alerter(clients, targets)
+        (event,) = partials_events(clients, targets)
+        records = event["Records"]
+        fn = _folder(clients, targets)
         invocations = 0
         with counting(clients) as counts:
-            for start in range(0, len(changes), ALERT_BATCH_SIZE):
+            for start in range(0, len(records), FOLDER_BATCH_SIZE):
                 invocations += 1
-                response = fn.handle({"Records": changes[start : start + ALERT_BATCH_SIZE]})
+                response = fn.handle({"Records": records[start : start + FOLDER_BATCH_SIZE]})
                 if response["batchItemFailures"]:
-                    raise AssertionError(f"alert: changes failed: {response}")
-        name = f"alert: {len(changes):,} window changes, batches of {ALERT_BATCH_SIZE:,}"
+                    raise AssertionError(f"folder: partials failed: {response}")
+        name = f"folder: {len(records):,} partials, batches of {FOLDER_BATCH_SIZE:,}"
         return Measured(name, 1000, invocations, dict(counts))
 
 
 def measure() -> list[Measured]:
-    return [*(processor_scenario(s) for s in SCENARIOS), alert_scenario()]
+    return [*(processor_scenario(s) for s in SCENARIOS), folder_scenario()]
 
 
 # ----------------------------------------------------------- fleets: what stacks.capacity is calibrated on
@@ -213,16 +215,16 @@ def read_units(item: Mapping[str, Any] | None) -> int:
 
 @dataclass(frozen=True)
 class FleetRun:
-    """One processor lane (one shard) and one alert lane fed a fleet's readings, as the event source
+    """One processor lane (one shard) and one folder lane fed a fleet's readings, as the event source
     mappings would batch them: every ``batch_period_seconds`` (at most ``batch_size`` records), and the
-    table's changes every ``alert_period_seconds`` (at most the alert mapping's batch size)."""
+    partials every ``folder_period_seconds`` (at most the folder mapping's batch size)."""
 
     sensors: int
     interval_seconds: int
     sensors_per_segment: int
     batch_period_seconds: int
     batch_size: int = 10_000
-    alert_period_seconds: int = 1
+    folder_period_seconds: int = 1
     window_seconds: int = 300
     windows: int = 2
     """Aggregation windows of readings (whole windows: the model averages over a window's life)."""
@@ -252,21 +254,24 @@ class FleetMeasurement:
     """(readings in the item, its stored readings' text length, its DynamoDB size) of every item written."""
     batch_get_keys_max: int = 0
     batch_write_items_max: int = 0
-    alert_invocations: int = 0
-    alert_counts: Counter[str] = field(default_factory=Counter)
+    partials: int = 0
+    partial_bytes: list[int] = field(default_factory=list)
+    """Data bytes of every partials record the processor put."""
+    folder_invocations: int = 0
+    folder_counts: Counter[str] = field(default_factory=Counter)
     aggregate_puts: int = 0
     aggregate_write_units: int = 0
     aggregate_read_units: int = 0
     aggregate_items: list[tuple[int, int, int]] = field(default_factory=list)
-    """(sensor parts folded in, readings they hold, DynamoDB size) of every aggregate put."""
+    """(source shards folded in, readings, DynamoDB size) of every aggregate put."""
     payload_bytes: float = 0.0
     event_record_overhead_bytes: float = 0.0
 
     def processor_requests(self) -> int:
         return sum(self.counts.values())
 
-    def alert_requests(self) -> int:
-        return sum(self.alert_counts.values())
+    def folder_requests(self) -> int:
+        return sum(self.folder_counts.values())
 
 
 FLEET_START_NS = parse_instant("2026-06-01T10:00:00Z")
@@ -338,8 +343,9 @@ def quiet() -> Iterator[None]:
 
 
 @contextmanager
-def sizing(dynamodb: Any, measured: FleetMeasurement, phase: str) -> Iterator[None]:
-    """Record the size of every item the block writes and the read units of what it reads."""
+def sizing(dynamodb: Any, kinesis: Any, measured: FleetMeasurement, phase: str) -> Iterator[None]:
+    """Record the size of every item and partials record the block writes and the read units of what it
+    reads."""
 
     def before(params: Mapping[str, Any], model: Any, **_: Any) -> None:
         if model.name == "BatchWriteItem":
@@ -350,11 +356,11 @@ def sizing(dynamodb: Any, measured: FleetMeasurement, phase: str) -> Iterator[No
                 measured.window_items.append((len(rows), len(item["readings"]["S"]), dynamodb_item_bytes(item)))
                 measured.item_writes += 1
                 measured.write_units += write_units(item)
-        elif model.name == "PutItem" and phase == "alert":
+        elif model.name == "PutItem" and phase == "folder":
             item = params["Item"]
-            partials = json.loads(item["partials"]["S"])
+            sources = json.loads(item["src"]["S"])
             readings = int(item["readings"]["N"])
-            measured.aggregate_items.append((len(partials), readings, dynamodb_item_bytes(item)))
+            measured.aggregate_items.append((len(sources), readings, dynamodb_item_bytes(item)))
             measured.aggregate_puts += 1
             measured.aggregate_write_units += write_units(item)
         elif model.name == "BatchGetItem" and phase == "processor":
@@ -378,6 +384,12 @@ def sizing(dynamodb: Any, measured: FleetMeasurement, phase: str) -> Iterator[No
         if model.name == "BatchGetItem":
             requested.append(list(params["RequestItems"].values()))
 
+    def partials(params: Mapping[str, Any], **_: Any) -> None:
+        measured.partials += len(params["Records"])
+        measured.partial_bytes.extend(len(r["Data"]) for r in params["Records"])
+
+    kinesis_events = kinesis.meta.events
+    kinesis_events.register("before-parameter-build.kinesis.PutRecords", partials)
     events = dynamodb.meta.events  # the API parameters, before botocore serializes them
     events.register("before-parameter-build.dynamodb.*", before)
     events.register("before-parameter-build.dynamodb.BatchGetItem", remember)
@@ -385,13 +397,14 @@ def sizing(dynamodb: Any, measured: FleetMeasurement, phase: str) -> Iterator[No
     try:
         yield
     finally:
+        kinesis_events.unregister("before-parameter-build.kinesis.PutRecords", partials)
         events.unregister("before-parameter-build.dynamodb.*", before)
         events.unregister("before-parameter-build.dynamodb.BatchGetItem", remember)
         events.unregister("after-call.dynamodb.BatchGetItem", after)
 
 
 def measure_fleet(run: FleetRun) -> FleetMeasurement:
-    """Run the real processor, then the real alert function, over ``run``'s readings on moto."""
+    """Run the real processor, then the real folder, over ``run``'s readings on moto."""
     moto_speedups.install()  # encoding only: what moto stores and refuses is unchanged (tested)
     measured = FleetMeasurement(run)
     config = replace(PROFILES["dev"], aggregation_window_seconds=run.window_seconds)
@@ -405,8 +418,8 @@ def measure_fleet(run: FleetRun) -> FleetMeasurement:
             clock=lambda: NOW_NS,
         )
         sequence = 0
-        written: list[tuple[int, int]] = []  # (arrival, items written) per invocation
-        with counting(clients) as counts, sizing(clients["dynamodb"], measured, "processor"):
+        written: list[tuple[int, int]] = []  # (arrival, partials sent) per invocation
+        with counting(clients) as counts, sizing(clients["dynamodb"], clients["kinesis"], measured, "processor"):
             for arrival, batch in batches:
                 records = []
                 for _, thing, payload in batch:
@@ -414,11 +427,11 @@ def measure_fleet(run: FleetRun) -> FleetMeasurement:
                     records.append({"SequenceNumber": f"{sequence:056d}", "PartitionKey": thing, "Data": payload,
                                     "ApproximateArrivalTimestamp": None})  # fmt: skip
                 event = kinesis_event(SHARD, records, "us-east-1", STREAM_ARN, arrival_ns=arrival)
-                before = measured.item_writes
+                before = measured.partials
                 response = processor.handle(event)
                 if response["batchItemFailures"]:
                     raise AssertionError(f"{run.describe()}: records failed: {response}")
-                written.append((arrival, measured.item_writes - before))
+                written.append((arrival, measured.partials - before))
                 measured.invocations += 1
         measured.readings = len(readings)
         measured.payload_bytes = sum(len(r[2]) for r in readings) / len(readings)
@@ -428,53 +441,51 @@ def measure_fleet(run: FleetRun) -> FleetMeasurement:
                                "us-east-1", STREAM_ARN, arrival_ns=FLEET_START_NS)  # fmt: skip
         encoded = len(json.dumps(sample["Records"][0]))
         measured.event_record_overhead_bytes = encoded - len(sample["Records"][0]["kinesis"]["data"])
-        _alert_lane(clients, targets, config, measured, written)
+        _folder_lane(clients, targets, config, measured, written)
     return measured
 
 
-def _alert_lane(
+def _folder_lane(
     clients: Clients, targets: Targets, config: Any, measured: FleetMeasurement, written: list[tuple[int, int]]
 ) -> None:
-    """The table's changes, in write order, to the alert function in batches of the alert period."""
-    changes = dynamodb_stream_records(clients, targets.sensor_windows_table)
-    if len(changes) != sum(n for _, n in written):
-        raise AssertionError(f"{len(changes)} stream records for {sum(n for _, n in written)} writes")
-    period = measured.run.alert_period_seconds * NS_PER_SECOND
+    """The partials, in stream order, to the folder in batches of the folder period."""
+    records = [r for found in kinesis_records(clients, targets.partials_stream).values() for r in found]
+    if len(records) != sum(n for _, n in written):
+        raise AssertionError(f"{len(records)} partials records for {sum(n for _, n in written)} sent")
+    period = measured.run.folder_period_seconds * NS_PER_SECOND
     buckets: dict[int, list[dict[str, Any]]] = {}
     position = 0
     for arrival, count in written:
-        buckets.setdefault((arrival - FLEET_START_NS - 1) // period, []).extend(changes[position : position + count])
+        buckets.setdefault((arrival - FLEET_START_NS - 1) // period, []).extend(records[position : position + count])
         position += count
-    alerter = Alerter(
-        AlertSettings.from_env(alert_environment(targets.runtime_names(), config)),
-        clients=clients,
-        backoff=Backoff(sleep=lambda _: None),
-    )
-    with counting(clients) as counts, sizing(clients["dynamodb"], measured, "alert"):
+    folder = _folder(clients, targets, config)
+    arn = f"arn:aws:kinesis:us-east-1:{ACCOUNT_ID}:stream/{targets.partials_stream}"
+    with counting(clients) as counts, sizing(clients["dynamodb"], clients["kinesis"], measured, "folder"):
         for index in sorted(buckets):
             bucket = buckets[index]
-            for start in range(0, len(bucket), ALERT_BATCH_SIZE):
-                response = alerter.handle({"Records": bucket[start : start + ALERT_BATCH_SIZE]})
+            for start in range(0, len(bucket), FOLDER_BATCH_SIZE):
+                event = kinesis_event(SHARD, bucket[start : start + FOLDER_BATCH_SIZE], "us-east-1", arn)
+                response = folder.handle(event)
                 if response["batchItemFailures"]:
-                    raise AssertionError(f"alert: changes failed: {response}")
-                measured.alert_invocations += 1
-    measured.alert_counts = Counter(counts)
+                    raise AssertionError(f"folder: partials failed: {response}")
+                measured.folder_invocations += 1
+    measured.folder_counts = Counter(counts)
 
 
 # ------------------------------------------------------------------------------ model vs measurement
 
 CALIBRATION_RUNS = (
-    FleetRun(sensors=200, interval_seconds=20, sensors_per_segment=4, batch_period_seconds=5, alert_period_seconds=15),
+    FleetRun(sensors=200, interval_seconds=20, sensors_per_segment=4, batch_period_seconds=5, folder_period_seconds=15),
     FleetRun(sensors=120, interval_seconds=10, sensors_per_segment=24, batch_period_seconds=30),
     FleetRun(sensors=300, interval_seconds=20, sensors_per_segment=16, batch_period_seconds=5, batch_size=40,
-             alert_period_seconds=20, windows=1),
+             folder_period_seconds=20, windows=1),
 )  # fmt: skip
 """Fleets and batch settings the calibration is measured on: one reading per sensor per batch; several,
 with batches of more than 100 items; full small batches and busy segments."""
 
 
 def model_for(run: FleetRun, measured: FleetMeasurement | None = None) -> capacity.Capacity:
-    """What ``stacks.capacity`` predicts for ``run``'s lanes: one shard, one table stream shard, the dev
+    """What ``stacks.capacity`` predicts for ``run``'s lanes: one shard, one partials shard, the dev
     profile's functions, ``run``'s batch settings."""
     config = replace(PROFILES["dev"], aggregation_window_seconds=run.window_seconds)
     payload = round(measured.payload_bytes) if measured else 190
@@ -485,15 +496,15 @@ def model_for(run: FleetRun, measured: FleetMeasurement | None = None) -> capaci
         shard_count=1,
         batch_size=run.batch_size,
         batching_window_seconds=run.batch_period_seconds,
-        alert_batching_window_seconds=run.alert_period_seconds,
+        folder_batching_window_seconds=run.folder_period_seconds,
     )
-    return capacity.model(fleet, pipeline, alert_lanes=1)
+    return capacity.model(fleet, pipeline, folder_lanes=1)
 
 
 def compare(measured: FleetMeasurement) -> dict[str, tuple[float, float]]:
-    """``{quantity: (measured, model)}`` per reading, per change or per item written."""
+    """``{quantity: (measured, model)}`` per reading, per partial or per item written."""
     c = model_for(measured.run, measured)
-    m, rate, changes = measured, c.readings_per_second, c.alert.changes_per_second
+    m, rate, partials = measured, c.readings_per_second, c.folder.records_per_second
     windows, aggregates = c.sensor_windows, c.segment_aggregates
     return {
         "processor invocations per reading": (m.invocations / m.readings, c.processor.invocations_per_second / rate),
@@ -501,9 +512,9 @@ def compare(measured: FleetMeasurement) -> dict[str, tuple[float, float]]:
         "window item writes per reading": (m.item_writes / m.readings, windows.item_writes_per_second / rate),
         "write units per window item write": (m.write_units / m.item_writes, windows.write_units_per_item_write),
         "read units per reading": (m.read_units / m.readings, windows.read_units_per_second / rate),
-        "alert invocations per change": (m.alert_invocations / m.item_writes, c.alert.invocations_per_second / changes),
-        "alert requests per change": (m.alert_requests() / m.item_writes, c.alert.requests_per_second / changes),
-        "aggregate puts per change": (m.aggregate_puts / m.item_writes, aggregates.item_writes_per_second / changes),
+        "partials per reading": (m.partials / m.readings, partials / rate),
+        "folder requests per partial": (m.folder_requests() / m.partials, c.folder.requests_per_second / partials),
+        "aggregate puts per partial": (m.aggregate_puts / m.partials, aggregates.item_writes_per_second / partials),
         "write units per aggregate put": (
             m.aggregate_write_units / m.aggregate_puts,
             aggregates.write_units_per_item_write,
@@ -543,13 +554,15 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
     base, row = _fit([(1.0, rows, size) for rows, _, size in windows])
     _, row_text = _fit([(1.0, rows, text) for rows, text, _ in windows])
     aggregates = [item for m in measurements for item in m.aggregate_items]
-    agg_base, partial, growth = _fit(
-        [(1.0, parts, parts * math.log10(max(1.0, readings / parts)), size) for parts, readings, size in aggregates]
-    )
-    alert_fixed = sum(
-        m.alert_requests() - m.alert_counts["dynamodb:PutItem"] - m.alert_counts["dynamodb:BatchGetItem"]
+    # the runs have one readings shard: an aggregate's size with one source is measured; another shard adds
+    # its ``src`` entry, a shard id and a 56-digit sequence number as JSON text (``lambdas.folder.logic``)
+    agg_base = sum(size for _, _, size in aggregates) / len(aggregates)
+    per_source = len(json.dumps({SHARD: "9" * 56}, separators=(",", ":"))) - 1
+    folder_fixed = sum(
+        m.folder_requests() - m.folder_counts["dynamodb:PutItem"] - m.folder_counts["dynamodb:BatchGetItem"]
         for m in measurements
-    ) / sum(m.alert_invocations for m in measurements)
+    ) / sum(m.folder_invocations for m in measurements)
+    partial_bytes = [size for m in measurements for size in m.partial_bytes]
     return {
         "keys_per_batch_get": max(m.batch_get_keys_max for m in measurements),
         "items_per_batch_write": max(m.batch_write_items_max for m in measurements),
@@ -557,9 +570,9 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
         "window_item_row_bytes": round(row, 2),
         "window_part_rows": int((PART_BUDGET_BYTES - ITEM_OVERHEAD_BYTES - SEGMENT_WORST_BYTES) / row_text) - 2,
         "aggregate_item_base_bytes": round(agg_base, 1),
-        "aggregate_item_partial_bytes": round(partial, 2),
-        "aggregate_item_partial_growth_bytes": round(growth, 2),
-        "alert_fixed_requests": round(alert_fixed),
+        "aggregate_item_source_bytes": round(per_source, 2),
+        "partial_record_bytes": round(sum(partial_bytes) / len(partial_bytes), 1),
+        "folder_fixed_requests": round(folder_fixed),
         "kinesis_event_record_overhead_bytes": round(measurements[0].event_record_overhead_bytes, 1),
         "cpu_seconds_per_reading": float(f"{cpu_seconds_per_reading():.3g}"),
         "measured": {
@@ -568,8 +581,8 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
             "on": f"moto {moto_version()}, Python {platform.python_version()}, {platform.machine()}",
             "runs": [
                 {"run": m.run.describe(), "readings": m.readings, "window_item_writes": m.item_writes,
-                 "aggregate_puts": m.aggregate_puts, "processor_requests": dict(m.counts),
-                 "alert_requests": dict(m.alert_counts)}
+                 "partials": m.partials, "aggregate_puts": m.aggregate_puts, "processor_requests": dict(m.counts),
+                 "folder_requests": dict(m.folder_counts)}
                 for m in measurements
             ],
             "cpu": "1 / tools.bench.report.throughput(1000, 21): one core of the calibrating machine",
@@ -602,29 +615,29 @@ def scale_model(
     sensors_per_segment: int,
     payload_bytes: float,
     shards: int,
-    alert_lanes: int,
+    folder_lanes: int,
 ) -> capacity.Capacity:
     """What ``stacks.capacity`` predicts for the local run at scale: the dev profile's functions, batch
-    size and batching windows on a provisioned stream of ``shards`` shards, ``alert_lanes`` lanes of the
-    table's stream (the run's alert workers)."""
+    size and batching windows on a provisioned stream of ``shards`` shards, ``folder_lanes`` lanes of the
+    partials stream (its shards in the run)."""
     config = PROFILES["dev"]
     fleet = capacity.Fleet(sensors, interval_seconds, round(payload_bytes), sensors_per_segment)
     pipeline = replace(config.pipeline, on_demand=False, shard_count=shards)
-    return capacity.model(fleet, pipeline, alert_lanes=alert_lanes)
+    return capacity.model(fleet, pipeline, folder_lanes=folder_lanes)
 
 
-PROCESSOR_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
-ALERT_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "cloudwatch:PutMetricData")
-ALERT_PUBLISHING = ("sns:Publish", "dynamodb:UpdateItem")
+PROCESSOR_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "kinesis:PutRecords")
+FOLDER_MODELLED = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query", "cloudwatch:PutMetricData")
+FOLDER_PUBLISHING = ("sns:Publish", "dynamodb:UpdateItem")
 """Per alert sent (publish, then the ``sent`` mark): the model is calibrated on free-flowing traffic."""
 
 
 def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
     """Requests of a ``tools.bench.scale`` run next to the model's: the processor's per 1,000 readings
-    stored (by ``service:Operation``), the alert function's per window change. The model counts one
-    conditional PutItem per segment window an alert invocation folds; when alert lanes fold the same
-    window at once, the loser re-reads it (GetItem) and puts again: those conflicts are reported on
-    their own rows, and the alert total is compared without them (and without publishing alerts)."""
+    stored (by ``service:Operation``), the folder's per partial. The model counts one conditional PutItem
+    per segment window a folder invocation folds, never refused (one writer per segment window): a refused
+    put (a re-read GetItem and another PutItem) is reported on its own row, and the folder's total is
+    compared without publishing alerts."""
     summary = result["summary"]
     run = summary["run"]
     c = scale_model(
@@ -633,16 +646,20 @@ def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
         sensors_per_segment=result["sensors_per_segment"],
         payload_bytes=result["payload_bytes"],
         shards=run["shards"],
-        alert_lanes=run["alert_workers"],
+        folder_lanes=run["folder_lanes"],
     )
     readings = summary["accepted"]
     per_thousand = 1000 / readings
     proc = c.processor
     rows: list[Compared] = []
     measured = run["requests"]["processor"]
+    sends = capacity.partials_requests(c.folder.records_per_second / proc.invocations_per_second)
+    per_batch = 1000 / proc.readings_per_batch
     model_processor = {
-        "dynamodb:BatchGetItem": proc.batch_get_requests / proc.readings_per_batch * 1000,
-        "dynamodb:BatchWriteItem": proc.batch_write_requests / proc.readings_per_batch * 1000,
+        "dynamodb:BatchGetItem": proc.batch_get_requests * per_batch,
+        "dynamodb:BatchWriteItem": proc.batch_write_requests * per_batch,
+        "dynamodb:PutItem": per_batch,  # the shard's partials mark
+        "kinesis:PutRecords": (sends - 1) * per_batch,
     }
     for op in sorted(set(measured) | set(PROCESSOR_MODELLED)):
         rows.append(Compared("processor", f"{op} per 1,000 readings", measured.get(op, 0) * per_thousand,
@@ -650,41 +667,37 @@ def scale_comparison(result: Mapping[str, Any]) -> list[Compared]:
     rows.append(
         Compared(
             "processor",
-            "DynamoDB requests per 1,000 readings",
+            "requests per 1,000 readings",
             sum(measured.get(op, 0) for op in PROCESSOR_MODELLED) * per_thousand,
             proc.requests_per_reading * 1000,
         )
     )
-    changes = run["window_changes"]
-    conflicts = run["alert_write_conflicts"]
-    alert = run["requests"]["alert"]
-    a = c.alert
-    per_invocation = a.changes_per_invocation
-    requests = a.requests_per_second / a.invocations_per_second
-    fixed = capacity.CALIBRATION.alert_fixed_requests  # the expired-claims Query and PutMetricData, each invocation
-    gets = requests - a.segment_windows_per_invocation - fixed
-    model_alert = {
+    partials = run["partials"]
+    conflicts = run["folder_write_conflicts"]
+    folder = run["requests"]["folder"]
+    f = c.folder
+    per_invocation = f.records_per_invocation
+    requests = f.requests_per_second / f.invocations_per_second
+    fixed = capacity.CALIBRATION.folder_fixed_requests  # the expired-claims Query and PutMetricData, each invocation
+    gets = requests - f.segment_windows_per_invocation - fixed
+    model_folder = {
         "dynamodb:BatchGetItem": gets / per_invocation,
-        "dynamodb:PutItem": a.segment_windows_per_invocation / per_invocation,
+        "dynamodb:PutItem": f.segment_windows_per_invocation / per_invocation,
         "dynamodb:Query": 1 / per_invocation,
         "cloudwatch:PutMetricData": 1 / per_invocation,
         "dynamodb:GetItem": 0.0,
     }
-    for op in sorted(set(alert) | set(ALERT_MODELLED)):
-        model = None if op in ALERT_PUBLISHING else model_alert.get(op)
-        rows.append(Compared("alert", f"{op} per window change", alert.get(op, 0) / changes, model))
-    rows.append(Compared("alert", "write conflicts per window change", conflicts / changes, None))
-    first_writes = sum(alert.get(op, 0) for op in ALERT_MODELLED) - conflicts
+    for op in sorted(set(folder) | set(FOLDER_MODELLED)):
+        model = None if op in FOLDER_PUBLISHING else model_folder.get(op)
+        rows.append(Compared("folder", f"{op} per partial", folder.get(op, 0) / partials, model))
+    rows.append(Compared("folder", "refused conditional puts per partial", conflicts / partials, None))
     rows.append(
         Compared(
-            "alert",
-            "requests per window change, without conflicts and alert publishing",
-            first_writes / changes,
+            "folder",
+            "requests per partial, without alert publishing",
+            sum(folder.get(op, 0) for op in FOLDER_MODELLED) / partials,
             requests / per_invocation,
         )
-    )
-    rows.append(
-        Compared("alert", "requests per window change, all", sum(alert.values()) / changes, requests / per_invocation)
     )
     return rows
 

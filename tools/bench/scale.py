@@ -5,10 +5,9 @@
 Generates ``--sensors`` sensors' readings, one a minute for ``--minutes`` (``tools.local.simulate.generate``:
 four sensors a segment, ~2 % duplicates and bad records), and puts them through the whole local run
 (``tools.local.simulate.run_in_moto``) as ``python -m tools.local.simulate --shards N --parallel --check-every 60``
-does: one processor lane per Kinesis shard and as many alert lanes, each on its own thread, a minute
-of readings at a time with the silence check after each minute, as its schedule runs it while the
-data flows (the run then holds one minute's records and window changes at a time, not all of them:
-a million window changes read back at once would take ~8 GB on their own). Writes the run's
+does: one processor lane per Kinesis shard and one folder lane per partials shard, each on its own thread, a
+minute of readings at a time with the silence check after each minute, as its schedule runs it while the
+data flows (the run then holds one minute's records and partials at a time, not all of them). Writes the run's
 summary (without its per-segment and per-alert lists), the wall time of each step and this process's
 peak resident memory (``VmHWM``) as JSON: the bench reads them and compares the requests the
 functions sent with the capacity model (``tools.bench.request_counts.scale_comparison``).

@@ -5,7 +5,7 @@
     check.watch("processor", processor)               # before the handlers run
     report = check.evaluate(clients, targets)         # after: denied calls, unused grants
 
-1. **Recording.** :meth:`Check.watch` hands a service object (``Processor``, ``Alerter``) clients that
+1. **Recording.** :meth:`Check.watch` hands a service object (``Processor``, ``Folder``) clients that
    register a botocore ``before-parameter-build`` hook, and runs its ``handle`` with a context variable
    naming the function: each API call made while a function handles an event is recorded with its
    parameters and attributed to that function (threads included); the harness's own calls are not.
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITION = "aws"
-FUNCTIONS = ("processor", "alert", "silence")
+FUNCTIONS = ("processor", "folder", "silence")
 """The functions of the data path, by concern (their handler is ``lambdas.<concern>.handler.handler``)."""
 
 _CURRENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_check_function", default=None)
@@ -257,6 +257,17 @@ def _send_message(call: Call, scope: Scope) -> list[Access]:
     return accesses
 
 
+def _put_records(call: Call, scope: Scope) -> list[Access]:
+    stream = call.params.get("StreamARN") or (
+        f"arn:{scope.partition}:kinesis:{call.region}:{scope.account}:stream/{call.params['StreamName']}"
+    )
+    accesses = [Access("kinesis:PutRecords", stream)]
+    key = scope.encryption.key_of("kinesis", stream)
+    if key:  # producers of an SSE-KMS stream need GenerateDataKey; the context is the stream's ARN
+        accesses += _kms(call, scope, key, ("kms:GenerateDataKey",), {"kms:EncryptionContext:aws:kinesis:arn": stream})
+    return accesses
+
+
 def _put_metric_data(call: Call, scope: Scope) -> list[Access]:
     return [Access("cloudwatch:PutMetricData", "*", (("cloudwatch:namespace", call.params["Namespace"]),))]
 
@@ -278,6 +289,9 @@ def _put_metric_data(call: Call, scope: Scope) -> list[Access]:
 #   SQS        list_amazonsqs.html: SendMessage on "queue" arn:aws:sqs:<region>:<account>:<name>. Encrypted
 #              queue: producers need kms:GenerateDataKey and kms:Decrypt, AWSSimpleQueueService/latest/
 #              SQSDeveloperGuide/sqs-key-management.html.
+#   Kinesis    list_amazonkinesis.html: PutRecords on "stream" arn:aws:kinesis:<region>:<account>:stream/<name>.
+#              SSE-KMS stream: "Your Kinesis stream producers must have the kms:GenerateDataKey permission";
+#              the encryption context is the stream's ARN, streams/latest/dev/permissions-user-key-KMS.html.
 #   CloudWatch list_amazoncloudwatch.html: PutMetricData has no resource type ("*"); condition key
 #              cloudwatch:namespace, AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html.
 #   KMS        list_awskeymanagementservice.html: GenerateDataKey/Decrypt on "key"; kms:ViaService,
@@ -293,6 +307,7 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ("s3", "PutObject"): _put_object,
     ("sns", "Publish"): _publish,
     ("sqs", "SendMessage"): _send_message,
+    ("kinesis", "PutRecords"): _put_records,
     ("cloudwatch", "PutMetricData"): _put_metric_data,
 }
 
@@ -320,10 +335,6 @@ _KINESIS_MAPPING = (
     "Lambda's Kinesis event source mapping reads the stream with the function's role "
     "(lambda/latest/dg/services-kinesis-create.html)"
 )
-_STREAM_MAPPING = (
-    "Lambda's DynamoDB event source mapping reads the table's stream with the function's role "
-    "(amazondynamodb/latest/developerguide/iam-policy-example-lamda-process-dynamodb-streams.html)"
-)
 _LOGS = "the Lambda runtime writes the function's logs (lambda/latest/dg/monitoring-cloudwatchlogs.html)"
 _XRAY = "active tracing: Lambda sends the function's trace segments (lambda/latest/dg/services-xray.html)"
 
@@ -334,16 +345,17 @@ _KINESIS_READ = (
     "kinesis:GetShardIterator",
     "kinesis:ListShards",
 )
-_STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 
 UNUSED_REASONS: dict[tuple[str, str], str] = {
     **{("processor", action): _KINESIS_MAPPING for action in _KINESIS_READ},
     ("processor", "kms:Decrypt"): "Lambda decrypts the stream's SSE-KMS records with the function's role "
     "(streams/latest/dev/permissions-user-key-KMS.html: Lambda uses roles to consume Kinesis streams), and "
     "sending to the encrypted dead-letter queue needs it (sqs-key-management.html)",
-    **{("alert", action): _STREAM_MAPPING for action in _STREAM_READ},
-    ("alert", "dynamodb:GetItem"): "code path: the re-read after a conditional write lost to another "
-    "invocation (lambdas/alert/service.py Alerter._get); a run without write conflicts does not reach it, "
+    **{("folder", action): _KINESIS_MAPPING for action in _KINESIS_READ},
+    ("folder", "kms:Decrypt"): "Lambda decrypts the partials stream's SSE-KMS records with the function's role "
+    "(streams/latest/dev/permissions-user-key-KMS.html), and sending to the encrypted dead-letter queue needs it",
+    ("folder", "dynamodb:GetItem"): "code path: the re-read after a conditional write lost to another writer "
+    "(lambdas/common/alert_state.py AlertState.get); one writer per segment window never reaches it, "
     "tests/test_iam_check.py drives it",
     ("*", "logs:CreateLogStream"): _LOGS,
     ("*", "logs:PutLogEvents"): _LOGS,
@@ -673,8 +685,6 @@ class _Stack:
         if type_ not in _NAME_ATTRIBUTE:
             raise Unsupported(f"cannot resolve {type_}.{name}.{attribute}")
         own_name = str(self.resolve(body[_NAME_ATTRIBUTE[type_]]))
-        if (type_, attribute) == ("aws_dynamodb_table", "stream_arn"):
-            return str(self.clients["dynamodb"].describe_table(TableName=own_name)["Table"]["LatestStreamArn"])
         if (type_, attribute) in (("aws_sqs_queue", "url"), ("aws_sqs_queue", "id")):
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{own_name}"
         if attribute == "arn" or (attribute == "id" and type_ in _ID_IS_ARN):
@@ -753,6 +763,11 @@ class _Stack:
             for body in self.resources(type_).values():
                 if body.get("kms_master_key_id"):
                     keys[self.arn(type_, self.resolve(body["name"]))] = KeyUse(self._key_arn(body["kms_master_key_id"]))
+        for body in self.resources("aws_kinesis_stream").values():
+            if body.get("encryption_type") == "KMS":
+                keys[self.arn("aws_kinesis_stream", self.resolve(body["name"]))] = KeyUse(
+                    self._key_arn(body["kms_key_id"])
+                )
         for body in self.resources("aws_s3_bucket_server_side_encryption_configuration").values():
             for rule in body.get("rule", []):
                 default = rule.get("apply_server_side_encryption_by_default") or {}
@@ -787,6 +802,7 @@ _TARGET_OUTPUTS = {
     "quarantine_bucket": "quarantine_bucket_name",
     "alert_topic_arn": "alert_topic_arn",
     "metric_namespace": "metric_namespace",
+    "partials_stream": "partials_stream_name",
 }
 
 
@@ -842,6 +858,9 @@ class _Deployed:
             return None
         if service == "sns":
             key = self.client("sns").get_topic_attributes(TopicArn=arn)["Attributes"].get("KmsMasterKeyId")
+        elif service == "kinesis":
+            summary = self.client("kinesis").describe_stream_summary(StreamARN=arn)["StreamDescriptionSummary"]
+            key = summary.get("KeyId") if summary.get("EncryptionType") == "KMS" else None
         else:  # sqs
             account, name = arn.split(":")[4:6]
             url = self.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]

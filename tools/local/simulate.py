@@ -9,16 +9,15 @@ Creates the stream, tables, buckets, queue and topic as the stack defines them (
 stream with the partition key the topic rule gives it (the thing name, the topic's fourth level),
 reads them back with GetRecords and hands them to the processor handler exactly as the event source
 mapping would (same event shape, batches of ``--batch-size``, retrying from the first failed record,
-bisecting on errors, giving up to the DLQ after the configured retries), then feeds the segment windows
-table's stream to the alert handler the same way. ``--now`` is the arrival time of every record. The
-summary is read back from the emulated stores and the alert topic. ``--endpoint-url`` runs against an
-already deployed environment (see ``--outputs``) instead.
+bisecting on errors, giving up to the DLQ after the configured retries); the processor puts its partials on
+the emulated partials stream, whose records are handed to the folder handler the same way. ``--now`` is the
+arrival time of every record. The summary is read back from the emulated stores and the alert topic.
+``--endpoint-url`` runs against an already deployed environment (see ``--outputs``) instead.
 
 ``--parallel`` runs every Kinesis shard with its own worker thread, as Lambda runs one invocation per
-shard at once, and the table's stream with ``--alert-workers`` threads (default: the number of Kinesis
-shards). moto gives a table stream a single shard, so its records are routed to the alert workers by a
-hash of the item's partition key (the sensor), as the table's partitions would split them; records of
-one item stay in order on one worker. moto applies each request atomically, as DynamoDB does.
+shard at once: the readings stream's shards (the processor lanes), then the partials stream's (the folder
+lanes; ``--shards N`` gives both streams N shards). A segment's partials share a partition key, so one
+folder lane folds each segment window. moto applies each request atomically, as DynamoDB does.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import re
 import sys
 import threading
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,9 +41,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lambdas.alert import handler as alert_handler
-from lambdas.alert.service import Alerter
-from lambdas.alert.service import Settings as AlertSettings
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.common.contract import (
     ALERT_LEVELS,
@@ -57,6 +52,8 @@ from lambdas.common.contract import (
     parse_instant,
     total,
 )
+from lambdas.folder import handler as folder_handler
+from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor import handler as processor_handler
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
@@ -65,9 +62,9 @@ from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
-    ALERT_BATCH_SIZE,
-    ALERT_EVENT_FILTER,
+    FOLDER_BATCH_SIZE,
     OPEN_OUTAGES,
+    PARTIALS_STREAM,
     SEGMENT_AGGREGATES,
     SENSOR_OUTAGES,
     SENSOR_WINDOWS,
@@ -75,7 +72,7 @@ from stacks.layout import (
     TTL_ATTRIBUTE,
     RuntimeNames,
     TableSpec,
-    alert_environment,
+    folder_environment,
     processor_environment,
     silence_environment,
 )
@@ -102,7 +99,8 @@ class Targets:
     processor_dlq_url: str
     metric_namespace: str
     sensor_outages_table: str
-    alert_dlq_url: str
+    folder_dlq_url: str
+    partials_stream: str
 
     def runtime_names(self) -> RuntimeNames:
         return RuntimeNames(
@@ -113,6 +111,7 @@ class Targets:
             quarantine_bucket=self.quarantine_bucket,
             alert_topic_arn=self.alert_topic_arn,
             sensor_outages_table=self.sensor_outages_table,
+            partials_stream=self.partials_stream,
         )
 
     @classmethod
@@ -130,7 +129,8 @@ class Targets:
             processor_dlq_url=value["processor_dlq_url"],
             metric_namespace=value["metric_namespace"],
             sensor_outages_table=value["sensor_outages_table_name"],
-            alert_dlq_url=value["alert_dlq_url"],
+            folder_dlq_url=value["folder_dlq_url"],
+            partials_stream=value["partials_stream_name"],
         )
 
 
@@ -191,7 +191,9 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         clients["kinesis"].create_stream(StreamName=stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
     topic = clients["sns"].create_topic(Name=namer.name(Kind.SNS_TOPIC, "alerts"))["TopicArn"]
     dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "processor-dlq"))["QueueUrl"]
-    alert_dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "alert-dlq"))["QueueUrl"]
+    folder_dlq = clients["sqs"].create_queue(QueueName=namer.name(Kind.SQS_QUEUE, "folder-dlq"))["QueueUrl"]
+    partials = namer.name(Kind.KINESIS_STREAM, PARTIALS_STREAM)
+    clients["kinesis"].create_stream(StreamName=partials, ShardCount=shards or config.partials_shard_count)
     return Targets(
         environment=environment,
         region=region,
@@ -203,7 +205,8 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         processor_dlq_url=dlq,
         metric_namespace=namer.metric_namespace(),
         sensor_outages_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_OUTAGES.concern),
-        alert_dlq_url=alert_dlq,
+        folder_dlq_url=folder_dlq,
+        partials_stream=partials,
     )
 
 
@@ -428,6 +431,21 @@ def kinesis_records(
     return found
 
 
+def partials_events(clients: Clients, targets: Targets, after: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The partials stream's records (after the sequence numbers in ``after``, which is moved on) as the
+    folder's mapping hands them over: one event per shard that has any."""
+    arn = clients["kinesis"].describe_stream_summary(StreamName=targets.partials_stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
+    events = []
+    for shard, records in kinesis_records(clients, targets.partials_stream, after).items():
+        if records:
+            if after is not None:
+                after[shard] = records[-1]["SequenceNumber"]
+            events.append(kinesis_event(shard, records, targets.region, arn))
+    return events
+
+
 def kinesis_event(
     shard: str, records: Sequence[dict[str, Any]], region: str, stream_arn: str, arrival_ns: int | None = None
 ) -> dict[str, Any]:
@@ -494,19 +512,6 @@ def failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str)
         stream_arn=stream_arn,
         sequences=(first["SequenceNumber"], last["SequenceNumber"]),
         arrivals=(first["ApproximateArrivalTimestamp"], last["ApproximateArrivalTimestamp"]),
-    )
-
-
-def stream_failure_record(shard: str, batch: Sequence[dict[str, Any]], stream_arn: str) -> dict[str, Any]:
-    """What a DynamoDB stream event source mapping sends its on-failure destination (``DDBStreamBatchInfo``)."""
-    first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
-    return _on_failure(
-        "DDBStreamBatchInfo",
-        shard,
-        batch,
-        stream_arn=stream_arn,
-        sequences=(first["SequenceNumber"], last["SequenceNumber"]),
-        arrivals=(first.get("ApproximateCreationDateTime"), last.get("ApproximateCreationDateTime")),
     )
 
 
@@ -592,22 +597,6 @@ def deliver(
             position += len(stuck)
             attempts, size = 0, settings.batch_size
     return stats
-
-
-def dynamodb_stream_records(clients: Clients, table: str, after: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """The table stream's records (after the sequence numbers in ``after``, which is moved on)."""
-    streams = clients["dynamodbstreams"]
-    arn = clients["dynamodb"].describe_table(TableName=table)["Table"]["LatestStreamArn"]
-    records: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        shard_id = shard["ShardId"]
-        start = _start((after or {}).get(shard_id), "SequenceNumber")
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, **start)["ShardIterator"]
-        found = drain(lambda it: streams.get_records(ShardIterator=it, Limit=1000), iterator)
-        if found and after is not None:
-            after[shard_id] = found[-1]["dynamodb"]["SequenceNumber"]
-        records.extend(found)
-    return records
 
 
 # ---------------------------------------------------------------------------------------- read back
@@ -698,7 +687,11 @@ def summarize(
 ) -> dict[str, Any]:
     """What the stores hold after a run, with the ``alerts`` the topic delivered (``None``: not read);
     nothing that depends on how it ran."""
-    windows = scan(clients, targets.sensor_windows_table, ("sensor_id", "window_start", "segments", "duplicates"))
+    windows = [  # the shards' partials marks are no windows
+        item
+        for item in scan(clients, targets.sensor_windows_table, ("sensor_id", "window_start", "segments", "duplicates"))
+        if "segments" in item
+    ]
     by_segment: dict[str, list[Sums]] = defaultdict(list)
     by_window: dict[tuple[str, str], list[Sums]] = defaultdict(list)
     for item in windows:
@@ -805,7 +798,6 @@ class RunOptions:
     batch_size: int
     config: EnvironmentConfig
     parallel: bool = False
-    alert_workers: int | None = None
     iam: iam_check.Check | None = None
     """Check every AWS call of the functions against their roles (``--check-iam``)."""
     check_every_seconds: int | None = None
@@ -838,7 +830,7 @@ def deliver_all(
     parallel: bool,
     deliver_lane: Callable[[str, Sequence[dict[str, Any]]], Delivery],
 ) -> Delivery:
-    """Deliver each lane (a shard, or an alert worker's share) on its own thread when ``parallel``."""
+    """Deliver each lane (a stream shard) on its own thread when ``parallel``."""
     if parallel and len(lanes) > 1:
         with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
             results = list(pool.map(lambda lane: deliver_lane(*lane), lanes.items()))
@@ -869,7 +861,7 @@ def counting_conflicts(clients: Clients) -> Iterator[list[int]]:
         events.unregister("after-call.dynamodb.PutItem", seen)
 
 
-FUNCTION_SERVICES = ("dynamodb", "s3", "sns", "cloudwatch")
+FUNCTION_SERVICES = ("dynamodb", "s3", "sns", "cloudwatch", "kinesis")
 """The services the functions call (the local run's own reads of streams and queues are not counted)."""
 
 
@@ -890,38 +882,6 @@ def counting_requests(clients: Clients, services: Sequence[str]) -> Iterator[Cou
     finally:
         for service in services:
             clients[service].meta.events.unregister("before-call", seen)
-
-
-def delivered(
-    records: Sequence[dict[str, Any]], pattern: Mapping[str, Any] = ALERT_EVENT_FILTER
-) -> list[dict[str, Any]]:
-    """The records a mapping with the filter ``pattern`` hands to its function (Lambda event filtering,
-    evaluated by moto's implementation of the pattern language); the others are dropped, as Lambda does."""
-    from moto.events.models import EventPattern  # noqa: PLC0415 (the local run only: operators' tools load no moto)
-
-    matcher = EventPattern.load(json.dumps(pattern))
-    return [record for record in records if matcher.matches_event(_read_by(pattern, record))]
-
-
-def _read_by(pattern: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of ``record`` that ``pattern`` names (the matcher serializes what it is given, and boto3's
-    records carry datetimes where Lambda's events carry numbers)."""
-    read: dict[str, Any] = {}
-    for key, wanted in pattern.items():
-        if key in record:
-            value = record[key]
-            read[key] = _read_by(wanted, value) if isinstance(wanted, dict) and isinstance(value, dict) else value
-    return read
-
-
-def alert_lanes(changes: Sequence[dict[str, Any]], workers: int) -> dict[str, list[dict[str, Any]]]:
-    """The records the alert mapping's filter lets through (:func:`delivered`), split over ``workers`` by a
-    hash of the item's partition key (order kept per item)."""
-    lanes: dict[str, list[dict[str, Any]]] = {f"alert-{i}": [] for i in range(workers)}
-    for record in delivered(changes):
-        sensor = record["dynamodb"]["Keys"]["sensor_id"]["S"]
-        lanes[f"alert-{zlib.crc32(sensor.encode()) % workers}"].append(record)
-    return lanes
 
 
 def rounds(messages: Sequence[Message], now_ns: int, every_seconds: int | None) -> list[tuple[int, list[Message]]]:
@@ -961,8 +921,8 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     """Put the messages through the whole path and return the summary read back from the stores.
 
     In rounds (``options.check_every_seconds``): each round's records are put, processed, folded by the
-    alert function, then the silence check runs at the round's end time, as the schedule would while the
-    data flows; the last check runs at ``--now``."""
+    folder, then the silence check runs at the round's end time, as the schedule would while the data
+    flows; the last check runs at ``--now``."""
     started = time.time()
     inbox = AlertInbox(clients, subscribe_alert_queue(clients, targets))
     config = options.config
@@ -973,16 +933,16 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     names = targets.runtime_names()
     processor_settings = ProcessorSettings.from_env(processor_environment(names, config))
     processor = Processor(processor_settings, clients=clients, backoff=Backoff(), clock=lambda: clock[0])
-    alerter = Alerter(AlertSettings.from_env(alert_environment(names, config)), clients=clients)
+    folder = Folder(settings_from_env(folder_environment(names, config)), clients=clients)
     check = SilenceCheck(
         SilenceSettings.from_env(silence_environment(names, config)), clients=clients, clock=lambda: clock[0]
     )
     if options.iam:  # every AWS call each function makes is recorded, for the check at the end
         options.iam.watch("processor", processor)
-        options.iam.watch("alert", alerter)
+        options.iam.watch("folder", folder)
         options.iam.watch("silence", check)
     processor_handler.install(processor)
-    alert_handler.install(alerter)
+    folder_handler.install(folder)
     silence_handler.install(check)
     mode = "in parallel" if options.parallel else "serially"
     print(f"simulating {len(options.messages):,} records on environment {targets.environment} ({mode})", file=out)
@@ -1009,41 +969,39 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
             progress=progress,
         )
 
-    def alert_invocation(event: dict[str, Any]) -> Any:
+    partials_arn = clients["kinesis"].describe_stream_summary(StreamName=targets.partials_stream)[
+        "StreamDescriptionSummary"
+    ]["StreamARN"]
+
+    def folder_invocation(event: dict[str, Any]) -> Any:
         try:
-            return alert_handler.handler(event, None)
+            return folder_handler.handler(event, None)
         finally:
             inbox.collect()
 
-    def alert_give_up(batch: Sequence[dict[str, Any]]) -> None:
-        """As the alert mapping does: the batch's metadata to the alert function's dead-letter queue (the
-        local table stream has one shard; a lane's batch spans its records in that shard)."""
-        streams = clients["dynamodbstreams"]
-        arn = clients["dynamodb"].describe_table(TableName=targets.sensor_windows_table)["Table"]["LatestStreamArn"]
-        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        body = json.dumps(stream_failure_record(shard, batch, arn), default=str)
-        clients["sqs"].send_message(QueueUrl=targets.alert_dlq_url, MessageBody=body)
+    def fold_shard(shard: str, records: Sequence[dict[str, Any]]) -> Delivery:
+        def give_up(batch: Sequence[dict[str, Any]]) -> None:
+            body = json.dumps(failure_record(shard, batch, partials_arn))
+            clients["sqs"].send_message(QueueUrl=targets.folder_dlq_url, MessageBody=body)
 
-    def alert_lane(_: str, records: Sequence[dict[str, Any]]) -> Delivery:
         return deliver(
             records,
-            sequence_of=lambda r: r["dynamodb"]["SequenceNumber"],
-            make_event=lambda batch: {"Records": list(batch)},
-            invoke=alert_invocation,
-            settings=MappingSettings(ALERT_BATCH_SIZE, config.max_retry_attempts),
-            on_give_up=alert_give_up,
+            sequence_of=lambda r: r["SequenceNumber"],
+            make_event=lambda batch: kinesis_event(shard, batch, targets.region, partials_arn, options.now_ns),
+            invoke=folder_invocation,
+            settings=MappingSettings(FOLDER_BATCH_SIZE, config.max_retry_attempts),
+            on_give_up=give_up,
         )
 
-    requests: dict[str, Counter[str]] = {"processor": Counter(), "alert": Counter(), "silence": Counter()}
+    requests: dict[str, Counter[str]] = {"processor": Counter(), "folder": Counter(), "silence": Counter()}
     seconds: defaultdict[str, float] = defaultdict(float)
-    processed, alerted, checks = Delivery(), Delivery(), Delivery()
+    processed, folded, checks = Delivery(), Delivery(), Delivery()
     read_kinesis: dict[str, str] = {}
-    read_changes: dict[str, str] = {}
-    changes_seen = conflicts_seen = 0
+    read_partials: dict[str, str] = {}
+    partials_seen = conflicts_seen = 0
     per_check: list[int] = []
     """Requests of each scheduled run of the silence check (its retries included)."""
-    shard_count = 0
-    workers = 1
+    shard_count = partial_shards = 0
     for round_end, messages in rounds(options.messages, options.now_ns, options.check_every_seconds):
         clock[0] = round_end
         t0 = time.monotonic()
@@ -1062,14 +1020,17 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         seconds["processor"] += time.monotonic() - t0
 
         t0 = time.monotonic()
-        changes = dynamodb_stream_records(clients, targets.sensor_windows_table, read_changes)
-        changes_seen += len(changes)
-        workers = (options.alert_workers or len(shards)) if options.parallel else 1
+        lanes = kinesis_records(clients, targets.partials_stream, read_partials)
+        for shard, records in lanes.items():
+            if records:
+                read_partials[shard] = records[-1]["SequenceNumber"]
+        partials_seen += sum(len(records) for records in lanes.values())
+        partial_shards = len(lanes)
         with counting_conflicts(clients) as conflicts, counting_requests(clients, FUNCTION_SERVICES) as counted:
-            _add(alerted, deliver_all(alert_lanes(changes, workers), options.parallel, alert_lane))
-        requests["alert"].update(counted)
+            _add(folded, deliver_all(lanes, options.parallel, fold_shard))
+        requests["folder"].update(counted)
         conflicts_seen += conflicts[0]
-        seconds["alert"] += time.monotonic() - t0
+        seconds["folder"] += time.monotonic() - t0
 
         t0 = time.monotonic()
         with counting_requests(clients, FUNCTION_SERVICES) as counted:
@@ -1082,19 +1043,19 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
     summary["run"] = {
         "parallel": options.parallel,
         "shards": shard_count,
-        "alert_workers": workers,
+        "folder_lanes": partial_shards,
         "put_seconds": round(seconds["put"], 3),
         "processor_seconds": round(seconds["processor"], 3),
-        "alert_seconds": round(seconds["alert"], 3),
+        "folder_seconds": round(seconds["folder"], 3),
         "silence_seconds": round(seconds["silence"], 3),
         "processor_invocations": processed.invocations,
         "processor_retries": processed.retries,
         "records_to_dlq": processed.gave_up,
-        "window_changes": changes_seen,
-        "alert_invocations": alerted.invocations,
-        "alert_retries": alerted.retries,
-        "alert_write_conflicts": conflicts_seen,
-        "alert_records_to_dlq": alerted.gave_up,
+        "partials": partials_seen,
+        "folder_invocations": folded.invocations,
+        "folder_retries": folded.retries,
+        "folder_write_conflicts": conflicts_seen,
+        "folder_records_to_dlq": folded.gave_up,
         "silence_checks": checks.invocations,
         "silence_check_retries": checks.retries,
         "silence_requests_per_check": {
@@ -1158,8 +1119,8 @@ def report(summary: Mapping[str, Any], out: Any = sys.stdout) -> None:
     if run_info:
         print(
             f"processor: {run_info['readings_per_second']:,} records/s over {run_info['processor_invocations']} "
-            f"invocations; alert: {run_info['window_changes']:,} window changes in "
-            f"{run_info['alert_invocations']} invocations",
+            f"invocations; folder: {run_info['partials']:,} partials in "
+            f"{run_info['folder_invocations']} invocations",
             file=out,
         )
         seconds = run_info["total_seconds"]
@@ -1213,10 +1174,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--parallel",
         action="store_true",
-        help="one concurrent worker per Kinesis shard, and --alert-workers for the table stream (moto gives "
-        "it one shard: its records are routed by a hash of the item's partition key, as partitions would)",
+        help="one concurrent worker per Kinesis shard: the readings stream's (processor), then the partials "
+        "stream's (folder)",
     )
-    parser.add_argument("--alert-workers", type=int, help="concurrent alert workers with --parallel (default: shards)")
     parser.add_argument("--batch-size", type=int, help="records per processor invocation (default: from config)")
     parser.add_argument("--env", default="dev", help="environment whose profile and names to use")
     parser.add_argument("--summary", type=Path, help="write the summary JSON here")
@@ -1245,7 +1205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("tap").setLevel(logging.WARNING)  # the handlers' per-batch log lines
     config = PROFILES.get(args.env) or PROFILES["dev"].with_name(args.env)
     now_ns = parse_instant(args.now) if args.now else time.time_ns()
-    for name in ("shards", "alert_workers", "batch_size"):
+    for name in ("shards", "batch_size"):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= 10_000:
             print(f"--{name.replace('_', '-')} must be between 1 and 10000", file=sys.stderr)
@@ -1266,9 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop=args.stop,
             resume=min(args.resume, args.stop),
         )
-    options = RunOptions(
-        messages, now_ns, args.batch_size or config.batch_size, config, args.parallel, args.alert_workers
-    )
+    options = RunOptions(messages, now_ns, args.batch_size or config.batch_size, config, args.parallel)
     options.check_every_seconds = args.check_every
     os.environ.setdefault("AWS_DEFAULT_REGION", config.region)
     if args.endpoint_url and not args.outputs:

@@ -1,30 +1,26 @@
-"""The alert function: segment window changes in; aggregates, metrics and one alert per window out.
+"""A segment window's aggregate and alert state in DynamoDB: the conditional put, claim, publish, mark sent,
+and the sweep of expired claims (the I/O of ``lambdas.common.alerts``; the folder is its writer).
 
-**Concurrency.** Window items are keyed by sensor, so the sensors of one segment sit on different table
-partitions and different stream shards: several invocations of this function fold the same segment
-window at the same time. Every aggregate write is therefore conditional (optimistic locking, as in the
-DynamoDB developer guide): the item is read (one consistent BatchGetItem for the batch), folded, and
-put with ``version = <the version read>`` (``attribute_not_exists`` for a new window). A conflict
-means another invocation wrote first: the item is read again (GetItem) and folded again, at most
-:data:`MAX_CONFLICTS` times; a window that keeps conflicting or failing fails only its own records
-(``batchItemFailures``), never the batch's other windows. No lock is held across calls, and a
-read-modify-write never goes unconditioned.
+**One writer, still conditional.** Every aggregate write is conditional on the ``version`` it was folded
+from (``attribute_not_exists`` for a new window). With one folder batch per segment at a time no condition
+fails in steady operation; should a second writer appear by mistake (a lease taken over, a sweep), the
+loser re-reads (GetItem) and folds again, at most :data:`MAX_CONFLICTS` times, and a window that keeps
+failing fails only its own records. No lock is held across calls, and a read-modify-write never goes
+unconditioned.
 
-**Alerts.** The write that first folds a window to heavy or severe also claims its alert (see
-``logic``): exactly one conditional write can win it. The winner publishes (the message carries
-``alert_id``), then marks the alert ``sent`` (a conditional UpdateItem that also moves the version on).
-A crash anywhere leaves the claim ``pending``: Lambda's retry brings the same stream record back and
+**Alerts.** The write that first folds a window to heavy or severe also claims its alert
+(``alerts.claim_alert``): exactly one conditional write can win it. The winner publishes (the message
+carries ``alert_id``), then marks the alert ``sent`` (a conditional UpdateItem that also moves the version
+on). A crash anywhere leaves the claim ``pending``: Lambda's retry brings the same records back and
 publishes it; a claim whose owner is gone is taken over once its lease (the function's timeout plus a
-margin) has run out, by the next invocation touching the window or by the sweep of the
-``pending-alerts`` index that every invocation runs. A second copy, with the same ``alert_id``, is only
-published when the invocation cannot know SNS took the first: a crash between publishing and the
-``sent`` mark, a lost publish response retried, or a ``sent`` mark that fails after its retries.
-Metrics count only windows written and alerts published.
+margin) has run out, by the next invocation touching the window or by the sweep of the ``pending-alerts``
+index that every invocation runs. A second copy, with the same ``alert_id``, is only published when the
+invocation cannot know SNS took the first: a crash between publishing and the ``sent`` mark, a lost
+publish response retried, or a ``sent`` mark that fails after its retries.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import Counter
@@ -34,21 +30,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.alert import logic
-from lambdas.common.aws import (
-    Backoff,
-    Clients,
-    batch_get,
-    call_with_retries,
-    conditional_write,
-    deserialize,
-    serialize,
-)
+from lambdas.common import alerts
+from lambdas.common.aws import Backoff, Clients, call_with_retries, conditional_write, deserialize, serialize
 from lambdas.common.contract import NS_PER_SECOND, Aggregate, format_instant
 from lambdas.common.log import log_event
 
 MAX_CONFLICTS = 8
-"""Conditional writes a window may lose to other invocations (with jittered backoff between) before its
+"""Conditional writes a window may lose to another writer (with jittered backoff between) before its
 records are failed."""
 PENDING_INDEX = "pending-alerts"
 """Sparse index of the aggregates with a pending alert (hash ``alert_pending``, range ``alert_lease_until``)."""
@@ -56,6 +44,9 @@ SWEEP_LIMIT = 10
 """Expired claims one invocation takes over at most."""
 DEFAULT_LEASE_SECONDS = 960
 """A claim's lease when none is configured: Lambda's longest timeout (900 s) and a minute."""
+
+Fold = Callable[[Mapping[str, Any] | None, alerts.Claim], alerts.Folded]
+"""Folds what an invocation learned about a window into its stored item (``None``: a new window)."""
 
 
 @dataclass(frozen=True)
@@ -65,20 +56,7 @@ class Settings:
     alert_topic_arn: str
     metric_namespace: str
     window_seconds: int
-    ttl_days: int
     claim_lease_seconds: int = DEFAULT_LEASE_SECONDS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        return cls(
-            environment=env["ENVIRONMENT_SUFFIX"],
-            segment_aggregates_table=env["SEGMENT_AGGREGATES_TABLE"],
-            alert_topic_arn=env["ALERT_TOPIC_ARN"],
-            metric_namespace=env["METRIC_NAMESPACE"],
-            window_seconds=int(env["WINDOW_SECONDS"]),
-            ttl_days=int(env["AGGREGATE_TTL_DAYS"]),
-            claim_lease_seconds=int(env.get("CLAIM_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)),
-        )
 
 
 @dataclass
@@ -91,7 +69,7 @@ class Settled:
     published: bool = False
 
 
-class Alerter:
+class AlertState:
     def __init__(
         self,
         settings: Settings,
@@ -104,36 +82,9 @@ class Alerter:
         self.backoff = backoff or Backoff()
         self.clock = clock
 
-    def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        table = self.settings.segment_aggregates_table
-        changes = logic.changed_windows(event)
-        keys = [{"segment_id": {"S": seg}, "window_start": {"S": start}} for seg, start in changes]
-        found, unread = batch_get(self.clients["dynamodb"], {table: keys}, self.backoff) if keys else ({table: []}, {})
-        stored = {(i["segment_id"]["S"], i["window_start"]["S"]): deserialize(i) for i in found[table]}
-        failed = {(k["segment_id"]["S"], k["window_start"]["S"]) for k in unread.get(table, [])}
-
-        levels: Counter[str] = Counter()
-        alerts = 0
-        for window, change in changes.items():
-            if window in failed:
-                continue
-            claim = self._claim(change.sequence_numbers[0], frozenset(change.sequence_numbers))
-            settled = self._settle(window, change, stored.get(window), claim)
-            if settled.level:
-                levels[settled.level] += 1
-            alerts += settled.published
-            if not settled.ok:
-                failed.add(window)
-        alerts += self._sweep()
-        self._publish_metrics(levels, alerts)
-        failures = [changes[w].sequence_numbers[0] for w in changes if w in failed]
-        log_event("info", "windows_processed", windows=len(changes), levels=dict(levels), alerts=alerts,
-                  failed=len(failures))  # fmt: skip
-        return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failures]}
-
-    def _claim(self, owner: str, records: frozenset[str]) -> logic.Claim:
+    def claim(self, owner: str, records: frozenset[str]) -> alerts.Claim:
         now_ns = self.clock()
-        return logic.Claim(
+        return alerts.Claim(
             environment=self.settings.environment,
             owner=owner,
             records=records,
@@ -142,21 +93,21 @@ class Alerter:
             lease_seconds=self.settings.claim_lease_seconds,
         )
 
-    def _settle(
-        self, window: logic.WindowId, change: logic.WindowChange, existing: dict[str, Any] | None, claim: logic.Claim
+    def settle(
+        self, window: alerts.WindowId, fold: Fold, existing: Mapping[str, Any] | None, claim: alerts.Claim
     ) -> Settled:
         """Fold, write conditionally (re-reading on conflict), publish a claimed alert, mark it sent.
 
         Any failure fails this window only; what was written stays written and the retry resumes."""
-        written: logic.Folded | None = None
+        written: alerts.Folded | None = None
         conflicts = Backoff(MAX_CONFLICTS, sleep=self.backoff.sleep, rng=self.backoff.rng)
         try:
             for _ in conflicts.pauses():  # jittered, so that contending invocations spread out
-                folded = logic.fold(existing, window, change, claim)
+                folded = fold(existing, claim)
                 if folded.item is None:
                     return Settled(ok=True)
                 if not self._put(folded.item, existing):  # lost to another writer: re-read, re-fold
-                    existing = self._get(window)
+                    existing = self.get(window)
                     continue
                 written = folded
                 break
@@ -190,7 +141,7 @@ class Alerter:
             self.backoff, lambda: dynamodb.put_item(TableName=table, Item=serialize(item), **condition)
         )
 
-    def _get(self, window: logic.WindowId) -> dict[str, Any] | None:
+    def get(self, window: alerts.WindowId) -> dict[str, Any] | None:
         dynamodb = self.clients["dynamodb"]
         key = {"segment_id": {"S": window[0]}, "window_start": {"S": window[1]}}
         table = self.settings.segment_aggregates_table
@@ -199,17 +150,17 @@ class Alerter:
         )
         return deserialize(response["Item"]) if "Item" in response else None
 
-    def _publish(self, window: logic.WindowId, aggregate: Aggregate) -> None:
+    def _publish(self, window: alerts.WindowId, aggregate: Aggregate) -> None:
         s = self.settings
-        subject, message = logic.alert_message(s.environment, window, s.window_seconds, aggregate)
+        subject, message = alerts.alert_message(s.environment, window, s.window_seconds, aggregate)
         sns = self.clients["sns"]
         call_with_retries(
             self.backoff, lambda: sns.publish(TopicArn=s.alert_topic_arn, Subject=subject, Message=message)
         )
-        log_event("info", "alert_sent", alert_id=logic.alert_id(s.environment, window),
+        log_event("info", "alert_sent", alert_id=alerts.alert_id(s.environment, window),
                   level=aggregate.congestion_level)  # fmt: skip
 
-    def _mark_sent(self, window: logic.WindowId, claim: logic.Claim) -> None:
+    def _mark_sent(self, window: alerts.WindowId, claim: alerts.Claim) -> None:
         """``pending`` → ``sent``, moving the version on so that no folded copy can bring ``pending`` back."""
         dynamodb = self.clients["dynamodb"]
         table = self.settings.segment_aggregates_table
@@ -223,19 +174,20 @@ class Alerter:
                 "REMOVE alert_pending",
                 ConditionExpression="alert_state = :pending AND alert_id = :id",
                 ExpressionAttributeValues={
-                    ":sent": {"S": logic.SENT},
-                    ":pending": {"S": logic.PENDING},
+                    ":sent": {"S": alerts.SENT},
+                    ":pending": {"S": alerts.PENDING},
                     ":now": {"S": claim.now},
                     ":one": {"N": "1"},
-                    ":id": {"S": logic.alert_id(self.settings.environment, window)},
+                    ":id": {"S": alerts.alert_id(self.settings.environment, window)},
                 },
             ),
         )
 
-    def _sweep(self) -> int:
-        """Take over and publish pending alerts whose lease has run out (their owner is gone)."""
+    def sweep(self, fold: Callable[[alerts.WindowId], Fold]) -> int:
+        """Take over and publish pending alerts whose lease has run out (their owner is gone); ``fold(window)``
+        folds nothing new into the window's item (it only claims)."""
         dynamodb = self.clients["dynamodb"]
-        claim = self._claim(f"sweep:{uuid.uuid4()}", frozenset())
+        claim = self.claim(f"sweep:{uuid.uuid4()}", frozenset())
         try:
             response = call_with_retries(
                 self.backoff,
@@ -244,7 +196,7 @@ class Alerter:
                     IndexName=PENDING_INDEX,
                     KeyConditionExpression="alert_pending = :pending AND alert_lease_until <= :now",
                     ExpressionAttributeValues={
-                        ":pending": {"S": logic.PENDING},
+                        ":pending": {"S": alerts.PENDING},
                         ":now": {"N": str(claim.now_seconds)},
                     },
                     Limit=SWEEP_LIMIT,
@@ -257,13 +209,13 @@ class Alerter:
         for raw in response.get("Items", []):
             item = deserialize(raw)  # from the index: possibly stale, so the conditional write decides
             window = (item["segment_id"], item["window_start"])
-            settled = self._settle(window, logic.WindowChange(), item, claim)
+            settled = self.settle(window, fold(window), item, claim)
             published += settled.published
         return published
 
-    def _publish_metrics(self, levels: Counter[str], alerts: int) -> None:
+    def publish_metrics(self, levels: Counter[str], sent: int) -> None:
         cloudwatch = self.clients["cloudwatch"]
-        data = logic.metric_data(levels, alerts)
+        data = alerts.metric_data(levels, sent)
         try:
             call_with_retries(
                 self.backoff,

@@ -1,18 +1,21 @@
-"""The alert handler under moto: aggregates per the contract, one alert per congested window, metrics."""
+"""The folder under moto: partials from the processor in; aggregates per the contract, one alert per congested
+window, metrics; resent and replayed partials change nothing; the aggregate item stays small."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from lambdas.alert.service import Alerter
 from lambdas.common.aws import deserialize
 from lambdas.common.contract import Measurement, aggregate
+from lambdas.folder.service import Folder
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error
-from tools.local.simulate import dynamodb_stream_records, subscribe_alert_queue
+from tools.local.simulate import kinesis_event as stream_event
+from tools.local.simulate import kinesis_records, subscribe_alert_queue
 
 
 @pytest.fixture
@@ -21,8 +24,8 @@ def env() -> Iterator[Env]:
         yield e
 
 
-def alerter(env: Env) -> Alerter:
-    return env.alerter()
+def folder(env: Env) -> Folder:
+    return env.folder()
 
 
 def process(env: Env, payloads: list[bytes], first_sequence: int = 1) -> None:
@@ -30,7 +33,9 @@ def process(env: Env, payloads: list[bytes], first_sequence: int = 1) -> None:
 
 
 def changes(env: Env, after: int = 0) -> dict[str, Any]:
-    return {"Records": dynamodb_stream_records(env.clients, env.targets.sensor_windows_table)[after:]}
+    """The partials stream's records (from the ``after``-th on) as the folder's mapping delivers them."""
+    ((shard, records),) = kinesis_records(env.clients, env.targets.partials_stream).items()
+    return stream_event(shard, records[after:], "us-east-1", "arn:aws:kinesis:us-east-1:1:stream/tap-partials-dev")
 
 
 def aggregates(env: Env) -> dict[tuple[str, str], dict[str, Any]]:
@@ -66,7 +71,7 @@ def test_congested_window_alerts_once_with_contract_aggregates_and_one_metric_ca
     queue = subscribe_alert_queue(env.clients, env.targets)
     process(env, JAM)
     metric_calls = count_calls(env.clients["cloudwatch"])
-    assert alerter(env).handle(changes(env)) == {"batchItemFailures": []}
+    assert folder(env).handle(changes(env)) == {"batchItemFailures": []}
     stored = aggregates(env)
     seg_a = stored[("seg-a", "2026-06-01T11:50:00Z")]
     expected = aggregate([Measurement(20, 10.0, 70.0, 50.0), Measurement(10, 14.0, 85.0, 50.0)])
@@ -90,7 +95,7 @@ def test_congested_window_alerts_once_with_contract_aggregates_and_one_metric_ca
 def test_retries_and_replays_send_no_second_alert(env: Env) -> None:
     queue = subscribe_alert_queue(env.clients, env.targets)
     process(env, JAM)
-    fn = alerter(env)
+    fn = folder(env)
     fn.handle(changes(env))
     before = aggregates(env)
     fn.handle(changes(env))  # the same batch again (a retry)
@@ -109,7 +114,7 @@ def test_a_failed_publish_keeps_the_claim_pending_and_the_retry_publishes_it(env
     queue = subscribe_alert_queue(env.clients, env.targets)
     process(env, JAM)
     faults = Faults(env.clients["sns"], {"Publish": lambda n, _: server_error() if n <= 3 else None})
-    fn = alerter(env)
+    fn = folder(env)
     event = changes(env)
     failures = fn.handle(event)["batchItemFailures"]
     assert len(failures) == 1
@@ -121,9 +126,9 @@ def test_a_failed_publish_keeps_the_claim_pending_and_the_retry_publishes_it(env
     assert len(delivered(env, queue)) == 1
 
 
-def test_ttl_removals_are_ignored(env: Env) -> None:
-    removal = {"Records": [{"eventName": "REMOVE", "dynamodb": {"Keys": {}, "SequenceNumber": "1"}}]}
-    assert alerter(env).handle(removal) == {"batchItemFailures": []}
+def test_a_record_that_is_no_partial_is_reported_not_dropped(env: Env) -> None:
+    event = {"Records": [{"kinesis": {"sequenceNumber": "7", "data": base64.b64encode(b"{}").decode()}}]}
+    assert folder(env).handle(event) == {"batchItemFailures": [{"itemIdentifier": "7"}]}
     assert aggregates(env) == {}
 
 
@@ -136,10 +141,36 @@ def test_values_beyond_dynamodb_number_limits_are_stored_and_aggregated_exactly(
         reading("s2", "seg-a", "2026-06-01T11:52:00Z", vehicles=2, speed=0.1, occupancy=1e-129),
     ]
     process(env, tiny)
-    assert alerter(env).handle(changes(env)) == {"batchItemFailures": []}
+    assert folder(env).handle(changes(env)) == {"batchItemFailures": []}
     stored = aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
     expected = aggregate([Measurement(1, 1e-40, 1e-300, 50.0), Measurement(1, 50.0, 60.0, 50.0),
                           Measurement(2, 0.1, 1e-129, 50.0)])  # fmt: skip
     assert int(stored["readings"]) == 3
     assert float(stored["average_speed_kmh"]) == expected.average_speed_kmh
     assert float(stored["occupancy_percent"]) == expected.occupancy_percent
+
+
+def test_the_aggregate_keeps_sums_and_one_mark_per_shard_whatever_the_readings(env: Env) -> None:
+    """The aggregate item holds exact sums and ``src`` (a mark per readings shard), never per-sensor or
+    per-part entries: 200 readings of 200 sensors make it no larger than 2 readings do."""
+    process(env, JAM[:2])
+    folder(env).handle(changes(env))
+    small = aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    many = [reading(f"x{i}", "seg-a", f"2026-06-01T11:5{i % 5}:{i % 60:02d}Z", vehicles=20, speed=10.0,
+                    occupancy=70.0) for i in range(200)]  # fmt: skip
+    process(env, many, 10)
+    folder(env).handle(changes(env, 1))
+    big = aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]
+    assert int(big["readings"]) == 202
+    assert json.loads(big["src"]).keys() == json.loads(small["src"]).keys() == {"shardId-000000000000"}
+    assert len(json.dumps(big, default=str)) < 1000
+
+
+def test_resent_pieces_are_skipped_by_the_source_marks(env: Env) -> None:
+    """A retry of the processor batch after its partials went out sends them again: the folder folds once."""
+    process(env, JAM)
+    process(env, JAM)  # the same records again (a retry): owned rows, the same pieces resent
+    fn = folder(env)
+    assert fn.handle(changes(env)) == {"batchItemFailures": []}
+    assert fn.handle(changes(env)) == {"batchItemFailures": []}
+    assert int(aggregates(env)[("seg-a", "2026-06-01T11:50:00Z")]["readings"]) == 2

@@ -1,1 +1,0 @@
-"""Alert: segment window changes in; congestion metrics and SNS alerts out."""
