@@ -278,7 +278,8 @@ def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) 
     _, fn = function(doc, "processor")
     assert doc.actions_of(fn["role"]) == {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
-        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "s3:PutObject",
+        "kinesis:ListShards", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem",
+        "s3:PutObject",
         "kms:Decrypt", "kms:GenerateDataKey",
         "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
@@ -359,7 +360,8 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
     assert set(tables) == {
-        f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
+        f"tap-{n}-{suffix}"
+        for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list", "fleet")
     }
     for table in tables.values():
         assert table["billing_mode"] == "PAY_PER_REQUEST"
@@ -369,14 +371,12 @@ def test_tables_are_on_demand_with_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -
     # a sensor's items sort by window: its newest item is its current state (one Query, newest first)
     windows = tables[f"tap-sensor-windows-{suffix}"]
     assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_part")
-    # the silence check's index of each sensor's silence minute: keys only (an entry is ~100 bytes, and a
-    # window write that keeps its minute costs the index nothing)
-    assert windows["global_secondary_index"] == [
-        {"name": "silent-after", "hash_key": "silent_minute", "range_key": "sensor_id", "projection_type": "KEYS_ONLY"}
-    ]
-    assert {(a["name"], a["type"]) for a in windows["attribute"]} == {
-        ("sensor_id", "S"), ("window_part", "S"), ("silent_minute", "S"),
-    }  # fmt: skip
+    # no index: the silence check polls the fleet registry (issue 20: the minute index was a hot key)
+    assert windows.get("global_secondary_index") is None
+    assert {(a["name"], a["type"]) for a in windows["attribute"]} == {("sensor_id", "S"), ("window_part", "S")}
+    fleet = tables[f"tap-fleet-{suffix}"]
+    assert (fleet["hash_key"], fleet["range_key"], fleet.get("global_secondary_index")) == ("pk", "sk", None)
+    assert fleet["ttl"] == {"attribute_name": "expires_at", "enabled": True}
     outages = tables[f"tap-sensor-outages-{suffix}"]
     assert (outages["hash_key"], outages["range_key"]) == ("sensor_id", "since")
     assert outages["global_secondary_index"] == [

@@ -67,6 +67,7 @@ from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
     ALERT_BATCH_SIZE,
     ALERT_EVENT_FILTER,
+    FLEET,
     OPEN_OUTAGES,
     SEGMENT_AGGREGATES,
     SENSOR_OUTAGES,
@@ -103,6 +104,7 @@ class Targets:
     metric_namespace: str
     sensor_outages_table: str
     alert_dlq_url: str
+    fleet_table: str
 
     def runtime_names(self) -> RuntimeNames:
         return RuntimeNames(
@@ -113,6 +115,7 @@ class Targets:
             quarantine_bucket=self.quarantine_bucket,
             alert_topic_arn=self.alert_topic_arn,
             sensor_outages_table=self.sensor_outages_table,
+            fleet_table=self.fleet_table,
         )
 
     @classmethod
@@ -131,6 +134,7 @@ class Targets:
             metric_namespace=value["metric_namespace"],
             sensor_outages_table=value["sensor_outages_table_name"],
             alert_dlq_url=value["alert_dlq_url"],
+            fleet_table=value["fleet_table_name"],
         )
 
 
@@ -204,6 +208,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         metric_namespace=namer.metric_namespace(),
         sensor_outages_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_OUTAGES.concern),
         alert_dlq_url=alert_dlq,
+        fleet_table=namer.name(Kind.DYNAMODB_TABLE, FLEET.concern),
     )
 
 
