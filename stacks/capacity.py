@@ -141,8 +141,9 @@ CONTRACT_SILENCE_FACTOR = 3
 """``contracts/README.md`` (Silent sensors): a sensor is silent at ``T`` when its newest *accepted*
 reading is more than ``silence_factor x interval_seconds`` before ``T`` (default 3; an environment's
 ``silence_factor`` reaches the model as ``Pipeline.silence_factor``). A reading waiting in a batch is not
-accepted yet, so the processor's batching must keep a sensor's newest accepted reading younger than
-that, or sensors that never stopped would look silent."""
+accepted yet; the check judges each stream shard at its watermark (``lambdas.common.silence``), so such a
+reading no longer makes a sensor look silent, but a batching window delays every outage alert by as much:
+the model keeps a sensor's newest accepted reading younger than that age."""
 
 # ------------------------------------------------------------------------- assumptions (not measured)
 
@@ -1074,7 +1075,7 @@ def _latency_limits(c: Capacity) -> list[Limit]:
     return [
         Limit(
             f"a sensor's newest accepted reading vs the contract's silent-sensor age ({factor} x "
-            "its reading interval): longer batches make sensors that never stopped look silent",
+            "its reading interval): longer batches delay every silent-sensor alert by as much",
             "batching_window_seconds",
             newest_reading_age_seconds(c),
             silence,

@@ -6,6 +6,10 @@ reported in ``batchItemFailures`` only when something it needs could not be stor
 from there, and the idempotent merge makes every retry safe. A write DynamoDB refuses as invalid is
 retried item by item (``batch_write``), so only that window's records fail, never the rest of its chunk.
 
+**For the silence check** (``lambdas.common.silence``): when a batch opens a sensor's window, the sensor's
+fleet registry item is read in the second read round and, when missing or a day old, written before the
+window items; once the batch is stored, one conditional UpdateItem records the shard's watermark.
+
 **One writer per sensor.** Every item is keyed by its sensor, and a reading is stored only when its
 ``sensor_id`` equals the record's partition key: the thing name of the topic it was published on, which
 the topic rule makes the partition key (otherwise ``sensor_mismatch``). Kinesis puts one partition key
@@ -61,7 +65,7 @@ class Settings:
     metric_namespace: str
     window_seconds: int
     ttl_days: int
-    fleet_table: str = ""
+    fleet_table: str
     """The fleet registry and shard watermarks (``lambdas.common.silence``)."""
     max_reading_age_seconds: int = DEFAULT_MAX_READING_AGE_SECONDS
     fleet_retention_days: int = silence.DEFAULT_FLEET_RETENTION_DAYS
