@@ -143,18 +143,11 @@ CONTRACT_SILENCE_FACTOR = 3
 """``contracts/README.md`` (Silent sensors): a sensor is silent at ``T`` when its newest *accepted*
 reading is more than ``silence_factor x interval_seconds`` before ``T`` (default 3; an environment's
 ``silence_factor`` reaches the model as ``Pipeline.silence_factor``). A reading waiting in a batch is not
-accepted yet, so the processor's batching must keep a sensor's newest accepted reading younger than
-that, or sensors that never stopped would look silent."""
+accepted yet; the check judges each stream shard at its watermark (``lambdas.common.silence``), so such a
+reading no longer makes a sensor look silent, but a batching window delays every outage alert by as much:
+the model keeps a sensor's newest accepted reading younger than that age."""
 
 # ------------------------------------------------------------------------- assumptions (not measured)
-
-SILENT_AFTER_INDEX_WRITE_UNITS = 2.0
-"""Write units of the keys-only ``silent-after`` index (``stacks.layout.SILENT_AFTER``) when a window item
-write moves its sensor's silence minute: a delete and a put, each of an entry under 1 KB (DynamoDB
-developer guide, "Global secondary indexes": an update that changes an indexed key attribute takes two
-writes); a write that keeps the minute takes none. The minute moves with the time a write adds to the
-sensor's newest reading (the batch period, or the interval if longer), so the model charges this times
-``min(1, that / 60 s)`` per window item write: an assumption, not measured (moto meters no capacity)."""
 
 DYNAMODB_ITEM_REQUEST_SECONDS = 0.005
 """Assumed round trip of one single-item request (PutItem, GetItem, UpdateItem, a small Query) from a
@@ -689,7 +682,8 @@ def _processor(fleet: Fleet, pipeline: Pipeline, stream: Stream, calibration: Ca
         items_per_batch=touched,
         batch_get_requests=gets,
         batch_write_requests=writes,
-        requests_per_reading=(gets + writes + sends) / readings,
+        # + the shard's watermark (``lambdas.common.silence``): one UpdateItem a batch (its ~5 ms not timed)
+        requests_per_reading=(gets + writes + sends + WATERMARK_WRITES_PER_BATCH) / readings,
         seconds_per_batch=seconds,
         seconds_per_reading=per_reading,
         seconds_per_full_batch=full_seconds,
@@ -784,19 +778,10 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     table = _table(
         writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items
     )
-    # The index's writes are billed (and count against the quota) with the table's; its partitions are its own.
-    index_units = silent_after_write_units(fleet, processor, writes)
     # every batch also reads its shard's partials mark (with its window items) and writes it (PutItem, < 1 KB)
     marks = processor.invocations_per_second
-    return replace(table, write_units_per_second=table.write_units_per_second + index_units + marks,
+    return replace(table, write_units_per_second=table.write_units_per_second + marks,
                    read_units_per_second=table.read_units_per_second + marks)  # fmt: skip
-
-
-def silent_after_write_units(fleet: Fleet, processor: Processor, window_writes: float) -> float:
-    """Write units per second of the ``silent-after`` index: a window write moves its entry when the time
-    it adds crosses a minute."""
-    moves = min(1.0, max(processor.batch_period_seconds, fleet.reading_interval_seconds) / 60)
-    return window_writes * SILENT_AFTER_INDEX_WRITE_UNITS * moves
 
 
 def aggregate_item_bytes(sources: float, calibration: Calibration = CALIBRATION) -> float:
@@ -944,7 +929,19 @@ def _limits(c: Capacity) -> tuple[Limit, ...]:
         *_latency_limits(c),
         *_account_limits(c),
         *_athena_limits(c),
+        Limit(
+            SILENCE_RUN_LIMIT,
+            "silence.timeout_seconds",
+            silence_check(c).seconds_per_run,
+            SILENCE_TIMEOUT_SECONDS,
+            "more polling workers (a run per share of the registry's hash shards)",
+        ),
     )
+
+
+SILENCE_RUN_LIMIT = "silence check: a run's time vs its minute (50 s timeout)"
+SILENCE_TIMEOUT_SECONDS = 50.0
+"""The silence check's timeout (``EnvironmentConfig.silence``'s default and prod's)."""
 
 
 def _athena_limits(c: Capacity) -> list[Limit]:
@@ -1113,7 +1110,7 @@ def _latency_limits(c: Capacity) -> list[Limit]:
     return [
         Limit(
             f"a sensor's newest accepted reading vs the contract's silent-sensor age ({factor} x "
-            "its reading interval): longer batches make sensors that never stopped look silent",
+            "its reading interval): longer batches delay every silent-sensor alert by as much",
             "batching_window_seconds",
             newest_reading_age_seconds(c),
             silence,
@@ -1278,7 +1275,7 @@ def bill(capacity: Capacity, prices: PriceTable) -> tuple[Charge, ...]:
     charge(
         "dynamodb_storage",
         "dynamodb_storage",
-        (c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes) / GIB,
+        (c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes + fleet_stored_bytes(c)) / GIB,
     )
     lake_gb = c.lake.billed_bytes_per_second * month / GIB
     charge("firehose", "firehose_ingestion", lake_gb)
@@ -1333,25 +1330,32 @@ def cost_per_million_readings(capacity: Capacity, costs: Mapping[str, float]) ->
 
 SILENCE_RUNS_PER_MONTH = MINUTES_PER_MONTH
 """The silence check runs every minute (``stacks.silence.SCHEDULE_EXPRESSION``: ``rate(1 minute)``)."""
-SILENCE_MINUTE_READS = 2
-"""Each minute of the ``silent-after`` index is read twice: when it falls due, and again by the next run
-(the minute before its cursor, ``lambdas.silence.logic.minutes_to_read``)."""
-SILENCE_INDEX_ENTRY_BYTES = 100
-"""Assumed size of a keys-only ``silent-after`` entry: the table's keys (sensor, ``<window>#<part>``) and
-the index's (``silent_minute``) with their names. Index reads are eventually consistent (half a unit per 4 KB)."""
-SILENCE_FIXED_REQUESTS = 5
-"""Requests a run makes whatever it finds: the cursor's GetItem and UpdateItem, the Queries of its two
-minutes, PutMetricData (BENCHMARKS.md, silence: 7 for a first run at 100,000 sensors, counted on moto)."""
+FLEET_SHARDS = 64
+"""Hash shards of the fleet registry (``lambdas.common.silence.FLEET_SHARDS``; a test keeps them equal): the
+keys each run of the check Queries one by one."""
+FLEET_ITEM_BYTES = 60
+"""A fleet registry item (hash shard, sensor id, stream shard, the day it was confirmed, TTL) as a Query
+reads it (``tests/test_state_layouts.py`` builds one and measures it)."""
+POLL_CONCURRENT_QUERIES = 32
+"""The check's Queries in flight (``lambdas.silence.service.POLL_WORKERS``: threads over one client)."""
+POLL_WORKER_SECONDS = 40.0
+"""Most a polling run may take (the check's timeout is under a minute)."""
+WATERMARK_WRITES_PER_BATCH = 1
+"""The processor records its shard's watermark once a batch (a conditional UpdateItem of a small item)."""
+SILENCE_FIXED_REQUESTS = 3
+"""Requests a run makes whatever it finds: the shards' watermarks' Query, the open outages' Query,
+PutMetricData (besides the registry's ``FLEET_SHARDS`` Queries and one Query per member)."""
 CUSTOM_METRIC_SERIES = 13
 """Custom metric time series (``lambdas.common.metrics``): ReadingsAccepted, DuplicateReadings,
 RecordsQuarantined per rejection code (5), SegmentWindows per level (4), CongestionAlerts, SilentSensors
 (``tests/test_capacity.py`` keeps the count equal to the code's)."""
 ALARMS = 33
 """CloudWatch alarms of an environment (``stacks.monitoring.ALARM_CONCERNS``; a test keeps them equal): 19 on
-the path and a write and a read throttle alarm for each of the 4 tables and 3 indexes."""
+the path and a write and a read throttle alarm for each of the 5 tables and 2 indexes."""
 DASHBOARDS = 1
-TABLES = 3
-"""Sensor windows, segment aggregates, sensor outages (``stacks.layout.TABLES``; a test keeps them equal)."""
+TABLES = 4
+"""Sensor windows, segment aggregates, sensor outages, fleet (``stacks.layout.TABLES``; a test keeps them
+equal)."""
 KMS_KEYS = 1
 """Customer managed keys per environment (``stacks.security``); the state key of ``stacks.bootstrap`` is
 shared by every environment and not counted here."""
@@ -1385,28 +1389,61 @@ RESERVED_TERM_HOURS = 8_760
 
 @dataclass(frozen=True)
 class SilenceCheck:
-    """One run of the silence check (``lambdas.silence``) on today's ``silent-after`` index."""
+    """The silence check (``lambdas.silence``): each run polls the fleet registry and every member's newest
+    state; the processor keeps the registry (once a day per sensor) and the shards' watermarks (a batch)."""
 
     runs_per_month: float
-    index_entries_per_run: float
-    """Entries read: each minute holds the superseded entry of every sensor whose window ended in it (one per
-    sensor and window), read ``SILENCE_MINUTE_READS`` times; each is weeded out with a BatchGetItem key."""
+    queries_per_run: float
+    """The registry's hash shards, one Query per member (its newest item) and the fixed ones."""
     read_units_per_run: float
-    write_units_per_run: float
     requests_per_run: float
-    seconds_per_run: float
+    work_seconds_per_run: float
+    """The run's requests, ``POLL_CONCURRENT_QUERIES`` at a time."""
+    processor_write_units_per_second: float
+    """The registry (a sensor a day) and the watermarks (one UpdateItem per processor batch)."""
+    processor_read_units_per_second: float
+    """The registry items a warm processor confirms: a sensor a day (eventually consistent)."""
+
+    @property
+    def write_units_per_run(self) -> float:
+        return 0.0
+
+    @property
+    def seconds_per_run(self) -> float:
+        return INVOCATION_OVERHEAD_SECONDS + self.work_seconds_per_run
+
+
+def registry_read_units_per_run(c: Capacity) -> float:
+    """What a run reads of the fleet table: the registry's hash shards, the watermarks' and the open outages'
+    Queries (eventually consistent, at least half a unit each)."""
+    registry = c.fleet.sensors * FLEET_ITEM_BYTES / DYNAMODB_READ_UNIT_BYTES * 0.5 + FLEET_SHARDS * 0.5
+    return registry + 2 * 0.5
+
+
+def polling_check(c: Capacity, newest_read_units: float, newest_queries: float) -> SilenceCheck:
+    """A polling check whose members' newest state costs ``newest_read_units`` per run in
+    ``newest_queries`` Queries (eventually consistent; the strong re-reads of the few candidates and the
+    open outages' reads are not priced)."""
+    f = c.fleet
+    queries = newest_queries + FLEET_SHARDS + SILENCE_FIXED_REQUESTS
+    work = queries * DYNAMODB_ITEM_REQUEST_SECONDS / POLL_CONCURRENT_QUERIES
+    writes = f.sensors / 86_400 + c.processor.invocations_per_second * WATERMARK_WRITES_PER_BATCH
+    reads = registry_read_units_per_run(c) + newest_read_units
+    return SilenceCheck(SILENCE_RUNS_PER_MONTH, queries, reads, queries, work,
+                        writes, f.sensors / 86_400 * 0.5)  # fmt: skip
 
 
 def silence_check(c: Capacity, calibration: Calibration = CALIBRATION) -> SilenceCheck:
-    f, p = c.fleet, c.pipeline
-    window = max(p.aggregation_window_seconds, f.reading_interval_seconds)
-    entries = f.sensors * 60 / window * SILENCE_MINUTE_READS
-    index_units = entries * SILENCE_INDEX_ENTRY_BYTES / DYNAMODB_READ_UNIT_BYTES * 0.5
-    head = window_item_bytes(1, calibration)  # the next window's head part, read eventually consistent
-    gets = math.ceil(entries / calibration.keys_per_batch_get - 1e-9)
-    read_units = index_units + entries * 0.5 * _units(head, DYNAMODB_READ_UNIT_BYTES) + 1  # + the cursor
-    seconds = _batch_seconds(gets, SILENCE_FIXED_REQUESTS, 0, p.silence_memory_mb, calibration)
-    return SilenceCheck(SILENCE_RUNS_PER_MONTH, entries, read_units, 1.0, gets + SILENCE_FIXED_REQUESTS, seconds)
+    """Today's check: one Query of each member's newest window part (its current window: priced at a full
+    window's size)."""
+    per_window = max(1.0, c.pipeline.aggregation_window_seconds / c.fleet.reading_interval_seconds)
+    part = window_item_bytes(min(per_window, calibration.window_part_rows), calibration)
+    units = c.fleet.sensors * 0.5 * _units(part, DYNAMODB_READ_UNIT_BYTES)
+    return polling_check(c, units, c.fleet.sensors)
+
+
+def fleet_stored_bytes(c: Capacity) -> float:
+    return c.fleet.sensors * (FLEET_ITEM_BYTES + DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES)
 
 
 def xray_traces_per_second(invocations_per_second: float) -> float:
@@ -1455,7 +1492,11 @@ def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
         ("dynamodb_sensor_windows", c.sensor_windows.write_units_per_second, c.sensor_windows.read_units_per_second),
         # one writer per segment window (the folder): no conditional put is refused, none is paid twice
         ("dynamodb_aggregates", g.write_units_per_second, g.read_units_per_second),
-        ("silence_check", check.write_units_per_run * per_second, check.read_units_per_run * per_second),
+        (
+            "silence_check",
+            check.processor_write_units_per_second,
+            check.processor_read_units_per_second + check.read_units_per_run * per_second,
+        ),
     )
 
 
@@ -1464,10 +1505,10 @@ def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
 DYNAMODB_AUTO_SCALING = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.html"
 PROVISIONED_TABLES = ("sensor-windows", "segment-aggregates")
 """Tables whose throughput is provisioned in ``provisioned`` mode: the data path's, written at a steady rate
-the model knows. The outages and allow-list tables stay on demand in every mode: their writes come in rare
-bursts (a silence check that finds many sensors silent at once, a fleet onboarding) that provisioned units
-would throttle before auto scaling reacts (it needs two minutes of high use to scale out), and on demand
-they cost nothing when idle."""
+the model knows. The fleet, outages and allow-list tables stay on demand in every mode: their writes come in
+bursts (every sensor's registry item is renewed in the first batches of a UTC day; a silence check that finds
+many sensors silent at once; a fleet onboarding) that provisioned units would throttle before auto scaling
+reacts (it needs two minutes of high use to scale out), and on demand they cost nothing when idle."""
 INDEX_HEADROOM = 2.0
 """A global secondary index is not auto scaled (Terraform's ``aws_dynamodb_table`` would reset its capacity on
 every apply; the provider's separate ``aws_dynamodb_global_secondary_index`` needs 6.28+), so it is
@@ -1513,15 +1554,14 @@ def provisioned_throughput(c: Capacity) -> dict[str, Throughput]:
         return {}
     target, burst = p.dynamodb_target_utilisation, replay_factor(c)
     w, g = c.sensor_windows, c.segment_aggregates
-    index_writes = silent_after_write_units(c.fleet, c.processor, w.item_writes_per_second)
     check = silence_check(c)
-    check_reads = check.read_units_per_run / 60  # a run a minute; unused units carry over up to 300 s
+    # the check's reads come once a minute: a table's unused units carry over up to 300 s, so the average counts
+    newest_reads = (check.read_units_per_run - registry_read_units_per_run(c)) / 60
     # every segment window of the fleet claims and marks its alert within one window (the worst case)
     claims = 2 * c.fleet.segments / p.aggregation_window_seconds
     sweeps = c.folder.invocations_per_second * 0.5  # each invocation's Query of expired claims
     loads = {
-        "sensor-windows": (w.write_units_per_second - index_writes, w.read_units_per_second + check_reads / 2, True),
-        "sensor-windows/silent-after": (index_writes, check_reads / 2, False),
+        "sensor-windows": (w.write_units_per_second, w.read_units_per_second + newest_reads, True),
         "segment-aggregates": (g.write_units_per_second, g.read_units_per_second, True),
         "segment-aggregates/pending-alerts": (claims, sweeps, False),
     }
@@ -1539,8 +1579,18 @@ def provisioned_throughput(c: Capacity) -> dict[str, Throughput]:
 def _dynamodb_charges(c: Capacity, charge: Callable[..., None]) -> None:
     """On demand: request units. Provisioned: units sized to the load at the auto scaling target, a share of
     them reserved for a year (its upfront spread over the term's twelve months)."""
+    on_demand = replace(c.pipeline, dynamodb_capacity=DynamoDBCapacity.ON_DEMAND)
+    check = silence_check(c)
+    per_second = check.runs_per_month / SECONDS_PER_MONTH
+    registry = (check.processor_write_units_per_second,
+                check.processor_read_units_per_second + registry_read_units_per_run(c) * per_second)  # fmt: skip
     for name, wcu, rcu in dynamodb_loads(c):
-        dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
+        if name == "silence_check" and c.pipeline.dynamodb_capacity is not DynamoDBCapacity.ON_DEMAND:
+            # the fleet table stays on demand (PROVISIONED_TABLES); the newest items are the windows table's
+            dynamodb_load_charges(name, *registry, on_demand, charge)
+            dynamodb_load_charges(name, wcu - registry[0], rcu - registry[1], c.pipeline, charge)
+        else:
+            dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
     # An auto scaled table's units follow its load at the target (the lines above); an index's are fixed at
     # INDEX_HEADROOM times that, and the difference is paid too.
     target = c.pipeline.dynamodb_target_utilisation
@@ -1574,7 +1624,7 @@ def dynamodb_load_charges(
 def _operations_charges(c: Capacity, charge: Callable[..., None]) -> None:
     """What the data path's lines leave out: backups, the silence check, monitoring, tracing, keys, S3."""
     p, month = c.pipeline, SECONDS_PER_MONTH
-    stored = c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes
+    stored = c.sensor_windows.stored_bytes + c.segment_aggregates.stored_bytes + fleet_stored_bytes(c)
     charge("dynamodb_pitr", "dynamodb_pitr", stored / GIB)
     check = silence_check(c)
     charge("silence_check", "scheduler_invocations", check.runs_per_month, 1e6)

@@ -67,18 +67,11 @@ class TableSpec:
         return types
 
 
-SILENT_AFTER = IndexSpec("silent-after", hash_key="silent_minute", range_key="sensor_id", include=())
-"""Sparse and keys-only: the window item holding a sensor's newest reading of a batch carries the minute
-its silence would begin (``lambdas.common.silence``), so the silence check reads a minute or two of this
-index instead of every sensor. An entry of an item a later window superseded stays until the window's
-TTL; the check tells those apart (``lambdas.silence``). Keys-only, so that an item write that keeps its
-minute costs the index nothing."""
 SENSOR_WINDOWS = TableSpec(
     "sensor-windows",
     hash_key="sensor_id",
     range_key="window_part",
     ttl=True,
-    indexes=(SILENT_AFTER,),
 )
 """Each sensor's distinct readings per window (sort key ``<window start>#<part>``, see
 ``lambdas.processor.logic``: a window's readings are split over bounded parts), with their exact sums
@@ -101,9 +94,13 @@ OPEN_OUTAGES = IndexSpec("open-outages", hash_key="outage_open", range_key="sens
 """Sparse: the outages not yet ended by a recovery notice (or by the sensor leaving the fleet)."""
 SENSOR_OUTAGES = TableSpec("sensor-outages", hash_key="sensor_id", range_key="since", ttl=True, indexes=(OPEN_OUTAGES,))
 """One item per outage of a sensor (``since``: the timestamp of its newest reading when it fell silent),
-with the outage alert's and the recovery notice's exactly-once state, and the check's cursor
-(``lambdas.silence.service``)."""
-TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES, SENSOR_OUTAGES)
+with the outage alert's and the recovery notice's exactly-once state (``lambdas.silence.service``)."""
+FLEET = TableSpec("fleet", hash_key="pk", range_key="sk", ttl=True)
+"""The fleet registry and the stream shards' watermarks (``lambdas.common.silence``): a sensor's item under
+``fleet#<crc32(sensor) mod 64>`` (sort key: the sensor), written by the processor at most once a day per
+sensor, and one ``watermark`` item per stream shard, written once per batch. The silence check Queries the
+64 registry keys and the watermarks each run: no index, and no key that is hot by minute."""
+TABLES = (SENSOR_WINDOWS, SEGMENT_AGGREGATES, SENSOR_OUTAGES, FLEET)
 
 SENSOR_ALLOW_LIST = TableSpec("sensor-allow-list", hash_key="serial")
 """Serials that may onboard by claim, one item each with its ``status`` (``lambdas.provisioning.logic``:
@@ -131,6 +128,7 @@ class RuntimeNames:
     alert_topic_arn: str
     sensor_outages_table: str
     partials_stream: str
+    fleet_table: str
 
 
 def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[str, str]:
@@ -141,7 +139,8 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
         "QUARANTINE_BUCKET": names.quarantine_bucket,
         "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
         "MAX_READING_AGE_SECONDS": str(config.max_reading_age_seconds),
-        "SILENCE_FACTOR": str(config.silence_factor),
+        "FLEET_TABLE": names.fleet_table,
+        "FLEET_RETENTION_DAYS": str(config.fleet_retention_days),
     }
 
 
@@ -160,11 +159,19 @@ def silence_environment(names: RuntimeNames, config: EnvironmentConfig) -> dict[
     return {
         **_common_environment(names, config),
         "SENSOR_OUTAGES_TABLE": names.sensor_outages_table,
+        "FLEET_TABLE": names.fleet_table,
         "ALERT_TOPIC_ARN": names.alert_topic_arn,
         "SILENCE_FACTOR": str(config.silence_factor),
         "FLEET_RETENTION_DAYS": str(config.fleet_retention_days),
         "CLAIM_LEASE_SECONDS": str(config.silence.timeout_seconds + 60),
+        "BATCHING_ALLOWANCE_SECONDS": str(batching_allowance_seconds(config)),
     }
+
+
+def batching_allowance_seconds(config: EnvironmentConfig) -> int:
+    """How long a record may wait in the stream while the processor keeps up: the mapping's batching window,
+    then one processor run of at most its timeout (``lambdas.common.silence.judged_at``)."""
+    return config.batching_window_seconds + config.processor.timeout_seconds
 
 
 def claim_lease_seconds(config: EnvironmentConfig) -> int:

@@ -63,6 +63,8 @@ class ProcessingProps:
     quarantine_bucket_arn: str
     alert_topic_arn: str
     sensor_outages_table_name: str
+    fleet_table_name: str
+    fleet_table_arn: str
 
 
 class Function(Construct):
@@ -171,6 +173,7 @@ class Processing(Construct):
             alert_topic_arn=props.alert_topic_arn,
             sensor_outages_table=props.sensor_outages_table_name,
             partials_stream=self.partials_stream_name,
+            fleet_table=props.fleet_table_name,
         )
         self.processor = Function(
             self,
@@ -194,6 +197,13 @@ class Processing(Construct):
                     [props.sensor_windows_table_arn],
                 ),
                 Statement("SendPartials", ["kinesis:PutRecords"], [self.partials_stream.arn]),
+                # the fleet registry: read with the window heads, written once a day per sensor; the
+                # shard's watermark: one conditional UpdateItem a batch (lambdas.common.silence)
+                Statement(
+                    "KeepFleetRegistry",
+                    ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"],
+                    [props.fleet_table_arn],
+                ),
                 Statement(
                     "QuarantineRejects", ["s3:PutObject"], [f"{props.quarantine_bucket_arn}/{QUARANTINE_PREFIX}*"]
                 ),

@@ -18,14 +18,7 @@ from constructs import Construct
 
 from stacks.context import StackContext
 from stacks.iam import ServiceRole, Statement
-from stacks.layout import (
-    OPEN_OUTAGES,
-    SCHEDULE_GROUP,
-    SILENCE_SCHEDULE,
-    SILENT_AFTER,
-    RuntimeNames,
-    silence_environment,
-)
+from stacks.layout import OPEN_OUTAGES, SCHEDULE_GROUP, SILENCE_SCHEDULE, RuntimeNames, silence_environment
 from stacks.naming import Kind
 from stacks.processing import Function
 
@@ -33,8 +26,8 @@ SCHEDULE_EXPRESSION = "rate(1 minute)"
 CHECK_RETRIES = 1
 """Retries of a failed run, by Scheduler (delivery) and by Lambda (the asynchronous invocation)."""
 CHECK_EVENT_AGE_SECONDS = 120
-"""A run not started within two minutes is dropped to the DLQ: later runs read its minutes anyway (the
-check's cursor), so a late run would only repeat them."""
+"""A run not started within two minutes is dropped to the DLQ: every run polls the whole fleet, so a late
+run would only repeat what the next one does."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +38,7 @@ class SilenceProps:
     names: RuntimeNames
     sensor_windows_table_arn: str
     sensor_outages_table_arn: str
+    fleet_table_arn: str
     alert_topic_arn: str
 
 
@@ -65,12 +59,13 @@ class SilenceCheck(Construct):
             kms_key_arn=props.kms_key_arn,
             environment=silence_environment(props.names, ctx.config),
             statements=[
-                Statement("ReadSilentAfterIndex", ["dynamodb:Query"], [f"{windows}/index/{SILENT_AFTER.name}"]),
-                # A candidate's next window (BatchGetItem) and its newest items (Query); never a write.
-                Statement("ReadSensorWindows", ["dynamodb:BatchGetItem", "dynamodb:Query"], [windows]),
+                # The registry's hash shards and the shards' watermarks; never a write.
+                Statement("ReadFleet", ["dynamodb:Query"], [props.fleet_table_arn]),
+                # Each member's newest window items (Query); never a write.
+                Statement("ReadSensorWindows", ["dynamodb:Query"], [windows]),
                 Statement(
                     "KeepOutages",  # conditional writes: one outage, one alert and one notice each
-                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                    ["dynamodb:PutItem", "dynamodb:UpdateItem"],
                     [outages],
                 ),
                 Statement("ReadOpenOutages", ["dynamodb:Query"], [f"{outages}/index/{OPEN_OUTAGES.name}"]),
@@ -119,7 +114,7 @@ class SilenceCheck(Construct):
             self,
             "schedule",
             name=schedule_name,
-            description="Runs the silence check every minute (contract: silent sensors within two minutes)",
+            description="Runs the silence check every minute (contract: silent sensors)",
             schedule_expression=SCHEDULE_EXPRESSION,
             group_name=self.group.name,
             flexible_time_window=SchedulerScheduleFlexibleTimeWindow(mode="OFF"),

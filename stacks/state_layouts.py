@@ -49,19 +49,29 @@ LOG_SENSOR_BYTES = 24
 LOG_SEGMENT_BYTES = 48
 """... and a segment's exact sums of the batch's new readings (the outbox the partials are sent from), for
 a 15-character segment id."""
-REGISTRY_ENTRY_BYTES = 60
+REGISTRY_ENTRY_BYTES = cap.FLEET_ITEM_BYTES
 """A fleet registry item (hash shard, sensor id, the day it was last confirmed) as a Query reads it."""
 HEAD_ITEM_BYTES = 80
 """A head item (sensor, hash shard, newest offset and interval) for :attr:`Silence.HEAD_TABLE`."""
 
 # ----------------------------------------------------------------------------------- assumptions
 
-HEAD_SHARDS = 64
+HEAD_SHARDS = cap.FLEET_SHARDS
 """Hash shards of the head table / fleet registry / deadline index: keys the check Queries one by one."""
-POLL_CONCURRENT_QUERIES = 32
-"""The polling check's concurrent Queries per worker (threads over one client)."""
-POLL_WORKER_SECONDS = 40.0
-"""Most a polling worker runs (the check's timeout is under a minute): more sensors, more workers."""
+SILENT_AFTER_INDEX_WRITE_UNITS = 2.0
+"""Write units of a keys-only index of the minute a sensor's silence begins (the ``silent-after`` index
+the platform had until issue 20's step 4) when a window item write moves its sensor's minute: a delete and
+a put, each of an entry under 1 KB (DynamoDB developer guide, "Global secondary indexes": an update that
+changes an indexed key attribute takes two writes); a write that keeps the minute takes none. The minute
+moves with the time a write adds to the sensor's newest reading (the batch period, or the interval if
+longer), so this is charged times ``min(1, that / 60 s)`` per window item write: an assumption."""
+SILENCE_MINUTE_READS = 2
+"""... each minute of that index was read twice: when it fell due, and again by the next run."""
+SILENCE_INDEX_ENTRY_BYTES = 100
+"""... an entry: the table's keys (sensor, ``<window>#<part>``) and the minute, with their names."""
+SILENCE_INDEX_FIXED_REQUESTS = 5
+"""... a run's requests whatever it found: its cursor's GetItem and UpdateItem, two minutes' Queries,
+PutMetricData."""
 SQS_FIFO_BATCH = 10
 """Largest SQS batch (SendMessageBatch, a FIFO event source's batch size)."""
 SQS_FIFO_MESSAGES_PER_SECOND = 70_000
@@ -95,8 +105,9 @@ class Fold(StrEnum):
 
 
 class Silence(StrEnum):
-    MINUTE_INDEX = "minute index (today)"
-    """A keys-only GSI on the minute a sensor's silence would begin: every sensor moving into the same minute."""
+    MINUTE_INDEX = "minute index"
+    """A keys-only GSI on the minute a sensor's silence would begin (until issue 20's step 4): every sensor
+    moving into the same minute."""
     DEADLINE_INDEX = "deadline index, hash-sharded"
     """A GSI keyed (hash shard, silent-after instant): no hot key, but the key moves on every window write."""
     HEAD_TABLE = "head items, hash-sharded"
@@ -114,7 +125,7 @@ class Layout:
     silence: Silence
 
 
-TODAY = Layout("today", Windows.CALIBRATED, Fold.KINESIS, Silence.MINUTE_INDEX)
+TODAY = Layout("today", Windows.CALIBRATED, Fold.KINESIS, Silence.POLL)
 V2 = Layout("v2: shard logs (recommended)", Windows.SHARD_LOG, Fold.KINESIS, Silence.POLL)
 LAYOUTS = (
     TODAY,
@@ -292,40 +303,52 @@ class SilenceLoad:
     invocations_per_run: int
 
 
+def _index_check(c: Capacity, calibration: cap.Calibration = cap.CALIBRATION) -> tuple[float, float]:
+    """(read units, seconds) of one run of a check on a minute or deadline index: each minute holds the
+    superseded entry of every sensor whose window ended in it, read twice, each weeded out with a
+    BatchGetItem key of the next window's head (eventually consistent), and a cursor."""
+    f, p = c.fleet, c.pipeline
+    window = max(p.aggregation_window_seconds, f.reading_interval_seconds)
+    entries = f.sensors * 60 / window * SILENCE_MINUTE_READS
+    index_units = entries * SILENCE_INDEX_ENTRY_BYTES / cap.DYNAMODB_READ_UNIT_BYTES * 0.5
+    head = cap.window_item_bytes(1, calibration)
+    gets = math.ceil(entries / calibration.keys_per_batch_get - 1e-9)
+    read_units = index_units + entries * 0.5 * cap._units(head, cap.DYNAMODB_READ_UNIT_BYTES) + 1
+    seconds = cap._batch_seconds(gets, SILENCE_INDEX_FIXED_REQUESTS, 0, p.silence_memory_mb, calibration)
+    return read_units, seconds
+
+
 def _silence(c: Capacity, silence: Silence, windows: WindowLoad) -> SilenceLoad:
-    f, p, proc = c.fleet, c.pipeline, c.processor
+    f, proc = c.fleet, c.processor
     runs = cap.SILENCE_RUNS_PER_MONTH / cap.SECONDS_PER_MONTH
-    span = max(p.aggregation_window_seconds, f.reading_interval_seconds)
     if silence in (Silence.MINUTE_INDEX, Silence.DEADLINE_INDEX):
-        check = cap.silence_check(c)
+        read_units, seconds = _index_check(c)
         moves = min(1.0, max(proc.batch_period_seconds, f.reading_interval_seconds) / 60)
         if silence is Silence.DEADLINE_INDEX:
             moves = 1.0  # the deadline changes with every newest reading
-        index = windows.item_writes_per_second * cap.SILENT_AFTER_INDEX_WRITE_UNITS * moves
+        index = windows.item_writes_per_second * SILENT_AFTER_INDEX_WRITE_UNITS * moves
         # at a window boundary every sensor's new item enters the index within a batch period or interval,
         # all under the same minute; hash-sharded keys spread them
         burst = f.sensors / max(proc.batch_period_seconds, f.reading_interval_seconds)
         hot = burst if silence is Silence.MINUTE_INDEX else burst / HEAD_SHARDS
-        reads = check.read_units_per_run * runs
-        return SilenceLoad(index + check.write_units_per_run * runs, reads, hot, check.seconds_per_run, 1)
+        return SilenceLoad(index + runs, read_units * runs, hot, seconds, 1)  # + the cursor's write
     if silence is Silence.HEAD_TABLE:
         writes = windows.item_writes_per_second  # one head per sensor and batch
         query = f.sensors * HEAD_ITEM_BYTES / cap.DYNAMODB_READ_UNIT_BYTES * 0.5 + HEAD_SHARDS * 0.5
         seconds = cap.INVOCATION_OVERHEAD_SECONDS + HEAD_SHARDS * cap.DYNAMODB_ITEM_REQUEST_SECONDS
         return SilenceLoad(writes, query * runs, writes / HEAD_SHARDS, seconds, 1)
-    # poll: registry reads when a sensor opens a window, a registry write a day; each run Queries the registry
-    # shards and every sensor's newest state (eventually consistent)
-    registry_reads = f.sensors / span * 0.5
-    registry_writes = f.sensors / 86_400
-    per_run = f.sensors * REGISTRY_ENTRY_BYTES / cap.DYNAMODB_READ_UNIT_BYTES * 0.5 + HEAD_SHARDS * 0.5
-    per_run += windows.poll_read_units_per_run
+    # poll (``capacity.polling_check``, as today's check): the processor confirms a sensor in the registry
+    # once a day and writes its shard's watermark once a batch; each run Queries the registry shards and
+    # every sensor's newest state (eventually consistent)
     queries = f.sensors  # one Query per sensor for its newest part
     if windows.head_bytes > cap.DYNAMODB_READ_UNIT_BYTES:  # shard logs: the windows' logs, 1 MB a Query page
         queries = max(1, math.ceil(windows.poll_read_units_per_run * 2 * cap.DYNAMODB_READ_UNIT_BYTES / 1024**2))
-    work = (queries + HEAD_SHARDS) * cap.DYNAMODB_ITEM_REQUEST_SECONDS / POLL_CONCURRENT_QUERIES
-    workers = max(1, math.ceil(work / POLL_WORKER_SECONDS))
-    seconds = cap.INVOCATION_OVERHEAD_SECONDS + work / workers
-    return SilenceLoad(registry_writes, registry_reads + per_run * runs, registry_writes, seconds, workers)
+    check = cap.polling_check(c, windows.poll_read_units_per_run, queries)
+    workers = max(1, math.ceil(check.work_seconds_per_run / cap.POLL_WORKER_SECONDS))
+    seconds = cap.INVOCATION_OVERHEAD_SECONDS + check.work_seconds_per_run / workers
+    reads = check.processor_read_units_per_second + check.read_units_per_run * runs
+    writes = check.processor_write_units_per_second
+    return SilenceLoad(writes, reads, writes, seconds, workers)
 
 
 # ------------------------------------------------------------------------------------------ bill
@@ -363,7 +386,7 @@ def layout_bill(fleet: Fleet, pipeline: Pipeline, layout: Layout, prices: PriceT
     segments = fleet.segments * pipeline.aggregate_ttl_days * 86_400 / pipeline.aggregation_window_seconds
     stored = windows.stored_bytes + segments * (fold.aggregate_bytes + cap.DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES)
     if layout.silence is Silence.POLL:
-        stored += fleet.sensors * (REGISTRY_ENTRY_BYTES + cap.DYNAMODB_ITEM_STORAGE_OVERHEAD_BYTES)
+        stored += cap.fleet_stored_bytes(c)
     charge("dynamodb_storage", "dynamodb_storage", stored / cap.GIB)
     charge("dynamodb_pitr", "dynamodb_pitr", stored / cap.GIB)
     return LayoutCost(layout, c, tuple(lines), _layout_limits(c, layout, windows, fold, silence))
@@ -386,7 +409,7 @@ def _layout_limits(c: Capacity, layout: Layout, windows: WindowLoad, fold: FoldL
                    ) -> tuple[Limit, ...]:  # fmt: skip
     """The data path's limits the layout does not change, and the ones of its own state."""
     own = {"busiest segment's aggregate: one partition key (1,000 WCU/s)", "segment aggregate item size (400 KB)",
-           "DynamoDB table write quota (sensor windows)"}  # fmt: skip
+           "DynamoDB table write quota (sensor windows)", cap.SILENCE_RUN_LIMIT}  # fmt: skip
     kept = [limit for limit in c.limits if limit.name not in own and not limit.name.startswith("folder lane")]
     p = c.pipeline
     hottest_aggregate = (
@@ -409,8 +432,8 @@ def _layout_limits(c: Capacity, layout: Layout, windows: WindowLoad, fold: FoldL
         Limit(f"silence ({layout.silence.value}): hottest key's writes (1,000 WCU/s per partition)",
               "design: silence", silence.hottest_key_write_units_per_second, cap.DYNAMODB_PARTITION_WCU,
               "hash-shard the key", blocking=False),
-        Limit("silence check: a run's time vs its minute (50 s timeout)", "silence.timeout_seconds",
-              silence.seconds_per_run, 50.0, "more polling workers"),
+        Limit(cap.SILENCE_RUN_LIMIT, "silence.timeout_seconds", silence.seconds_per_run, cap.SILENCE_TIMEOUT_SECONDS,
+              "more polling workers"),
     ]  # fmt: skip
     if layout.fold is Fold.SQS_FIFO:
         kept.append(Limit("SQS FIFO high-throughput sends per second (us-east-1)", "Service Quotas: SQS",

@@ -17,6 +17,7 @@ from stacks.buckets import SecureBucket, SecureBucketProps, Transition
 from stacks.capacity import Throughput, model, provisioned_throughput
 from stacks.context import StackContext
 from stacks.layout import (
+    FLEET,
     SEGMENT_AGGREGATES,
     SENSOR_ALLOW_LIST,
     SENSOR_OUTAGES,
@@ -41,6 +42,8 @@ class Storage(Construct):
         self.sensor_windows = self._table("sensor-windows-table", SENSOR_WINDOWS)
         self.segment_aggregates = self._table("segment-aggregates-table", SEGMENT_AGGREGATES)
         self.sensor_outages = self._table("sensor-outages-table", SENSOR_OUTAGES)
+        self.fleet = self._table("fleet-table", FLEET)
+        """The fleet registry and the stream shards' watermarks (``lambdas.common.silence``)."""
         self.sensor_allow_list = self._table("sensor-allow-list-table", SENSOR_ALLOW_LIST)
         """Serials that may onboard by claim (``stacks.provisioning``)."""
         self.table_names = tuple(ctx.namer.name(Kind.DYNAMODB_TABLE, s.concern) for s in TABLES)

@@ -143,6 +143,8 @@ class TapStack(TerraformStack):
                 quarantine_bucket_arn=storage.quarantine.arn,
                 alert_topic_arn=notifications.topic_arn,
                 sensor_outages_table_name=storage.sensor_outages.name,
+                fleet_table_name=storage.fleet.name,
+                fleet_table_arn=storage.fleet.arn,
             ),
         )
         silence = SilenceCheck(
@@ -154,6 +156,7 @@ class TapStack(TerraformStack):
                 names=processing.names,
                 sensor_windows_table_arn=storage.sensor_windows.arn,
                 sensor_outages_table_arn=storage.sensor_outages.arn,
+                fleet_table_arn=storage.fleet.arn,
                 alert_topic_arn=notifications.topic_arn,
             ),
         )
@@ -205,7 +208,11 @@ class TapStack(TerraformStack):
             "segment_aggregates_table_name": (storage.segment_aggregates.name, "Segment aggregates per window"),
             "sensor_outages_table_name": (
                 storage.sensor_outages.name,
-                "Silent-sensor outages with their alert and recovery state, and the silence check's cursor",
+                "Silent-sensor outages with their alert and recovery state",
+            ),
+            "fleet_table_name": (
+                storage.fleet.name,
+                "Fleet registry (sensors by hash shard, once a day) and the stream shards' watermarks",
             ),
             "lake_bucket_name": (storage.lake.name, "Data lake bucket (Parquet)"),
             "quarantine_bucket_name": (storage.quarantine.name, "Rejected records and failed IoT puts"),

@@ -73,10 +73,13 @@ class Outcome:
 
 
 class _Run:
-    def __init__(self, bodies: Sequence[Callable[[], Any]], crash: CrashAt | None) -> None:
+    def __init__(
+        self, bodies: Sequence[Callable[[], Any]], crash: CrashAt | None, unshared: frozenset[str] = frozenset()
+    ) -> None:
         n = len(bodies)
         self.bodies = bodies
         self.crash = crash
+        self.unshared = unshared
         self.turn = [threading.Semaphore(0) for _ in range(n)]
         self.back = threading.Semaphore(0)
         self.done = [False] * n
@@ -110,7 +113,7 @@ class _Run:
         self.calls.append(call)
         if self.crash == CrashAt(i, index, after=False):
             raise Killed(str(self.crash))
-        if service in PAUSE_SERVICES:
+        if service in PAUSE_SERVICES and not _local(operation, params, self.unshared):
             self.back.release()
             self.turn[i].acquire()
 
@@ -135,10 +138,19 @@ class Explorer:
     are registered on them once.
     """
 
-    def __init__(self, slots: Sequence[dict[str, Any]], key_names: dict[str, Sequence[str]] | None = None) -> None:
+    def __init__(
+        self,
+        slots: Sequence[dict[str, Any]],
+        key_names: dict[str, Sequence[str]] | None = None,
+        unshared: frozenset[str] = frozenset(),
+    ) -> None:
         self.slots = slots
         self.key_names = dict(key_names or {})
         """Each table's key attributes, so that an item a PutItem writes is known by its key."""
+        self.unshared = unshared
+        """Tables no invocation of the scenario writes: a read of one commutes with every step of every
+        invocation, so it is run as part of the step before it, not as a scheduling point of its own
+        (a scenario that writes such a table while others read it must not name it)."""
         self._run: _Run | None = None
         self._params: dict[int, dict[str, Any]] = {}
         for index, clients in enumerate(slots):
@@ -177,7 +189,7 @@ class Explorer:
         went last if it can go on (no preemption), else the lowest invocation that is neither finished
         nor asleep (``sleep``: the sleep set at the end of the schedule, see :meth:`explore`). Returns
         the outcome and every decision taken after the schedule."""
-        run = _Run(bodies, crash)
+        run = _Run(bodies, crash, self.unshared)
         self._run = run
         taken: list[int] = []
         decisions: list[Decision] = []
@@ -264,7 +276,8 @@ class Explorer:
             return True
         for table, key in items_a:
             for other_table, other_key in items_b:
-                if table == other_table and (key == other_key or "*" in (key, other_key)):
+                same_table = table == other_table or "*" in (table, other_table)
+                if same_table and (key == other_key or "*" in (key, other_key)):
                     return False
         return True
 
@@ -314,9 +327,26 @@ def touched(call: Call | None, key_names: dict[str, Sequence[str]]) -> tuple[set
         items.add((p["TableName"], _key({n: p["Item"][n] for n in names}) if names else "*"))
     elif call.operation == "BatchGetItem":
         items |= {(t, _key(k)) for t, r in p["RequestItems"].items() for k in r["Keys"]}
+    elif call.operation == "BatchWriteItem":  # puts (named by their key when the schema is known) and deletes
+        for table, requests in p["RequestItems"].items():
+            names = key_names.get(table)
+            for r in requests:
+                if "PutRequest" in r:
+                    item = r["PutRequest"]["Item"]
+                    items.add((table, _key({n: item[n] for n in names}) if names else "*"))
+                else:
+                    items.add((table, _key(r["DeleteRequest"]["Key"])))
     else:
         items.add((p.get("TableName", "*"), "*"))
     return items, call.operation in READS
+
+
+def _local(operation: str, params: dict[str, Any], unshared: frozenset[str]) -> bool:
+    """Whether a call only reads tables in ``unshared`` (no scheduling point: see ``Explorer.unshared``)."""
+    if operation not in READS or not unshared:
+        return False
+    tables = set(params.get("RequestItems", {})) if operation == "BatchGetItem" else {params.get("TableName", "*")}
+    return tables <= unshared
 
 
 def _key(key: dict[str, Any]) -> str:

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import main as synth
-from lambdas.common import aws, contract
+from lambdas.common import aws, contract, silence
+from lambdas.silence import service as silence_service
 from stacks import capacity as cap
 from stacks import layout, monitoring
 from stacks.config import DEV, PROD, PROFILES, STAGING, ConfigError, EnvironmentConfig, FunctionSettings, StreamMode
@@ -315,9 +316,11 @@ def test_the_choice_is_the_cheapest_window_that_keeps_every_limit() -> None:
     assert (
         choice.window_writes_per_reading < 0.75 and choice.aggregate_puts_per_reading < old.aggregate_puts_per_reading
     )
-    # sensors reading once a minute leave room for a longer window
+    # sensors reading once a minute leave room for a longer window (on demand: with provisioned tables the
+    # longer windows save under BATCHING_TIE, and the shorter wins the tie)
     slow = dataclasses.replace(PROD.fleet, reading_interval_seconds=60)
-    assert cap.batching_choice(slow, PROD.pipeline, PRICES).window_seconds > choice.window_seconds
+    on_demand = dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
+    assert cap.batching_choice(slow, on_demand, PRICES).window_seconds > choice.window_seconds
 
 
 def test_batching_stops_at_the_contracts_silent_sensor_age() -> None:
@@ -479,7 +482,8 @@ def lines_of(capacity: cap.Capacity, component: str, prices: cap.PriceTable = PR
 def test_pitr_is_the_tables_size_times_its_rate() -> None:
     capacity = cap.model(PROD.fleet, PROD.pipeline)
     (pitr,) = lines_of(capacity, "dynamodb_pitr")
-    size_gb = (capacity.sensor_windows.stored_bytes + capacity.segment_aggregates.stored_bytes) / cap.GIB
+    stored = capacity.sensor_windows.stored_bytes + capacity.segment_aggregates.stored_bytes
+    size_gb = (stored + cap.fleet_stored_bytes(capacity)) / cap.GIB
     assert pitr.quantity == pytest.approx(size_gb)
     assert pitr.usd == pytest.approx(size_gb * PRICES["dynamodb_pitr"].value)
     # a longer TTL keeps more window items: a larger table, a larger backup charge
@@ -500,17 +504,29 @@ def test_one_writer_per_segment_window_pays_no_failed_conditional_puts() -> None
 
 
 def test_the_silence_checks_reads_follow_the_fleet() -> None:
-    """Every minute the check reads the index entries of the sensors whose window ended (twice: the minute
-    before its cursor again) and weeds each out with a BatchGetItem key: reads grow with the fleet."""
-    checks = [cap.silence_check(cap.model(dataclasses.replace(PROD.fleet, sensors=n), PROD.pipeline))
+    """Every minute the check Queries the registry's 64 hash shards and each sensor's newest window item
+    (eventually consistent): reads grow with the fleet; the processor writes a registry item a day per
+    sensor and its shard's watermark once a batch, and no index write at all."""
+    pipeline = dataclasses.replace(PROD.pipeline, dynamodb_capacity=cap.DynamoDBCapacity.ON_DEMAND)
+    checks = [cap.silence_check(cap.model(dataclasses.replace(PROD.fleet, sensors=n), pipeline))
               for n in (10_000, 100_000)]  # fmt: skip
-    window = PROD.aggregation_window_seconds
-    assert checks[0].index_entries_per_run == pytest.approx(10_000 * 60 / window * cap.SILENCE_MINUTE_READS)
+    assert checks[0].queries_per_run == 10_000 + silence.FLEET_SHARDS + cap.SILENCE_FIXED_REQUESTS
     assert checks[1].read_units_per_run == pytest.approx(10 * checks[0].read_units_per_run, rel=0.01)
     assert checks[0].runs_per_month == 730 * 60
-    capacity = cap.model(PROD.fleet, PROD.pipeline)
+    capacity = cap.model(PROD.fleet, pipeline)
     scheduler = next(line for line in lines_of(capacity, "silence_check") if "Scheduler" in line.usage)
     assert scheduler.quantity * 1e6 == checks[0].runs_per_month
+    (writes,) = [line for line in lines_of(capacity, "silence_check") if "write request" in line.usage]
+    per_second = PROD.fleet.sensors / 86_400 + capacity.processor.invocations_per_second
+    assert writes.quantity * 1e6 == pytest.approx(per_second * cap.SECONDS_PER_MONTH)
+    # a window item write is one write of its own units: nothing for an index (and the shard's partials
+    # mark, one PutItem a processor batch)
+    windows = capacity.sensor_windows
+    assert windows.write_units_per_second == pytest.approx(windows.item_writes_per_second
+                                                           * windows.write_units_per_item_write
+                                                           + capacity.processor.invocations_per_second)  # fmt: skip
+    assert cap.FLEET_SHARDS == silence.FLEET_SHARDS
+    assert cap.POLL_CONCURRENT_QUERIES == silence_service.POLL_WORKERS
 
 
 def test_the_counted_resources_are_the_stacks() -> None:

@@ -30,6 +30,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.common import silence
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.folder.service import Folder, settings_from_env
 from lambdas.processor.service import Processor
@@ -501,7 +502,10 @@ def test_a_record_under_another_sensors_thing_never_reaches_that_sensors_items(w
     assert not found.failures, found.describe()
     outcome, _ = world.explorer.run(reset())
     forged_calls = {c.operation for c in outcome.calls if c.invocation == 1}
-    assert forged_calls == {"PutObject"}, "the forged record touches no DynamoDB item: it is only quarantined"
+    assert forged_calls == {"PutObject", "UpdateItem"}, "the forged record touches no sensor's item: it is quarantined"
+    (mark,) = [c.params for c in outcome.calls if c.invocation == 1 and c.operation == "UpdateItem"]
+    # ... and its batch moves its shard's watermark on (the records through it are handled), nothing else
+    assert (mark["TableName"], mark["Key"]["pk"]) == (world.targets.fleet_table, {"S": silence.WATERMARK_KEY})
 
 
 def test_the_explorer_finds_a_lost_update_in_an_unconditioned_read_modify_write(world: World) -> None:

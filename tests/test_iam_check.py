@@ -31,6 +31,7 @@ ACCOUNT = simulate.ACCOUNT_ID
 AGGREGATES = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/tap-segment-aggregates-dev"
 TOPIC = f"arn:aws:sns:us-east-1:{ACCOUNT}:tap-alerts-dev"
 QUARANTINE = f"arn:aws:s3:::tap-quarantine-dev-{ACCOUNT}"
+FLEET = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/tap-fleet-dev"
 
 # What the handlers' own calls must use of each role: every data-plane grant.
 CALLED = {
@@ -38,6 +39,7 @@ CALLED = {
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "kinesis:PutRecords",
         "s3:PutObject",
         "kms:GenerateDataKey",
@@ -53,9 +55,7 @@ CALLED = {
         "kms:Decrypt",
     },
     "silence": {
-        "dynamodb:BatchGetItem",
         "dynamodb:Query",
-        "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "cloudwatch:PutMetricData",
@@ -132,7 +132,8 @@ def local_run(synth: Synth) -> Iterator[LocalRun]:
 def permissions(stack: dict[str, Any], function: str) -> list[dict[str, Any]]:
     """The statements of ``function``'s role policy document in a synthesized stack (to change a copy)."""
     documents = stack["data"]["aws_iam_policy_document"]
-    (found,) = [d for name, d in documents.items() if name.startswith(f"processing_{function}_role_permissions_")]
+    prefixes = (f"processing_{function}_role_permissions_", f"{function}_function_role_permissions_")
+    (found,) = [d for name, d in documents.items() if name.startswith(prefixes)]
     statements: list[dict[str, Any]] = found["statement"]
     return statements
 
@@ -177,6 +178,8 @@ def test_the_policies_are_the_synthesized_ones_with_the_local_resources(local_ru
         ("folder", "dynamodb:Query", f"{AGGREGATES}/index/pending-alerts"),
         ("processor", "s3:PutObject", f"{QUARANTINE}/rejected/"),
         ("processor", "kms:GenerateDataKey", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/"),
+        ("processor", "dynamodb:UpdateItem", FLEET),  # the shard's watermark
+        ("silence", "dynamodb:Query", "arn:aws:dynamodb:us-east-1"),  # the registry, the windows, open outages
     ],
 )
 def test_removing_a_grant_fails_naming_the_action_and_resource(

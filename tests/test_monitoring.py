@@ -45,7 +45,7 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
     # issue 20, item 4: every table and index, writes and reads
     **{
         f"{table}-{kind}-throttles": (metric, {"TableName": f"tap-{table}-{{s}}"})
-        for table in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
+        for table in ("sensor-windows", "segment-aggregates", "sensor-outages", "fleet", "sensor-allow-list")
         for kind, metric in (("write", mc.DYNAMODB_WRITE_THROTTLES), ("read", mc.DYNAMODB_READ_THROTTLES))
     },
     **{
@@ -54,7 +54,6 @@ EXPECTED_ALARMS: dict[str, tuple[mc.Metric, dict[str, str | None]]] = {
             {"TableName": f"tap-{table}-{{s}}", "GlobalSecondaryIndexName": index},
         )
         for table, index in (
-            ("sensor-windows", "silent-after"),
             ("segment-aggregates", "pending-alerts"),
             ("sensor-outages", "open-outages"),
         )

@@ -1,5 +1,6 @@
-"""Silent sensors (contract version 2): the index the processor keeps, the check's logic, a whole local run
-where sensors stop and resume, and the check's exactly-once messages under concurrent runs and crashes."""
+"""Silent sensors (contract version 2): the fleet registry and shard watermarks the processor keeps, the
+check's logic, a whole local run where sensors stop and resume, the defects of the minute index it
+replaced, and the check's exactly-once messages under concurrent runs, crashes and processor writes."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.common import silence
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
-from lambdas.common.silence import MINUTE_NS, SILENT_MINUTE, minute_label
-from lambdas.processor import logic as processor_logic
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from lambdas.silence import logic
@@ -23,7 +23,7 @@ from lambdas.silence.service import Settings, SilenceCheck
 from stacks.config import PROFILES
 from stacks.layout import processor_environment, silence_environment
 from tests.aws_fixtures import NOW, Env, kinesis_event, moto_env, reading
-from tests.interleavings import CrashAt, Explorer, Outcome
+from tests.interleavings import READS, CrashAt, Explorer, Outcome
 from tools.local import simulate
 
 SECOND = NS_PER_SECOND
@@ -37,34 +37,42 @@ def at(timestamp: str) -> int:
 # ------------------------------------------------------------------------------------------ pure logic
 
 
-def test_minutes_to_read_are_past_minutes_from_one_before_the_cursor_an_hour_a_run_at_most() -> None:
-    t = at("2026-06-01T12:00:30Z")
-    first, cursor = logic.minutes_to_read(None, t)
-    assert [minute_label(b) for b in first] == ["2026-06-01T11:58Z", "2026-06-01T11:59Z", "2026-06-01T12:00Z"]
-    assert cursor == at("2026-06-01T12:00:00Z")  # the running minute (12:00-12:01) is not read before it ends
-    again, cursor2 = logic.minutes_to_read(cursor, t + 60 * SECOND)
-    assert [minute_label(b) for b in again] == ["2026-06-01T11:59Z", "2026-06-01T12:00Z", "2026-06-01T12:01Z"]
-    assert cursor2 == cursor + MINUTE_NS
-    behind, moved = logic.minutes_to_read(cursor, t + 3 * 3600 * SECOND)
-    assert len(behind) == logic.MAX_MINUTES_PER_RUN and moved == behind[-1] < t + 3 * 3600 * SECOND
+def test_a_sensor_is_registered_when_missing_a_day_old_or_on_another_shard_and_not_otherwise() -> None:
+    day = silence.fleet_day(NOW)
+    stored = {
+        "fresh": silence.fleet_item("fresh", "shard-1", day, 7),
+        "old": silence.fleet_item("old", "shard-1", day - 1, 7),
+        "moved": silence.fleet_item("moved", "shard-1", day, 7),
+    }
+    opened = {"fresh": "shard-1", "old": "shard-1", "moved": "shard-2", "new": "shard-1"}
+    due = silence.registrations(opened, stored, day, 7)
+    assert [(i["sk"], i["shard_id"], i["day"]) for i in due] == [
+        ("moved", "shard-2", day),
+        ("new", "shard-1", day),
+        ("old", "shard-1", day),
+    ]
+    # hash-sharded keys, none of them about time; kept a day past the retention after its day ends
+    assert {i["pk"] for i in due} <= {f"fleet#{n}" for n in range(silence.FLEET_SHARDS)}
+    assert due[0]["expires_at"] == (day + 1 + 7 + 1) * 86_400
 
 
-def test_only_the_item_with_a_sensors_newest_reading_of_a_batch_is_indexed() -> None:
-    older = {"sensor_id": "s1", "latest": {"timestamp": format_instant(at("2026-06-01T11:54:00Z"))},
-             "latest_interval": 60, SILENT_MINUTE: "stale"}  # fmt: skip
-    newer = {"sensor_id": "s1", "latest": {"timestamp": format_instant(at("2026-06-01T11:56:00Z"))},
-             "latest_interval": 20}  # fmt: skip
-    other = {"sensor_id": "s2", "latest": {"timestamp": format_instant(at("2026-06-01T11:40:00Z"))},
-             "latest_interval": 60}  # fmt: skip
-    processor_logic.mark_silence([older, newer, other], 3, NOW)
-    assert SILENT_MINUTE not in older
-    # silent after 11:57 (3 x its own 20 s interval), processed at 12:00: the minute of processing
-    assert newer[SILENT_MINUTE] == "2026-06-01T12:00Z"
-    assert other[SILENT_MINUTE] == "2026-06-01T12:00Z"
-    ahead = {"sensor_id": "s3", "latest": {"timestamp": format_instant(at("2026-06-01T11:59:30Z"))},
-             "latest_interval": 60}  # fmt: skip
-    processor_logic.mark_silence([ahead], 3, NOW)
-    assert ahead[SILENT_MINUTE] == "2026-06-01T12:03Z"  # silent after 12:02:30: due once 12:03 is past
+def test_a_shard_watermark_stops_before_the_first_record_that_failed() -> None:
+    records = [("1", "a", 10), ("2", "b", 11), ("3", "a", 12), ("4", "a", 13), ("5", "b", 14)]
+    assert silence.arrival_through(records, set()) == {"a": 13, "b": 14}
+    assert silence.arrival_through(records, {"3"}) == {"a": 11, "b": 14}
+    assert silence.arrival_through(records, {"1", "2"}) == {"a": 9, "b": 10}
+
+
+def test_a_sensor_is_judged_at_its_shards_watermark_while_the_shard_is_active() -> None:
+    t, allowance = at("2026-06-01T12:00:00Z"), 150
+    # active: a batch wrote 85 s ago, through 11:58:35: readings after that may be in the stream
+    assert silence.judged_at(t, t - 85 * SECOND, t - 85 * SECOND, allowance) == t - 85 * SECOND
+    # a lagging processor (wrote 10 s ago, through an hour back): judged at what it has stored
+    assert silence.judged_at(t, t - 3600 * SECOND, t - 10 * SECOND, allowance) == t - 3600 * SECOND
+    # idle: no batch for longer than the allowance: everything that arrived before T - allowance is stored
+    assert silence.judged_at(t, t - 200 * SECOND, t - 200 * SECOND, allowance) == t - 150 * SECOND
+    assert silence.judged_at(t, None, None, allowance) == t - 150 * SECOND
+    assert silence.judged_at(t, t + 5 * SECOND, t, allowance) == t  # never after T
 
 
 def test_the_newest_reading_is_in_the_last_windows_parts_and_silence_is_strict() -> None:
@@ -133,7 +141,8 @@ def test_a_sensor_that_went_on_in_the_next_window_is_not_silent() -> None:
 def checker(clients: Clients | dict[str, Any], env: Env, now_ns: int = NOW) -> SilenceCheck:
     names = env.targets.runtime_names()
     settings = Settings.from_env(silence_environment(names, PROFILES["dev"]))
-    settings = Settings(**{**vars(settings), "claim_lease_seconds": LEASE_SECONDS})
+    # one Query at a time: the explorer schedules an invocation's calls on its own thread
+    settings = Settings(**{**vars(settings), "claim_lease_seconds": LEASE_SECONDS, "poll_workers": 1})
     found = clients if isinstance(clients, Clients) else Clients(**clients)
     return SilenceCheck(settings, clients=found, backoff=Backoff(attempts=3, sleep=lambda _: None),
                         clock=lambda: now_ns)  # fmt: skip
@@ -196,11 +205,15 @@ def rig_env() -> Iterator[tuple[Env, list[dict[str, Any]], Explorer]]:
             {s: boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "sns", "cloudwatch")} for _ in range(3)
         ]
         keys = {env.targets.sensor_windows_table: ("sensor_id", "window_part"),
-                env.targets.sensor_outages_table: ("sensor_id", "since")}  # fmt: skip
+                env.targets.sensor_outages_table: ("sensor_id", "since"),
+                env.targets.fleet_table: ("pk", "sk")}  # fmt: skip
         processor = env.processor()
         events = [reading("s1", "seg", "2026-06-01T11:50:00Z"), reading("s2", "seg", "2026-06-01T11:59:50Z")]
         assert processor.handle(kinesis_event(events)) == {"batchItemFailures": []}
-        yield env, slots, Explorer(slots, keys)
+        # in these scenarios only the check runs: nobody writes the windows or the fleet table, so reading
+        # them is no scheduling point (``Explorer.unshared``)
+        static = frozenset({env.targets.sensor_windows_table, env.targets.fleet_table})
+        yield env, slots, Explorer(slots, keys, unshared=static)
 
 
 def _clear_outages(env: Env) -> None:
@@ -211,9 +224,12 @@ def _clear_outages(env: Env) -> None:
 
 
 def _crash_points(rig: Rig) -> list[CrashAt]:
+    """Before invocation 0's first call, and after each of its calls that changes something (a write, a
+    publish): a kill before or after a read leaves what a kill right after the last change before it
+    leaves (the run's reads are its own), so those are the only kills with different outcomes."""
     outcome, _ = rig.explorer.run(rig.reset())
-    calls = [sum(1 for c in outcome.calls if c.invocation == i) for i in range(2)]
-    return [CrashAt(0, k, after) for k in range(calls[0]) for after in (False, True)]
+    calls = [c for c in outcome.calls if c.invocation == 0]
+    return [CrashAt(0, 0, False), *(CrashAt(0, k, True) for k, c in enumerate(calls) if c.operation not in READS)]
 
 
 def test_two_concurrent_checks_and_a_crash_anywhere_give_one_outage_alert(
@@ -224,7 +240,7 @@ def test_two_concurrent_checks_and_a_crash_anywhere_give_one_outage_alert(
     want = logic.alert_id("dev", "s1", format_instant(at("2026-06-01T11:50:00Z")))
     found = explorer.explore(rig.reset, lambda outcome: violations(rig, outcome, want), preemptions=2)
     crashes = _crash_points(rig)
-    assert len(crashes) >= 16, crashes
+    assert len(crashes) >= 4, crashes  # the outage's claim, its publish, its sent mark, the metric
     for crash in crashes:
         found.add(explorer.explore(rig.reset, lambda outcome: violations(rig, outcome, want), crash, preemptions=1))
     assert not found.failures, found.describe()
@@ -327,3 +343,152 @@ def _drain(clients: Clients, queue: str) -> list[dict[str, Any]]:
         for m in messages:
             clients["sqs"].delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
     return found
+
+
+# ------------------------------------------------------------- defects of the minute index (issue 20)
+
+
+def _records(
+    stamps_and_arrivals: Sequence[tuple[str, str]], sensor: str, first_sequence: int, **extra: Any
+) -> dict[str, Any]:
+    """One processor batch: ``sensor``'s readings at each stamp, each record arriving at its own instant."""
+    records: list[dict[str, Any]] = []
+    for i, (stamp, arrived) in enumerate(stamps_and_arrivals):
+        event = simulate.payload_event([reading(sensor, "seg", stamp, **extra)], first_sequence=first_sequence + i,
+                                       arrival_seconds=at(arrived) / SECOND)  # fmt: skip
+        records += event["Records"]
+    return {"Records": records}
+
+
+def _outages(env: Env, queue: str) -> list[dict[str, Any]]:
+    sent = [json.loads(json.loads(m["Body"])["Message"]) for m in _drain(env.clients, queue)]
+    return [m for m in sent if m["alert_type"] == "sensor_silent"]
+
+
+def test_a_sensor_whose_readings_wait_in_a_ninety_second_batch_is_not_silent_until_it_stops() -> None:
+    """Issue 20, defect 1: every 20 s (silent after 60 s), on dev's 90 s batching window: the stream holds
+    up to 90 s of its readings, so its newest accepted reading is often older than 60 s though it never
+    stopped. The check must not call it silent for readings still in the stream; once it really stops
+    (11:58:00), it is announced within the documented bound (``lambdas.common.silence``)."""
+    with moto_env("batching") as env:
+        queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+        settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+        start = at("2026-06-01T11:50:00Z")
+        stamps = [format_instant(start + k * 20 * SECOND)[:19] + "Z" for k in range(25)]  # to 11:58:00
+        steps: list[tuple[int, Callable[[], Any]]] = []
+        batch_at = at("2026-06-01T11:50:10Z")
+        sequence = 1
+        while batch_at <= at("2026-06-01T12:06:00Z"):
+            due = [s for s in stamps if batch_at - 90 * SECOND < at(s) <= batch_at]
+            if due:  # Lambda invokes the processor only when the stream holds records
+                processor = Processor(settings, clients=env.clients, clock=lambda t=batch_at: t)
+                event = _records([(s, s) for s in due], "s1", sequence, interval_seconds=20)
+                steps.append((batch_at, lambda p=processor, e=event: p.handle(e)))
+                sequence += len(due)
+            batch_at += 90 * SECOND
+        for minute in range(16):
+            when = at("2026-06-01T11:51:05Z") + minute * 60 * SECOND
+            steps.append((when, lambda when=when: checker(env.clients, env, when).handle({})))
+        announced: list[int] = []
+        for when, step in sorted(steps, key=lambda s: s[0]):
+            result = step()
+            if isinstance(result, dict) and result.get("outages"):
+                announced.append(when)
+        outages = _outages(env, queue)
+        assert [o["last_reading_at"] for o in outages] == [format_instant(at("2026-06-01T11:58:00Z"))], outages
+        assert len(announced) == 1 and announced[0] <= at("2026-06-01T12:03:00Z"), announced
+
+
+def test_an_outage_is_announced_when_the_batch_that_shows_it_lands_late() -> None:
+    """Issue 20, defect 2: a batch started at 12:00:59.9 whose writes land after 12:02 marked minute 12:00,
+    which the check had already passed for good: the outage was never announced."""
+    with moto_env("late") as env:
+        queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+        settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+        for when in ("2026-06-01T12:00:00.5Z", "2026-06-01T12:01:00.5Z", "2026-06-01T12:02:00.5Z"):
+            checker(env.clients, env, at(when)).handle({})
+        processor = Processor(settings, clients=env.clients, clock=lambda: at("2026-06-01T12:00:59.9Z"))
+        event = _records([("2026-06-01T11:55:00Z", "2026-06-01T12:00:59Z")], "s1", 1)
+        assert processor.handle(event) == {"batchItemFailures": []}  # its writes land now, at ~12:02:05
+        for when in ("2026-06-01T12:03:00.5Z", "2026-06-01T12:04:00.5Z", "2026-06-01T12:05:00.5Z"):
+            checker(env.clients, env, at(when)).handle({})
+        assert [o["sensor_id"] for o in _outages(env, queue)] == ["s1"]
+
+
+def test_a_sensor_already_silent_when_the_check_first_runs_is_announced() -> None:
+    """Issue 20, defect 3: a new check (or a recreated outages table) read two minutes back: a sensor
+    silent since an hour was never announced."""
+    with moto_env("first") as env:
+        queue = simulate.subscribe_alert_queue(env.clients, env.targets)
+        settings = ProcessorSettings.from_env(processor_environment(env.targets.runtime_names(), PROFILES["dev"]))
+        processor = Processor(settings, clients=env.clients, clock=lambda: at("2026-06-01T11:00:30Z"))
+        event = _records([("2026-06-01T11:00:00Z", "2026-06-01T11:00:10Z")], "s1", 1)
+        assert processor.handle(event) == {"batchItemFailures": []}
+        assert checker(env.clients, env, at("2026-06-01T12:00:00Z")).handle({})["outages"] == ["s1"]
+        assert [o["last_reading_at"] for o in _outages(env, queue)] == [format_instant(at("2026-06-01T11:00:00Z"))]
+
+
+# ------------------------------------------------------- the processor's registry and watermark writes
+
+
+def test_a_processor_batch_racing_the_check_never_makes_a_reporting_sensor_silent() -> None:
+    """The processor stores s1's next reading and s3's first (a registry write), then its shard's watermark,
+    while a check runs, in every order of their calls and with the processor killed after any of its writes
+    (Lambda retries the batch). s1 reports every 20 s: never silent, whatever the check read first (it reads
+    the watermark before the windows, and the processor writes it after them). s2 stopped at 11:50: exactly
+    one outage alert."""
+    with moto_env("race") as env:
+        names = env.targets.runtime_names()
+        settings = ProcessorSettings.from_env(processor_environment(names, PROFILES["dev"]))
+        earlier = Processor(settings, clients=env.clients, clock=lambda: at("2026-06-01T11:58:00Z"))
+        seeded = _records([("2026-06-01T11:50:00Z", "2026-06-01T11:50:05Z")], "s2", 1)
+        assert earlier.handle(seeded) == {"batchItemFailures": []}
+        seeded = _records([("2026-06-01T11:58:00Z", "2026-06-01T11:58:00Z")], "s1", 2, interval_seconds=20)
+        assert earlier.handle(seeded) == {"batchItemFailures": []}
+        tables = {env.targets.sensor_windows_table: ("sensor_id", "window_part"),
+                  env.targets.sensor_outages_table: ("sensor_id", "since"),
+                  env.targets.fleet_table: ("pk", "sk")}  # fmt: skip
+        dynamodb = env.clients["dynamodb"]
+        snapshot = {t: dynamodb.scan(TableName=t, ConsistentRead=True)["Items"] for t in tables}
+        slots = [{s: boto3.client(s, region_name="us-east-1") for s in ("dynamodb", "sns", "cloudwatch", "s3")}
+                 for _ in range(3)]  # fmt: skip
+        explorer = Explorer(slots, tables)
+        s1 = _records([("2026-06-01T11:59:50Z", "2026-06-01T11:59:50Z")], "s1", 10, interval_seconds=20)
+        s3 = _records([("2026-06-01T11:59:55Z", "2026-06-01T11:59:55Z")], "s3", 11)
+        batch = {"Records": s1["Records"] + s3["Records"]}
+
+        def processor(slot: int) -> Callable[[], Any]:
+            fresh = Processor(settings, clients=Clients(**slots[slot]), clock=lambda: NOW)  # a cold environment
+            return lambda: fresh.handle(batch)
+
+        def reset() -> Sequence[Callable[[], Any]]:
+            for table, keys in tables.items():
+                for item in dynamodb.scan(TableName=table, ConsistentRead=True)["Items"]:
+                    dynamodb.delete_item(TableName=table, Key={k: item[k] for k in keys})
+                for item in snapshot[table]:
+                    dynamodb.put_item(TableName=table, Item=item)
+            return [processor(0), lambda: checker(slots[1], env, NOW).handle({})]
+
+        want = logic.alert_id("race", "s2", format_instant(at("2026-06-01T11:50:00Z")))
+
+        def check(outcome: Outcome) -> list[str]:
+            # Lambda retries a killed batch; then the next scheduled run
+            retry = processor(2) if outcome.killed[0] else _nothing
+            settled, _ = explorer.run([_nothing, _nothing, retry])
+            later, _ = explorer.run([_nothing, _nothing, lambda: checker(slots[2], env, NOW + 30 * SECOND).handle({})])
+            found = [alert for _, alert in _published(outcome) + _published(later)]
+            problems = [f"unexpected {alert}" for alert in found if alert != want]
+            if found.count(want) != 1:
+                problems.append(f"{want} published {found.count(want)} times")
+            if any(r not in (None, {"batchItemFailures": []}) for r in (outcome.results[0], settled.results[2])):
+                problems.append("the processor failed records")
+            return problems
+
+        found = explorer.explore(reset, check, preemptions=2)
+        outcome, _ = explorer.run(reset())
+        writes = [k for k, c in enumerate(c for c in outcome.calls if c.invocation == 0) if c.operation not in READS]
+        assert len(writes) >= 3, outcome.calls  # the registry, the windows, the watermark
+        for k in writes:
+            found.add(explorer.explore(reset, check, CrashAt(0, k, after=True), preemptions=1))
+        assert not found.failures, found.describe()
+        assert found.runs > 2 * len(writes), found.describe()

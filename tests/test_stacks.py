@@ -292,7 +292,7 @@ def test_processor_role_may_do_exactly_what_it_needs(env: tuple[str, StackDoc]) 
     assert doc.actions_of(fn["role"]) == {
         "kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
         "kinesis:ListShards", "kinesis:PutRecords", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-        "dynamodb:PutItem", "s3:PutObject",
+        "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject",
         "kms:Decrypt", "kms:GenerateDataKey",
         "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
@@ -374,7 +374,8 @@ def test_tables_have_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     suffix, doc = env
     tables = {t["name"]: t for t in doc.resources("aws_dynamodb_table").values()}
     assert set(tables) == {
-        f"tap-{n}-{suffix}" for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list")
+        f"tap-{n}-{suffix}"
+        for n in ("sensor-windows", "segment-aggregates", "sensor-outages", "sensor-allow-list", "fleet")
     }
     indexes = {name: _without_capacity(t.get("global_secondary_index", [])) for name, t in tables.items()}
     for table in tables.values():
@@ -384,14 +385,12 @@ def test_tables_have_pitr_kms_and_ttl(env: tuple[str, StackDoc]) -> None:
     # a sensor's items sort by window: its newest item is its current state (one Query, newest first)
     windows = tables[f"tap-sensor-windows-{suffix}"]
     assert (windows["hash_key"], windows["range_key"]) == ("sensor_id", "window_part")
-    # the silence check's index of each sensor's silence minute: keys only (an entry is ~100 bytes, and a
-    # window write that keeps its minute costs the index nothing)
-    assert indexes[f"tap-sensor-windows-{suffix}"] == [
-        {"name": "silent-after", "hash_key": "silent_minute", "range_key": "sensor_id", "projection_type": "KEYS_ONLY"}
-    ]
-    assert {(a["name"], a["type"]) for a in windows["attribute"]} == {
-        ("sensor_id", "S"), ("window_part", "S"), ("silent_minute", "S"),
-    }  # fmt: skip
+    # no index: the silence check polls the fleet registry (issue 20: the minute index was a hot key)
+    assert indexes[f"tap-sensor-windows-{suffix}"] == []
+    assert {(a["name"], a["type"]) for a in windows["attribute"]} == {("sensor_id", "S"), ("window_part", "S")}
+    fleet = tables[f"tap-fleet-{suffix}"]
+    assert (fleet["hash_key"], fleet["range_key"], indexes[f"tap-fleet-{suffix}"]) == ("pk", "sk", [])
+    assert fleet["ttl"] == {"attribute_name": "expires_at", "enabled": True}
     outages = tables[f"tap-sensor-outages-{suffix}"]
     assert (outages["hash_key"], outages["range_key"]) == ("sensor_id", "since")
     assert indexes[f"tap-sensor-outages-{suffix}"] == [
@@ -440,7 +439,7 @@ def test_table_capacity_follows_the_config_and_the_model(env: tuple[str, StackDo
         assert (table["write_capacity"], table["read_capacity"]) == (units.min_write, units.min_read)
         assert set(table["lifecycle"]["ignore_changes"]) == {"read_capacity", "write_capacity"}
         assert table["lifecycle"]["prevent_destroy"] is True
-        for index in table["global_secondary_index"]:
+        for index in table.get("global_secondary_index", []):
             fixed = sized[f"{concern}/{index['name']}"]
             assert (index["write_capacity"], index["read_capacity"]) == (fixed.max_write, fixed.max_read)
             assert fixed.max_write >= fixed.write_load / config.dynamodb_target_utilisation

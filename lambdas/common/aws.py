@@ -128,11 +128,12 @@ def batch_get(
     keys: Mapping[str, Sequence[Mapping[str, Any]]],
     backoff: Backoff,
     *,
-    consistent: bool = True,
+    consistent: bool | Mapping[str, bool] = True,
     projection: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[Mapping[str, Any]]]]:
     """BatchGetItem in chunks of 100 keys across tables; ``UnprocessedKeys`` and throttling retried
-    (``projection``: a table's ``ProjectionExpression``, for a caller that needs only some attributes).
+    (``projection``: a table's ``ProjectionExpression``, for a caller that needs only some attributes;
+    ``consistent``: for every table, or per table, strongly consistent when not named).
 
     Returns (items by table, keys still unread after the retries by table). A fault that retrying
     cannot fix leaves its chunk unread rather than raising, so the caller can fail just those records.
@@ -145,7 +146,7 @@ def batch_get(
         for table, k in pending[start : start + BATCH_GET_LIMIT]:
             chunk.setdefault(table, []).append(k)
         for _ in backoff.pauses():
-            request = {t: {"Keys": list(ks), "ConsistentRead": consistent} for t, ks in chunk.items()}
+            request = {t: {"Keys": list(ks), "ConsistentRead": _consistent(consistent, t)} for t, ks in chunk.items()}
             for t in request.keys() & dict(projection or {}).keys():
                 request[t]["ProjectionExpression"] = (projection or {})[t]
             try:
@@ -163,6 +164,10 @@ def batch_get(
         for table, ks in chunk.items():
             unread.setdefault(table, []).extend(ks)
     return found, unread
+
+
+def _consistent(consistent: bool | Mapping[str, bool], table: str) -> bool:
+    return consistent if isinstance(consistent, bool) else consistent.get(table, True)
 
 
 def batch_write(

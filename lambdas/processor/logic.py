@@ -54,13 +54,12 @@ from lambdas.common.contract import (
     format_instant,
     level_of_sums,
     parse_reading,
-    stored_instant_ns,
     sums_member,
     total,
     window_start_ns,
 )
 from lambdas.common.partials import Partial, at_or_below, sequence_key
-from lambdas.common.silence import LATEST_INTERVAL, SILENT_MINUTE, marker
+from lambdas.common.silence import LATEST_INTERVAL
 
 PART_BUDGET_BYTES = 350_000
 """Largest worst-case size of a part item (DynamoDB's limit is 400 KB, names and overhead included)."""
@@ -592,21 +591,6 @@ def _latest(newest: str, row: Sequence[Any]) -> dict[str, Any]:
         ),
         "sequence_number": row[5],
     }
-
-
-def mark_silence(items: Iterable[dict[str, Any]], factor: int, now_ns: int) -> None:
-    """Put the item holding each sensor's newest reading among ``items`` (a batch's writes) in the
-    silent-after index (``lambdas.common.silence``), and take the sensor's other items out of it: they
-    are written whole, so an older item of the batch leaves no entry behind. ``now_ns`` is the
-    processing time (the index's floor), not a rule's clock."""
-    newest: dict[str, dict[str, Any]] = {}
-    for item in items:
-        item.pop(SILENT_MINUTE, None)
-        best = newest.get(item["sensor_id"])
-        if best is None or item["latest"]["timestamp"] > best["latest"]["timestamp"]:
-            newest[item["sensor_id"]] = item
-    for item in newest.values():
-        item.update(marker(stored_instant_ns(item["latest"]["timestamp"]), int(item[LATEST_INTERVAL]), factor, now_ns))
 
 
 def checkpoint(sequence_numbers: Sequence[str], failed: set[str]) -> str | None:

@@ -6,6 +6,11 @@ reported in ``batchItemFailures`` only when something it needs could not be stor
 from there, and the idempotent merge makes every retry safe. A write DynamoDB refuses as invalid is
 retried item by item (``batch_write``), so only that window's records fail, never the rest of its chunk.
 
+**For the silence check** (``lambdas.common.silence``): when a batch opens a sensor's window, the sensor's
+fleet registry item is read in the second read round and, when missing or a day old, written before the
+window items; once the batch is stored and its partials sent, one conditional UpdateItem records the
+shard's watermark.
+
 **One writer per sensor.** Every item is keyed by its sensor, and a reading is stored only when its
 ``sensor_id`` equals the record's partition key: the thing name of the topic it was published on, which
 the topic rule makes the partition key (otherwise ``sensor_mismatch``). Kinesis puts one partition key
@@ -51,23 +56,36 @@ it folded from that shard (the aggregate's ``src``). Why nothing is folded twice
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.common import metrics
-from lambdas.common.aws import Backoff, Clients, batch_get, batch_write, call_with_retries, deserialize, serialize
+from lambdas.common import metrics, silence
+from lambdas.common.aws import (
+    Backoff,
+    Clients,
+    batch_get,
+    batch_write,
+    call_with_retries,
+    conditional_write,
+    deserialize,
+    serialize,
+)
 from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
 from lambdas.common.partials import MAX_PUT_BYTES, MAX_RECORDS_PER_PUT, Partial, at_or_below, sequence_key
-from lambdas.common.silence import DEFAULT_SILENCE_FACTOR
 from lambdas.processor import logic
 
 KEY_NAMES = ("sensor_id", "window_part")
+FLEET_KEY_NAMES = ("pk", "sk")
+REGISTERED_MEMORY = 200_000
+"""Sensors this execution environment remembers as confirmed in the fleet registry today (a shard's
+batches go to the same warm environment, so a sensor's item is read about once a day, not per window)."""
 MARK_SENSOR = "#partials"
 """``sensor_id`` of the shards' mark items (no sensor id starts with ``#``: contract ``sensor_id``)."""
 MARK_TTL_SECONDS = 8 * 86400
@@ -85,8 +103,10 @@ class Settings:
     metric_namespace: str
     window_seconds: int
     ttl_days: int
+    fleet_table: str
+    """The fleet registry and shard watermarks (``lambdas.common.silence``)."""
     max_reading_age_seconds: int = DEFAULT_MAX_READING_AGE_SECONDS
-    silence_factor: int = DEFAULT_SILENCE_FACTOR
+    fleet_retention_days: int = silence.DEFAULT_FLEET_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -98,8 +118,9 @@ class Settings:
             metric_namespace=env["METRIC_NAMESPACE"],
             window_seconds=int(env["WINDOW_SECONDS"]),
             ttl_days=int(env["AGGREGATE_TTL_DAYS"]),
+            fleet_table=env["FLEET_TABLE"],
             max_reading_age_seconds=int(env.get("MAX_READING_AGE_SECONDS", DEFAULT_MAX_READING_AGE_SECONDS)),
-            silence_factor=int(env.get("SILENCE_FACTOR", DEFAULT_SILENCE_FACTOR)),
+            fleet_retention_days=int(env.get("FLEET_RETENTION_DAYS", silence.DEFAULT_FLEET_RETENTION_DAYS)),
         )
 
 
@@ -131,8 +152,10 @@ class Processor:
         self.clients = clients or Clients()
         self.backoff = backoff or Backoff()
         self.clock = clock
-        """Processing time in UTC nanoseconds: only for ``quarantined_at`` and the floor of the silence
-        index (``lambdas.common.silence``); every rule uses arrival time."""
+        """Processing time in UTC nanoseconds: only for ``quarantined_at``, the partials mark's expiry and
+        the shard watermark's ``written_at`` (``lambdas.common.silence``); every rule uses arrival time."""
+        self._registered: dict[str, tuple[int, str]] = {}
+        """Sensor -> (day, shard) of its registry item, as this environment last read or wrote it."""
 
     def handle(self, event: Mapping[str, Any]) -> dict[str, Any]:
         now_ns = self.clock()
@@ -142,13 +165,16 @@ class Processor:
         outcome = Outcome(records=len(records))
         failed: set[str] = set()
         failed |= self._quarantine(classified, now_ns, outcome)
-        stored = self._store(classified.readings, outcome, now_ns, records)
+        stored = self._store(
+            classified.readings, outcome, max((r.arrival_ns for r in records), default=now_ns), records
+        )
         failed |= stored.failed
         sequence_numbers = [r.sequence_number for r in records]
         through = logic.checkpoint(sequence_numbers, failed)
         if through and not self._send_partials(stored, records[0], through, outcome, now_ns):
             failed = set(sequence_numbers)  # nothing checkpointed: the retry resends the same pieces
         outcome.failed = sorted(failed, key=order.__getitem__)
+        self._mark_watermarks(records, failed)
         self._report(outcome)
         return outcome.response()
 
@@ -175,13 +201,13 @@ class Processor:
         self,
         readings: list[tuple[logic.KinesisRecord, Any]],
         outcome: Outcome,
-        now_ns: int,
+        arrival_ns: int,
         records: list[logic.KinesisRecord],
     ) -> Stored:
         """Merge the readings into their window items: one read round (two for a window with more than
-        one part) and one write of each changed part. The item holding each sensor's newest reading of
-        the batch carries its silence marker: the silent-after index costs no request of its own. The
-        first round also reads the shard's mark."""
+        one part, or for a sensor whose window opens and whose fleet registry item this environment has
+        not confirmed today) and one write of each changed part, after the registry items due. The first
+        round also reads the shard's partials mark."""
         if not readings:
             return Stored()
         s = self.settings
@@ -194,8 +220,16 @@ class Processor:
         heads, unread = self._read([logic.part_key(w, 0) for w in by_window] + [mark_key])
         mark = None if mark_key in unread else heads.pop(mark_key, {})
         more = [logic.part_key(w, p) for w in by_window for p in range(1, _parts(heads.get(logic.part_key(w, 0))))]
-        others, unread_more = self._read(more) if more else ({}, set())
+        day = silence.fleet_day(arrival_ns)
+        new_windows = {
+            w[0]: c[-1].shard_id or "shard"
+            for w, c in by_window.items()
+            if logic.part_key(w, 0) not in heads and logic.part_key(w, 0) not in unread
+        }
+        due = {sensor: shard for sensor, shard in new_windows.items() if self._registered.get(sensor) != (day, shard)}
+        others, unread_more, fleet = self._read(more, fleet=sorted(due)) if more or due else ({}, set(), {})
         unread |= unread_more
+        unregistered = self._register(due, fleet, day)
 
         failed: set[str] = set()
         owned: list[logic.Contribution] = []
@@ -205,7 +239,7 @@ class Processor:
             sequences = [c.sequence_number for c in contributions]
             head_key = logic.part_key(window, 0)
             keys = [logic.part_key(window, p) for p in range(_parts(heads.get(head_key)))]
-            if any(k in unread for k in keys):
+            if any(k in unread for k in keys) or window[0] in unregistered:
                 failed.update(sequences)
                 continue
             parts = [heads.get(head_key), *(others.get(k) for k in keys[1:])]
@@ -217,7 +251,6 @@ class Processor:
                 merges.append((sequences, merge))
             else:
                 owned.extend(merge.owned)  # all stored before: redelivered
-        logic.mark_silence((item for _, m in merges for item in (*m.items, *m.opened)), s.silence_factor, now_ns)
         # Stored parts and heads first; the parts a merge opens only once its head (which counts them) is
         # written: an extra round only for a window that outgrows its last part.
         written = self._write([(seq, m.items) for seq, m in merges])
@@ -332,13 +365,75 @@ class Processor:
         not_written = set(batch_write(self.clients["dynamodb"], puts, self.backoff, {table: KEY_NAMES}))
         return [not not_written.intersection(span) for span in spans]
 
-    def _read(self, keys: list[logic.ItemKey]) -> tuple[dict[logic.ItemKey, dict[str, Any]], set[logic.ItemKey]]:
-        """The stored items of ``keys`` (absent ones missing), and the keys that could not be read."""
-        table = self.settings.sensor_windows_table
-        request = [{"sensor_id": {"S": sensor}, "window_part": {"S": part}} for sensor, part in keys]
-        found, unread = batch_get(self.clients["dynamodb"], {table: request}, self.backoff)
+    @overload
+    def _read(self, keys: list[logic.ItemKey]) -> tuple[dict[logic.ItemKey, dict[str, Any]], set[logic.ItemKey]]: ...
+
+    @overload
+    def _read(
+        self, keys: list[logic.ItemKey], fleet: list[str]
+    ) -> tuple[dict[logic.ItemKey, dict[str, Any]], set[logic.ItemKey], dict[str, dict[str, Any] | None]]: ...
+
+    def _read(self, keys: list[logic.ItemKey], fleet: list[str] | None = None) -> tuple[Any, ...]:
+        """The stored items of ``keys`` (absent ones missing), and the keys that could not be read; with
+        ``fleet``, in the same requests, those sensors' registry items (eventually consistent: a stale
+        miss costs one more write of the same item), ``None`` for a missing one, absent if unread."""
+        s = self.settings
+        table = s.sensor_windows_table
+        request = {table: [{"sensor_id": {"S": sensor}, "window_part": {"S": part}} for sensor, part in keys]}
+        if fleet:
+            request[s.fleet_table] = [serialize(_fleet_key(sensor)) for sensor in fleet]
+        found, unread = batch_get(self.clients["dynamodb"], request, self.backoff, consistent={s.fleet_table: False})
         items = {(i["sensor_id"]["S"], i["window_part"]["S"]): deserialize(i) for i in found[table]}
-        return items, {(k["sensor_id"]["S"], k["window_part"]["S"]) for k in unread.get(table, [])}
+        missing = {(k["sensor_id"]["S"], k["window_part"]["S"]) for k in unread.get(table, [])}
+        if fleet is None:
+            return items, missing
+        registry: dict[str, dict[str, Any] | None] = dict.fromkeys(fleet)
+        for item in found.get(s.fleet_table, []):
+            registry[item["sk"]["S"]] = deserialize(item)
+        for key in unread.get(s.fleet_table, []):
+            registry.pop(key["sk"]["S"], None)
+        return items, missing, registry
+
+    def _register(self, opened: Mapping[str, str], stored: Mapping[str, dict[str, Any] | None], day: int) -> set[str]:
+        """Write the registry items due (``lambdas.common.silence.registrations``) before the windows that
+        open: a sensor whose item cannot be written fails its records (the retry finds its window still
+        unopened, and tries again). Returns those sensors."""
+        s = self.settings
+        due = silence.registrations(opened, stored, day, s.fleet_retention_days)  # unread: as if missing
+        for sensor, shard in opened.items():
+            self._registered[sensor] = (day, shard)
+        if len(self._registered) > REGISTERED_MEMORY:
+            self._registered.clear()
+        if not due:
+            return set()
+        puts = [(s.fleet_table, serialize(item)) for item in due]
+        failed = {str(due[i]["sk"]) for i in batch_write(self.clients["dynamodb"], puts, self.backoff,
+                                                         {s.fleet_table: FLEET_KEY_NAMES})}  # fmt: skip
+        for sensor in failed:
+            self._registered.pop(sensor, None)
+        return failed
+
+    def _mark_watermarks(self, records: list[logic.KinesisRecord], failed: set[str]) -> None:
+        """Record, per shard, the arrival time through which this batch stored every record (one
+        conditional UpdateItem a batch: a watermark never moves back). A failure is logged, not the batch's:
+        the check then judges the shard as idle a little longer (``lambdas.common.silence.judged_at``)."""
+        s = self.settings
+        through = silence.arrival_through([(r.sequence_number, r.shard_id, r.arrival_ns) for r in records], failed)
+        dynamodb = self.clients["dynamodb"]
+        for shard, arrival in through.items():
+            written = self.clock()
+            expires = written // NS_PER_SECOND + (s.fleet_retention_days + 1) * silence.DAY_SECONDS
+            request: dict[str, Any] = {
+                "TableName": s.fleet_table,
+                "Key": serialize({"pk": silence.WATERMARK_KEY, "sk": shard}),
+                "UpdateExpression": "SET arrival_through = :a, written_at = :w, expires_at = :x",
+                "ConditionExpression": "attribute_not_exists(arrival_through) OR arrival_through <= :a",
+                "ExpressionAttributeValues": serialize({":a": arrival, ":w": written, ":x": expires}),
+            }
+            try:
+                conditional_write(self.backoff, functools.partial(dynamodb.update_item, **request))
+            except (ClientError, BotoCoreError) as error:
+                log_event("warning", "watermark_failed", shard_id=shard, error=str(error))
 
     def _report(self, outcome: Outcome) -> None:
         namespace = self.settings.metric_namespace
@@ -372,6 +467,10 @@ class Stored:
     """The owned contributions this invocation stored (not an earlier delivery)."""
     mark: dict[str, Any] | None = field(default_factory=dict)
     """The shard's mark item (``{}``: none yet; ``None``: it could not be read)."""
+
+
+def _fleet_key(sensor: str) -> dict[str, str]:
+    return {"pk": silence.fleet_shard(sensor), "sk": sensor}
 
 
 def _parts(head: Mapping[str, Any] | None) -> int:

@@ -1,12 +1,11 @@
-"""The silence check's pure logic: which minutes to read, which index entries are silent sensors, what a
+"""The silence check's pure logic: the fleet it polls, the instant each sensor is judged at, what a
 sensor's newest reading is, and the outage alert and recovery notice (contract "Silent sensors").
 
-**Entries.** An index entry is ``(minute, sensor, window item)`` (``lambdas.common.silence``). It is
-*stale* when a later write moved it (the index lags its table a little) or when the sensor has a newer
-item: the next window's first part, or a later part of the same window. Most stale entries are the last
-item of a window whose sensor went on in the next one; the service weeds those out with one
-``BatchGetItem`` of the next windows' heads per 100 entries, and settles the rest with one consistent
-``Query`` per sensor (:func:`newest`).
+**Polling.** Each run reads the fleet registry (``lambdas.common.silence``: 64 hash-sharded keys) and the
+stream shards' watermarks, then each member's newest reading (its newest window item, eventually
+consistent). A member silent at the instant its shard is judged at (:func:`judged_at`), and still in the
+fleet, is read again strongly before it is called silent. Nothing depends on when a run happens, on what
+an earlier run read or on when a processor's write landed: a run finds every silent sensor of the fleet.
 
 **Outages.** One per silence, keyed ``(sensor, since)`` where ``since`` is the newest reading's timestamp;
 ``alert_id`` = ``<environment>:silent:<sensor>:<since>``. Its recovery notice has ``alert_id``
@@ -23,59 +22,45 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.common import silence as rule
 from lambdas.common.contract import NS_PER_SECOND, format_instant, stored_instant_ns
-from lambdas.common.silence import LATEST_INTERVAL, MINUTE_NS, is_silent, minute_at_or_before
+from lambdas.common.silence import LATEST_INTERVAL, is_silent
 
 PENDING = "pending"
 SENT = "sent"
 OPEN = "open"
-CURSOR_KEY = {"sensor_id": "#check", "since": "cursor"}
-"""The check's cursor: the last minute boundary whose index entries it has finished with."""
-FIRST_RUN_MINUTES = 2
-"""Minutes a first run (no cursor yet) reads back."""
-MAX_MINUTES_PER_RUN = 60
-"""Minutes one run reads at most: a check that was down catches up an hour per run."""
 
 
-def minutes_to_read(cursor_ns: int | None, at_ns: int) -> tuple[list[int], int]:
-    """The minute boundaries to read at ``at_ns`` (oldest first), and the cursor once they are read.
+@dataclass(frozen=True, order=True)
+class Member:
+    """A sensor of the fleet registry, and the stream shard its records came from."""
 
-    Every boundary up to the last one at or before ``at_ns`` (its entries are all past their
-    ``silent_after``), from one minute before the cursor (read again: the index lags its table a little,
-    and a processor's clock may lag the check's), at most :data:`MAX_MINUTES_PER_RUN` of them."""
-    last = minute_at_or_before(at_ns)
-    first = last - FIRST_RUN_MINUTES * MINUTE_NS if cursor_ns is None else min(cursor_ns - MINUTE_NS, last)
-    boundaries = list(range(first, last + 1, MINUTE_NS))[:MAX_MINUTES_PER_RUN]
-    return boundaries, boundaries[-1]
+    sensor_id: str
+    shard_id: str
+
+
+def members(items: Iterable[Mapping[str, Any]]) -> list[Member]:
+    """The registry's sensors (items of the ``fleet#<n>`` keys), sorted."""
+    return sorted(Member(str(i["sk"]), str(i.get("shard_id", ""))) for i in items)
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """An index entry past its ``silent_after``: the sensor may be silent."""
-
-    sensor_id: str
-    window_part: str
-
-    @property
-    def window(self) -> str:
-        return self.window_part.split("#", 1)[0]
+class Watermark:
+    arrival_through_ns: int
+    written_at_ns: int
 
 
-def candidates(entries: Iterable[Mapping[str, Any]]) -> list[Candidate]:
-    """One candidate per sensor (its latest window item) among index entries of minutes already past."""
-    latest: dict[str, str] = {}
-    for entry in entries:
-        sensor, part = entry["sensor_id"], entry["window_part"]
-        if part > latest.get(sensor, ""):
-            latest[sensor] = part
-    return [Candidate(sensor, part) for sensor, part in sorted(latest.items())]
+def watermarks(items: Iterable[Mapping[str, Any]]) -> dict[str, Watermark]:
+    """Each stream shard's watermark (items of the ``watermark`` key)."""
+    return {str(i["sk"]): Watermark(int(i["arrival_through"]), int(i["written_at"])) for i in items}
 
 
-def next_window_head(candidate: Candidate, window_seconds: int) -> dict[str, str]:
-    """The key of the first part of the window after the candidate's (its sensor went on if it exists)."""
-    start = stored_instant_ns(candidate.window)
-    label = format_instant(start + window_seconds * NS_PER_SECOND)[:19] + "Z"
-    return {"sensor_id": candidate.sensor_id, "window_part": f"{label}#000"}
+def judged_at(member: Member, marks: Mapping[str, Watermark], at_ns: int, allowance_seconds: int) -> int:
+    """The instant ``member`` is judged at, at ``at_ns`` (``lambdas.common.silence.judged_at``)."""
+    mark = marks.get(member.shard_id)
+    if mark is None:
+        return rule.judged_at(at_ns, None, None, allowance_seconds)
+    return rule.judged_at(at_ns, mark.arrival_through_ns, mark.written_at_ns, allowance_seconds)
 
 
 @dataclass(frozen=True)

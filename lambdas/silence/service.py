@@ -3,23 +3,24 @@ recovery notice each out, and the ``SilentSensors`` metric.
 
 A run at ``T`` (its clock; ``--now`` in the local run):
 
-1. reads its cursor and the minutes of the ``silent-after`` index it has not finished with
-   (``logic.minutes_to_read``: usually two ``Query`` calls);
-2. drops the entries whose sensor has a next window (``BatchGetItem``, 100 a request), and settles the
-   rest with one consistent ``Query`` each (the sensor's newest reading); a sensor silent by that
-   reading, and still in the fleet, gets an outage;
+1. reads the stream shards' watermarks (one ``Query``), the fleet registry (a ``Query`` of each of its
+   64 hash-sharded keys, eventually consistent) and the open outages (the sparse ``open-outages`` index);
+2. reads each member's newest reading (a ``Query`` of its newest window item, eventually consistent, and
+   of that window's other parts when it has some), :data:`POLL_WORKERS` at a time; a member silent at the
+   instant its shard is judged at (``logic.judged_at``: readings still in the stream never make a sensor
+   silent) and still in the fleet is read again, strongly, and gets an outage if that confirms it;
 3. opens each outage with a conditional ``PutItem`` that claims its alert (a second run, or a retry,
    finds it there), publishes, marks it ``sent``;
-4. reads the open outages (the sparse ``open-outages`` index): publishes claims whose owner is gone,
-   sends the recovery notice of each whose sensor has a newer reading (one ``Query`` each: the sensor's
-   last item), closes those whose sensor left the fleet;
-5. moves the cursor on and publishes ``SilentSensors`` (open outages).
+4. for the open outages: publishes claims whose owner is gone, sends the recovery notice of each whose
+   sensor has a newer reading (one consistent ``Query`` each: the sensor's last item), closes those
+   whose sensor left the fleet;
+5. publishes ``SilentSensors`` (open outages).
 
-A crash between any two calls loses nothing: the cursor only moves after the minutes are handled (a
-retry reads them again, and the outage's conditional write makes the second reading harmless), and a
-claimed message is published by its owner's retry or, after its lease, by the next run. A copy (same
-``alert_id``) is only published when a run cannot know SNS took the first (a crash between publishing
-and the ``sent`` mark).
+No run depends on another: each polls the whole fleet, so a sensor silent before the check first ran,
+or one whose batch landed late, is found by the next run. A crash between any two calls loses nothing:
+the outage's conditional write makes a second finding harmless, and a claimed message is published by
+its owner's retry or, after its lease, by the next run. A copy (same ``alert_id``) is only published
+when a run cannot know SNS took the first (a crash between publishing and the ``sent`` mark).
 """
 
 from __future__ import annotations
@@ -27,30 +28,30 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import (
-    Backoff,
-    Clients,
-    batch_get,
-    call_with_retries,
-    conditional_write,
-    deserialize,
-    serialize,
-)
+from lambdas.common.aws import Backoff, Clients, call_with_retries, conditional_write, deserialize, serialize
 from lambdas.common.contract import NS_PER_SECOND
 from lambdas.common.log import log_event
-from lambdas.common.silence import DEFAULT_FLEET_RETENTION_DAYS, DEFAULT_SILENCE_FACTOR, SILENT_MINUTE, minute_label
+from lambdas.common.silence import (
+    DEFAULT_FLEET_RETENTION_DAYS,
+    DEFAULT_SILENCE_FACTOR,
+    FLEET_SHARDS,
+    WATERMARK_KEY,
+    fleet_key,
+)
 from lambdas.silence import logic
 
-SILENT_AFTER_INDEX = "silent-after"
 OPEN_OUTAGES_INDEX = "open-outages"
 DEFAULT_LEASE_SECONDS = 120
+POLL_WORKERS = 32
+"""Queries a run keeps in flight (threads over one client: boto3 clients are thread-safe)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,16 @@ class Settings:
     environment: str
     sensor_windows_table: str
     sensor_outages_table: str
+    fleet_table: str
     alert_topic_arn: str
     metric_namespace: str
     window_seconds: int
+    batching_allowance_seconds: int
+    """``stacks.layout.batching_allowance_seconds``: how long a record may wait in the stream."""
     silence_factor: int = DEFAULT_SILENCE_FACTOR
     fleet_retention_days: int = DEFAULT_FLEET_RETENTION_DAYS
     claim_lease_seconds: int = DEFAULT_LEASE_SECONDS
+    poll_workers: int = POLL_WORKERS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -71,9 +76,11 @@ class Settings:
             environment=env["ENVIRONMENT_SUFFIX"],
             sensor_windows_table=env["SENSOR_WINDOWS_TABLE"],
             sensor_outages_table=env["SENSOR_OUTAGES_TABLE"],
+            fleet_table=env["FLEET_TABLE"],
             alert_topic_arn=env["ALERT_TOPIC_ARN"],
             metric_namespace=env["METRIC_NAMESPACE"],
             window_seconds=int(env["WINDOW_SECONDS"]),
+            batching_allowance_seconds=int(env["BATCHING_ALLOWANCE_SECONDS"]),
             silence_factor=int(env.get("SILENCE_FACTOR", DEFAULT_SILENCE_FACTOR)),
             fleet_retention_days=int(env.get("FLEET_RETENTION_DAYS", DEFAULT_FLEET_RETENTION_DAYS)),
             claim_lease_seconds=int(env.get("CLAIM_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)),
@@ -84,8 +91,7 @@ class Settings:
 class Report:
     """What one run did (its log line, and the response)."""
 
-    minutes: int = 0
-    entries: int = 0
+    sensors: int = 0
     candidates: int = 0
     outages: list[str] = field(default_factory=list)
     recoveries: list[str] = field(default_factory=list)
@@ -116,49 +122,55 @@ class SilenceCheck:
         at_ns = self.clock()
         owner = f"check:{uuid.uuid4()}"
         report = Report()
-        boundaries, done = logic.minutes_to_read(self._cursor(), at_ns)
-        report.minutes = len(boundaries)
-        entries = [entry for boundary in boundaries for entry in self._index_minute(minute_label(boundary))]
-        report.entries = len(entries)
+        s = self.settings
+        marks = logic.watermarks(self._partition(WATERMARK_KEY))
+        fleet = logic.members(item for n in range(FLEET_SHARDS) for item in self._partition(fleet_key(n)))
+        report.sensors = len(fleet)
         open_outages = list(self._open_outages())
-        # Every candidate is settled by its newest reading: an outage is keyed by that reading, so "that
-        # outage again" (the minute before the cursor is read twice) is told apart by the outage's
-        # conditional write, never by the item an open outage came from (a later reading in the same item
-        # is a new silence; skipping it hid that outage for good once the cursor passed it).
-        found = logic.candidates(entries)
-        report.candidates = len(found)
-        for reading in self._silent(found, at_ns):
+        known = {(o["sensor_id"], o["since"]) for o in open_outages}
+        newest: dict[str, logic.Newest | Exception | None] = {}
+        for member, polled in zip(fleet, self._poll([m.sensor_id for m in fleet], consistent=False), strict=True):
+            newest[member.sensor_id] = polled
+            when = logic.judged_at(member, marks, at_ns, s.batching_allowance_seconds)
             try:
+                if isinstance(polled, Exception):
+                    raise polled
+                if not self._silent(polled, when, at_ns):
+                    continue
+                assert polled is not None
+                if (polled.sensor_id, polled.timestamp) in known:  # that outage is open: the sweep keeps it
+                    continue
+                report.candidates += 1
+                # eventually consistent: a newer reading may not show yet; only a strong read decides
+                reading = self._newest(member.sensor_id, consistent=True)
+                if reading is None or not self._silent(reading, when, at_ns):
+                    continue
                 if self._open(reading, owner, at_ns):
                     report.outages.append(reading.sensor_id)
                 report.silent.add((reading.sensor_id, reading.timestamp))
             except (ClientError, BotoCoreError) as error:
                 report.failures += 1
-                log_event("error", "outage_failed", sensor_id=reading.sensor_id, error=str(error))
-        self._sweep(open_outages, owner, at_ns, report)
-        if not report.failures:  # otherwise the next run (or the retry) reads these minutes again
-            self._move_cursor(done)
+                log_event("error", "outage_failed", sensor_id=member.sensor_id, error=str(error))
+        self._sweep(open_outages, newest, owner, at_ns, report)
         self._publish_metric(report.silent_sensors)
-        log_event("info", "silence_checked", minutes=report.minutes, entries=report.entries,
+        log_event("info", "silence_checked", sensors=report.sensors, shards=len(marks),
                   candidates=report.candidates, outages=len(report.outages), recoveries=len(report.recoveries),
                   left_fleet=report.left_fleet, silent_sensors=report.silent_sensors,
                   failures=report.failures)  # fmt: skip
         if report.failures:  # every step is safe to repeat: the run fails so that the alarm sees it
-            raise RuntimeError(f"{report.failures} outages could not be settled; the next run takes them over")
+            raise RuntimeError(f"{report.failures} sensors or outages could not be settled; the next run retries")
         return {"outages": report.outages, "recoveries": report.recoveries, "silent_sensors": report.silent_sensors}
 
-    # ------------------------------------------------------------------------------------------ reading
-
-    def _cursor(self) -> int | None:
-        dynamodb = self.clients["dynamodb"]
-        response = call_with_retries(
-            self.backoff,
-            lambda: dynamodb.get_item(
-                TableName=self.settings.sensor_outages_table, Key=serialize(logic.CURSOR_KEY), ConsistentRead=True
-            ),
+    def _silent(self, reading: logic.Newest | None, when: int, at_ns: int) -> bool:
+        """Silent at ``when`` (its shard's judging instant) and, at ``at_ns``, still in the fleet."""
+        s = self.settings
+        return (
+            reading is not None
+            and logic.silent(reading, s.silence_factor, when)
+            and logic.in_fleet(reading, s.fleet_retention_days, at_ns)
         )
-        item = response.get("Item")
-        return int(item["checked_through"]["N"]) if item else None
+
+    # ------------------------------------------------------------------------------------------ reading
 
     def _pages(self, **query: Any) -> Iterator[dict[str, Any]]:
         dynamodb = self.clients["dynamodb"]
@@ -174,23 +186,36 @@ class SilenceCheck:
                 return
             request = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
-    def _index_minute(self, label: str) -> Iterator[dict[str, Any]]:
+    def _partition(self, key: str) -> Iterator[dict[str, Any]]:
+        """Every item of one key of the fleet table (a registry shard, or the watermarks)."""
         return self._pages(
-            TableName=self.settings.sensor_windows_table,
-            IndexName=SILENT_AFTER_INDEX,
-            KeyConditionExpression="#minute = :minute",
-            ProjectionExpression="sensor_id, window_part",
-            ExpressionAttributeNames={"#minute": SILENT_MINUTE},
-            ExpressionAttributeValues={":minute": {"S": label}},
+            TableName=self.settings.fleet_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": key}},
         )
 
-    def _last_items(self, sensor_id: str, *, window: str | None = None) -> list[dict[str, Any]]:
+    def _poll(self, sensors: Sequence[str], *, consistent: bool) -> list[logic.Newest | Exception | None]:
+        """Each sensor's newest reading (or the error reading it), ``poll_workers`` Queries at a time."""
+
+        def read(sensor: str) -> logic.Newest | Exception | None:
+            try:
+                return self._newest(sensor, consistent=consistent)
+            except (ClientError, BotoCoreError) as error:
+                return error
+
+        workers = min(self.settings.poll_workers, len(sensors))
+        if workers <= 1:
+            return [read(sensor) for sensor in sensors]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(read, sensors))
+
+    def _last_items(self, sensor_id: str, *, consistent: bool, window: str | None = None) -> list[dict[str, Any]]:
         """The sensor's last item (newest window, last part), or every part of ``window``."""
         dynamodb = self.clients["dynamodb"]
         names = {"#s": "sensor_id", "#w": "window_part", "#l": "latest"}
         query: dict[str, Any] = {
             "TableName": self.settings.sensor_windows_table,
-            "ConsistentRead": True,
+            "ConsistentRead": consistent,
             "ProjectionExpression": "#s, #w, #l, latest_interval",
             "ExpressionAttributeNames": names,
         }
@@ -203,39 +228,13 @@ class SilenceCheck:
         query["ExpressionAttributeValues"] = {":s": {"S": sensor_id}, ":w": {"S": f"{window}#"}}
         return list(self._pages(**query))
 
-    def _newest(self, sensor_id: str) -> logic.Newest | None:
+    def _newest(self, sensor_id: str, *, consistent: bool = True) -> logic.Newest | None:
         """The sensor's newest reading: its last item, and the window's other parts when it has some."""
-        last = self._last_items(sensor_id)
+        last = self._last_items(sensor_id, consistent=consistent)
         if last and not last[0]["window_part"].endswith("#000"):
-            last = self._last_items(sensor_id, window=last[0]["window_part"].split("#", 1)[0])
+            window = last[0]["window_part"].split("#", 1)[0]
+            last = self._last_items(sensor_id, consistent=consistent, window=window)
         return logic.newest(last)
-
-    def _silent(self, found: list[logic.Candidate], at_ns: int) -> Iterator[logic.Newest]:
-        """The candidates' sensors that are silent at ``at_ns`` and still in the fleet."""
-        s = self.settings
-        keys = [serialize(logic.next_window_head(c, s.window_seconds)) for c in found]
-        heads, _ = (
-            batch_get(
-                self.clients["dynamodb"],
-                {s.sensor_windows_table: keys},
-                self.backoff,
-                consistent=False,
-                projection={s.sensor_windows_table: "sensor_id"},  # whether it exists is all that counts
-            )
-            if keys
-            else ({s.sensor_windows_table: []}, {})
-        )
-        went_on = {deserialize(i)["sensor_id"] for i in heads[s.sensor_windows_table]}
-        for candidate in found:
-            if candidate.sensor_id in went_on:
-                continue
-            reading = self._newest(candidate.sensor_id)
-            if (
-                reading is not None
-                and logic.silent(reading, s.silence_factor, at_ns)
-                and logic.in_fleet(reading, s.fleet_retention_days, at_ns)
-            ):
-                yield reading
 
     # ------------------------------------------------------------------------------------------ outages
 
@@ -273,7 +272,14 @@ class SilenceCheck:
             ExpressionAttributeValues={":open": {"S": logic.OPEN}},
         )
 
-    def _sweep(self, open_outages: list[dict[str, Any]], owner: str, at_ns: int, report: Report) -> None:
+    def _sweep(
+        self,
+        open_outages: list[dict[str, Any]],
+        polled: Mapping[str, logic.Newest | Exception | None],
+        owner: str,
+        at_ns: int,
+        report: Report,
+    ) -> None:
         """Publish claims whose owner is gone, send due recovery notices, close outages of sensors that
         left the fleet (``open_outages`` as read at the start of the run: outages opened by this run are
         counted by it, and the next run sweeps them)."""
@@ -294,7 +300,11 @@ class SilenceCheck:
                         report.recoveries.append(outage["sensor_id"])
                     report.silent.discard(key)
                     continue
-                latest = self._newest(outage["sensor_id"])
+                # the run's poll (eventually consistent: a reading it misses is seen by the next run, a
+                # minute later); a strong read for a sensor the registry no longer holds
+                latest = polled.get(outage["sensor_id"])
+                if (latest is None and outage["sensor_id"] not in polled) or isinstance(latest, Exception):
+                    latest = self._newest(outage["sensor_id"])
                 if logic.recovered(outage, latest):
                     assert latest is not None
                     if self._claim_recovery(outage, latest, owner, now_s):
@@ -318,16 +328,12 @@ class SilenceCheck:
 
     def _update(self, outage: Mapping[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
         """A conditional UpdateItem of the outage: whether it applied."""
-        return self._update_item(self._key(outage), expression, condition, values)
-
-    def _update_item(self, key: dict[str, Any], expression: str, condition: str, values: dict[str, Any]) -> bool:
-        """A conditional UpdateItem of the outages table (an outage, or the cursor): whether it applied."""
         dynamodb = self.clients["dynamodb"]
         return conditional_write(
             self.backoff,
             lambda: dynamodb.update_item(
                 TableName=self.settings.sensor_outages_table,
-                Key=key,
+                Key=self._key(outage),
                 UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeValues=serialize(values),
@@ -384,15 +390,6 @@ class SilenceCheck:
         )
 
     # ------------------------------------------------------------------------------------------ the rest
-
-    def _move_cursor(self, done: int) -> None:
-        """Minutes up to ``done`` are handled (never moves the cursor back)."""
-        self._update_item(
-            serialize(logic.CURSOR_KEY),
-            "SET checked_through = :done",
-            "attribute_not_exists(checked_through) OR checked_through < :done",
-            {":done": done},
-        )
 
     def _publish_metric(self, silent_sensors: int) -> None:
         cloudwatch = self.clients["cloudwatch"]

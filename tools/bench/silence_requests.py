@@ -2,14 +2,14 @@
 
 The fleet reports every 60 s. Each sensor's last reading of the 11:55 window and its newest reading
 (12:02, in the 12:00 window) go through the real processor, as two batches; ``silent`` of the sensors
-stopped after 11:59 instead. So the 12:03 minute of the index holds every sensor's superseded 11:55
-entry (all windows end together: the burst each window end brings) and the stopped sensors'
-entries: the worst minute of a window. Three runs of the check, on their schedule:
+stopped after 11:59 instead (silent from 12:02:00 to 12:02:59, by their phase). Every run polls the whole
+fleet (``lambdas.silence``: the registry's 64 hash shards, the shards' watermarks, one Query of each
+sensor's newest window item), so the count is the same whatever the minute; three runs on their schedule:
 
-- 12:02:30, the first (no cursor): nothing is due yet;
-- 12:03:30, the burst: every sensor's 11:55 entry is due, the stopped ones are silent;
-- 12:04:30, the next: it reads 12:03 again (the minute before its cursor: the index lags its table) and
-  sends nothing new.
+- 12:02:30, the first: the stopped sensors silent by then get their outage (a strong re-read each, the
+  claim, the alert, the ``sent`` mark);
+- 12:03:30: the rest of the stopped sensors;
+- 12:04:30: nothing new (an open outage is not read again).
 
 Every request is counted by botocore's ``before-call`` hook (``tools.local.simulate.counting_requests``);
 moto runs with the local run's speed-ups (``tools.local.moto_speedups``), which change no count.

@@ -62,6 +62,7 @@ from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
+    FLEET,
     FOLDER_BATCH_SIZE,
     OPEN_OUTAGES,
     PARTIALS_STREAM,
@@ -101,6 +102,7 @@ class Targets:
     sensor_outages_table: str
     folder_dlq_url: str
     partials_stream: str
+    fleet_table: str
 
     def runtime_names(self) -> RuntimeNames:
         return RuntimeNames(
@@ -112,6 +114,7 @@ class Targets:
             alert_topic_arn=self.alert_topic_arn,
             sensor_outages_table=self.sensor_outages_table,
             partials_stream=self.partials_stream,
+            fleet_table=self.fleet_table,
         )
 
     @classmethod
@@ -131,6 +134,7 @@ class Targets:
             sensor_outages_table=value["sensor_outages_table_name"],
             folder_dlq_url=value["folder_dlq_url"],
             partials_stream=value["partials_stream_name"],
+            fleet_table=value["fleet_table_name"],
         )
 
 
@@ -207,6 +211,7 @@ def create_targets(environment: str, config: EnvironmentConfig, clients: Clients
         sensor_outages_table=namer.name(Kind.DYNAMODB_TABLE, SENSOR_OUTAGES.concern),
         folder_dlq_url=folder_dlq,
         partials_stream=partials,
+        fleet_table=namer.name(Kind.DYNAMODB_TABLE, FLEET.concern),
     )
 
 
