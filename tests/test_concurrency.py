@@ -382,14 +382,17 @@ BATCH = [  # one readings shard: seg-a jammed by two sensors, seg-b flowing, the
 def test_a_processor_crash_between_any_two_calls_then_lambdas_retries_fold_every_reading_once(
     world: World, retry: str
 ) -> None:
-    """Killed before or after its window reads, window writes, the shard's partials mark or PutRecords, the
-    processor's batch comes back (whole, or bisected: first half, then second), and the folder folds what
+    """Killed before or after its window reads, its fleet registry reads and writes, window writes, the shard's
+    partials mark, PutRecords or the shard's watermark, the processor's batch comes back (whole, or bisected:
+    first half, then second), and the folder folds what
     the partials stream then holds: each window's aggregate is the oracle's, each jam alerted."""
     event = kinesis_event(BATCH, first_sequence=2_000)
     windows = oracle_windows(BATCH)
 
     def reset() -> list[Callable[[], Any]]:
-        world.clear(world.targets.sensor_windows_table, world.targets.segment_aggregates_table)
+        world.clear(
+            world.targets.sensor_windows_table, world.targets.segment_aggregates_table, world.targets.fleet_table
+        )
         world.new_partials()
         return [lambda: world.processor(0).handle(event)]
 
@@ -419,7 +422,9 @@ def test_a_processor_crash_between_any_two_calls_then_lambdas_retries_fold_every
 
     outcome, _ = world.explorer.run(reset())
     operations = [c.operation for c in outcome.calls]
-    assert operations == ["BatchGetItem", "BatchWriteItem", "PutItem", "PutRecords"], operations
+    # heads and the partials mark; the opened sensors' registry items, written; windows; mark; partials; watermark
+    assert operations == ["BatchGetItem", "BatchGetItem", "BatchWriteItem", "BatchWriteItem", "PutItem",
+                          "PutRecords", "UpdateItem"], operations  # fmt: skip
     found = Exploration()
     for crash in [CrashAt(0, k, after) for k in range(len(operations)) for after in (False, True)]:
         found.add(world.explorer.explore(reset, check, crash=crash))
@@ -430,7 +435,7 @@ def test_a_processor_crash_between_any_two_calls_then_lambdas_retries_fold_every
 def test_a_retry_after_the_partials_went_out_resends_them_and_the_folder_skips_them(world: World) -> None:
     """The batch's partials were put, then the invocation died before returning: the retry sends the same
     pieces again (the same cut), and folding both copies counts every reading once."""
-    world.clear(world.targets.sensor_windows_table, world.targets.segment_aggregates_table)
+    world.clear(world.targets.sensor_windows_table, world.targets.segment_aggregates_table, world.targets.fleet_table)
     world.new_partials()
     event = kinesis_event(BATCH, first_sequence=3_000)
     assert world.processor(None).handle(event)["batchItemFailures"] == []
@@ -446,7 +451,7 @@ def test_a_retry_after_the_partials_went_out_resends_them_and_the_folder_skips_t
 def test_a_late_batch_sends_only_what_it_stores_itself(world: World) -> None:
     """A redrive hands over records below the shard's checkpoint: what they stored before was sent by their
     own delivery; a reading stored only now is sent under the late batch's own source, once."""
-    world.clear(world.targets.sensor_windows_table, world.targets.segment_aggregates_table)
+    world.clear(world.targets.sensor_windows_table, world.targets.segment_aggregates_table, world.targets.fleet_table)
     world.new_partials()
     given_up = kinesis_event(BATCH[:2], first_sequence=4_000)  # its records went to the DLQ unprocessed
     later = kinesis_event(BATCH[2:], first_sequence=4_002)
