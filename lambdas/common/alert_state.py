@@ -21,7 +21,6 @@ publish response retried, or a ``sent`` mark that fails after its retries.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,9 +30,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import alerts
-from lambdas.common.aws import Backoff, Clients, call_with_retries, conditional_write, deserialize, serialize
+from lambdas.common.aws import Backoff, call_with_retries, conditional_write, deserialize, serialize
 from lambdas.common.contract import NS_PER_SECOND, Aggregate, format_instant
 from lambdas.common.log import log_event
+from lambdas.common.service import Service
 
 MAX_CONFLICTS = 8
 """Conditional writes a window may lose to another writer (with jittered backoff between) before its
@@ -69,19 +69,7 @@ class Settled:
     published: bool = False
 
 
-class AlertState:
-    def __init__(
-        self,
-        settings: Settings,
-        clients: Clients | None = None,
-        backoff: Backoff | None = None,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
-        self.settings = settings
-        self.clients = clients or Clients()
-        self.backoff = backoff or Backoff()
-        self.clock = clock
-
+class AlertState(Service[Settings]):
     def claim(self, owner: str, records: frozenset[str]) -> alerts.Claim:
         now_ns = self.clock()
         return alerts.Claim(

@@ -79,6 +79,7 @@ from lambdas.common.aws import (
 from lambdas.common.contract import DEFAULT_MAX_READING_AGE_SECONDS, NS_PER_SECOND, REASONS
 from lambdas.common.log import emit_metrics, log_event
 from lambdas.common.partials import MAX_PUT_BYTES, MAX_RECORDS_PER_PUT, Partial, at_or_below, sequence_key
+from lambdas.common.service import Service
 from lambdas.processor import logic
 
 KEY_NAMES = ("sensor_id", "window_part")
@@ -140,7 +141,7 @@ class Outcome:
         return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in self.failed]}
 
 
-class Processor:
+class Processor(Service[Settings]):
     def __init__(
         self,
         settings: Settings,
@@ -148,12 +149,9 @@ class Processor:
         backoff: Backoff | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.settings = settings
-        self.clients = clients or Clients()
-        self.backoff = backoff or Backoff()
-        self.clock = clock
-        """Processing time in UTC nanoseconds: only for ``quarantined_at``, the partials mark's expiry and
-        the shard watermark's ``written_at`` (``lambdas.common.silence``); every rule uses arrival time."""
+        # the clock (processing time) is only for ``quarantined_at``, the partials mark's expiry and the shard
+        # watermark's ``written_at`` (``lambdas.common.silence``); every rule uses arrival time
+        super().__init__(settings, clients, backoff, clock)
         self._registered: dict[str, tuple[int, str]] = {}
         """Sensor -> (day, shard) of its registry item, as this environment last read or wrote it."""
 

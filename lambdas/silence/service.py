@@ -26,9 +26,8 @@ when a run cannot know SNS took the first (a crash between publishing and the ``
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +35,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import Backoff, Clients, call_with_retries, conditional_write, deserialize, serialize
+from lambdas.common.aws import call_with_retries, conditional_write, deserialize, serialize
 from lambdas.common.contract import NS_PER_SECOND
 from lambdas.common.log import log_event
+from lambdas.common.service import Service
 from lambdas.common.silence import (
     DEFAULT_FLEET_RETENTION_DAYS,
     DEFAULT_SILENCE_FACTOR,
@@ -105,19 +105,7 @@ class Report:
         return len({sensor for sensor, _ in self.silent})
 
 
-class SilenceCheck:
-    def __init__(
-        self,
-        settings: Settings,
-        clients: Clients | None = None,
-        backoff: Backoff | None = None,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
-        self.settings = settings
-        self.clients = clients or Clients()
-        self.backoff = backoff or Backoff()
-        self.clock = clock
-
+class SilenceCheck(Service[Settings]):
     def handle(self, event: Any) -> dict[str, Any]:
         at_ns = self.clock()
         owner = f"check:{uuid.uuid4()}"

@@ -39,19 +39,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lambdas.common.contract import NS_PER_SECOND, Aggregate, Sums, parse_instant, parse_reading, total
-from lambdas.processor import logic
+from lambdas.common.contract import parse_reading
 from stacks import capacity as cap
 from stacks.config import PROFILES
 from tools.bench import proctree, scale, silence_requests
+from tools.bench.pure_logic import NOW_NS, bench_event, throughput
 from tools.capacity import SCALE_INTERVAL_SECONDS, SCALE_SENSORS, scale_table
-from tools.local.simulate import generate, payload_event
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW_NS = parse_instant("2026-06-01T12:00:00Z")
-WINDOW_SECONDS = PROFILES["prod"].aggregation_window_seconds
-TTL_DAYS = PROFILES["prod"].lifecycle.aggregate_ttl_days
-MAX_READING_AGE_NS = PROFILES["prod"].max_reading_age_seconds * NS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -223,46 +218,6 @@ def option_rows(baseline: Sequence[proctree.Run], runs: int) -> list[Row]:
 
 
 # ------------------------------------------------------------------------------------ pure logic
-
-
-def pure_pipeline(event: Mapping[str, Any]) -> dict[tuple[str, str], Aggregate]:
-    """The processor's pure logic and the folding of its sums on one batch, without I/O: decode, validate
-    (quarantine decisions included), merge into window items, fold the items' exact sums into each segment's
-    aggregate and its congestion level."""
-    classified = logic.classify(logic.records_from_event(event), MAX_READING_AGE_NS)
-    by_window: dict[logic.WindowId, list[logic.Contribution]] = {}
-    for record, reading in classified.readings:
-        by_window.setdefault(logic.window_of(reading, WINDOW_SECONDS), []).append(
-            logic.Contribution(record.sequence_number, record.shard_id, reading)
-        )
-    segments: dict[tuple[str, str], list[Sums]] = defaultdict(list)
-    for window, contributions in by_window.items():
-        merge = logic.merge_window(
-            [None], contributions, window=window, window_seconds=WINDOW_SECONDS, ttl_days=TTL_DAYS
-        )
-        for segment, sums in merge.sums:
-            segments[(segment, window[1])].append(sums)
-    return {window: total(sums).aggregate() for window, sums in segments.items()}
-
-
-def bench_event(n: int) -> dict[str, Any]:
-    """The Kinesis event of ``n`` realistic records (200 sensors, one reading a minute, ~2 % duplicates
-    and bad records), each with the partition key its topic gives it."""
-    minutes = n // 200 + 2
-    messages = generate(200, minutes, start_ns=NOW_NS - minutes * 60 * 10**9, now_ns=NOW_NS)[:n]
-    return payload_event([m.payload for m in messages], partition_keys=[m.thing for m in messages])
-
-
-def throughput(n: int, repeats: int) -> float:
-    event = bench_event(n)
-    for _ in range(max(3, repeats // 5)):
-        pure_pipeline(event)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        pure_pipeline(event)
-        times.append(time.perf_counter() - started)
-    return n / statistics.median(times)
 
 
 LOGIC_TARGET = 75_000
@@ -974,7 +929,7 @@ NOTES = """## How these are measured
   packages in `~/.cache/aws/jsii/package-cache` (`JSII_RUNTIME_PACKAGE_CACHE_ROOT` moves it; on by
   default in jsii 1.142); CI should cache that folder keyed on `Pipfile.lock` (a cold cache costs the
   extraction of the 37 MB provider tarball, ~430 MB on disk, once).
-- **pure logic**: `tools.bench.report.pure_pipeline` on one core: decode, validate (with the quarantine
+- **pure logic**: `tools.bench.pure_logic.pure_pipeline` on one core: decode, validate (with the quarantine
   decision), merge into window items, exact sums, each segment's aggregate and congestion level; the
   batches are realistic records from `tools.local.simulate.generate` (~2 % duplicates and bad records).
   The deep-JSON row is the CPU time (`time.process_time`) of `parse_reading` on readings of IoT Core's

@@ -552,9 +552,9 @@ def _fit(rows: list[tuple[float, ...]]) -> list[float]:
 
 def cpu_seconds_per_reading(repeats: int = 21) -> float:
     """One core's time per reading of both functions' pure logic, batches of 1,000 (``tools.bench``)."""
-    from tools.bench import report  # noqa: PLC0415
+    from tools.bench import pure_logic  # noqa: PLC0415
 
-    return 1 / report.throughput(1000, repeats)
+    return 1 / pure_logic.throughput(1000, repeats)
 
 
 def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
@@ -597,7 +597,7 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
                  "folder_requests": dict(m.folder_counts)}
                 for m in measurements
             ],
-            "cpu": "1 / tools.bench.report.throughput(1000, 21): one core of the calibrating machine",
+            "cpu": "1 / tools.bench.pure_logic.throughput(1000, 21): one core of the calibrating machine",
         },
     }  # fmt: skip
 

@@ -43,7 +43,7 @@ from urllib.parse import urlparse
 from lambdas.common.aws import Clients
 
 if TYPE_CHECKING:
-    from tools.local.simulate import Targets
+    from tools.local.targets import Targets
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITION = "aws"
