@@ -26,7 +26,11 @@ sensor's records come from one shard, in order (see ``service``), so a record at
 already accounted for: a retry or replay changes nothing. A reading whose instant is not stored is
 always added, whatever its sequence number, so a record handed back later (a redrive of records that
 went to the on-failure queue) is never lost. A later copy of a stored instant above the mark is counted
-once as a duplicate. The item grows with the number of shards, never with republishing.
+once as a duplicate, and so is a copy of a reading the same delivery stores, below the mark or not (a
+redriven batch holding a reading and its copy: no copy of a reading stored only now was ever counted).
+The item grows with the number of shards, never with republishing. Not yet: a redriven copy that is
+earlier in stream order than the copy a live batch stored in the meantime does not replace it (the folder's
+sums cannot take a reading back; issue 20).
 """
 
 from __future__ import annotations
@@ -336,6 +340,9 @@ def _merge_parts(
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
     duplicate_count = int(head.get("duplicates", 0)) if head else 0
     merge = WindowMerge()
+    added: set[str] = set()
+    """Instants this merge stores: no copy of one was ever counted, whatever the marks say (a redrive brings
+    records below them)."""
     for contribution in contributions:
         sequence_number, shard, reading = contribution
         instant = reading.key
@@ -352,13 +359,15 @@ def _merge_parts(
                 loaded.append(last)
             last.add(instant, row, text, reading.interval_seconds, wide)
             where[instant] = last
+            added.add(instant)
             merge.new.append(sequence_number)
             merge.owned.append(contribution)
-        elif seen or stored.rows[instant][5] == sequence_number:
+        elif stored.rows[instant][5] == sequence_number:
             merge.redelivered.append(sequence_number)
-            if stored.rows[instant][5] == sequence_number:
-                merge.owned.append(contribution)
-        else:
+            merge.owned.append(contribution)
+        elif seen and instant not in added:  # a copy below the mark of a reading stored before: counted then
+            merge.redelivered.append(sequence_number)
+        else:  # a copy of a reading stored before and above the mark, or stored by this merge (never counted)
             duplicate_count += 1
             merge.duplicates.append(sequence_number)
         if not seen:
@@ -422,10 +431,9 @@ def _new_window(
             intervals[instant] = reading.interval_seconds
             new.append(sequence_number)
             owned.append(contribution)
-        elif seen or row[5] == sequence_number:
+        elif row[5] == sequence_number:  # every row of a new window is this merge's: a copy is a duplicate
             redelivered.append(sequence_number)
-            if row[5] == sequence_number:
-                owned.append(contribution)
+            owned.append(contribution)
         else:
             duplicates.append(sequence_number)
         if not seen:
