@@ -976,9 +976,17 @@ def _stream_limits(c: Capacity) -> list[Limit]:
     if c.readings_per_second / proc.concurrency * proc.seconds_per_reading < 1:
         lane = ("batch_size", "a larger batch_size: fewer invocations, fuller requests")
     elif p.on_demand:
-        lane = ("stream_mode", "PROVISIONED with more shards, or a processor parallelization factor: more lanes")
+        lane = (
+            "stream_mode",
+            "PROVISIONED with more shards (the processor keeps one batch per shard at a time: the "
+            "shard's partials mark and watermark have that one writer)",
+        )
     else:
-        lane = ("shard_count", "more shards, or a processor parallelization factor: more lanes")
+        lane = (
+            "shard_count",
+            "more shards (the processor keeps one batch per shard at a time: the shard's "
+            "partials mark and watermark have that one writer)",
+        )
     limits += [
         Limit(
             "processor lane: time a full batch takes vs the time it takes to arrive (else the iterator age only grows)",
@@ -1503,6 +1511,9 @@ def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
 # ------------------------------------------------------------ provisioned capacity (issue 20, item 4)
 
 DYNAMODB_AUTO_SCALING = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/AutoScaling.html"
+TARGET_TRACKING_ALARMS = 4
+"""CloudWatch alarms Application Auto Scaling creates for each target tracking policy of a DynamoDB table
+(high and low use, high and low provisioned units): billed like ours."""
 PROVISIONED_TABLES = ("sensor-windows", "segment-aggregates")
 """Tables whose throughput is provisioned in ``provisioned`` mode: the data path's, written at a steady rate
 the model knows. The fleet, outages and allow-list tables stay on demand in every mode: their writes come in
@@ -1531,6 +1542,13 @@ class Throughput:
     max_write: int
     min_read: int
     max_read: int
+
+
+def auto_scaling_alarms(c: Capacity) -> int:
+    """The alarms auto scaling keeps: a read and a write policy on each provisioned table."""
+    if c.pipeline.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
+        return 0
+    return TARGET_TRACKING_ALARMS * 2 * len(PROVISIONED_TABLES)
 
 
 def replay_factor(c: Capacity) -> float:
@@ -1634,7 +1652,7 @@ def _operations_charges(c: Capacity, charge: Callable[..., None]) -> None:
     )
     charge("silence_check", "cloudwatch_put_metric_data", check.runs_per_month, 1e3)
     charge("cloudwatch_metrics", "cloudwatch_custom_metric", CUSTOM_METRIC_SERIES)
-    charge("cloudwatch_alarms", "cloudwatch_alarm", ALARMS)
+    charge("cloudwatch_alarms", "cloudwatch_alarm", ALARMS + auto_scaling_alarms(c))
     charge("cloudwatch_dashboard", "cloudwatch_dashboard", DASHBOARDS)
     logs = log_gb_per_month(c)
     charge("cloudwatch_logs", "cloudwatch_logs_ingestion", logs)

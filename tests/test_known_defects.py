@@ -2,15 +2,23 @@
 
 Each test states the contract's answer. A defect not fixed yet is kept as a strict expected failure
 (``@pytest.mark.xfail(strict=True, reason=...)``): when a change fixes it, pytest reports the XPASS as a
-failure and the marker must go, so the test then guards the fix. All of them are fixed now (exact sums,
-``contract.Sparse``; deep JSON, ``lambdas.common.json_syntax``). Nothing here is skipped.
+failure and the marker must go, so the test then guards the fix. Fixed: exact sums (``contract.Sparse``),
+deep JSON (``lambdas.common.json_syntax``). Open: the redrive duplicate rule (below). Nothing here is skipped.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from decimal import Decimal
 
+import pytest
+
 from lambdas.common import contract
+from tests.aws_fixtures import Env, kinesis_event, moto_env, reading
+from tests.test_processor import processor, state
+
+ISSUE_20 = "issue 20: not fixed yet"
 
 LONG = 10_050
 """Digits after the point: more than the 10,000 of a dense sum (``contract.DENSE_DIGITS``)."""
@@ -50,3 +58,31 @@ def test_an_extra_property_nested_a_thousand_deep_is_valid_json() -> None:
     )
     document = contract.decode(reading)
     assert document["sensor_id"] == "s1"
+
+
+@pytest.fixture
+def moto_state() -> Iterator[Env]:
+    with moto_env() as environment:
+        yield environment
+
+
+@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a redriven copy below the window's mark is taken as counted")
+def test_a_redriven_batch_holding_a_reading_and_its_copy_counts_one_duplicate(moto_state: Env) -> None:
+    env = moto_state
+    """Issue 20: records 10 (a reading) and 11 (its copy, other values) were given up on; the live stream went
+    on (record 50: another reading of the same sensor and window, so the window's mark is past them). The
+    redrive hands 10 and 11 back with their own sequence numbers: the reading is stored as record 10 wrote
+    it, and its copy is one duplicate. Today the copy is taken as already counted, being below the mark: 0."""
+    fn = processor(env)
+    live = reading("s1", "seg-a", "2026-06-01T11:52:00Z")
+    assert fn.handle(kinesis_event([live], first_sequence=50)) == {"batchItemFailures": []}
+    first = reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=3)
+    copy = reading("s1", "seg-b", "2026-06-01T11:50:00Z", vehicles=9)
+    redriven = kinesis_event([first, copy], first_sequence=10)
+    assert fn.handle(redriven) == {"batchItemFailures": []}
+    (window,) = state(env)["windows"]
+    rows = json.loads(window["readings"])
+    assert len(rows) == 2 and rows["2026-06-01T11:50:00.000000000Z"][0] == 3  # the first copy in stream order
+    assert window["duplicates"] == 1
+    assert fn.handle(redriven) == {"batchItemFailures": []}  # a second redrive of the same records
+    assert state(env)["windows"][0]["duplicates"] == 1

@@ -144,26 +144,6 @@ def test_a_republished_copy_is_one_duplicate_however_often_it_is_redelivered(env
     assert state(env)["windows"][0]["duplicates"] == 2
 
 
-def test_a_redriven_batch_holding_a_reading_and_its_copy_counts_one_duplicate(env: Env) -> None:
-    """Issue 20: records 10 (a reading) and 11 (its copy, other values) were given up on; the live stream went
-    on (record 50: another reading of the same sensor and window, so the window's mark is past them). The
-    redrive hands 10 and 11 back with their own sequence numbers: the reading is stored as record 10 wrote
-    it, and its copy is one duplicate (it used to be taken as already counted, being below the mark)."""
-    fn = processor(env)
-    live = reading("s1", "seg-a", "2026-06-01T11:52:00Z")
-    assert fn.handle(kinesis_event([live], first_sequence=50)) == {"batchItemFailures": []}
-    first = reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=3)
-    copy = reading("s1", "seg-b", "2026-06-01T11:50:00Z", vehicles=9)
-    redriven = kinesis_event([first, copy], first_sequence=10)
-    assert fn.handle(redriven) == {"batchItemFailures": []}
-    (window,) = state(env)["windows"]
-    rows = json.loads(window["readings"])
-    assert len(rows) == 2 and rows["2026-06-01T11:50:00.000000000Z"][0] == 3  # the first copy in stream order
-    assert window["duplicates"] == 1
-    assert fn.handle(redriven) == {"batchItemFailures": []}  # a second redrive of the same records
-    assert state(env)["windows"][0]["duplicates"] == 1
-
-
 def test_an_older_reading_never_overwrites_newer_sensor_state(env: Env) -> None:
     fn = processor(env)
     fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:55:00Z", vehicles=5)], first_sequence=1))

@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--on-demand", action="store_true", help="an on-demand stream instead of the profile's")
     parser.add_argument("--batching-window", type=int, help="processor batching window, seconds (0-300)")
-    parser.add_argument("--parallelization-factor", type=int, default=1, help="processor mapping, 1-10")
+    parser.add_argument(
+        "--parallelization-factor",
+        type=int,
+        default=1,
+        help="processor mapping, 1-10 (a what-if: the stack pins 1, the partials mark's and watermark's one writer)",
+    )
     parser.add_argument("--sized", action="store_true", help="provisioned shards sized by the model")
     parser.add_argument(
         "--provisioned-dynamodb",

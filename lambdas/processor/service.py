@@ -12,14 +12,14 @@ window items; once the batch is stored and its partials sent, one conditional Up
 shard's watermark.
 
 **One writer per sensor.** Every item is keyed by its sensor, and a reading is stored only when its
-``sensor_id`` equals the record's partition key: the thing name of the topic it was published on, which
-the topic rule makes the partition key (otherwise ``sensor_mismatch``). Kinesis puts one partition key
-on one shard, and Lambda processes a shard's records in order, one batch at a time; with a
-parallelization factor above 1 it still keeps each partition key's records in order on one concurrent
-batch. So a sensor's items have exactly one writer at any moment, and the read-merge-write of a batch
-needs no condition. Making a second writer harmless anyway would need conditional PutItem calls (a
-BatchWriteItem carries no condition), one request per item instead of one per 25: not cheap, so the
-invariant is kept by ``sensor_mismatch`` and tested (``tests/test_concurrency.py``), not paid for on
+``sensor_id`` equals the record's partition key: the thing name of the topic it was published on, which the
+topic rule makes the partition key (otherwise ``sensor_mismatch``). Kinesis puts one partition key on one
+shard, and Lambda processes a shard's records in order, one batch at a time (the mapping keeps the
+parallelization factor at 1, a test pins it: the shard's partials mark and its watermark need one batch per
+shard at a time, not only per sensor). So a sensor's items have exactly one writer at any moment, and the
+read-merge-write of a batch needs no condition. Making a second writer harmless anyway would need conditional
+PutItem calls (a BatchWriteItem carries no condition), one request per item instead of one per 25: not cheap,
+so the invariant is kept by ``sensor_mismatch`` and tested (``tests/test_concurrency.py``), not paid for on
 every write.
 
 **Partials, exactly once** (``lambdas.common.partials``; the folder, ``lambdas.folder``, is their one
@@ -398,17 +398,17 @@ class Processor(Service[Settings]):
         unopened, and tries again). Returns those sensors."""
         s = self.settings
         due = silence.registrations(opened, stored, day, s.fleet_retention_days)  # unread: as if missing
-        for sensor, shard in opened.items():
-            self._registered[sensor] = (day, shard)
+        failed: set[str] = set()
+        if due:
+            puts = [(s.fleet_table, serialize(item)) for item in due]
+            failed = {str(due[i]["sk"]) for i in batch_write(self.clients["dynamodb"], puts, self.backoff,
+                                                             {s.fleet_table: FLEET_KEY_NAMES})}  # fmt: skip
+        # remembered only once confirmed (read as current, or written): anything raised above forgets nothing
         if len(self._registered) > REGISTERED_MEMORY:
             self._registered.clear()
-        if not due:
-            return set()
-        puts = [(s.fleet_table, serialize(item)) for item in due]
-        failed = {str(due[i]["sk"]) for i in batch_write(self.clients["dynamodb"], puts, self.backoff,
-                                                         {s.fleet_table: FLEET_KEY_NAMES})}  # fmt: skip
-        for sensor in failed:
-            self._registered.pop(sensor, None)
+        for sensor, shard in opened.items():
+            if sensor not in failed:
+                self._registered[sensor] = (day, shard)
         return failed
 
     def _mark_watermarks(self, records: list[logic.KinesisRecord], failed: set[str]) -> None:
