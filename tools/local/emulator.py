@@ -212,6 +212,39 @@ def budgets_subscribers_and_tags() -> None:
     BudgetsResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
 
 
+def application_autoscaling_tags() -> None:
+    """moto 5.2 keeps no tags for scalable targets and answers List/Tag/UntagResource with 500: the provider
+    reads a target's tags after RegisterScalableTarget and retries until its timeout."""
+    from moto.applicationautoscaling.responses import ApplicationAutoScalingResponse as Response  # noqa: PLC0415
+
+    tags: dict[str, dict[str, str]] = {}
+    register = Response.register_scalable_target
+
+    def recorded_register(self: Response) -> str:
+        result = register(self)
+        arn = json.loads(result)["ScalableTargetARN"]
+        tags.setdefault(arn, {}).update(self._get_param("Tags") or {})
+        return result
+
+    def list_tags_for_resource(self: Response) -> str:
+        return json.dumps({"Tags": dict(sorted(tags.get(self._get_param("ResourceARN"), {}).items()))})
+
+    def tag_resource(self: Response) -> str:
+        tags.setdefault(self._get_param("ResourceARN"), {}).update(self._get_param("Tags") or {})
+        return json.dumps({})
+
+    def untag_resource(self: Response) -> str:
+        target = tags.setdefault(self._get_param("ResourceARN"), {})
+        for key in self._get_param("TagKeys") or []:
+            target.pop(key, None)
+        return json.dumps({})
+
+    Response.register_scalable_target = recorded_register  # type: ignore[method-assign]
+    Response.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    Response.tag_resource = tag_resource  # type: ignore[attr-defined]
+    Response.untag_resource = untag_resource  # type: ignore[attr-defined]
+
+
 def main(argv: list[str]) -> None:
     if "-c" not in argv and "--ssl-cert" not in argv:
         raise SystemExit("the emulator only runs over TLS (pass -c CERT -k KEY)")
@@ -223,6 +256,7 @@ def main(argv: list[str]) -> None:
     keep_table_stream_records()
     athena_delete_named_query()
     budgets_subscribers_and_tags()
+    application_autoscaling_tags()
     moto_speedups.install()
     from moto.server import main as moto_main  # noqa: PLC0415
 

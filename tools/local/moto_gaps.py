@@ -37,6 +37,13 @@ FILLED_IN_THE_EMULATOR: tuple[Gap, ...] = (
         "(List/Tag/UntagResource)",
     ),
     Gap(
+        "aws_appautoscaling_target",
+        "apply hangs: 'Still creating... [5m40s elapsed]', retrying Application Auto Scaling/ListTagsForResource "
+        "(HTTP 500, 'The list_tags_for_resource action has not been implemented')",
+        "moto",
+        "the emulator keeps the tags given at RegisterScalableTarget and answers List/Tag/UntagResource",
+    ),
+    Gap(
         "aws_s3_bucket_policy (TLS-only Deny)",
         'terraform init: Unable to access object "tap/dev/terraform.tfstate" in S3 bucket ... HeadObject, '
         "StatusCode: 403, api error Forbidden",
