@@ -1491,21 +1491,23 @@ def kms_requests_per_month(c: Capacity) -> float:
     return (stream_pairs + table_pairs + KMS_OTHER_CALLERS) * SECONDS_PER_MONTH / KMS_DATA_KEY_SECONDS
 
 
-def dynamodb_loads(c: Capacity) -> tuple[tuple[str, float, float], ...]:
-    """``(component, write units/s, read units/s)`` of every DynamoDB load of the bill."""
+def dynamodb_loads(c: Capacity) -> tuple[tuple[str, str, float, float], ...]:
+    """``(component, table, write units/s, read units/s)`` of every DynamoDB load of the bill: the table
+    decides how it is bought (:data:`PROVISIONED_TABLES`)."""
     g = c.segment_aggregates
     check = silence_check(c)
     per_second = check.runs_per_month / SECONDS_PER_MONTH
+    registry = registry_read_units_per_run(c)
     return (
-        ("dynamodb_sensor_windows", c.sensor_windows.write_units_per_second, c.sensor_windows.read_units_per_second),
+        ("dynamodb_sensor_windows", "sensor-windows", c.sensor_windows.write_units_per_second,
+         c.sensor_windows.read_units_per_second),
         # one writer per segment window (the folder): no conditional put is refused, none is paid twice
-        ("dynamodb_aggregates", g.write_units_per_second, g.read_units_per_second),
-        (
-            "silence_check",
-            check.processor_write_units_per_second,
-            check.processor_read_units_per_second + check.read_units_per_run * per_second,
-        ),
-    )
+        ("dynamodb_aggregates", "segment-aggregates", g.write_units_per_second, g.read_units_per_second),
+        # the check: the registry and watermarks (the fleet table), and each member's newest window item
+        ("silence_check", "fleet", check.processor_write_units_per_second,
+         check.processor_read_units_per_second + registry * per_second),
+        ("silence_check", "sensor-windows", 0.0, (check.read_units_per_run - registry) * per_second),
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------ provisioned capacity (issue 20, item 4)
@@ -1571,16 +1573,18 @@ def provisioned_throughput(c: Capacity) -> dict[str, Throughput]:
     if p.dynamodb_capacity is DynamoDBCapacity.ON_DEMAND:
         return {}
     target, burst = p.dynamodb_target_utilisation, replay_factor(c)
-    w, g = c.sensor_windows, c.segment_aggregates
-    check = silence_check(c)
     # the check's reads come once a minute: a table's unused units carry over up to 300 s, so the average counts
-    newest_reads = (check.read_units_per_run - registry_read_units_per_run(c)) / 60
+    by_table: dict[str, list[float]] = {}
+    for _, table, wcu, rcu in dynamodb_loads(c):
+        load = by_table.setdefault(table, [0.0, 0.0])
+        load[0] += wcu
+        load[1] += rcu
     # every segment window of the fleet claims and marks its alert within one window (the worst case)
     claims = 2 * c.fleet.segments / p.aggregation_window_seconds
     sweeps = c.folder.invocations_per_second * 0.5  # each invocation's Query of expired claims
     loads = {
-        "sensor-windows": (w.write_units_per_second, w.read_units_per_second + newest_reads, True),
-        "segment-aggregates": (g.write_units_per_second, g.read_units_per_second, True),
+        "sensor-windows": (*by_table["sensor-windows"], True),
+        "segment-aggregates": (*by_table["segment-aggregates"], True),
         "segment-aggregates/pending-alerts": (claims, sweeps, False),
     }
     result = {}
@@ -1598,17 +1602,14 @@ def _dynamodb_charges(c: Capacity, charge: Callable[..., None]) -> None:
     """On demand: request units. Provisioned: units sized to the load at the auto scaling target, a share of
     them reserved for a year (its upfront spread over the term's twelve months)."""
     on_demand = replace(c.pipeline, dynamodb_capacity=DynamoDBCapacity.ON_DEMAND)
-    check = silence_check(c)
-    per_second = check.runs_per_month / SECONDS_PER_MONTH
-    registry = (check.processor_write_units_per_second,
-                check.processor_read_units_per_second + registry_read_units_per_run(c) * per_second)  # fmt: skip
-    for name, wcu, rcu in dynamodb_loads(c):
-        if name == "silence_check" and c.pipeline.dynamodb_capacity is not DynamoDBCapacity.ON_DEMAND:
-            # the fleet table stays on demand (PROVISIONED_TABLES); the newest items are the windows table's
-            dynamodb_load_charges(name, *registry, on_demand, charge)
-            dynamodb_load_charges(name, wcu - registry[0], rcu - registry[1], c.pipeline, charge)
-        else:
-            dynamodb_load_charges(name, wcu, rcu, c.pipeline, charge)
+    provisioned = c.pipeline.dynamodb_capacity is not DynamoDBCapacity.ON_DEMAND
+    loads: dict[tuple[str, bool], list[float]] = {}  # a component's loads, by how their tables are bought
+    for component, table, wcu, rcu in dynamodb_loads(c):
+        load = loads.setdefault((component, provisioned and table in PROVISIONED_TABLES), [0.0, 0.0])
+        load[0] += wcu
+        load[1] += rcu
+    for (component, bought), (wcu, rcu) in loads.items():
+        dynamodb_load_charges(component, wcu, rcu, c.pipeline if bought else on_demand, charge)
     # An auto scaled table's units follow its load at the target (the lines above); an index's are fixed at
     # INDEX_HEADROOM times that, and the difference is paid too.
     target = c.pipeline.dynamodb_target_utilisation
