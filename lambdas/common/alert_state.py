@@ -202,13 +202,4 @@ class AlertState(Service[Settings]):
         return published
 
     def publish_metrics(self, levels: Counter[str], sent: int) -> None:
-        cloudwatch = self.clients["cloudwatch"]
-        data = alerts.metric_data(levels, sent)
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: cloudwatch.put_metric_data(Namespace=self.settings.metric_namespace, MetricData=data),
-            )
-        except (ClientError, BotoCoreError) as error:
-            # Metrics are not worth blocking the stream for: the aggregates and alerts are stored.
-            log_event("error", "metrics_failed", error=str(error))
+        self.put_metric_data(self.settings.metric_namespace, alerts.metric_data(levels, sent))

@@ -380,12 +380,5 @@ class SilenceCheck(Service[Settings]):
     # ------------------------------------------------------------------------------------------ the rest
 
     def _publish_metric(self, silent_sensors: int) -> None:
-        cloudwatch = self.clients["cloudwatch"]
         data = [{"MetricName": metrics.SILENT_SENSORS, "Value": silent_sensors, "Unit": "Count"}]
-        try:
-            call_with_retries(
-                self.backoff,
-                lambda: cloudwatch.put_metric_data(Namespace=self.settings.metric_namespace, MetricData=data),
-            )
-        except (ClientError, BotoCoreError) as error:
-            log_event("error", "metrics_failed", error=str(error))
+        self.put_metric_data(self.settings.metric_namespace, data)
