@@ -33,6 +33,7 @@ import pytest
 from lambdas.common import silence
 from lambdas.common.aws import Backoff, Clients, deserialize
 from lambdas.folder.service import Folder, settings_from_env
+from lambdas.processor.logic import stored_instants
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks.config import PROFILES
@@ -484,8 +485,8 @@ def test_a_record_under_another_sensors_thing_never_reaches_that_sensors_items(w
         stored = {
             (item["sensor_id"], instant)
             for item in world.items(windows)
-            if "readings" in item  # not the shard's partials mark
-            for instant in json.loads(item["readings"])
+            if "segments" in item  # not the shard's partials mark
+            for instant in stored_instants(item)
         }
         quarantined = [
             json.loads(line)["reason"]

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from lambdas.common.aws import deserialize
-from lambdas.common.contract import decode_sums
+from lambdas.common.contract import decode_sums, format_instant, stored_instant_ns
 from lambdas.processor import handler as processor_handler
+from lambdas.processor import logic
 from lambdas.processor.service import Processor
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
@@ -37,7 +38,7 @@ def table(env: Env, name: str) -> list[dict[str, Any]]:
 
 def windows_of(env: Env) -> list[dict[str, Any]]:
     """The window items (not the shards' partials marks)."""
-    return [item for item in table(env, env.targets.sensor_windows_table) if "readings" in item]
+    return [item for item in table(env, env.targets.sensor_windows_table) if "segments" in item]
 
 
 def state(env: Env) -> dict[str, Any]:
@@ -57,12 +58,15 @@ def quarantine(env: Env) -> list[dict[str, Any]]:
     return lines
 
 
-def stored_readings(env: Env) -> dict[tuple[str, str], list[Any]]:
+def stored_readings(env: Env) -> dict[tuple[str, str], bytes]:
+    """(sensor, instant) -> the digest of the sequence number that stored it (``logic.owner_digest``)."""
     found = {}
     for item in windows_of(env):
-        for key, value in json.loads(item["readings"]).items():
+        start = stored_instant_ns(item["window_start"])
+        for offset, owner in logic.decode_rows(item["rows"]).items():
+            key = format_instant(start + offset)
             assert (item["sensor_id"], key) not in found, "a reading stored twice"
-            found[(item["sensor_id"], key)] = value
+            found[(item["sensor_id"], key)] = owner
     return found
 
 
@@ -136,11 +140,11 @@ def test_a_republished_copy_is_one_duplicate_however_often_it_is_redelivered(env
     for _ in range(3):  # the copy (a new record) delivered, then retried twice
         fn.handle(kinesis_event([original], first_sequence=2))
     (window,) = state(env)["windows"]
-    assert len(json.loads(window["readings"])) == 1
+    assert len(logic.stored_instants(window)) == 1
     assert window["duplicates"] == 1
     # the same reading written with another offset is the same instant, so the same reading
     fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T13:50:00+02:00")], first_sequence=3))
-    assert len(json.loads(state(env)["windows"][0]["readings"])) == 1
+    assert len(logic.stored_instants(state(env)["windows"][0])) == 1
     assert state(env)["windows"][0]["duplicates"] == 2
 
 
@@ -189,8 +193,10 @@ def test_persistent_unprocessed_items_fail_only_their_records_and_lambda_retries
     first = fn.handle(kinesis_event(payloads))["batchItemFailures"]
     assert first, "the items that stayed unprocessed must be reported"
     failed = {f["itemIdentifier"] for f in first}
-    stored = {value[5] for value in stored_readings(env).values()}
-    assert not stored & failed, "a record whose reading is stored (one item, written whole) was failed"
+    stored = set(stored_readings(env).values())
+    assert not stored & {logic.owner_digest(f) for f in failed}, (
+        "a record whose reading is stored (one item, written whole) was failed"
+    )
     assert lambda_retries(fn, kinesis_event(payloads)) >= 1
     assert len(stored_readings(env)) == 100
 
@@ -264,7 +270,7 @@ def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
     import random  # noqa: PLC0415
 
     from lambdas.common.contract import Measurement, Sums, encode_sums, exact, total  # noqa: PLC0415
-    from lambdas.processor.logic import decode_readings, encode_readings, summarize  # noqa: PLC0415
+    from lambdas.processor.logic import decode_rows, encode_rows, owner_digest, summarize  # noqa: PLC0415
 
     rng = random.Random(5)
     for size in (1, 2, 7, 400):
@@ -291,9 +297,10 @@ def test_one_pass_sums_and_encoding_equal_the_contract_and_json() -> None:
         )  # fmt: skip
         as_json = json.dumps({k: v.row() for k, v in sorted(sums.items())}, separators=(",", ":"))
         assert encode_sums(sums) == as_json and decode_sums(as_json) == sums
-        encoded = encode_readings(readings)
-        assert decode_readings(encoded) == readings
-        assert list(json.loads(encoded)) == sorted(readings), "sorted by instant"
+        rows = {rng.randrange(3_600 * 10**9): owner_digest(row[5]) for row in readings.values()}
+        encoded = encode_rows(rows)
+        assert decode_rows(encoded) == rows and len(encoded) == 15 * len(rows)
+        assert list(decode_rows(encoded)) == sorted(rows), "sorted by offset"
 
 
 def test_unprocessed_items_are_recognised_whatever_order_dynamodb_returns_them_in(env: Env) -> None:
@@ -336,7 +343,6 @@ def test_current_state_follows_a_sensor_that_moves_segment_within_a_window(env: 
 
 def test_a_new_windows_first_reading_takes_a_shortcut_to_the_same_item() -> None:
     from lambdas.common.contract import parse_reading  # noqa: PLC0415
-    from lambdas.processor import logic  # noqa: PLC0415
 
     outcome = parse_reading(reading("s1", "seg-a", "2026-06-01T11:50:00.5+02:00", speed=12.25), NOW)
     assert isinstance(outcome, logic.Reading)
@@ -371,7 +377,6 @@ NEW_WINDOW_CASES = {
 @pytest.mark.parametrize("case", list(NEW_WINDOW_CASES), ids=list(NEW_WINDOW_CASES))
 def test_a_new_window_takes_a_shortcut_to_the_same_items(case: str) -> None:
     from lambdas.common.contract import parse_instant, parse_reading  # noqa: PLC0415
-    from lambdas.processor import logic  # noqa: PLC0415
 
     contributions = []
     for sequence, shard, stamp, segment in NEW_WINDOW_CASES[case]:
@@ -384,3 +389,36 @@ def test_a_new_window_takes_a_shortcut_to_the_same_items(case: str) -> None:
     general = logic._merge_parts([None], contributions, window=window, window_seconds=300, ttl_days=7)
     assert fast == general
     assert logic._new_window(contributions, window, 300, 7) == fast  # the shortcut was taken
+
+
+def test_a_window_written_before_the_compact_rows_is_read_and_rewritten_compact(env: Env) -> None:
+    """A deploy of the compact rows finds windows whose part keeps every reading as JSON (``readings``):
+    their readings still identify copies and redeliveries, and the next write stores them compact."""
+    from lambdas.common.aws import serialize  # noqa: PLC0415
+
+    old_rows = {
+        "2026-06-01T11:50:00.000000000Z": [10, Decimal(45), Decimal(12), Decimal(50), "seg-a", f"{1:056d}"],
+        "2026-06-01T11:50:20.000000000Z": [10, Decimal(45), Decimal(12), Decimal(50), "seg-a", f"{2:056d}"],
+    }
+    sums, latest = logic.summarize(old_rows)
+    env.clients["dynamodb"].put_item(
+        TableName=env.targets.sensor_windows_table,
+        Item=serialize({
+            "sensor_id": "s1", "window_part": "2026-06-01T11:50:00Z#000", "window_start": "2026-06-01T11:50:00Z",
+            "part": 0, "readings": json.dumps(old_rows, default=str), "segments": logic.encode_sums(sums),
+            "latest": latest, "latest_interval": 60, "version": 3, "expires_at": 1_900_000_000, "parts": 1,
+            "hwm": json.dumps({"shardId-000000000000": f"{2:056d}"}), "duplicates": 0,
+        }),
+    )  # fmt: skip
+    fn = processor(env)
+    # the second old record again (a retry), a copy of the first under a new record, and a new reading
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:50:20Z")], first_sequence=2))
+    fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:50:00Z", vehicles=99),
+                             reading("s1", "seg-a", "2026-06-01T11:50:40Z")], first_sequence=3))  # fmt: skip
+    (window,) = windows_of(env)
+    assert "readings" not in window and int(window["version"]) == 4
+    assert logic.stored_instants(window) == [f"2026-06-01T11:50:{s}.000000000Z" for s in ("00", "20", "40")]
+    assert int(window["duplicates"]) == 1
+    ((segment, total_sums),) = decode_sums(window["segments"]).items()
+    assert (segment, total_sums.readings, total_sums.vehicles) == ("seg-a", 3, 30)
+    assert stored_readings(env)[("s1", "2026-06-01T11:50:00.000000000Z")] == logic.owner_digest(f"{1:056d}")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from lambdas.common.contract import Reading, parse_reading
+from lambdas.processor.logic import stored_instants
 from lambdas.processor.service import Processor
 from tests.aws_fixtures import Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
 from tools import redrive
@@ -54,9 +55,9 @@ def stored(env: Env) -> dict[tuple[str, str], int]:
     """How many times each (sensor, instant) is stored across the window items."""
     counts: dict[tuple[str, str], int] = {}
     for item in simulate.scan(env.clients, env.targets.sensor_windows_table):
-        if "readings" not in item:
+        if "segments" not in item:
             continue  # a shard's partials mark
-        for instant in json.loads(item["readings"]):
+        for instant in stored_instants(item):
             counts[(item["sensor_id"], instant)] = counts.get((item["sensor_id"], instant), 0) + 1
     return counts
 

@@ -110,7 +110,16 @@ def conditional_write(backoff: Backoff, call: Callable[[], Any]) -> bool:
 
 
 _serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+
+class _PlainDeserializer(TypeDeserializer):
+    """boto3's deserializer with binary values as ``bytes`` (not ``Binary``, whose ``str`` is bytes)."""
+
+    def _deserialize_b(self, value: bytes) -> bytes:
+        return bytes(value)
+
+
+_deserializer = _PlainDeserializer()
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:

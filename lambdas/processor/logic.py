@@ -5,16 +5,19 @@ Items are plain dicts in boto3's "resource" shape (numbers as ``Decimal``); the 
 **Window items.** One sensor's distinct readings in one aggregation window live in one or more *part*
 items keyed ``(sensor_id, "<window start>#<part>")`` (part ``000``, ``001``, ...). A reading is
 identified by its sensor and UTC instant only (contract version 2): a copy with another segment or
-other values is a duplicate of the copy stored first. Each part keeps its readings as one JSON
-attribute (``{instant: [vehicles, speed, occupancy, limit, segment, first sequence number]}``, numbers
-as the literals the sensor wrote), the exact sums of those readings *per segment* (``segments``, JSON
-text, see ``contract.encode_sums``), the
-newest of them (``latest``) and a ``version`` that grows with every write of the item (the alert
-function uses it to never let an older image replace a newer one).
+other values is a duplicate of the copy stored first. A part keeps only what identity and the partials
+need (issue 20: values live in the lake, and the folder's aggregates hold the sums): its readings as
+fixed-width binary *rows* (``rows``: the offset from the window's start in nanoseconds and a digest of the
+sequence number of the record that added the reading, :data:`ROW_BYTES` each), the running exact sums of
+those readings *per segment* (``segments``, JSON text, see ``contract.encode_sums``), the newest of them
+whole (``latest``) and a ``version`` that grows with every write of the item. A window of a sensor
+reading every 20 s is one item of ~700 bytes: one write unit. A part written before the compact rows
+(its readings as JSON in ``readings``) is read as such and rewritten compact.
 
 **Bounded items.** DynamoDB refuses items over 400 KB. New readings go to the window's last part; a part
-whose worst-case size (its rows, its newest row again, :data:`SEGMENT_WORST_BYTES` per segment for
-dense sums of up to 10,000 digits, and what rows with wide literals add to them: :func:`sparse_bytes`)
+whose worst-case size (its rows, the largest reading its ``latest`` can hold, :data:`SEGMENT_WORST_BYTES`
+per segment for dense sums of up to 10,000 digits, and what rows with wide literals add to them, kept as
+``sparse``: :func:`sparse_bytes`)
 would pass :data:`PART_BUDGET_BYTES` is closed and the next part opened, so
 no window length, interval or number of readings makes an item too large. The head part (``000``)
 records how many parts there are (``parts``); a window with more than one part costs one more
@@ -44,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, Inexact
 from functools import lru_cache
+from hashlib import blake2b
 from typing import Any, NamedTuple
 
 from lambdas.common.contract import (
@@ -56,10 +60,12 @@ from lambdas.common.contract import (
     Rejection,
     Sums,
     as_decimal,
+    decode_sums,
     encode_sums,
     format_instant,
     level_of_sums,
     parse_reading,
+    stored_instant_ns,
     sums_member,
     total,
     window_start_ns,
@@ -238,76 +244,113 @@ class WindowMerge:
 _READINGS_DECODER = json.JSONDecoder(parse_float=Decimal)
 _string = json.encoder.encode_basestring_ascii
 
+OFFSET_BYTES = 6
+"""A row's offset from its window's start, in nanoseconds, big-endian: windows are at most an hour
+(``aggregation_window_seconds``), 3.6e12 ns < 2**48."""
+OWNER_BYTES = 9
+"""A row's owner: a BLAKE2b digest of the sequence number of the record that added it (two records of
+one sensor and instant share a digest with probability 2**-72; nobody chooses a sequence number)."""
+ROW_BYTES = OFFSET_BYTES + OWNER_BYTES
+
+
+def owner_digest(sequence_number: str) -> bytes:
+    return blake2b(sequence_number.encode("ascii"), digest_size=OWNER_BYTES).digest()
+
+
+def encode_rows(rows: Mapping[int, bytes]) -> bytes:
+    """``{offset: owner digest}`` as the stored ``rows`` attribute: fixed-width rows sorted by offset."""
+    return b"".join([offset.to_bytes(OFFSET_BYTES, "big") + rows[offset] for offset in sorted(rows)])
+
+
+def decode_rows(blob: Any) -> dict[int, bytes]:
+    """The inverse of :func:`encode_rows` (``blob``: bytes, or boto3's ``Binary``)."""
+    data = bytes(blob.value if hasattr(blob, "value") else blob)
+    return {
+        int.from_bytes(data[i : i + OFFSET_BYTES], "big"): data[i + OFFSET_BYTES : i + ROW_BYTES]
+        for i in range(0, len(data), ROW_BYTES)
+    }
+
+
+def stored_instants(item: Mapping[str, Any]) -> list[str]:
+    """The instants a window part holds, as ``format_instant`` writes them (for tools and tests); a part
+    written before the compact rows keeps them in ``readings``."""
+    if "rows" not in item:
+        return sorted(decode_readings(item["readings"])) if "readings" in item else []
+    start = stored_instant_ns(str(item["window_start"]))
+    return [format_instant(start + offset) for offset in sorted(decode_rows(item["rows"]))]
+
 
 def _row_text(instant: str, row: Sequence[Any]) -> str:
-    """One reading as stored: ``"instant":[vehicles,speed,occupancy,limit,"segment","sequence"]``."""
+    """One reading as text: ``"instant":[vehicles,speed,occupancy,limit,"segment","sequence"]``: no longer
+    stored, but what its size says of the part (the newest reading is kept whole in ``latest``; a wide
+    literal widens the segment's sums: :func:`sparse_bytes`)."""
     # !s: str() is a third of format()'s cost for a Decimal, and the same text
     return f"{_string(instant)}:[{row[0]!s},{row[1]!s},{row[2]!s},{row[3]!s},{_string(row[4])},{_string(row[5])}]"
 
 
-def encode_readings(readings: Mapping[str, Sequence[Any]]) -> str:
-    """``{instant: row}`` as compact JSON sorted by instant, numbers as the decimal literals they are
-    (``str`` of a ``Decimal`` is valid JSON); a test compares it with ``json.dumps``."""
-    return _join_rows({instant: _row_text(instant, row) for instant, row in readings.items()})
-
-
-def _join_rows(texts: Mapping[str, str]) -> str:
-    """Rendered rows as the stored JSON object, sorted by instant."""
-    return "{" + ",".join([texts[instant] for instant in sorted(texts)]) + "}"
-
-
 def decode_readings(text: str) -> dict[str, list[Any]]:
+    """The ``readings`` attribute of a part written before the compact rows (``{instant: row}``)."""
     decoded: dict[str, list[Any]] = _READINGS_DECODER.decode(text)
     return decoded
 
 
+def _latest_bytes(latest: Mapping[str, Any] | None) -> int:
+    """What a stored ``latest`` map takes (its names and values, as text): at most a reading's text and
+    the names, which :data:`ITEM_OVERHEAD_BYTES` covers."""
+    return sum(len(str(value)) for value in latest.values()) if latest else 0
+
+
 @dataclass(slots=True)
 class _Part:
-    """A part being merged into: its rows and what its worst-case size adds up to."""
+    """A part being merged into: its rows, its sums and what its worst-case size adds up to."""
 
     index: int
     existing: Mapping[str, Any] | None
-    rows: dict[str, list[Any]]
-    texts: dict[str, str]
-    """Each row as stored (see ``_row_text``): rendered once, for its size and for the item."""
-    row_bytes: int
-    largest_row: int
+    rows: dict[int, bytes]
+    """Offset in the window -> owner digest (:func:`owner_digest`)."""
+    sums: dict[str, Sums]
+    """The stored exact sums per segment."""
     segments: set[str]
-    changed: bool = False
-    sparse_bytes: int = 0
-    """What the rows can add to the sums beyond :data:`SEGMENT_WORST_BYTES` (:func:`sparse_bytes`)."""
+    largest: int
+    """The largest reading text the part's ``latest`` can hold (the stored one, or one this merge adds)."""
+    sparse: int
+    """What the part's rows can add to its sums beyond :data:`SEGMENT_WORST_BYTES` (:func:`sparse_bytes`,
+    kept as ``sparse``: the values are not stored)."""
+    added: dict[str, list[Any]] = field(default_factory=dict)
+    """Instant -> row of the readings this merge adds (their values, for the sums and ``latest``)."""
     intervals: dict[str, int] = field(default_factory=dict)
     """``interval_seconds`` of the rows this merge adds (a stored row's is only kept for ``latest``)."""
+    changed: bool = False
 
     @classmethod
-    def load(cls, index: int, existing: Mapping[str, Any] | None) -> _Part:
+    def load(cls, index: int, existing: Mapping[str, Any] | None, start_ns: int) -> _Part:
         if not existing:
-            return cls(index, None, {}, {}, 0, 0, set())
-        rows = decode_readings(existing["readings"])
-        texts = {i: _row_text(i, r) for i, r in rows.items()}
-        sizes = [len(t) + 1 for t in texts.values()]
-        segments = {r[4] for r in rows.values()}
-        wide = sum(sparse_bytes(t) for t in texts.values())
-        return cls(index, existing, rows, texts, sum(sizes), max(sizes, default=0), segments, sparse_bytes=wide)
-
-    def encoded(self) -> str:
-        """The rows as stored: ``encode_readings(self.rows)``, from the rendered rows."""
-        return _join_rows(self.texts)
+            return cls(index, None, {}, {}, set(), 0, 0)
+        sums = decode_sums(existing["segments"]) if "segments" in existing else {}
+        largest = _latest_bytes(existing.get("latest"))
+        if "rows" in existing:
+            rows = decode_rows(existing["rows"])
+            sparse = int(existing.get("sparse", 0))
+        else:  # written before the compact rows: its readings as JSON, converted on this write
+            old = decode_readings(existing.get("readings", "{}"))
+            rows = {stored_instant_ns(instant) - start_ns: owner_digest(row[5]) for instant, row in old.items()}
+            sparse = sum(sparse_bytes(_row_text(instant, row)) for instant, row in old.items())
+        return cls(index, existing, rows, sums, set(sums), largest, sparse)
 
     def fits(self, size: int, segment: str, wide: int) -> bool:
         segments = len(self.segments) + (segment not in self.segments)
-        worst = self.row_bytes + size + max(self.largest_row, size) + segments * SEGMENT_WORST_BYTES
-        worst += self.sparse_bytes + wide
+        worst = ROW_BYTES * (len(self.rows) + 1) + max(self.largest, size) + segments * SEGMENT_WORST_BYTES
+        worst += self.sparse + wide
         return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
 
-    def add(self, instant: str, row: list[Any], text: str, interval: int, wide: int) -> None:
-        size = len(text) + 1
-        self.sparse_bytes += wide
-        self.rows[instant] = row
+    def add(
+        self, offset: int, owner: bytes, row: list[Any], *, instant: str, size: int, interval: int, wide: int
+    ) -> None:
+        self.rows[offset] = owner
+        self.added[instant] = row
         self.intervals[instant] = interval
-        self.texts[instant] = text
-        self.row_bytes += size
-        self.largest_row = max(self.largest_row, size)
+        self.largest = max(self.largest, size)
+        self.sparse += wide
         self.segments.add(row[4])
         self.changed = True
 
@@ -337,32 +380,37 @@ def _merge_parts(
 ) -> WindowMerge:
     """:func:`merge_window` for any stored parts: the general path."""
     head = parts[0]
-    loaded = [_Part.load(i, p) for i, p in enumerate(parts)]
-    where = {instant: part for part in loaded for instant in part.rows}
+    start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
+    loaded = [_Part.load(i, p, start_ns) for i, p in enumerate(parts)]
+    where = {offset: part for part in loaded for offset in part.rows}
     marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
     duplicate_count = int(head.get("duplicates", 0)) if head else 0
     merge = WindowMerge()
     for contribution in contributions:
         sequence_number, shard, reading = contribution
-        instant = reading.key
-        stored = where.get(instant)
+        offset = reading.instant_ns - start_ns
+        stored = where.get(offset)
         mark = marks.get(shard)
         seen = mark is not None and _at_or_below(sequence_number, mark)
+        owner = owner_digest(sequence_number)
         if stored is None:
+            instant = reading.key
             row = _row(reading, sequence_number)
             text = _row_text(instant, row)
             last = loaded[-1]
             wide = sparse_bytes(text)
             if not last.fits(len(text) + 1, reading.segment_id, wide):
-                last = _Part.load(len(loaded), None)
+                last = _Part.load(len(loaded), None, start_ns)
                 loaded.append(last)
-            last.add(instant, row, text, reading.interval_seconds, wide)
-            where[instant] = last
+            last.add(
+                offset, owner, row, instant=instant, size=len(text) + 1, interval=reading.interval_seconds, wide=wide
+            )
+            where[offset] = last
             merge.new.append(sequence_number)
             merge.owned.append(contribution)
-        elif seen or stored.rows[instant][5] == sequence_number:
+        elif seen or stored.rows[offset] == owner:
             merge.redelivered.append(sequence_number)
-            if stored.rows[instant][5] == sequence_number:
+            if stored.rows[offset] == owner:
                 merge.owned.append(contribution)
         else:
             duplicate_count += 1
@@ -371,7 +419,6 @@ def _merge_parts(
             marks[shard] = sequence_number
     if not merge.new and not merge.duplicates:
         return merge
-    start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
     expires = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
     loaded[0].changed = True  # the head carries the marks, the counts and the number of parts
     for part in loaded:
@@ -388,7 +435,7 @@ def _merge_parts(
 
 
 def _row(reading: Reading, sequence_number: str) -> list[Any]:
-    """A reading as a stored row: ``[vehicles, speed, occupancy, limit, segment, first sequence number]``."""
+    """A reading as a row: ``[vehicles, speed, occupancy, limit, segment, sequence number]``."""
     return [
         reading.vehicle_count,
         reading.average_speed_kmh,
@@ -406,7 +453,10 @@ def _new_window(
     (``None`` otherwise), without the parts' bookkeeping: the same items (a test compares both)."""
     if len(contributions) == 1:  # a new window's first reading: most of a small batch
         return _first_reading(contributions[0], window, window_seconds, ttl_days)
+    start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
     rows: dict[str, list[Any]] = {}
+    offsets: dict[int, str] = {}
+    """Offset -> the sequence number that added it (every row of a new window is this merge's)."""
     intervals: dict[str, int] = {}
     marks: dict[str, str] = {}
     new: list[str] = []
@@ -415,50 +465,52 @@ def _new_window(
     owned: list[Contribution] = []
     for contribution in contributions:
         sequence_number, shard, reading = contribution
-        instant = reading.key
+        offset = reading.instant_ns - start_ns
         mark = marks.get(shard)
         # _at_or_below, inline: sequence numbers are decimal strings
         seen = mark is not None and (
             len(sequence_number) < len(mark) or (len(sequence_number) == len(mark) and sequence_number <= mark)
         )
-        row = rows.get(instant)
-        if row is None:
+        first = offsets.get(offset)
+        if first is None:
+            offsets[offset] = sequence_number
+            instant = reading.key
             # _row, inline: the reading's vehicles, speed, occupancy and limit, its segment, the sequence number
             rows[instant] = [*reading[4:8], reading[1], sequence_number]
             intervals[instant] = reading.interval_seconds
             new.append(sequence_number)
             owned.append(contribution)
-        elif row[5] == sequence_number:  # every row of a new window is this merge's: a copy is a duplicate
+        elif first == sequence_number:  # a copy under another record is a duplicate
             redelivered.append(sequence_number)
             owned.append(contribution)
         else:
             duplicates.append(sequence_number)
         if not seen:
             marks[shard] = sequence_number
-    texts: dict[str, str] = {}
-    sizes = wide = 0
+    largest = wide = 0
     for instant, row in rows.items():
-        text = texts[instant] = _row_text(instant, row)
-        sizes += len(text) + 1
+        text = _row_text(instant, row)
+        largest = max(largest, len(text) + 1)
         if len(text) >= PLAIN_ROW_CHARS or "E-" in text:
             wide += sparse_bytes(text)
-    # the general path would close the part when its worst case passes the budget: never below this
-    worst = 2 * sizes + wide + ITEM_OVERHEAD_BYTES
-    if worst + len(rows) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES and (
-        worst + len({row[4] for row in rows.values()}) * SEGMENT_WORST_BYTES > PART_BUDGET_BYTES
-    ):
+    # the general path closes the part when its worst case passes the budget; the worst case only grows
+    # with each reading, so when the whole window's fits, every step's did
+    segments = len({row[4] for row in rows.values()})
+    worst = ROW_BYTES * len(rows) + largest + segments * SEGMENT_WORST_BYTES + wide + ITEM_OVERHEAD_BYTES
+    if len(rows) > 1 and worst > PART_BUDGET_BYTES:
         return None
     sums, latest = summarize(rows)
-    start_s = window_start_ns(contributions[0].reading.instant_ns, window_seconds) // NS_PER_SECOND
+    start_s = start_ns // NS_PER_SECOND
     item = {
         "sensor_id": window[0],
         "window_part": part_key(window, 0)[1],
         "window_start": window[1],
         "part": 0,
-        "readings": _join_rows(texts),
+        "rows": encode_rows({offset: owner_digest(sequence) for offset, sequence in offsets.items()}),
         "segments": encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: intervals[latest["timestamp"]],
+        "sparse": wide,
         "version": 1,
         "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
@@ -484,17 +536,21 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         sums, latest = {row[4]: only}, _latest(instant, row)
     except Inexact:
         sums, latest = summarize({instant: row})
-    instant_s = reading.instant_ns // NS_PER_SECOND
-    start_s = instant_s - instant_s % window_seconds  # window_start_ns, in whole seconds
+    text = _row_text(instant, row)
+    wide = sparse_bytes(text) if len(text) >= PLAIN_ROW_CHARS or "E-" in text else 0
+    width = window_seconds * NS_PER_SECOND
+    offset = reading.instant_ns % width
+    start_s = (reading.instant_ns - offset) // NS_PER_SECOND  # window_start_ns, in whole seconds
     item = {
         "sensor_id": window[0],
         "window_part": window[1] + "#000",  # part_key(window, 0)
         "window_start": window[1],
         "part": 0,
-        "readings": "{" + _row_text(instant, row) + "}",
+        "rows": offset.to_bytes(OFFSET_BYTES, "big") + owner_digest(sequence_number),  # encode_rows, one row
         "segments": "{" + sums_member(row[4], only) + "}" if only is not None else encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: reading.interval_seconds,
+        "sparse": wide,
         "version": 1,
         "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
@@ -515,24 +571,33 @@ def _at_or_below(sequence_number: str, mark: str) -> bool:
 
 
 def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:
-    sums, latest = summarize(part.rows)
-    existing = part.existing
+    """A changed part as stored: its rows, its running sums (the stored ones plus what this merge adds) and
+    its newest reading (the stored ``latest`` unless this merge adds a newer one)."""
+    existing = part.existing or {}
+    sums = dict(part.sums)
+    latest = existing.get("latest")
+    interval = int(existing.get(LATEST_INTERVAL, DEFAULT_INTERVAL_SECONDS))  # 60 before it was kept
+    if part.added:
+        added, newest = summarize(part.added)
+        for segment, more in added.items():
+            sums[segment] = total([sums[segment], more]) if segment in sums else more
+        if latest is None or newest["timestamp"] > latest["timestamp"]:
+            latest, interval = newest, part.intervals[newest["timestamp"]]
     key = part_key(window, part.index)
-    interval = part.intervals.get(latest["timestamp"])
-    if interval is None:  # the newest row was stored before: so was its interval (60 before it was kept)
-        interval = int((existing or {}).get(LATEST_INTERVAL, DEFAULT_INTERVAL_SECONDS))
-    return {
+    item = {
         "sensor_id": key[0],
         "window_part": key[1],
         "window_start": window[1],
         "part": part.index,
-        "readings": part.encoded(),
+        "rows": encode_rows(part.rows),
         "segments": encode_sums(sums),
         "latest": latest,
         LATEST_INTERVAL: interval,
-        "version": int(existing["version"]) + 1 if existing and "version" in existing else 1,
-        "expires_at": max(expires, int(existing["expires_at"]) if existing and "expires_at" in existing else 0),
-    }, sums
+        "sparse": part.sparse,
+        "version": int(existing["version"]) + 1 if "version" in existing else 1,
+        "expires_at": max(expires, int(existing["expires_at"]) if "expires_at" in existing else 0),
+    }
+    return item, sums
 
 
 def summarize(readings: Mapping[str, Sequence[Any]]) -> tuple[dict[str, Sums], dict[str, Any]]:

@@ -35,6 +35,7 @@ from lambdas.common.aws import Backoff, Clients
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
 from lambdas.common.log import logger as tap_logger
 from lambdas.folder.service import Folder, settings_from_env
+from lambdas.processor.logic import ROW_BYTES
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from stacks import capacity
@@ -360,10 +361,10 @@ def sizing(dynamodb: Any, kinesis: Any, measured: FleetMeasurement, phase: str) 
         if model.name == "BatchWriteItem":
             puts = [r["PutRequest"]["Item"] for rs in params["RequestItems"].values() for r in rs]
             measured.batch_write_items_max = max(measured.batch_write_items_max, len(puts))
-            measured.registry_writes += sum(1 for item in puts if "readings" not in item)  # the fleet registry
-            for item in (item for item in puts if "readings" in item):
-                rows = json.loads(item["readings"]["S"])
-                measured.window_items.append((len(rows), len(item["readings"]["S"]), dynamodb_item_bytes(item)))
+            measured.registry_writes += sum(1 for item in puts if "segments" not in item)  # the fleet registry
+            for item in (item for item in puts if "segments" in item):
+                rows = len(item["rows"]["B"]) // ROW_BYTES
+                measured.window_items.append((rows, len(item["rows"]["B"]), dynamodb_item_bytes(item)))
                 measured.item_writes += 1
                 measured.write_units += write_units(item)
         elif model.name == "PutItem" and phase == "folder":
@@ -561,10 +562,13 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
     """Measure ``runs`` on moto and derive what ``stacks.capacity.Calibration`` holds."""
     from lambdas.processor.logic import ITEM_OVERHEAD_BYTES, PART_BUDGET_BYTES, SEGMENT_WORST_BYTES  # noqa: PLC0415
 
+    # a part closes when its worst case passes the budget: its rows, the newest reading whole (~300 bytes for
+    # the runs' readings) and one segment's widest sums
+    largest = 300
+
     measurements = [measure_fleet(run) for run in runs]
     windows = [item for m in measurements for item in m.window_items]
     base, row = _fit([(1.0, rows, size) for rows, _, size in windows])
-    _, row_text = _fit([(1.0, rows, text) for rows, text, _ in windows])
     aggregates = [item for m in measurements for item in m.aggregate_items]
     # the runs have one readings shard: an aggregate's size with one source is measured; another shard adds
     # its ``src`` entry, a shard id and a 56-digit sequence number as JSON text (``lambdas.folder.logic``)
@@ -580,7 +584,7 @@ def calibrate(runs: tuple[FleetRun, ...] = CALIBRATION_RUNS) -> dict[str, Any]:
         "items_per_batch_write": max(m.batch_write_items_max for m in measurements),
         "window_item_base_bytes": round(base, 1),
         "window_item_row_bytes": round(row, 2),
-        "window_part_rows": int((PART_BUDGET_BYTES - ITEM_OVERHEAD_BYTES - SEGMENT_WORST_BYTES) / row_text) - 2,
+        "window_part_rows": (PART_BUDGET_BYTES - ITEM_OVERHEAD_BYTES - SEGMENT_WORST_BYTES - largest) // ROW_BYTES - 1,
         "aggregate_item_base_bytes": round(agg_base, 1),
         "aggregate_item_source_bytes": round(per_source, 2),
         "partial_record_bytes": round(sum(partial_bytes) / len(partial_bytes), 1),
