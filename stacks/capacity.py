@@ -333,6 +333,9 @@ class Pipeline:
     lake_expiration_days: int | None = 30
     """... and expire after this many days; ``None``: the lake is kept, and its storage grows every month."""
     dynamodb_capacity: DynamoDBCapacity = DynamoDBCapacity.ON_DEMAND
+    window_ttl_days: int | None = None
+    """How long window items are kept after their window (``EnvironmentConfig.window_ttl_days``); ``None``:
+    ``aggregate_ttl_days``."""
     """How DynamoDB throughput is bought (:class:`DynamoDBCapacity`); the stack deploys on-demand tables."""
     dynamodb_target_utilisation: float = 0.7
     """Provisioned mode: the auto scaling target (consumed / provisioned), 0.2-0.9 as Application Auto
@@ -773,7 +776,8 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     per_window = max(1.0, window / interval)
     full = window_item_bytes(min(per_window, calibration.window_part_rows), calibration)
     per_sensor = writes / fleet.sensors
-    items = fleet.sensors * pipeline.aggregate_ttl_days * 86_400 / max(window, interval)
+    window_days = pipeline.aggregate_ttl_days if pipeline.window_ttl_days is None else pipeline.window_ttl_days
+    items = fleet.sensors * window_days * 86_400 / max(window, interval)
     items *= math.ceil(per_window / calibration.window_part_rows)
     table = _table(
         writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items

@@ -487,6 +487,15 @@ class EnvironmentConfig:
             raise ConfigError(self.name, exc.field_name, exc.detail) from None
 
     @property
+    def window_ttl_days(self) -> int:
+        """How long a sensor's window items are kept after their window ends: as long as they are read,
+        no longer (issue 20: they were kept ``lifecycle.aggregate_ttl_days``, 30 days at prod). A late reading
+        is compared with its window's items up to ``max_reading_age_seconds``, and the silence check reads a
+        sensor's newest item while it is in the fleet, ``fleet_retention_days`` after its newest reading.
+        The aggregates, which operators query, keep ``lifecycle.aggregate_ttl_days``."""
+        return max(self.fleet_retention_days, -(-self.max_reading_age_seconds // 86_400))
+
+    @property
     def pipeline(self) -> Pipeline:
         """The settings the capacity model checks the fleet against."""
         return Pipeline(
@@ -505,6 +514,7 @@ class EnvironmentConfig:
             firehose_buffer_seconds=self.firehose_buffer_seconds,
             stream_retention_hours=self.stream_retention_hours,
             aggregate_ttl_days=self.lifecycle.aggregate_ttl_days,
+            window_ttl_days=self.window_ttl_days,
             lambda_concurrency_quota=self.lambda_concurrency_quota,
             dynamodb_table_write_quota=self.dynamodb_table_write_quota,
             silence_factor=self.silence_factor,

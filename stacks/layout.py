@@ -141,6 +141,7 @@ def processor_environment(names: RuntimeNames, config: EnvironmentConfig) -> dic
         "MAX_READING_AGE_SECONDS": str(config.max_reading_age_seconds),
         "FLEET_TABLE": names.fleet_table,
         "FLEET_RETENTION_DAYS": str(config.fleet_retention_days),
+        "WINDOW_TTL_DAYS": str(config.window_ttl_days),
     }
 
 

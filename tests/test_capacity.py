@@ -140,7 +140,7 @@ def test_reserved_concurrency_below_the_lanes() -> None:
 
 def test_table_write_quota() -> None:
     with pytest.raises(ConfigError) as caught:
-        dataclasses.replace(PROD, dynamodb_table_write_quota=500)
+        dataclasses.replace(PROD, dynamodb_table_write_quota=300)
     assert caught.value.field_name == "dynamodb_table_write_quota"
     assert caught.value.environment == "prod"
 
@@ -486,9 +486,12 @@ def test_pitr_is_the_tables_size_times_its_rate() -> None:
     size_gb = (stored + cap.fleet_stored_bytes(capacity)) / cap.GIB
     assert pitr.quantity == pytest.approx(size_gb)
     assert pitr.usd == pytest.approx(size_gb * PRICES["dynamodb_pitr"].value)
-    # a longer TTL keeps more window items: a larger table, a larger backup charge
-    longer = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, aggregate_ttl_days=60))
-    assert lines_of(longer, "dynamodb_pitr")[0].usd == pytest.approx(2 * pitr.usd, rel=0.01)
+    # window items kept twice as long: a larger table, a larger backup charge by their share
+    longer = cap.model(PROD.fleet, dataclasses.replace(PROD.pipeline, window_ttl_days=2 * PROD.window_ttl_days))
+    grown = capacity.sensor_windows.stored_bytes / cap.GIB * PRICES["dynamodb_pitr"].value
+    assert lines_of(longer, "dynamodb_pitr")[0].usd == pytest.approx(pitr.usd + grown, rel=0.01)
+    # the window items are kept as long as they are read (the fleet's retention), not the aggregates' 30 days
+    assert PROD.window_ttl_days == PROD.fleet_retention_days < PROD.lifecycle.aggregate_ttl_days
 
 
 def test_one_writer_per_segment_window_pays_no_failed_conditional_puts() -> None:

@@ -108,6 +108,8 @@ class Settings:
     """The fleet registry and shard watermarks (``lambdas.common.silence``)."""
     max_reading_age_seconds: int = DEFAULT_MAX_READING_AGE_SECONDS
     fleet_retention_days: int = silence.DEFAULT_FLEET_RETENTION_DAYS
+    window_ttl_days: int | None = None
+    """Days the window items are kept after their window (``None``: ``ttl_days``, the aggregates')."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -122,6 +124,7 @@ class Settings:
             fleet_table=env["FLEET_TABLE"],
             max_reading_age_seconds=int(env.get("MAX_READING_AGE_SECONDS", DEFAULT_MAX_READING_AGE_SECONDS)),
             fleet_retention_days=int(env.get("FLEET_RETENTION_DAYS", silence.DEFAULT_FLEET_RETENTION_DAYS)),
+            window_ttl_days=int(env["WINDOW_TTL_DAYS"]) if "WINDOW_TTL_DAYS" in env else None,
         )
 
 
@@ -242,7 +245,11 @@ class Processor(Service[Settings]):
                 continue
             parts = [heads.get(head_key), *(others.get(k) for k in keys[1:])]
             merge = logic.merge_window(
-                parts, contributions, window=window, window_seconds=s.window_seconds, ttl_days=s.ttl_days
+                parts,
+                contributions,
+                window=window,
+                window_seconds=s.window_seconds,
+                ttl_days=s.ttl_days if s.window_ttl_days is None else s.window_ttl_days,
             )
             outcome.redelivered += len(merge.redelivered)
             if merge.items:
