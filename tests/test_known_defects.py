@@ -3,7 +3,8 @@
 Each test states the contract's answer. A defect not fixed yet is kept as a strict expected failure
 (``@pytest.mark.xfail(strict=True, reason=...)``): when a change fixes it, pytest reports the XPASS as a
 failure and the marker must go, so the test then guards the fix. Fixed: exact sums (``contract.Sparse``),
-deep JSON (``lambdas.common.json_syntax``). Open: the redrive duplicate rule (below). Nothing here is skipped.
+deep JSON (``lambdas.common.json_syntax``), the redrive duplicate rule (the counted copies' digests).
+Nothing here is skipped.
 """
 
 from __future__ import annotations
@@ -66,13 +67,13 @@ def moto_state() -> Iterator[Env]:
         yield environment
 
 
-@pytest.mark.xfail(strict=True, reason=f"{ISSUE_20}: a redriven copy below the window's mark is taken as counted")
 def test_a_redriven_batch_holding_a_reading_and_its_copy_counts_one_duplicate(moto_state: Env) -> None:
     env = moto_state
     """Issue 20: records 10 (a reading) and 11 (its copy, other values) were given up on; the live stream went
     on (record 50: another reading of the same sensor and window, so the window's mark is past them). The
     redrive hands 10 and 11 back with their own sequence numbers: the reading is stored as record 10 wrote
-    it, and its copy is one duplicate. Today the copy is taken as already counted, being below the mark: 0."""
+    it, and its copy is one duplicate. The window's marks used to take the copy as already counted, being
+    below them (0); each counted copy's digest decides now (``lambdas.processor.logic``)."""
     fn = processor(env)
     live = reading("s1", "seg-a", "2026-06-01T11:52:00Z")
     assert fn.handle(kinesis_event([live], first_sequence=50)) == {"batchItemFailures": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -422,3 +423,54 @@ def test_a_window_written_before_the_compact_rows_is_read_and_rewritten_compact(
     ((segment, total_sums),) = decode_sums(window["segments"]).items()
     assert (segment, total_sums.readings, total_sums.vehicles) == ("seg-a", 3, 30)
     assert stored_readings(env)[("s1", "2026-06-01T11:50:00.000000000Z")] == logic.owner_digest(f"{1:056d}")
+
+
+def test_a_copy_counted_before_its_batch_was_given_up_is_not_counted_again_when_redriven(env: Env) -> None:
+    """A batch can write a window and still fail (another window's write, the partials): given up on, its
+    records reach the on-failure queue though the window counted them. Their redrive, after the shard went
+    on, finds the copy's digest: still one duplicate, and a second redrive changes nothing either."""
+    fn = processor(env)
+    first, copy = reading("s1", "seg-a", "2026-06-01T11:50:00Z"), reading("s1", "seg-b", "2026-06-01T11:50:00Z")
+    given_up = kinesis_event([first, copy], first_sequence=10)
+    assert fn.handle(given_up) == {"batchItemFailures": []}
+    assert fn.handle(kinesis_event([reading("s1", "seg-a", "2026-06-01T11:51:00Z")], first_sequence=50)) == {
+        "batchItemFailures": []
+    }
+    for _ in range(2):
+        assert fn.handle(given_up) == {"batchItemFailures": []}
+        (window,) = windows_of(env)
+        assert (int(window["duplicates"]), len(logic.stored_instants(window))) == (1, 2)
+        (segment, sums), *others = decode_sums(window["segments"]).items()
+        assert (segment, sums.readings, sums.vehicles, others) == ("seg-a", 2, 20, [])
+
+
+def test_a_retry_after_the_head_was_written_and_the_part_it_opened_was_not_counts_each_copy_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The general path writes the parts that exist first and a part it opens after: a crash between the two
+    leaves a copy counted in the head and the reading it copies unstored. The retry stores the reading and
+    finds the copy's digest: one reading, one duplicate (a rule "a copy of a reading this merge stores is a
+    duplicate" counted it twice)."""
+    from lambdas.common.contract import parse_instant, parse_reading  # noqa: PLC0415
+
+    def contribution(sequence: int, stamp: str, segment: str = "seg-a") -> logic.Contribution:
+        timestamp = f"2026-06-01T{stamp}Z"
+        outcome = parse_reading(reading("s1", segment, timestamp), parse_instant(timestamp))
+        assert isinstance(outcome, logic.Reading)
+        return logic.Contribution(f"{sequence:056d}", "shardId-a", outcome)
+
+    window = logic.window_of(contribution(1, "11:50:00").reading, 300)
+    merge = functools.partial(logic.merge_window, window=window, window_seconds=300, ttl_days=7)
+    (head,) = merge([None], [contribution(1, "11:50:00"), contribution(2, "11:50:10")]).items
+    # a budget that holds the head's two rows, and one digest more, but not a third row
+    part = logic._Part.load(0, head, 0)
+    monkeypatch.setattr(logic, "PART_BUDGET_BYTES", part._worst(2, 1, 0, 1, 0))
+    batch = [contribution(3, "11:50:00", "seg-b"), contribution(4, "11:50:20"), contribution(5, "11:50:20", "seg-b")]
+    first = merge([head], batch)
+    assert (len(first.items), len(first.opened), first.duplicates) == (1, 1, [f"{3:056d}", f"{5:056d}"])
+    assert int(first.items[0]["duplicates"]) == 1 and int(first.opened[0]["duplicates"]) == 1
+    # the head (with the first copy's digest) is written; the opened part (the reading and the second copy) is not
+    retry = merge([first.items[0], None], batch)  # the head counts two parts: the service reads both keys
+    assert retry.redelivered == [f"{3:056d}"] and retry.new == [f"{4:056d}"] and retry.duplicates == [f"{5:056d}"]
+    total = sum(int(item["duplicates"]) for item in [*retry.items, *retry.opened])
+    assert total == 2 and [logic.stored_instants(i) for i in retry.opened] == [["2026-06-01T11:50:20.000000000Z"]]

@@ -23,19 +23,17 @@ no window length, interval or number of readings makes an item too large. The he
 records how many parts there are (``parts``); a window with more than one part costs one more
 BatchGetItem round, only for that window.
 
-**Redelivery and duplicates, bounded.** The head part keeps, per Kinesis shard, the highest sequence
-number folded into the window (``hwm``) and the number of duplicates counted (``duplicates``). A
-sensor's records come from one shard, in order (see ``service``), so a record at or below the mark was
-already accounted for: a retry or replay changes nothing. A reading whose instant is not stored is
-always added, whatever its sequence number, so a record handed back later (a redrive of records that
-went to the on-failure queue) is never lost. A later copy of a stored instant above the mark is counted
-once as a duplicate. A new window's copies are always duplicates (no head, so nothing of it was counted).
-The item grows with the number of shards, never with republishing. Not yet (issue 20, a strict xfail in
-``tests/test_known_defects.py``): a redriven copy below the mark of a window a live batch wrote since is
-taken as already counted, and an earlier redriven copy does not replace the copy a live batch stored in
-the meantime. A rule "a copy of a reading this merge stores is a duplicate" would count twice after a
-retry of a batch whose head was written but whose newly opened part was not; an exact rule needs the
-copies' sequence numbers (unbounded under republishing) or the shard logs of step 3.
+**Redelivery and duplicates, exactly.** A record is one of three things to its window: the first copy
+of its reading (its row is absent: it stores it, and owns the row); a redelivery (the row's owner is this
+record, or the record's digest is among the parts' ``dups``: it changes nothing); or a duplicate, counted
+once: its digest goes into the window's last part with the count (``duplicates``, per part; the window's
+are their sum), in the same item write. Nothing depends on the order records arrive in: a Lambda retry, a
+retry after a batch wrote some parts and not others, a redrive of records given up on hours later (below
+every sequence number the window has seen), and a second redrive of them are all told apart by the digests
+(issue 20; the marks used before took a redriven copy below the mark as counted). Copies cost
+:data:`OWNER_BYTES` each in their own sensor's window, inside the parts' budget: one sensor republishing
+cannot make another's item larger. A part written before the digests keeps its ``hwm`` marks, and a record
+at or below them is taken as counted, as it was.
 """
 
 from __future__ import annotations
@@ -271,6 +269,16 @@ def decode_rows(blob: Any) -> dict[int, bytes]:
     }
 
 
+def encode_dups(dups: set[bytes]) -> bytes:
+    """The digests of the records a part counted as duplicates (``dups``), sorted, :data:`OWNER_BYTES` each."""
+    return b"".join(sorted(dups))
+
+
+def decode_dups(blob: Any) -> set[bytes]:
+    data = bytes(blob.value if hasattr(blob, "value") else blob)
+    return {data[i : i + OWNER_BYTES] for i in range(0, len(data), OWNER_BYTES)}
+
+
 def stored_instants(item: Mapping[str, Any]) -> list[str]:
     """The instants a window part holds, as ``format_instant`` writes them (for tools and tests); a part
     written before the compact rows keeps them in ``readings``."""
@@ -316,6 +324,10 @@ class _Part:
     sparse: int
     """What the part's rows can add to its sums beyond :data:`SEGMENT_WORST_BYTES` (:func:`sparse_bytes`,
     kept as ``sparse``: the values are not stored)."""
+    dups: set[bytes] = field(default_factory=set)
+    """Digests of the records this part counted as duplicates (``dups``)."""
+    duplicates: int = 0
+    """The duplicates this part counted: ``len(dups)``, plus those a part written before the digests counted."""
     added: dict[str, list[Any]] = field(default_factory=dict)
     """Instant -> row of the readings this merge adds (their values, for the sums and ``latest``)."""
     intervals: dict[str, int] = field(default_factory=dict)
@@ -335,13 +347,30 @@ class _Part:
             old = decode_readings(existing.get("readings", "{}"))
             rows = {stored_instant_ns(instant) - start_ns: owner_digest(row[5]) for instant, row in old.items()}
             sparse = sum(sparse_bytes(_row_text(instant, row)) for instant, row in old.items())
-        return cls(index, existing, rows, sums, set(sums), largest, sparse)
+        dups = decode_dups(existing["dups"]) if "dups" in existing else set()
+        return cls(index, existing, rows, sums, set(sums), largest, sparse, dups, int(existing.get("duplicates", 0)))
+
+    def _worst(self, rows: int, dups: int, size: int, segments: int, wide: int) -> int:
+        """The part's worst-case size with ``rows`` rows and ``dups`` digests (see the module docstring)."""
+        worst = ROW_BYTES * rows + OWNER_BYTES * dups + max(self.largest, size) + segments * SEGMENT_WORST_BYTES
+        return worst + self.sparse + wide + ITEM_OVERHEAD_BYTES
 
     def fits(self, size: int, segment: str, wide: int) -> bool:
+        """Whether a new reading (its text's ``size``, its segment, its :func:`sparse_bytes`) fits."""
+        if not self.rows and not self.dups:
+            return True
         segments = len(self.segments) + (segment not in self.segments)
-        worst = ROW_BYTES * (len(self.rows) + 1) + max(self.largest, size) + segments * SEGMENT_WORST_BYTES
-        worst += self.sparse + wide
-        return not self.rows or worst + ITEM_OVERHEAD_BYTES <= PART_BUDGET_BYTES
+        return self._worst(len(self.rows) + 1, len(self.dups), size, segments, wide) <= PART_BUDGET_BYTES
+
+    def fits_duplicate(self) -> bool:
+        if not self.rows and not self.dups:
+            return True
+        return self._worst(len(self.rows), len(self.dups) + 1, 0, len(self.segments), 0) <= PART_BUDGET_BYTES
+
+    def add_duplicate(self, record: bytes) -> None:
+        self.dups.add(record)
+        self.duplicates += 1
+        self.changed = True
 
     def add(
         self, offset: int, owner: bytes, row: list[Any], *, instant: str, size: int, interval: int, wide: int
@@ -383,15 +412,13 @@ def _merge_parts(
     start_ns = window_start_ns(contributions[0].reading.instant_ns, window_seconds)
     loaded = [_Part.load(i, p, start_ns) for i, p in enumerate(parts)]
     where = {offset: part for part in loaded for offset in part.rows}
-    marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
-    duplicate_count = int(head.get("duplicates", 0)) if head else 0
+    counted = set().union(*(part.dups for part in loaded))
+    legacy: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
     merge = WindowMerge()
     for contribution in contributions:
         sequence_number, shard, reading = contribution
         offset = reading.instant_ns - start_ns
         stored = where.get(offset)
-        mark = marks.get(shard)
-        seen = mark is not None and _at_or_below(sequence_number, mark)
         owner = owner_digest(sequence_number)
         if stored is None:
             instant = reading.key
@@ -408,19 +435,23 @@ def _merge_parts(
             where[offset] = last
             merge.new.append(sequence_number)
             merge.owned.append(contribution)
-        elif seen or stored.rows[offset] == owner:
+        elif stored.rows[offset] == owner:  # this record stored it: a redelivery
             merge.redelivered.append(sequence_number)
-            if stored.rows[offset] == owner:
-                merge.owned.append(contribution)
+            merge.owned.append(contribution)
+        elif owner in counted or (shard in legacy and at_or_below(sequence_number, legacy[shard])):
+            merge.redelivered.append(sequence_number)  # counted already (a part before the digests: its mark)
         else:
-            duplicate_count += 1
+            last = loaded[-1]
+            if not last.fits_duplicate():
+                last = _Part.load(len(loaded), None, start_ns)
+                loaded.append(last)
+            last.add_duplicate(owner)
+            counted.add(owner)
             merge.duplicates.append(sequence_number)
-        if not seen:
-            marks[shard] = sequence_number
     if not merge.new and not merge.duplicates:
         return merge
     expires = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
-    loaded[0].changed = True  # the head carries the marks, the counts and the number of parts
+    loaded[0].changed = True  # the head counts the parts
     for part in loaded:
         if not part.changed:
             continue
@@ -428,8 +459,8 @@ def _merge_parts(
         merge.sums.extend(sums.items())
         if part.index == 0:
             item["parts"] = len(loaded)
-            item["hwm"] = _encode_marks(marks)
-            item["duplicates"] = duplicate_count
+            if head and "hwm" in head:
+                item["hwm"] = head["hwm"]  # a part before the digests: its duplicates are known by its marks
         (merge.items if part.existing or part.index == 0 else merge.opened).append(item)
     return merge
 
@@ -458,19 +489,14 @@ def _new_window(
     offsets: dict[int, str] = {}
     """Offset -> the sequence number that added it (every row of a new window is this merge's)."""
     intervals: dict[str, int] = {}
-    marks: dict[str, str] = {}
+    dups: set[bytes] = set()
     new: list[str] = []
     duplicates: list[str] = []
     redelivered: list[str] = []
     owned: list[Contribution] = []
     for contribution in contributions:
-        sequence_number, shard, reading = contribution
+        sequence_number, _, reading = contribution
         offset = reading.instant_ns - start_ns
-        mark = marks.get(shard)
-        # _at_or_below, inline: sequence numbers are decimal strings
-        seen = mark is not None and (
-            len(sequence_number) < len(mark) or (len(sequence_number) == len(mark) and sequence_number <= mark)
-        )
         first = offsets.get(offset)
         if first is None:
             offsets[offset] = sequence_number
@@ -480,13 +506,16 @@ def _new_window(
             intervals[instant] = reading.interval_seconds
             new.append(sequence_number)
             owned.append(contribution)
-        elif first == sequence_number:  # a copy under another record is a duplicate
+        elif first == sequence_number:  # this record stored it: a redelivery
             redelivered.append(sequence_number)
             owned.append(contribution)
-        else:
-            duplicates.append(sequence_number)
-        if not seen:
-            marks[shard] = sequence_number
+        else:  # a copy under another record is a duplicate, counted once
+            record = owner_digest(sequence_number)
+            if record in dups:
+                redelivered.append(sequence_number)
+            else:
+                dups.add(record)
+                duplicates.append(sequence_number)
     largest = wide = 0
     for instant, row in rows.items():
         text = _row_text(instant, row)
@@ -496,8 +525,8 @@ def _new_window(
     # the general path closes the part when its worst case passes the budget; the worst case only grows
     # with each reading, so when the whole window's fits, every step's did
     segments = len({row[4] for row in rows.values()})
-    worst = ROW_BYTES * len(rows) + largest + segments * SEGMENT_WORST_BYTES + wide + ITEM_OVERHEAD_BYTES
-    if len(rows) > 1 and worst > PART_BUDGET_BYTES:
+    worst = ROW_BYTES * len(rows) + OWNER_BYTES * len(dups) + largest + segments * SEGMENT_WORST_BYTES
+    if len(rows) > 1 and worst + wide + ITEM_OVERHEAD_BYTES > PART_BUDGET_BYTES:
         return None
     sums, latest = summarize(rows)
     start_s = start_ns // NS_PER_SECOND
@@ -514,7 +543,7 @@ def _new_window(
         "version": 1,
         "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
-        "hwm": _encode_marks(marks),
+        "dups": encode_dups(dups),
         "duplicates": len(duplicates),
     }
     return WindowMerge(
@@ -524,7 +553,7 @@ def _new_window(
 
 def _first_reading(contribution: Contribution, window: WindowId, window_seconds: int, ttl_days: int) -> WindowMerge:
     """:func:`_new_window` of one reading, with nothing to look up."""
-    sequence_number, shard, reading = contribution
+    sequence_number, _, reading = contribution
     instant = reading.key
     row = _row(reading, sequence_number)
     count, speed, occupancy, limit = row[:4]
@@ -554,20 +583,10 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "version": 1,
         "expires_at": max(start_s + window_seconds + ttl_days * 86400, 0),  # as _merge_parts (year 0001)
         "parts": 1,
-        "hwm": "{" + _string(shard) + ":" + _string(sequence_number) + "}",
+        "dups": b"",
         "duplicates": 0,
     }
     return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()), owned=[contribution])
-
-
-def _encode_marks(marks: Mapping[str, str]) -> str:
-    """``json.dumps(marks, sort_keys=True, separators=(",", ":"))`` for ``{shard id: sequence number}``."""
-    return "{" + ",".join([f"{_string(k)}:{_string(v)}" for k, v in sorted(marks.items())]) + "}"
-
-
-def _at_or_below(sequence_number: str, mark: str) -> bool:
-    """Whether a Kinesis sequence number (a decimal string) is at or below a shard's mark."""
-    return at_or_below(sequence_number, mark)
 
 
 def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:
@@ -584,19 +603,21 @@ def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, A
         if latest is None or newest["timestamp"] > latest["timestamp"]:
             latest, interval = newest, part.intervals[newest["timestamp"]]
     key = part_key(window, part.index)
-    item = {
+    item: dict[str, Any] = {
         "sensor_id": key[0],
         "window_part": key[1],
         "window_start": window[1],
         "part": part.index,
         "rows": encode_rows(part.rows),
         "segments": encode_sums(sums),
-        "latest": latest,
-        LATEST_INTERVAL: interval,
         "sparse": part.sparse,
+        "dups": encode_dups(part.dups),
+        "duplicates": part.duplicates,
         "version": int(existing["version"]) + 1 if "version" in existing else 1,
         "expires_at": max(expires, int(existing["expires_at"]) if "expires_at" in existing else 0),
     }
+    if latest is not None:  # a part opened for duplicates alone has no reading
+        item["latest"], item[LATEST_INTERVAL] = latest, interval
     return item, sums
 
 

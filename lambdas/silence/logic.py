@@ -83,6 +83,7 @@ class Newest:
 def newest(items: Sequence[Mapping[str, Any]]) -> Newest | None:
     """The newest reading among a sensor's items: the last window's parts (a new reading always goes
     to its window's last part, so the newest of the window is in one of them)."""
+    items = [i for i in items if "latest" in i]  # a part opened for duplicates alone holds no reading
     if not items:
         return None
     last_window = max(i["window_part"] for i in items).split("#", 1)[0]

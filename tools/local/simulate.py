@@ -594,7 +594,7 @@ def sensor_state(clients: Clients, table: str, sensor_id: str) -> dict[str, Any]
         ConsistentRead=True,
     )
     items = [deserialize(item) for page in pages for item in page["Items"]]
-    item = max(items, key=lambda i: i["latest"]["timestamp"])
+    item = max((i for i in items if "latest" in i), key=lambda i: i["latest"]["timestamp"])
     return {"sensor_id": sensor_id, **item["latest"]}
 
 
