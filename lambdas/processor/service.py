@@ -25,7 +25,7 @@ every write.
 **Partials, exactly once** (``lambdas.common.partials``; the folder, ``lambdas.folder``, is their one
 reader). Once its window writes are done, the batch sends, per segment window, the exact sums of the
 readings *owned* by its records up to its checkpoint ``C`` (the record before the first failed one): a
-stored row keeps the sequence number of the record that added it, so a record owns its row whether this
+stored row keeps (a digest of) the sequence number of the record that added it, so a record owns its row whether this
 delivery or an earlier one wrote it, and a duplicate owns nothing. The sums are cut into pieces at the
 shard's *cuts*: a mark item per shard (``#partials``, the shard id) lists every checkpoint an attempt was
 about to send, and a batch writes its ``C`` there *before* PutRecords. A piece covers the owned readings
