@@ -489,11 +489,15 @@ class EnvironmentConfig:
     @property
     def window_ttl_days(self) -> int:
         """How long a sensor's window items are kept after their window ends: as long as they are read,
-        no longer (issue 20: they were kept ``lifecycle.aggregate_ttl_days``, 30 days at prod). A late reading
-        is compared with its window's items up to ``max_reading_age_seconds``, and the silence check reads a
-        sensor's newest item while it is in the fleet, ``fleet_retention_days`` after its newest reading.
-        The aggregates, which operators query, keep ``lifecycle.aggregate_ttl_days``."""
-        return max(self.fleet_retention_days, -(-self.max_reading_age_seconds // 86_400))
+        no longer (issue 20: they were kept ``lifecycle.aggregate_ttl_days``, 30 days at prod). A record can
+        be processed again (a retry, a redrive from the stream, a mapping recreated at the trim horizon) for
+        ``stream_retention_hours`` after its arrival, and its reading is up to ``max_reading_age_seconds``
+        older than that arrival: its window's items must outlive both, or the reading would be taken as new
+        and folded twice. The silence check reads a sensor's newest item while it is in the fleet,
+        ``fleet_retention_days`` after its newest reading. The aggregates, which operators query, keep
+        ``lifecycle.aggregate_ttl_days``."""
+        replay = -(-(self.max_reading_age_seconds + self.stream_retention_hours * 3600) // 86_400)
+        return max(self.fleet_retention_days, replay)
 
     @property
     def pipeline(self) -> Pipeline:

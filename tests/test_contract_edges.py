@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from lambdas.common.aws import Backoff, Clients, batch_write
 from lambdas.common.contract import NS_PER_SECOND, format_instant, parse_instant
 from lambdas.folder.service import Folder, settings_from_env
-from lambdas.processor.logic import OWNER_BYTES, PART_BUDGET_BYTES
+from lambdas.processor.logic import DIGEST_CAP, OWNER_BYTES, PART_BUDGET_BYTES
 from lambdas.processor.service import Processor
 from lambdas.processor.service import Settings as ProcessorSettings
 from lambdas.silence.service import Settings as SilenceSettings
@@ -229,16 +229,21 @@ def test_a_window_whose_sums_could_outgrow_the_item_limit_is_split_into_parts(pa
     assert len(windows) >= 2, "the window's readings are split over parts"
 
 
-def test_republishing_one_reading_many_times_counts_each_copy_once_within_the_item_budget(path: Path) -> None:
-    """Each copy is remembered by its record's digest (9 bytes), so a retry or a redrive of it is told apart
-    from a new copy; the copies grow only their own sensor's window, inside the parts' budget."""
+def test_republishing_one_reading_many_times_counts_each_copy_once_in_a_small_item(path: Path) -> None:
+    """The first DIGEST_CAP copies are remembered by their record's digest (9 bytes), so a retry or a redrive
+    of one is told apart from a new copy; a flood beyond them is counted against a mark per shard, so one
+    sensor's copies never grow its window past ~10 KB (and never into parts its shard's batches would read)."""
     payload = reading("s1", "seg-a", "2026-06-01T11:50:00Z")
-    for _ in range(5):
-        path.processor().handle(path.event([own(payload)] * 2000))
+    events = [path.event([own(payload)] * 2000) for _ in range(5)]
+    for event in events:
+        assert path.processor().handle(event) == {"batchItemFailures": []}
+    for event in events[1:3]:  # retried: nothing counted twice
+        assert path.processor().handle(event) == {"batchItemFailures": []}
     (item,) = path.windows()
-    assert int(item["duplicates"]) == 9_999 == len(item["dups"]) // OWNER_BYTES
+    assert int(item["duplicates"]) == 9_999 and len(item["dups"]) == DIGEST_CAP * OWNER_BYTES
+    assert "hwm" in item, "the flood's copies are counted against a mark"
     size = sum(len(k) + (len(v) if isinstance(v, bytes) else len(json.dumps(v, default=str))) for k, v in item.items())
-    assert size < 9_999 * OWNER_BYTES + 2_000 < PART_BUDGET_BYTES
+    assert size < DIGEST_CAP * OWNER_BYTES + 2_000
 
 
 def test_an_item_dynamodb_refuses_fails_only_its_own_records(path: Path) -> None:

@@ -15,7 +15,7 @@ from lambdas.common.aws import deserialize
 from lambdas.common.contract import decode_sums, format_instant, stored_instant_ns
 from lambdas.processor import handler as processor_handler
 from lambdas.processor import logic
-from lambdas.processor.service import Processor
+from lambdas.processor.service import Processor, Settings
 from stacks.config import PROFILES
 from stacks.layout import processor_environment
 from tests.aws_fixtures import NOW, Env, Faults, kinesis_event, moto_env, reading, server_error, throttled
@@ -472,5 +472,53 @@ def test_a_retry_after_the_head_was_written_and_the_part_it_opened_was_not_count
     # the head (with the first copy's digest) is written; the opened part (the reading and the second copy) is not
     retry = merge([first.items[0], None], batch)  # the head counts two parts: the service reads both keys
     assert retry.redelivered == [f"{3:056d}"] and retry.new == [f"{4:056d}"] and retry.duplicates == [f"{5:056d}"]
-    total = sum(int(item["duplicates"]) for item in [*retry.items, *retry.opened])
+    assert retry.items == [], "the head, written and unchanged, is not written again"
+    total = int(first.items[0]["duplicates"]) + sum(int(item["duplicates"]) for item in retry.opened)
     assert total == 2 and [logic.stored_instants(i) for i in retry.opened] == [["2026-06-01T11:50:20.000000000Z"]]
+
+
+def test_a_new_windows_wide_reading_and_its_copy_take_the_general_path_past_the_budget() -> None:
+    """A valid reading of ~110 KB (55,000-digit literals) fills its head's worst case: its copy's digest goes
+    to a part of its own, on the shortcut as on the general path (issue 20 review)."""
+    from lambdas.common.contract import parse_instant, parse_reading  # noqa: PLC0415
+
+    stamp = "2026-06-01T11:50:00Z"
+
+    def wide(sequence: int) -> logic.Contribution:
+        payload = json.dumps({"sensor_id": "s1", "segment_id": "seg-a", "timestamp": stamp, "vehicle_count": 10,
+                              "average_speed_kmh": 1, "occupancy_percent": 2}).encode()  # fmt: skip
+        payload = payload.replace(b": 1,", b": 45." + b"1" * 55_000 + b",").replace(
+            b": 2}", b": 12." + b"3" * 55_000 + b"}"
+        )
+        outcome = parse_reading(payload, parse_instant(stamp))
+        assert isinstance(outcome, logic.Reading)
+        return logic.Contribution(f"{sequence:056d}", "shardId-a", outcome)
+
+    contributions = [wide(1), wide(2)]
+    window = logic.window_of(contributions[0].reading, 300)
+    fast = logic.merge_window([None], contributions, window=window, window_seconds=300, ttl_days=7)
+    assert fast == logic._merge_parts([None], contributions, window=window, window_seconds=300, ttl_days=7)
+    assert logic._new_window(contributions, window, 300, 7) is None
+    assert (len(fast.items), len(fast.opened), fast.items[0]["parts"]) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_window_item_outlives_every_reprocessing_of_its_readings(env: Env, name: str) -> None:
+    """A record can be processed again (retry, redrive from the stream, a mapping recreated at the trim
+    horizon) for the stream's retention after its arrival, and its reading is up to the maximum age older:
+    its window item must still be there, or the reading is stored again and folded twice (issue 20 review)."""
+    config = PROFILES[name]
+    settings = Settings.from_env(processor_environment(env.targets.runtime_names(), config))
+    arrival = NOW
+    oldest = format_instant(arrival - config.max_reading_age_seconds * 10**9 + 10**9)
+    outcome = logic.parse_reading(
+        reading("s1", "seg-a", oldest), arrival, max_age_ns=config.max_reading_age_seconds * 10**9
+    )
+    assert isinstance(outcome, logic.Reading)
+    one = logic.Contribution(f"{1:056d}", "shardId-a", outcome)
+    merge = logic.merge_window(
+        [None], [one], window=logic.window_of(outcome, settings.window_seconds),
+        window_seconds=settings.window_seconds, ttl_days=settings.window_ttl_days or settings.ttl_days,
+    )  # fmt: skip
+    (item,) = merge.items
+    assert int(item["expires_at"]) >= arrival // 10**9 + config.stream_retention_hours * 3600

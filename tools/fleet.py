@@ -31,7 +31,7 @@ run again. A batch that would take the fleet's thing group past the environment'
 on), then detaches the policies and the thing, marks the thing ``registration=revoked`` and the serial
 ``revoked`` on the allow-list (it can be neither claimed nor registered again). ``status`` joins the
 thing group with the sensor windows table (a sensor with no window item never published, or not within
-``lifecycle.aggregate_ttl_days``) and the open outages (``lambdas.silence``).
+``window_ttl_days``, 8 days at prod) and the open outages (``lambdas.silence``).
 """
 
 from __future__ import annotations

@@ -269,6 +269,15 @@ def decode_rows(blob: Any) -> dict[int, bytes]:
     }
 
 
+DIGEST_CAP = 1_000
+"""Copies a window remembers by their record's digest (9 KB at most). A window past it is *flooded* (one
+sensor republishing a reading a thousand times, which only a stolen certificate does): its further copies
+are counted in the head against a mark per shard (``hwm``, the last record counted so), and a record at or
+below its shard's mark is taken as counted. Exact for every Lambda retry; a redrive of a copy that was never
+counted, into a flooded window, is taken as counted. So one sensor's copies cost its own window 9 KB and
+a counter, never parts that every batch of its shard would read (issue 20 review)."""
+
+
 def encode_dups(dups: set[bytes]) -> bytes:
     """The digests of the records a part counted as duplicates (``dups``), sorted, :data:`OWNER_BYTES` each."""
     return b"".join(sorted(dups))
@@ -413,7 +422,10 @@ def _merge_parts(
     loaded = [_Part.load(i, p, start_ns) for i, p in enumerate(parts)]
     where = {offset: part for part in loaded for offset in part.rows}
     counted = set().union(*(part.dups for part in loaded))
-    legacy: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
+    marks: dict[str, str] = json.loads(head["hwm"]) if head and "hwm" in head else {}
+    """A flooded window's marks (:data:`DIGEST_CAP`), or a part's written before the digests (taken as they
+    were: a record at or below its shard's mark is counted)."""
+    stored_marks = dict(marks)
     merge = WindowMerge()
     for contribution in contributions:
         sequence_number, shard, reading = contribution
@@ -438,8 +450,13 @@ def _merge_parts(
         elif stored.rows[offset] == owner:  # this record stored it: a redelivery
             merge.redelivered.append(sequence_number)
             merge.owned.append(contribution)
-        elif owner in counted or (shard in legacy and at_or_below(sequence_number, legacy[shard])):
-            merge.redelivered.append(sequence_number)  # counted already (a part before the digests: its mark)
+        elif owner in counted or (shard in marks and at_or_below(sequence_number, marks[shard])):
+            merge.redelivered.append(sequence_number)  # counted already
+        elif len(counted) >= DIGEST_CAP:  # a flooded window: counted in the head, against its shard's mark
+            loaded[0].duplicates += 1
+            loaded[0].changed = True
+            marks[shard] = sequence_number
+            merge.duplicates.append(sequence_number)
         else:
             last = loaded[-1]
             if not last.fits_duplicate():
@@ -451,7 +468,8 @@ def _merge_parts(
     if not merge.new and not merge.duplicates:
         return merge
     expires = start_ns // NS_PER_SECOND + window_seconds + ttl_days * 86400
-    loaded[0].changed = True  # the head counts the parts
+    if len(loaded) > len(parts) or marks != stored_marks:
+        loaded[0].changed = True  # the head counts the parts (written before the parts it opens) and the marks
     for part in loaded:
         if not part.changed:
             continue
@@ -459,8 +477,8 @@ def _merge_parts(
         merge.sums.extend(sums.items())
         if part.index == 0:
             item["parts"] = len(loaded)
-            if head and "hwm" in head:
-                item["hwm"] = head["hwm"]  # a part before the digests: its duplicates are known by its marks
+            if marks:
+                item["hwm"] = _encode_marks(marks)
         (merge.items if part.existing or part.index == 0 else merge.opened).append(item)
     return merge
 
@@ -513,6 +531,8 @@ def _new_window(
             record = owner_digest(sequence_number)
             if record in dups:
                 redelivered.append(sequence_number)
+            elif len(dups) >= DIGEST_CAP:
+                return None  # a flood: the general path counts it against the marks
             else:
                 dups.add(record)
                 duplicates.append(sequence_number)
@@ -526,7 +546,7 @@ def _new_window(
     # with each reading, so when the whole window's fits, every step's did
     segments = len({row[4] for row in rows.values()})
     worst = ROW_BYTES * len(rows) + OWNER_BYTES * len(dups) + largest + segments * SEGMENT_WORST_BYTES
-    if len(rows) > 1 and worst + wide + ITEM_OVERHEAD_BYTES > PART_BUDGET_BYTES:
+    if len(rows) + len(dups) > 1 and worst + wide + ITEM_OVERHEAD_BYTES > PART_BUDGET_BYTES:
         return None
     sums, latest = summarize(rows)
     start_s = start_ns // NS_PER_SECOND
@@ -587,6 +607,11 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
         "duplicates": 0,
     }
     return WindowMerge(items=[item], new=[sequence_number], sums=list(sums.items()), owned=[contribution])
+
+
+def _encode_marks(marks: Mapping[str, str]) -> str:
+    """``json.dumps(marks, sort_keys=True, separators=(",", ":"))`` for ``{shard id: sequence number}``."""
+    return "{" + ",".join([f"{_string(k)}:{_string(v)}" for k, v in sorted(marks.items())]) + "}"
 
 
 def _part_item(window: WindowId, part: _Part, expires: int) -> tuple[dict[str, Any], dict[str, Sums]]:

@@ -252,12 +252,13 @@ class Processor(Service[Settings]):
                 ttl_days=s.ttl_days if s.window_ttl_days is None else s.window_ttl_days,
             )
             outcome.redelivered += len(merge.redelivered)
-            if merge.items:
+            if merge.items or merge.opened:
                 merges.append((sequences, merge))
             else:
                 owned.extend(merge.owned)  # all stored before: redelivered
         # Stored parts and heads first; the parts a merge opens only once its head (which counts them) is
-        # written: an extra round only for a window that outgrows its last part.
+        # written: an extra round only for a window that outgrows its last part. (A head is rewritten only
+        # when it changes: a retry may find it counting a part that was never written, and write that alone.)
         written = self._write([(seq, m.items) for seq, m in merges])
         opening = [(seq, m.opened) for (seq, m), ok in zip(merges, written, strict=True) if ok and m.opened]
         opened = iter(self._write(opening))
