@@ -333,10 +333,10 @@ class Pipeline:
     lake_expiration_days: int | None = 30
     """... and expire after this many days; ``None``: the lake is kept, and its storage grows every month."""
     dynamodb_capacity: DynamoDBCapacity = DynamoDBCapacity.ON_DEMAND
+    """How DynamoDB throughput is bought (:class:`DynamoDBCapacity`); the stack deploys on-demand tables."""
     window_ttl_days: int | None = None
     """How long window items are kept after their window (``EnvironmentConfig.window_ttl_days``); ``None``:
     ``aggregate_ttl_days``."""
-    """How DynamoDB throughput is bought (:class:`DynamoDBCapacity`); the stack deploys on-demand tables."""
     dynamodb_target_utilisation: float = 0.7
     """Provisioned mode: the auto scaling target (consumed / provisioned), 0.2-0.9 as Application Auto
     Scaling takes it for DynamoDB."""
@@ -1354,6 +1354,8 @@ POLL_WORKER_SECONDS = 40.0
 """Most a polling run may take (the check's timeout is under a minute)."""
 WATERMARK_WRITES_PER_BATCH = 1
 """The processor records its shard's watermark once a batch (a conditional UpdateItem of a small item)."""
+BATCH_GET_KEYS = 100
+"""Keys of one BatchGetItem (DynamoDB's limit; ``lambdas.silence.service.BATCH_GET_KEYS``)."""
 SILENCE_FIXED_REQUESTS = 3
 """Requests a run makes whatever it finds: the shards' watermarks' Query, the open outages' Query,
 PutMetricData (besides the registry's ``FLEET_SHARDS`` Queries and one Query per member)."""
@@ -1432,26 +1434,43 @@ def registry_read_units_per_run(c: Capacity) -> float:
     return registry + 2 * 0.5
 
 
-def polling_check(c: Capacity, newest_read_units: float, newest_queries: float) -> SilenceCheck:
+def polling_check(
+    c: Capacity, newest_read_units: float, newest_queries: float, newest_batch_gets: float = 0.0
+) -> SilenceCheck:
     """A polling check whose members' newest state costs ``newest_read_units`` per run in
-    ``newest_queries`` Queries (eventually consistent; the strong re-reads of the few candidates and the
-    open outages' reads are not priced)."""
+    ``newest_queries`` Queries and ``newest_batch_gets`` BatchGetItem requests (eventually consistent; the
+    strong re-reads of the few candidates and of young outages are not priced)."""
     f = c.fleet
     queries = newest_queries + FLEET_SHARDS + SILENCE_FIXED_REQUESTS
-    work = queries * DYNAMODB_ITEM_REQUEST_SECONDS / POLL_CONCURRENT_QUERIES
+    work = queries * DYNAMODB_ITEM_REQUEST_SECONDS + newest_batch_gets * DYNAMODB_BATCH_REQUEST_SECONDS
     writes = f.sensors / 86_400 + c.processor.invocations_per_second * WATERMARK_WRITES_PER_BATCH
     reads = registry_read_units_per_run(c) + newest_read_units
-    return SilenceCheck(SILENCE_RUNS_PER_MONTH, queries, reads, queries, work,
-                        writes, f.sensors / 86_400 * 0.5)  # fmt: skip
+    return SilenceCheck(SILENCE_RUNS_PER_MONTH, queries, reads, queries + newest_batch_gets,
+                        work / POLL_CONCURRENT_QUERIES, writes, f.sensors / 86_400 * 0.5)  # fmt: skip
+
+
+def head_poll(c: Capacity, head_units: float) -> tuple[float, float, float]:
+    """What a run spends on every member's newest reading when each keeps a head item per window
+    (``lambdas.silence.service``): (read units, Queries, BatchGetItem requests). A BatchGetItem of 100 heads
+    of the run's window, another of the window before for the members without one yet (their first reading
+    of the window is within an interval and a batching window away), eventually consistent, an absent key
+    priced as a read (conservative); a Query for a member with neither (an interval longer than two
+    windows). ``head_units``: the read units of one head read strongly (half of it eventually)."""
+    f, p = c.fleet, c.pipeline
+    window, interval = p.aggregation_window_seconds, f.reading_interval_seconds
+    miss = min(1.0, (interval + p.batching_window_seconds) / window)
+    neither = max(0.0, 1.0 - 2 * window / interval)
+    per_key = 0.5 * head_units
+    reads = f.sensors * per_key * (1 + miss + neither)
+    gets = math.ceil(f.sensors / BATCH_GET_KEYS - 1e-9) + math.ceil(f.sensors * miss / BATCH_GET_KEYS - 1e-9)
+    return reads, f.sensors * neither, gets
 
 
 def silence_check(c: Capacity, calibration: Calibration = CALIBRATION) -> SilenceCheck:
-    """Today's check: one Query of each member's newest window part (its current window: priced at a full
-    window's size)."""
+    """Today's check: each member's window head (priced at a full window's size), by :func:`head_poll`."""
     per_window = max(1.0, c.pipeline.aggregation_window_seconds / c.fleet.reading_interval_seconds)
     part = window_item_bytes(min(per_window, calibration.window_part_rows), calibration)
-    units = c.fleet.sensors * 0.5 * _units(part, DYNAMODB_READ_UNIT_BYTES)
-    return polling_check(c, units, c.fleet.sensors)
+    return polling_check(c, *head_poll(c, _units(part, DYNAMODB_READ_UNIT_BYTES)))
 
 
 def fleet_stored_bytes(c: Capacity) -> float:

@@ -61,8 +61,8 @@ class SilenceCheck(Construct):
             statements=[
                 # The registry's hash shards and the shards' watermarks; never a write.
                 Statement("ReadFleet", ["dynamodb:Query"], [props.fleet_table_arn]),
-                # Each member's newest window items (Query); never a write.
-                Statement("ReadSensorWindows", ["dynamodb:Query"], [windows]),
+                # Each member's window heads (BatchGetItem) and newest window items (Query); never a write.
+                Statement("ReadSensorWindows", ["dynamodb:BatchGetItem", "dynamodb:Query"], [windows]),
                 Statement(
                     "KeepOutages",  # conditional writes: one outage, one alert and one notice each
                     ["dynamodb:PutItem", "dynamodb:UpdateItem"],

@@ -340,10 +340,11 @@ def _silence(c: Capacity, silence: Silence, windows: WindowLoad) -> SilenceLoad:
     # poll (``capacity.polling_check``, as today's check): the processor confirms a sensor in the registry
     # once a day and writes its shard's watermark once a batch; each run Queries the registry shards and
     # every sensor's newest state (eventually consistent)
-    queries = f.sensors  # one Query per sensor for its newest part
     if windows.head_bytes > cap.DYNAMODB_READ_UNIT_BYTES:  # shard logs: the windows' logs, 1 MB a Query page
         queries = max(1, math.ceil(windows.poll_read_units_per_run * 2 * cap.DYNAMODB_READ_UNIT_BYTES / 1024**2))
-    check = cap.polling_check(c, windows.poll_read_units_per_run, queries)
+        check = cap.polling_check(c, windows.poll_read_units_per_run, queries)
+    else:  # a head item per sensor and window: as today's check (``capacity.head_poll``)
+        check = cap.polling_check(c, *cap.head_poll(c, windows.poll_read_units_per_run / (0.5 * f.sensors)))
     workers = max(1, math.ceil(check.work_seconds_per_run / cap.POLL_WORKER_SECONDS))
     seconds = cap.INVOCATION_OVERHEAD_SECONDS + check.work_seconds_per_run / workers
     reads = check.processor_read_units_per_second + check.read_units_per_run * runs

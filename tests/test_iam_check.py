@@ -55,6 +55,7 @@ CALLED = {
         "kms:Decrypt",
     },
     "silence": {
+        "dynamodb:BatchGetItem",
         "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -180,6 +181,7 @@ def test_the_policies_are_the_synthesized_ones_with_the_local_resources(local_ru
         ("processor", "kms:GenerateDataKey", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/"),
         ("processor", "dynamodb:UpdateItem", FLEET),  # the shard's watermark
         ("silence", "dynamodb:Query", "arn:aws:dynamodb:us-east-1"),  # the registry, the windows, open outages
+        ("silence", "dynamodb:BatchGetItem", "arn:aws:dynamodb:us-east-1"),  # the window heads
     ],
 )
 def test_removing_a_grant_fails_naming_the_action_and_resource(

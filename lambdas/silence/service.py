@@ -5,14 +5,18 @@ A run at ``T`` (its clock; ``--now`` in the local run):
 
 1. reads the stream shards' watermarks (one ``Query``), the fleet registry (a ``Query`` of each of its
    64 hash-sharded keys, eventually consistent) and the open outages (the sparse ``open-outages`` index);
-2. reads each member's newest reading (a ``Query`` of its newest window item, eventually consistent, and
-   of that window's other parts when it has some), :data:`POLL_WORKERS` at a time; a member silent at the
-   instant its shard is judged at (``logic.judged_at``: readings still in the stream never make a sensor
-   silent) and still in the fleet is read again, strongly, and gets an outage if that confirms it;
+2. reads each member's newest reading: the head of its window of ``T``, else of the window before
+   (``BatchGetItem``, 100 keys a request, eventually consistent: a reading sensor's newest reading is in
+   one of them); a member whose head counts more parts, or that has neither (an interval longer than a
+   window, a sensor silent for a while), by a ``Query`` of its newest window item and that window's other
+   parts, :data:`POLL_WORKERS` at a time. A member silent at the instant its shard is judged at
+   (``logic.judged_at``: readings still in the stream never make a sensor silent) and still in the fleet
+   is read again, strongly (``Query``: a reading in a later window counts too), and gets an outage if
+   that confirms it;
 3. opens each outage with a conditional ``PutItem`` that claims its alert (a second run, or a retry,
    finds it there), publishes, marks it ``sent``;
 4. for the open outages: publishes claims whose owner is gone, sends the recovery notice of each whose
-   sensor has a newer reading (one consistent ``Query`` each: the sensor's last item), closes those
+   sensor has a newer reading (the poll's, else a ``Query`` of the sensor's last item), closes those
    whose sensor left the fleet;
 5. publishes ``SilentSensors`` (open outages).
 
@@ -35,8 +39,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.common import metrics
-from lambdas.common.aws import call_with_retries, conditional_write, deserialize, serialize
-from lambdas.common.contract import NS_PER_SECOND
+from lambdas.common.aws import batch_get, call_with_retries, conditional_write, deserialize, serialize
+from lambdas.common.contract import NS_PER_SECOND, format_instant
 from lambdas.common.log import log_event
 from lambdas.common.service import Service
 from lambdas.common.silence import (
@@ -51,7 +55,9 @@ from lambdas.silence import logic
 OPEN_OUTAGES_INDEX = "open-outages"
 DEFAULT_LEASE_SECONDS = 120
 POLL_WORKERS = 32
-"""Queries a run keeps in flight (threads over one client: boto3 clients are thread-safe)."""
+"""Requests a run keeps in flight (threads over one client: boto3 clients are thread-safe)."""
+BATCH_GET_KEYS = 100
+"""Keys of one BatchGetItem (DynamoDB's limit)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,8 @@ class SilenceCheck(Service[Settings]):
         open_outages = list(self._open_outages())
         known = {(o["sensor_id"], o["since"]) for o in open_outages}
         newest: dict[str, logic.Newest | Exception | None] = {}
-        for member, polled in zip(fleet, self._poll([m.sensor_id for m in fleet], consistent=False), strict=True):
+        polls, from_heads = self._poll([m.sensor_id for m in fleet], at_ns)
+        for member, polled in zip(fleet, polls, strict=True):
             newest[member.sensor_id] = polled
             when = logic.judged_at(member, marks, at_ns, s.batching_allowance_seconds)
             try:
@@ -139,7 +146,7 @@ class SilenceCheck(Service[Settings]):
             except (ClientError, BotoCoreError) as error:
                 report.failures += 1
                 log_event("error", "outage_failed", sensor_id=member.sensor_id, error=str(error))
-        self._sweep(open_outages, newest, owner, at_ns, report)
+        self._sweep(open_outages, newest, from_heads=from_heads, owner=owner, at_ns=at_ns, report=report)
         self._publish_metric(report.silent_sensors)
         log_event("info", "silence_checked", sensors=report.sensors, shards=len(marks),
                   candidates=report.candidates, outages=len(report.outages), recoveries=len(report.recoveries),
@@ -182,20 +189,63 @@ class SilenceCheck(Service[Settings]):
             ExpressionAttributeValues={":pk": {"S": key}},
         )
 
-    def _poll(self, sensors: Sequence[str], *, consistent: bool) -> list[logic.Newest | Exception | None]:
-        """Each sensor's newest reading (or the error reading it), ``poll_workers`` Queries at a time."""
+    def _poll(self, sensors: Sequence[str], at_ns: int) -> tuple[list[logic.Newest | Exception | None], set[str]]:
+        """Each sensor's newest reading (or the error reading it), eventually consistent: the head of its
+        window of ``at_ns``, else of the window before (step 2 of the module docstring); the others by
+        Queries, ``poll_workers`` at a time. Also the sensors read from a head (a reading in a later window,
+        of a sensor whose clock runs ahead, is not among them)."""
+        width = self.settings.window_seconds * NS_PER_SECOND
+        current = at_ns - at_ns % width
+        found: dict[str, logic.Newest | Exception | None] = {}
+        pending = list(dict.fromkeys(sensors))
+        queried: list[str] = []
+        for start in (current, current - width):
+            heads, unread = self._heads(pending, format_instant(start)[:19] + "Z")
+            rest = []
+            for sensor in pending:
+                head = heads.get(sensor)
+                if head is not None and int(head.get("parts", 1)) == 1:
+                    found[sensor] = logic.newest([head])
+                elif head is None and sensor not in unread:
+                    rest.append(sensor)  # nothing in that window: the one before, then a Query
+                else:
+                    queried.append(sensor)  # more parts, or unread
+            pending = rest
+        queried += pending
 
         def read(sensor: str) -> logic.Newest | Exception | None:
             try:
-                return self._newest(sensor, consistent=consistent)
+                return self._newest(sensor, consistent=False)
             except (ClientError, BotoCoreError) as error:
                 return error
 
-        workers = min(self.settings.poll_workers, len(sensors))
+        workers = min(self.settings.poll_workers, len(queried))
         if workers <= 1:
-            return [read(sensor) for sensor in sensors]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(read, sensors))
+            found |= {sensor: read(sensor) for sensor in queried}
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                found |= dict(zip(queried, pool.map(read, queried), strict=True))
+        return [found[sensor] for sensor in sensors], set(found) - set(queried)
+
+    def _heads(self, sensors: Sequence[str], window: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """The head items (part ``000``) of ``window`` of ``sensors`` that exist, and the sensors whose head
+        could not be read (``BatchGetItem`` of 100 keys, eventually consistent, ``poll_workers`` at a time)."""
+        table = self.settings.sensor_windows_table
+
+        def read(chunk: Sequence[str]) -> tuple[list[dict[str, Any]], list[Mapping[str, Any]]]:
+            keys = [{"sensor_id": {"S": sensor}, "window_part": {"S": f"{window}#000"}} for sensor in chunk]
+            items, unread = batch_get(self.clients["dynamodb"], {table: keys}, self.backoff, consistent=False)
+            return items.get(table, []), unread.get(table, [])
+
+        chunks = [sensors[start : start + BATCH_GET_KEYS] for start in range(0, len(sensors), BATCH_GET_KEYS)]
+        workers = min(self.settings.poll_workers, len(chunks))
+        if workers <= 1:
+            results = [read(chunk) for chunk in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(read, chunks))
+        heads = {item["sensor_id"]["S"]: deserialize(item) for items, _ in results for item in items}
+        return heads, {key["sensor_id"]["S"] for _, unread in results for key in unread}
 
     def _last_items(self, sensor_id: str, *, consistent: bool, window: str | None = None) -> list[dict[str, Any]]:
         """The sensor's last item (newest window, last part), or every part of ``window``."""
@@ -264,6 +314,8 @@ class SilenceCheck(Service[Settings]):
         self,
         open_outages: list[dict[str, Any]],
         polled: Mapping[str, logic.Newest | Exception | None],
+        *,
+        from_heads: set[str],
         owner: str,
         at_ns: int,
         report: Report,
@@ -290,9 +342,14 @@ class SilenceCheck(Service[Settings]):
                     continue
                 # the run's poll (eventually consistent: a reading it misses is seen by the next run, a
                 # minute later); a strong read for a sensor the registry no longer holds
-                latest = polled.get(outage["sensor_id"])
-                if (latest is None and outage["sensor_id"] not in polled) or isinstance(latest, Exception):
-                    latest = self._newest(outage["sensor_id"])
+                sensor = outage["sensor_id"]
+                latest = polled.get(sensor)
+                if (
+                    (latest is None and sensor not in polled)
+                    or isinstance(latest, Exception)
+                    or (sensor in from_heads and not logic.recovered(outage, latest))
+                ):  # not polled, or polled from a head: a reading in a later window counts too
+                    latest = self._newest(sensor)
                 if logic.recovered(outage, latest):
                     assert latest is not None
                     if self._claim_recovery(outage, latest, owner, now_s):

@@ -3,13 +3,14 @@
 The fleet reports every 60 s. Each sensor's last reading of the 11:55 window and its newest reading
 (12:02, in the 12:00 window) go through the real processor, as two batches; ``silent`` of the sensors
 stopped after 11:59 instead (silent from 12:02:00 to 12:02:59, by their phase). Every run polls the whole
-fleet (``lambdas.silence``: the registry's 64 hash shards, the shards' watermarks, one Query of each
-sensor's newest window item), so the count is the same whatever the minute; three runs on their schedule:
+fleet (``lambdas.silence``: the registry's 64 hash shards, the shards' watermarks, each sensor's head item
+of the run's window or the one before, 100 a BatchGetItem), so the count is the same whatever the
+minute; three runs on their schedule:
 
 - 12:02:30, the first: the stopped sensors silent by then get their outage (a strong re-read each, the
   claim, the alert, the ``sent`` mark);
 - 12:03:30: the rest of the stopped sensors;
-- 12:04:30: nothing new (an open outage is not read again).
+- 12:04:30: nothing new (an open outage polled from a window head is read again, by a Query).
 
 Every request is counted by botocore's ``before-call`` hook (``tools.local.simulate.counting_requests``);
 moto runs with the local run's speed-ups (``tools.local.moto_speedups``), which change no count.
