@@ -30,10 +30,10 @@ once: its digest goes into the window's last part with the count (``duplicates``
 are their sum), in the same item write. Nothing depends on the order records arrive in: a Lambda retry, a
 retry after a batch wrote some parts and not others, a redrive of records given up on hours later (below
 every sequence number the window has seen), and a second redrive of them are all told apart by the digests
-(issue 20; the marks used before took a redriven copy below the mark as counted). Copies cost
-:data:`OWNER_BYTES` each in their own sensor's window, inside the parts' budget: one sensor republishing
-cannot make another's item larger. A part written before the digests keeps its ``hwm`` marks, and a record
-at or below them is taken as counted, as it was.
+(issue 20; the marks used before took a redriven copy below the mark as counted). A window remembers at
+most :data:`DIGEST_CAP` copies so (9 KB); a flood beyond them is counted against marks per shard in the
+head (``hwm``), so one sensor republishing grows only its own window, and by a counter. A part written
+before the digests keeps its ``hwm`` marks, and a record at or below them is taken as counted, as it was.
 """
 
 from __future__ import annotations
