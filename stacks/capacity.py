@@ -336,12 +336,17 @@ class Pipeline:
     """How DynamoDB throughput is bought (:class:`DynamoDBCapacity`); the stack deploys on-demand tables."""
     window_ttl_days: int | None = None
     """How long window items are kept after their window (``EnvironmentConfig.window_ttl_days``); ``None``:
-    ``aggregate_ttl_days``."""
+    ``aggregate_ttl_days`` (:attr:`window_item_ttl_days`)."""
     dynamodb_target_utilisation: float = 0.7
     """Provisioned mode: the auto scaling target (consumed / provisioned), 0.2-0.9 as Application Auto
     Scaling takes it for DynamoDB."""
     dynamodb_reserved_share: float = 0.0
     """Provisioned mode: the share of the provisioned units covered by one-year reserved capacity, 0-1."""
+
+    @property
+    def window_item_ttl_days(self) -> int:
+        """Days the window items are kept after their window."""
+        return self.aggregate_ttl_days if self.window_ttl_days is None else self.window_ttl_days
 
     def __post_init__(self) -> None:
         _int("parallelization_factor", self.parallelization_factor, 1, LAMBDA_PARALLELIZATION_MAX)
@@ -776,8 +781,7 @@ def _sensor_windows(fleet: Fleet, pipeline: Pipeline, processor: Processor, cali
     per_window = max(1.0, window / interval)
     full = window_item_bytes(min(per_window, calibration.window_part_rows), calibration)
     per_sensor = writes / fleet.sensors
-    window_days = pipeline.aggregate_ttl_days if pipeline.window_ttl_days is None else pipeline.window_ttl_days
-    items = fleet.sensors * window_days * 86_400 / max(window, interval)
+    items = fleet.sensors * pipeline.window_item_ttl_days * 86_400 / max(window, interval)
     items *= math.ceil(per_window / calibration.window_part_rows)
     table = _table(
         writes, wcu_each=wcu_each, rcu_each=rcu_each, item_bytes=full, hottest_writes=per_sensor, items=items

@@ -202,7 +202,7 @@ class WindowLoad:
 
 def _windows(c: Capacity, windows: Windows) -> WindowLoad:
     f, p, w = c.fleet, c.pipeline, c.sensor_windows
-    ttl = (p.aggregate_ttl_days if p.window_ttl_days is None else p.window_ttl_days) * 86_400
+    ttl = p.window_item_ttl_days * 86_400
     span = max(p.aggregation_window_seconds, f.reading_interval_seconds)
     per_window = max(1.0, p.aggregation_window_seconds / f.reading_interval_seconds)
     if windows is Windows.CALIBRATED:

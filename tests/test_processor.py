@@ -518,7 +518,7 @@ def test_a_window_item_outlives_every_reprocessing_of_its_readings(env: Env, nam
     one = logic.Contribution(f"{1:056d}", "shardId-a", outcome)
     merge = logic.merge_window(
         [None], [one], window=logic.window_of(outcome, settings.window_seconds),
-        window_seconds=settings.window_seconds, ttl_days=settings.window_ttl_days or settings.ttl_days,
+        window_seconds=settings.window_seconds, ttl_days=settings.window_item_ttl_days,
     )  # fmt: skip
     (item,) = merge.items
     assert int(item["expires_at"]) >= arrival // 10**9 + config.stream_retention_hours * 3600

@@ -262,7 +262,7 @@ def encode_rows(rows: Mapping[int, bytes]) -> bytes:
 
 def decode_rows(blob: Any) -> dict[int, bytes]:
     """The inverse of :func:`encode_rows` (``blob``: bytes, or boto3's ``Binary``)."""
-    data = bytes(blob.value if hasattr(blob, "value") else blob)
+    data = bytes(blob)
     return {
         int.from_bytes(data[i : i + OFFSET_BYTES], "big"): data[i + OFFSET_BYTES : i + ROW_BYTES]
         for i in range(0, len(data), ROW_BYTES)
@@ -284,7 +284,7 @@ def encode_dups(dups: set[bytes]) -> bytes:
 
 
 def decode_dups(blob: Any) -> set[bytes]:
-    data = bytes(blob.value if hasattr(blob, "value") else blob)
+    data = bytes(blob)
     return {data[i : i + OWNER_BYTES] for i in range(0, len(data), OWNER_BYTES)}
 
 
@@ -586,7 +586,7 @@ def _first_reading(contribution: Contribution, window: WindowId, window_seconds:
     except Inexact:
         sums, latest = summarize({instant: row})
     text = _row_text(instant, row)
-    wide = sparse_bytes(text) if len(text) >= PLAIN_ROW_CHARS or "E-" in text else 0
+    wide = sparse_bytes(text)
     width = window_seconds * NS_PER_SECOND
     offset = reading.instant_ns % width
     start_s = (reading.instant_ns - offset) // NS_PER_SECOND  # window_start_ns, in whole seconds

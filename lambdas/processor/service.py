@@ -111,6 +111,10 @@ class Settings:
     window_ttl_days: int | None = None
     """Days the window items are kept after their window (``None``: ``ttl_days``, the aggregates')."""
 
+    @property
+    def window_item_ttl_days(self) -> int:
+        return self.ttl_days if self.window_ttl_days is None else self.window_ttl_days
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
         return cls(
@@ -249,7 +253,7 @@ class Processor(Service[Settings]):
                 contributions,
                 window=window,
                 window_seconds=s.window_seconds,
-                ttl_days=s.ttl_days if s.window_ttl_days is None else s.window_ttl_days,
+                ttl_days=s.window_item_ttl_days,
             )
             outcome.redelivered += len(merge.redelivered)
             if merge.items or merge.opened:

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -52,6 +52,8 @@ from lambdas.common.silence import (
 )
 from lambdas.silence import logic
 
+T = TypeVar("T")
+R = TypeVar("R")
 OPEN_OUTAGES_INDEX = "open-outages"
 DEFAULT_LEASE_SECONDS = 120
 POLL_WORKERS = 32
@@ -219,13 +221,17 @@ class SilenceCheck(Service[Settings]):
             except (ClientError, BotoCoreError) as error:
                 return error
 
-        workers = min(self.settings.poll_workers, len(queried))
-        if workers <= 1:
-            found |= {sensor: read(sensor) for sensor in queried}
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                found |= dict(zip(queried, pool.map(read, queried), strict=True))
+        found |= dict(zip(queried, self._in_parallel(read, queried), strict=True))
         return [found[sensor] for sensor in sensors], set(found) - set(queried)
+
+    def _in_parallel(self, call: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``call`` of each item, in order, ``poll_workers`` at a time (threads over one client: boto3
+        clients are thread-safe)."""
+        workers = min(self.settings.poll_workers, len(items))
+        if workers <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(call, items))
 
     def _heads(self, sensors: Sequence[str], window: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """The head items (part ``000``) of ``window`` of ``sensors`` that exist, and the sensors whose head
@@ -238,12 +244,7 @@ class SilenceCheck(Service[Settings]):
             return items.get(table, []), unread.get(table, [])
 
         chunks = [sensors[start : start + BATCH_GET_KEYS] for start in range(0, len(sensors), BATCH_GET_KEYS)]
-        workers = min(self.settings.poll_workers, len(chunks))
-        if workers <= 1:
-            results = [read(chunk) for chunk in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(read, chunks))
+        results = self._in_parallel(read, chunks)
         heads = {item["sensor_id"]["S"]: deserialize(item) for items, _ in results for item in items}
         return heads, {key["sensor_id"]["S"] for _, unread in results for key in unread}
 
