@@ -7,6 +7,7 @@ exact fractions).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,15 @@ def test_one_sensors_decoy_readings_cannot_stop_a_jams_alert_in_the_same_segment
     want = expected(sent(messages))
     assert "seg-j:2026-06-01T11:50:00Z" in want["congested_windows"]
     assert_summary(summary, want)
+
+
+def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back() -> None:
+    before = sys.getswitchinterval()
+    with simulate.lane_switches(parallel=True):
+        assert sys.getswitchinterval() == pytest.approx(simulate.LANE_SWITCH_SECONDS)
+    assert sys.getswitchinterval() == before
+    with simulate.lane_switches(parallel=False):
+        assert sys.getswitchinterval() == before
+    with pytest.raises(RuntimeError), simulate.lane_switches(parallel=True):
+        raise RuntimeError("a lane failed")
+    assert sys.getswitchinterval() == before

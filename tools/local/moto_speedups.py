@@ -21,8 +21,9 @@ the local run. The patched constructor measures each attribute once and makes th
 total: sizes are never negative, so some insert overflows exactly when the total does.
 
 4. DynamoDB projections. moto 5.2 converts the whole item to plain JSON once per projected name; for
-a projection of top-level names only (the read-back's), the patched method converts it once and picks
-the names from that one conversion, which the names cannot alter (they are distinct top-level keys).
+a projection of top-level names only (the read-back's, the silence check's heads), the patched method
+converts just those attributes, once each: moto converts each attribute on its own, and distinct
+top-level names cannot alter one another.
 
 5. DynamoDB table order, queries and scan pages. moto 5.2 sorts the whole table (comparing
 ``DynamoType`` objects in Python) on every Query and every Scan page, then filters: a Query for one
@@ -134,7 +135,7 @@ def install() -> None:
         return results, last, int(behind * 1000)
 
     from moto.dynamodb.exceptions import ItemSizeTooLarge  # noqa: PLC0415
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict  # noqa: PLC0415
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict, deserializer  # noqa: PLC0415
     from moto.dynamodb.models.utilities import bytesize  # noqa: PLC0415
 
     def item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
@@ -152,8 +153,11 @@ def install() -> None:
         names = [path[0] for path in projection_expressions if len(path) == 1 and "[" not in path[0]]
         if len(names) != len(projection_expressions) or len(set(names)) != len(names):
             return original_project(self, projection_expressions)
-        plain = self.to_regular_json()
-        picked = {name: plain[name] for name in names if name in plain}
+        # ``Item.to_regular_json`` converts each attribute on its own: converting only the picked ones
+        # gives the same values.
+        picked = {
+            name: deserializer.deserialize(self.attrs[name].to_regular_json()) for name in names if name in self.attrs
+        }
         return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=dict(_SERIALIZER.serialize(picked)["M"]))
 
     Item.__init__ = item_init  # type: ignore[method-assign]
