@@ -66,8 +66,9 @@ LAMBDA_DYNAMODB_STREAM_POLL_SECONDS = 0.25
 LAMBDA_MB_PER_VCPU = 1_769
 """At 1,769 MB a function has one vCPU; below, a share in proportion
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html)."""
-FOLDER_BATCH_SIZE = 5_000
-"""The folder mapping's batch size (``stacks.layout.FOLDER_BATCH_SIZE``; a test keeps them equal)."""
+FOLDER_BATCH_SIZE = 10_000
+"""The folder mapping's batch size (``stacks.layout.FOLDER_BATCH_SIZE``; a test keeps them equal): Kinesis's
+largest, so that Lambda's 6 MB payload is what ends a full batch (``folder_records_max``)."""
 PUT_RECORDS_MAX = 500
 """Records one PutRecords call carries at most (``lambdas.common.partials.MAX_RECORDS_PER_PUT``)."""
 
@@ -453,6 +454,9 @@ class Folder:
     seconds_between_invocations: float
     """Per lane: the time an invocation has before the next batch of partials is due."""
     seconds_per_invocation: float
+    seconds_per_full_batch: float
+    """A batch of ``FOLDER_BATCH_SIZE`` partials of as many segment windows (a replay, a backlog): what the
+    folder's timeout must allow."""
     invocations_per_second: float
     requests_per_second: float
     duration_seconds_per_second: float
@@ -707,7 +711,19 @@ def _units(size: float, unit: int) -> int:
 
 def _event_record_bytes(fleet: Fleet, calibration: Calibration) -> float:
     """One Kinesis record in the Lambda event: its base64 data and what the event adds around it."""
-    return 4 * math.ceil(fleet.payload_bytes / 3) + calibration.kinesis_event_record_overhead_bytes
+    return _event_bytes(fleet.payload_bytes, calibration)
+
+
+def _event_bytes(data_bytes: float, calibration: Calibration) -> float:
+    """A Kinesis record of ``data_bytes`` in the Lambda event: base64 data and the event's fields."""
+    return 4 * math.ceil(data_bytes / 3) + calibration.kinesis_event_record_overhead_bytes
+
+
+def folder_records_max(calibration: Calibration = CALIBRATION) -> int:
+    """Most partials one folder batch holds: ``FOLDER_BATCH_SIZE``, or fewer when 6 MB of event fill first
+    (~7,200 partials of the calibrated size)."""
+    return max(1, min(FOLDER_BATCH_SIZE, int(LAMBDA_PAYLOAD_BYTES // _event_bytes(calibration.partial_record_bytes,
+                                                                                  calibration))))  # fmt: skip
 
 
 def batch_records_max(fleet: Fleet, pipeline: Pipeline, calibration: Calibration = CALIBRATION) -> int:
@@ -842,7 +858,7 @@ def _folder(
                  LAMBDA_KINESIS_POLL_SECONDS)  # fmt: skip
     # Partials reach a lane in bursts, one per processor batch: a lane cannot invoke more often.
     every = max(gather, 1 / processor.invocations_per_second)
-    per_invocation = max(1.0, min(per_lane * every, FOLDER_BATCH_SIZE))
+    per_invocation = max(1.0, min(per_lane * every, folder_records_max(calibration)))
     every = per_invocation / per_lane
     invocations = records / per_invocation
     window = float(pipeline.aggregation_window_seconds)
@@ -855,6 +871,9 @@ def _folder(
     gets = math.ceil(segment_windows / calibration.keys_per_batch_get - 1e-9)
     singles = segment_windows + calibration.folder_fixed_requests
     seconds = _batch_seconds(gets, singles, 0, pipeline.folder_memory_mb, calibration)
+    full = _batch_seconds(math.ceil(FOLDER_BATCH_SIZE / calibration.keys_per_batch_get - 1e-9),
+                          FOLDER_BATCH_SIZE + calibration.folder_fixed_requests, 0, pipeline.folder_memory_mb,
+                          calibration)  # fmt: skip
     sources = min(fleet.sensors_per_segment, processor.concurrency)
     size = aggregate_item_bytes(sources, calibration)
     stored = fleet.segments * pipeline.aggregate_ttl_days * 86_400 / pipeline.aggregation_window_seconds
@@ -868,6 +887,7 @@ def _folder(
         segment_windows_per_invocation=segment_windows,
         seconds_between_invocations=every,
         seconds_per_invocation=seconds,
+        seconds_per_full_batch=full,
         invocations_per_second=invocations,
         requests_per_second=invocations * (gets + singles),
         duration_seconds_per_second=invocations * seconds,
@@ -1009,6 +1029,13 @@ def _stream_limits(c: Capacity) -> list[Limit]:
             proc.seconds_per_full_batch,
             p.processor_timeout_seconds,
             f"processor.timeout_seconds >= {math.ceil(proc.seconds_per_full_batch * 2)}, or a smaller batch_size",
+        ),
+        Limit(
+            "folder timeout vs a full batch of as many segment windows",
+            "folder.timeout_seconds",
+            folder.seconds_per_full_batch,
+            p.folder_timeout_seconds,
+            f"folder.timeout_seconds >= {math.ceil(folder.seconds_per_full_batch * 2)}",
         ),
         Limit(
             "folder lane: time an invocation takes vs the time until the next (else the partials stream's "

@@ -295,8 +295,9 @@ class EnvironmentConfig:
     """Retention of every log group; one of CloudWatch's allowed values."""
     processor: FunctionSettings = field(default_factory=FunctionSettings)
     """Processor Lambda sizing."""
-    folder: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=30))
-    """Folder Lambda sizing (partials into segment aggregates and alerts)."""
+    folder: FunctionSettings = field(default_factory=lambda: FunctionSettings(memory_mb=256, timeout_seconds=120))
+    """Folder Lambda sizing (partials into segment aggregates and alerts). A full batch of partials of as many
+    segment windows (a replay) takes ~52 s in the capacity model: the timeout allows twice that."""
     partials_shard_count: int = 1
     """Shards of the partials stream, 1-500 (provisioned: ``python -m tools.capacity`` sizes it; a shard
     takes 1,000 records a second, one record per segment window and processor batch)."""
@@ -625,7 +626,7 @@ PROD = EnvironmentConfig(
     stream_retention_hours=168,
     log_retention_days=365,
     processor=FunctionSettings(memory_mb=1024, timeout_seconds=120, reserved_concurrency=50),
-    folder=FunctionSettings(memory_mb=512, timeout_seconds=60, reserved_concurrency=10),
+    folder=FunctionSettings(memory_mb=512, timeout_seconds=120, reserved_concurrency=10),
     silence=FunctionSettings(memory_mb=256, timeout_seconds=50, reserved_concurrency=1),
     batching_window_seconds=30,
     max_retry_attempts=10,

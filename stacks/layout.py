@@ -19,10 +19,11 @@ SCHEDULE_GROUP = "schedules"
 
 TTL_ATTRIBUTE = "expires_at"
 QUARANTINE_PREFIX = "rejected/"
-FOLDER_BATCH_SIZE = 5000
-"""Partials per folder invocation (the folder's event source mapping's batch size): a batch of ~4 MB of
-event (a record is ~280 B of data, ~870 B in the event), under Lambda's 6 MB, that coalesces several processor
-batches' partials of one segment window into one put (``stacks.capacity``)."""
+FOLDER_BATCH_SIZE = 10_000
+"""Partials per folder invocation at most (the folder's event source mapping's batch size, Kinesis's largest):
+Lambda's 6 MB payload ends a batch first, at ~7,200 partials (a record is ~280 B of data, ~870 B in the
+event). A larger batch coalesces more processor batches' partials of one segment window into one put
+(``stacks.capacity``)."""
 PARTIALS_STREAM = "partials"
 """Concern of the partials stream's name (``tap-partials-<env>``): the processor's partials, keyed by segment."""
 

@@ -150,6 +150,31 @@ def test_a_full_batch_must_fit_the_timeout() -> None:
     assert error.field_name == "processor.timeout_seconds"
 
 
+def test_a_full_folder_batch_must_fit_the_folder_timeout() -> None:
+    """A replay hands the folder full batches of partials of as many segment windows: each one put. The old
+    30 s default let ~5,000 puts through at the model's 5 ms, not the ~7,200 a 6 MB batch holds."""
+    error = fails(folder=FunctionSettings(memory_mb=256, timeout_seconds=30))
+    assert error.field_name == "folder.timeout_seconds"
+    full = cap.model(DEV.fleet, DEV.pipeline).folder.seconds_per_full_batch
+    assert f"folder.timeout_seconds >= {math.ceil(full * 2)}" in str(error)
+    for config in PROFILES.values():  # each profile allows twice the full batch
+        assert (
+            cap.model(config.fleet, config.pipeline).folder.seconds_per_full_batch * 2 <= config.folder.timeout_seconds
+        )
+
+
+def test_a_folder_batch_ends_at_six_megabytes_of_event() -> None:
+    """Kinesis's largest batch size, 10,000, is more partials than 6 MB of event holds: the model, like
+    Lambda, hands the folder what fits."""
+    assert cap.FOLDER_BATCH_SIZE == 10_000
+    fits = cap.folder_records_max()
+    assert 6_000 < fits < cap.FOLDER_BATCH_SIZE
+    record = (
+        4 * math.ceil(cap.CALIBRATION.partial_record_bytes / 3) + cap.CALIBRATION.kinesis_event_record_overhead_bytes
+    )
+    assert fits * record <= cap.LAMBDA_PAYLOAD_BYTES < (fits + 1) * record
+
+
 def test_main_stops_with_exit_2_naming_the_field(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     def load(_: Any) -> Any:
         return EnvironmentConfig(name="city", sensors=100_000, reading_interval_seconds=20)

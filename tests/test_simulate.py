@@ -16,6 +16,7 @@ import pytest
 
 from lambdas.folder import handler as folder_handler
 from lambdas.processor import handler as processor_handler
+from stacks.capacity import LAMBDA_PAYLOAD_BYTES
 from tests.aws_fixtures import moto_env
 from tests.oracle import Sent, assert_summary, expected
 from tools.local import simulate
@@ -235,6 +236,29 @@ def test_one_sensors_decoy_readings_cannot_stop_a_jams_alert_in_the_same_segment
     want = expected(sent(messages))
     assert "seg-j:2026-06-01T11:50:00Z" in want["congested_windows"]
     assert_summary(summary, want)
+
+
+def test_a_batch_ends_where_its_event_would_pass_six_megabytes() -> None:
+    """An event source mapping's batch ends at Lambda's 6 MB payload, whatever its batch size: 10,000 partials
+    of ~280 bytes do not fit (~870 bytes each in the event), so the local mapping hands over what does."""
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-partials-dev"
+    records = [
+        {
+            "Data": b"x" * (250 + i % 60),
+            "PartitionKey": f"segment-{i % 977}",
+            "SequenceNumber": str(49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000 + i),
+        }
+        for i in range(10_000)
+    ]
+
+    def event(batch: Any) -> dict[str, Any]:
+        return simulate.kinesis_event("shardId-000000000000", batch, "us-east-1", arn, 1_780_000_000_000_000_000)
+
+    batch = simulate.within_payload(records, event)
+    assert 6_000 < len(batch) < len(records)
+    assert len(json.dumps(event(batch))) <= LAMBDA_PAYLOAD_BYTES < len(json.dumps(event(records[: len(batch) + 1])))
+    assert simulate.within_payload(records[:100], event) == records[:100]
+    assert simulate.within_payload(records[:1], event, limit=10) == records[:1]  # one record at least
 
 
 def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back() -> None:

@@ -38,10 +38,10 @@ from lambdas.common.aws import Clients
 from stacks.config import PROFILES
 from stacks.layout import FOLDER_BATCH_SIZE
 from stacks.naming import Kind, Namer, NamingError
-from tools.local.simulate import endpoint_clients, kinesis_event
+from tools.local.simulate import endpoint_clients, kinesis_event, within_payload
 
 MAX_EVENT_BYTES = 5 * 1024 * 1024
-"""A synchronous invocation's payload limit is 6 MB; stay under it with room for the envelope."""
+"""A synchronous invocation's payload limit is 6 MB; a replayed event stays a megabyte under it."""
 Submit = Callable[[dict[str, Any]], list[str]]
 """Hands an event to the function; returns the sequence numbers it reports as failed."""
 FUNCTIONS = ("processor", "folder")
@@ -152,18 +152,15 @@ def _read_range(
     return records, complete
 
 
-def chunks(records: Sequence[dict[str, Any]], limit: int) -> list[Sequence[dict[str, Any]]]:
-    """Consecutive runs of at most ``limit`` records and about ``MAX_EVENT_BYTES`` of base64 data."""
-    found, current, size = [], [], 0
-    for record in records:
-        encoded = (len(record["Data"]) + 2) // 3 * 4 + 200 if "Data" in record else len(json.dumps(record, default=str))
-        if current and (len(current) >= limit or size + encoded > MAX_EVENT_BYTES):
-            found.append(current)
-            current, size = [], 0
-        current.append(record)
-        size += encoded
-    if current:
-        found.append(current)
+def chunks(
+    records: Sequence[dict[str, Any]], limit: int, event_of: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]
+) -> list[Sequence[dict[str, Any]]]:
+    """Consecutive runs of at most ``limit`` records whose event (``event_of``) is at most ``MAX_EVENT_BYTES``."""
+    found: list[Sequence[dict[str, Any]]] = []
+    position = 0
+    while position < len(records):
+        found.append(within_payload(records[position : position + limit], event_of, MAX_EVENT_BYTES))
+        position += len(found[-1])
     return found
 
 
@@ -171,9 +168,12 @@ def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, b
     """Hand the records to the function in order, in events shaped like its mapping's; the sequence numbers
     still failing afterwards."""
     failed: list[str] = []
-    for chunk in chunks(records, batch_size):
-        event = kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
-        failed.extend(submit(event))
+
+    def event_of(chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
+
+    for chunk in chunks(records, batch_size, event_of):
+        failed.extend(submit(event_of(chunk)))
     return failed
 
 

@@ -26,9 +26,10 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from lambdas.common.aws import Backoff, Clients
@@ -52,9 +53,15 @@ from tools.local.simulate import (
     kinesis_records,
     partials_events,
     payload_event,
+    within_payload,
 )
 
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
+
+
+def event_of(records: Sequence[dict[str, Any]], *, arn: str) -> dict[str, Any]:
+    """The folder's event of partials ``records`` read from the stream ``arn``."""
+    return kinesis_event(SHARD, records, "us-east-1", arn)
 
 
 def counting(clients: Clients) -> AbstractContextManager[Counter[str]]:
@@ -476,9 +483,11 @@ def _folder_lane(
     with counting(clients) as counts, sizing(clients["dynamodb"], clients["kinesis"], measured, "folder"):
         for index in sorted(buckets):
             bucket = buckets[index]
-            for start in range(0, len(bucket), FOLDER_BATCH_SIZE):
-                event = kinesis_event(SHARD, bucket[start : start + FOLDER_BATCH_SIZE], "us-east-1", arn)
-                response = folder.handle(event)
+            start = 0
+            while start < len(bucket):  # batches as the mapping makes them: its batch size or 6 MB of event
+                batch = within_payload(bucket[start : start + FOLDER_BATCH_SIZE], partial(event_of, arn=arn))
+                start += len(batch)
+                response = folder.handle(event_of(batch, arn=arn))
                 if response["batchItemFailures"]:
                     raise AssertionError(f"folder: partials failed: {response}")
                 measured.folder_invocations += 1

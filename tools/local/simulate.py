@@ -60,6 +60,7 @@ from lambdas.processor.service import Settings as ProcessorSettings
 from lambdas.silence import handler as silence_handler
 from lambdas.silence.service import Settings as SilenceSettings
 from lambdas.silence.service import SilenceCheck
+from stacks.capacity import LAMBDA_PAYLOAD_BYTES
 from stacks.config import PROFILES, EnvironmentConfig, StreamMode
 from stacks.layout import (
     FLEET,
@@ -502,6 +503,30 @@ class Delivery:
     gave_up: int = 0
 
 
+def within_payload(
+    batch: Sequence[dict[str, Any]],
+    make_event: Callable[[Sequence[dict[str, Any]]], dict[str, Any]],
+    limit: int = LAMBDA_PAYLOAD_BYTES,
+) -> Sequence[dict[str, Any]]:
+    """The first records of ``batch`` whose event is at most ``limit`` bytes of JSON, one at least: an event
+    source mapping ends a batch at Lambda's 6 MB invocation payload, whatever its batch size. A record's share
+    of the event is its base64 data and its fields, measured on the first record's event."""
+    if len(batch) < 2:
+        return batch
+    used = len(json.dumps(make_event([])))
+    fields = len(json.dumps(make_event(batch[:1]))) - used - _variable_bytes(batch[0]) + len(", ")
+    for count, record in enumerate(batch):
+        used += fields + _variable_bytes(record)
+        if used > limit:
+            return batch[: max(1, count)]
+    return batch
+
+
+def _variable_bytes(record: Mapping[str, Any]) -> int:
+    """What differs between Kinesis records in an event: the data, base64, and the partition key."""
+    return 4 * ((len(record["Data"]) + 2) // 3) + len(record["PartitionKey"])
+
+
 def deliver(
     records: Sequence[dict[str, Any]],
     *,
@@ -521,7 +546,7 @@ def deliver(
     stats = Delivery()
     position, attempts, size = 0, 0, settings.batch_size
     while position < len(records):
-        batch = records[position : position + size]
+        batch = within_payload(records[position : position + size], make_event)
         stats.invocations += 1
         try:
             response = invoke(make_event(batch))
