@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,6 +99,79 @@ def outcome_value(call: Any) -> Any:
 def outcome(project: Any) -> Any:
     """The projected item as JSON, or the type of error moto raises (a path into a scalar raises)."""
     return outcome_value(lambda: project().to_json())
+
+
+# ------------------------------------------------------------------ request attribute values
+
+
+def wire(value: Any) -> Any:
+    """An attribute value as boto3 sends it: blobs base64."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: wire(member) for key, member in value.items()}
+    if isinstance(value, list):
+        return [wire(member) for member in value]
+    return value
+
+
+blob_sets = st.builds(lambda bs: {"BS": sorted(bs)}, st.sets(st.binary(min_size=1, max_size=6), min_size=1, max_size=3))
+number_sets = st.builds(lambda ns: {"NS": sorted(ns)}, st.sets(st.sampled_from(["1", "2.5", "-3"]), min_size=1))
+odd = st.builds(lambda s: {"S": s, "N": None}, st.text(max_size=4))  # a null member: dropped
+request_values = st.recursive(
+    st.one_of(scalars, blob_sets, number_sets, odd, st.none()),
+    lambda inner: st.one_of(
+        st.builds(lambda m: {"M": m}, st.dictionaries(names, inner, max_size=3)),
+        st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+    ),
+    max_leaves=12,
+)
+
+
+def parsed(operation: str, body: dict[str, Any], *, ours: bool) -> Any:
+    """moto's parse of a DynamoDB request body: with the patched walker, or with moto's own."""
+    from moto.core.parse import JSONParser  # noqa: PLC0415
+    from moto.core.responses import get_service_model  # noqa: PLC0415
+
+    class Generic(JSONParser):
+        _parse_shape = moto_speedups.ORIGINALS["BaseJSONParser._parse_shape"]
+
+    parser = (JSONParser if ours else Generic)(get_service_model("dynamodb").operation_model(operation))
+    return outcome_value(lambda: parser.parse({"body": json.dumps(body).encode(), "headers": {}, "method": "POST",
+                                              "url_path": "/", "url_params": {}, "values": {}}))  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(names, request_values, min_size=1, max_size=6), request_values)
+def test_request_attribute_values_parse_as_moto_parses_them(item: dict[str, Any], value: Any) -> None:
+    """Items, keys and expression values (blobs, sets, maps, lists, null members) parse to what moto's own
+    walker makes of them."""
+    requests = {
+        "BatchWriteItem": {"RequestItems": {"t": [{"PutRequest": {"Item": wire(item)}}]}},
+        "PutItem": {"TableName": "t", "Item": wire(item), "ExpressionAttributeValues": {":v": wire(value)}},
+        "UpdateItem": {"TableName": "t", "Key": wire(item), "UpdateExpression": "SET #a = :v",
+                       "ExpressionAttributeNames": {"#a": "a"}, "ExpressionAttributeValues": {":v": wire(value)}},
+        "BatchGetItem": {"RequestItems": {"t": {"Keys": [wire(item)], "ConsistentRead": True}}},
+    }  # fmt: skip
+    for operation, body in requests.items():
+        assert parsed(operation, body, ours=True) == parsed(operation, body, ours=False), operation
+
+
+@settings(max_examples=150, deadline=None)
+@given(attributes, values, st.integers(), st.datetimes(), st.binary(max_size=6))
+def test_results_turn_into_what_moto_makes_of_them(attrs: dict[str, Any], value: Any, count: int,
+                                                   when: datetime.datetime, raw: bytes) -> None:  # fmt: skip
+    """A result (items, attribute values, blobs held as bytes or as base64, counts, times) converts as moto
+    converts it."""
+    from moto.dynamodb import responses  # noqa: PLC0415
+
+    item = built(moto_speedups.ORIGINALS["Item.__init__"], attrs)
+    blob = DynamoType({"B": "x"})
+    blob.value = raw  # a projection round trip leaves bytes
+    result = {"Responses": {"t": [item, item.to_json()]}, "Count": count, "When": when, "Value": DynamoType(value),
+              "Blobs": [blob, DynamoType({"B": base64.b64encode(raw).decode()}), DynamoType({"BS": ["eA=="]})],
+              "Nested": [[{"k": DynamoType({"N": "1"})}], None, True, 1.5]}  # fmt: skip
+    assert responses.dynamo_to_dict(result) == moto_speedups.ORIGINALS["dynamo_to_dict"](result)
 
 
 # ------------------------------------------------------------------ table order, queries, scan pages
@@ -386,3 +461,35 @@ def test_stream_records_match_moto(view: str, old: Any, new: Any, event: str) ->
     assert ours.to_json() == ours.to_json() and ours.to_json() is not ours.to_json()  # a fresh copy each time
     ours.to_json()["dynamodb"]["Keys"].clear()  # a reader changing its copy changes nothing stored
     assert ours.to_json() == theirs.record
+
+
+# ---------------------------------------------------------------------------------------- routing
+
+
+def test_routing_remembers_endpoints_and_answers_as_moto_does() -> None:
+    """URLs of path ``/`` (a JSON endpoint, a bucket) are remembered with the handler moto's search found;
+    object URLs take moto's search every time; an error comes back as moto's error."""
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+    from moto import mock_aws  # noqa: PLC0415
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")  # fmt: skip
+        dynamodb.put_item(TableName="t", Item={"k": {"S": "a"}, "b": {"B": b"\x00\xff"}})
+        assert dynamodb.get_item(TableName="t", Key={"k": {"S": "a"}})["Item"]["b"] == {"B": b"\x00\xff"}
+        with pytest.raises(ClientError) as caught:
+            dynamodb.get_item(TableName="missing", Key={"k": {"S": "a"}})
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="routing-b")
+        for key in range(20):
+            s3.put_object(Bucket="routing-b", Key=f"k/{key}", Body=b"x")
+        assert s3.get_object(Bucket="routing-b", Key="k/7")["Body"].read() == b"x"
+    assert "https://dynamodb.us-east-1.amazonaws.com/" in moto_speedups.ROUTES
+    assert not [url for url in moto_speedups.ROUTES if "/k/" in url]  # an object's URL: searched every time
+    assert moto_speedups.ROUTES["https://dynamodb.us-east-1.amazonaws.com/"] == moto_speedups._route(
+        "https://dynamodb.us-east-1.amazonaws.com/"
+    )
