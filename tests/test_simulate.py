@@ -6,6 +6,7 @@ exact fractions).
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Iterator
@@ -271,3 +272,12 @@ def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back
     with pytest.raises(RuntimeError), simulate.lane_switches(parallel=True):
         raise RuntimeError("a lane failed")
     assert sys.getswitchinterval() == before
+
+
+def test_a_local_run_collects_garbage_less_often_and_the_thresholds_come_back() -> None:
+    before = gc.get_threshold()
+    with simulate.spaced_collections():
+        assert gc.get_threshold() == simulate.GC_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what existed before the run is not scanned again
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

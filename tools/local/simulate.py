@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import json
 import logging
 import os
@@ -1251,6 +1252,26 @@ def lane_switches(parallel: bool) -> Iterator[None]:
         sys.setswitchinterval(saved)
 
 
+GC_THRESHOLD = (100_000, 20, 10)
+"""The cyclic garbage collector's thresholds in a local run (CPython's default: 700, 10, 10). moto keeps
+every item as Python objects, so the heap grows to millions of them, and collecting every 700 allocations
+took a fifth of a 200,000-reading run (76.6 s of 360.7, `gc.callbacks`)."""
+
+
+@contextmanager
+def spaced_collections() -> Iterator[None]:
+    """``GC_THRESHOLD`` while the block runs, what exists at its start frozen out of collections (the
+    generated messages); then the thresholds as before."""
+    saved = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
+        gc.unfreeze()
+
+
 def run_in_moto(environment: str, options: RunOptions, shards: int | None = None) -> dict[str, Any]:
     from tools.local import moto_speedups  # noqa: PLC0415
 
@@ -1259,6 +1280,7 @@ def run_in_moto(environment: str, options: RunOptions, shards: int | None = None
         in_moto(environment, options.config, shards) as (clients, targets),
         atomic_requests(),
         lane_switches(options.parallel),
+        spaced_collections(),
     ):
         return run(clients, targets, options)
 
