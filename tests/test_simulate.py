@@ -260,6 +260,10 @@ def test_a_batch_ends_where_its_event_would_pass_six_megabytes() -> None:
     assert len(json.dumps(event(batch))) <= LAMBDA_PAYLOAD_BYTES < len(json.dumps(event(records[: len(batch) + 1])))
     assert simulate.within_payload(records[:100], event) == records[:100]
     assert simulate.within_payload(records[:1], event, limit=10) == records[:1]  # one record at least
+    cut = simulate.chunks(records, 10_000, event)  # the whole shard, as a mapping that never fails cuts it
+    assert cut[0] == batch and [r for c in cut for r in c] == records
+    assert all(len(json.dumps(event(c))) <= LAMBDA_PAYLOAD_BYTES for c in cut)
+    assert [len(c) for c in simulate.chunks(records[:250], 100, event)] == [100, 100, 50]
 
 
 def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back() -> None:

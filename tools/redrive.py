@@ -38,7 +38,7 @@ from lambdas.common.aws import Clients
 from stacks.config import PROFILES
 from stacks.layout import FOLDER_BATCH_SIZE
 from stacks.naming import Kind, Namer, NamingError
-from tools.local.simulate import endpoint_clients, kinesis_event, within_payload
+from tools.local.simulate import chunks, endpoint_clients, kinesis_event
 
 MAX_EVENT_BYTES = 5 * 1024 * 1024
 """A synchronous invocation's payload limit is 6 MB; a replayed event stays a megabyte under it."""
@@ -152,18 +152,6 @@ def _read_range(
     return records, complete
 
 
-def chunks(
-    records: Sequence[dict[str, Any]], limit: int, event_of: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]
-) -> list[Sequence[dict[str, Any]]]:
-    """Consecutive runs of at most ``limit`` records whose event (``event_of``) is at most ``MAX_EVENT_BYTES``."""
-    found: list[Sequence[dict[str, Any]]] = []
-    position = 0
-    while position < len(records):
-        found.append(within_payload(records[position : position + limit], event_of, MAX_EVENT_BYTES))
-        position += len(found[-1])
-    return found
-
-
 def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, batch_size: int) -> list[str]:
     """Hand the records to the function in order, in events shaped like its mapping's; the sequence numbers
     still failing afterwards."""
@@ -172,7 +160,7 @@ def replay(info: BatchInfo, records: Sequence[dict[str, Any]], submit: Submit, b
     def event_of(chunk: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return kinesis_event(info.shard_id, chunk, info.region, info.stream_arn)
 
-    for chunk in chunks(records, batch_size, event_of):
+    for chunk in chunks(records, batch_size, event_of, MAX_EVENT_BYTES):
         failed.extend(submit(event_of(chunk)))
     return failed
 

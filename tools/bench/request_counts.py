@@ -47,13 +47,13 @@ from tools.local.simulate import (
     ACCOUNT_ID,
     FUNCTION_SERVICES,
     Targets,
+    chunks,
     counting_requests,
     in_moto,
     kinesis_event,
     kinesis_records,
     partials_events,
     payload_event,
-    within_payload,
 )
 
 NOW_NS = parse_instant("2026-06-01T12:00:00Z")
@@ -482,11 +482,8 @@ def _folder_lane(
     arn = f"arn:aws:kinesis:us-east-1:{ACCOUNT_ID}:stream/{targets.partials_stream}"
     with counting(clients) as counts, sizing(clients["dynamodb"], clients["kinesis"], measured, "folder"):
         for index in sorted(buckets):
-            bucket = buckets[index]
-            start = 0
-            while start < len(bucket):  # batches as the mapping makes them: its batch size or 6 MB of event
-                batch = within_payload(bucket[start : start + FOLDER_BATCH_SIZE], partial(event_of, arn=arn))
-                start += len(batch)
+            # batches as the mapping makes them: its batch size or 6 MB of event
+            for batch in chunks(buckets[index], FOLDER_BATCH_SIZE, partial(event_of, arn=arn)):
                 response = folder.handle(event_of(batch, arn=arn))
                 if response["batchItemFailures"]:
                     raise AssertionError(f"folder: partials failed: {response}")

@@ -523,6 +523,22 @@ def within_payload(
     return batch
 
 
+def chunks(
+    records: Sequence[dict[str, Any]],
+    size: int,
+    make_event: Callable[[Sequence[dict[str, Any]]], dict[str, Any]],
+    limit: int = LAMBDA_PAYLOAD_BYTES,
+) -> list[Sequence[dict[str, Any]]]:
+    """``records`` cut as a mapping cuts a shard that never fails: consecutive runs of at most ``size`` records
+    whose event is at most ``limit`` bytes (``within_payload``)."""
+    found: list[Sequence[dict[str, Any]]] = []
+    position = 0
+    while position < len(records):
+        found.append(within_payload(records[position : position + size], make_event, limit))
+        position += len(found[-1])
+    return found
+
+
 def _variable_bytes(record: Mapping[str, Any]) -> int:
     """What differs between Kinesis records in an event: the data, base64, and the partition key."""
     return 4 * ((len(record["Data"]) + 2) // 3) + len(record["PartitionKey"])
