@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
+import io
 import json
 import uuid
 from collections.abc import Iterator
@@ -119,7 +121,7 @@ blob_sets = st.builds(lambda bs: {"BS": sorted(bs)}, st.sets(st.binary(min_size=
 number_sets = st.builds(lambda ns: {"NS": sorted(ns)}, st.sets(st.sampled_from(["1", "2.5", "-3"]), min_size=1))
 odd = st.builds(lambda s: {"S": s, "N": None}, st.text(max_size=4))  # a null member: dropped
 request_values = st.recursive(
-    st.one_of(scalars, blob_sets, number_sets, odd, st.none()),
+    st.one_of(scalars, blob_sets, number_sets, odd, st.none(), st.just({"BS": ["eA==", None]})),
     lambda inner: st.one_of(
         st.builds(lambda m: {"M": m}, st.dictionaries(names, inner, max_size=3)),
         st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
@@ -493,3 +495,171 @@ def test_routing_remembers_endpoints_and_answers_as_moto_does() -> None:
     assert moto_speedups.ROUTES["https://dynamodb.us-east-1.amazonaws.com/"] == moto_speedups._route(
         "https://dynamodb.us-east-1.amazonaws.com/"
     )
+
+
+# ------------------------------------------------------------------ attribute values in the clients
+
+client_scalars = st.one_of(
+    scalars,
+    st.builds(lambda b: {"B": b}, st.one_of(st.binary(max_size=6), st.text(max_size=4), st.binary().map(bytearray))),
+    st.builds(lambda bs: {"BS": bs}, st.lists(st.one_of(st.binary(max_size=4), st.text(max_size=3)), max_size=3)),
+    st.builds(lambda ns: {"NS": ns}, st.lists(st.sampled_from(["1", "2.5", "-3"]), max_size=3).map(tuple)),
+)
+odd_values = st.one_of(  # each is refused by the validator, or taken by its own walker (a file-like blob)
+    st.builds(lambda n: {"N": n}, st.integers()),
+    st.builds(lambda s: {"S": s, "X": s}, st.text(max_size=3)),
+    st.builds(lambda ss: {"SS": ss}, st.sets(st.text(max_size=3), max_size=2)),
+    st.builds(lambda b: {"BOOL": b}, st.sampled_from([0, 1, "true", None])),
+    st.builds(lambda b: {"B": b}, st.sampled_from([7, None, io.BytesIO(b"x")])),
+    st.builds(lambda bs: {"BS": bs}, st.lists(st.sampled_from([b"a", 3, None]), max_size=2)),
+    st.builds(lambda m: {"M": m}, st.sampled_from([None, [], {3: {"S": "x"}}, {"k": "v"}])),
+    st.builds(lambda items: {"L": items}, st.sampled_from([None, "ab", [None], [{"S": 1}]])),
+    st.sampled_from([None, "x", [], {}]),
+)
+
+
+def nested(leaves: Any) -> Any:
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.builds(lambda m: {"M": m}, st.dictionaries(names, inner, max_size=3)),
+            st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+            st.builds(lambda items: {"L": tuple(items)}, st.lists(inner, max_size=2)),
+        ),
+        max_leaves=10,
+    )
+
+
+valid_values = nested(client_scalars)
+client_values = nested(st.one_of(client_scalars, odd_values))
+
+
+@contextmanager
+def botocore_walkers() -> Iterator[None]:
+    """botocore's own validator, serializer and parser walkers while the block runs."""
+    from botocore import parsers, serialize, validate  # noqa: PLC0415
+
+    places: list[Any] = [(validate.ParamValidator, "_validate", "ParamValidator._validate"),
+                         (serialize.JSONSerializer, "_serialize", "JSONSerializer._serialize"),
+                         (parsers.JSONParser, "_parse_shape", "JSONParser._parse_shape")]  # fmt: skip
+    saved = [getattr(cls, attribute) for cls, attribute, _ in places]
+    for cls, attribute, key in places:
+        setattr(cls, attribute, moto_speedups.ORIGINALS[key])
+    try:
+        yield
+    finally:
+        for (cls, attribute, _), method in zip(places, saved, strict=True):
+            setattr(cls, attribute, method)
+
+
+@functools.cache
+def dynamodb_model() -> Any:
+    import botocore.session  # noqa: PLC0415
+
+    return botocore.session.get_session().get_service_model("dynamodb")
+
+
+def client_request(operation: str, params: dict[str, Any]) -> Any:
+    """The validator's report for ``params``, else the serialized body (or the error serializing raises)."""
+    from botocore.serialize import JSONSerializer  # noqa: PLC0415
+    from botocore.validate import ParamValidator  # noqa: PLC0415
+
+    model = dynamodb_model().operation_model(operation)
+    report = ParamValidator().validate(params, model.input_shape)
+    if report.has_errors():
+        return report.generate_report()
+    return outcome_value(lambda: json.loads(JSONSerializer().serialize_to_request(params, model)["body"]))
+
+
+def client_requests(item: dict[str, Any], value: Any) -> dict[str, Any]:
+    """What the validator's report, else the serialized body, is of requests holding ``item`` and ``value``."""
+    requests = {
+        "PutItem": {"TableName": "t", "Item": item, "ExpressionAttributeValues": {":v": value}},
+        "BatchWriteItem": {"RequestItems": {"t": [{"PutRequest": {"Item": item}}, {"DeleteRequest": {"Key": item}}]}},
+        "UpdateItem": {"TableName": "t", "Key": {"k": value}, "UpdateExpression": "SET a = :v",
+                       "ExpressionAttributeValues": {":v": value}},
+        "BatchGetItem": {"RequestItems": {"t": {"Keys": [item, {"k": value}]}}},
+    }  # fmt: skip
+    return {operation: client_request(operation, params) for operation, params in requests.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(names, client_values, max_size=5), client_values)
+def test_client_requests_validate_as_botocore_validates_them(item: dict[str, Any], value: Any) -> None:
+    """Items, keys and expression values, valid or not (wrong types, unknown members, sets where lists
+    belong, file-like blobs, null members), get botocore's report (or its body) to the byte."""
+    ours = client_requests(item, value)
+    with botocore_walkers():
+        assert ours == client_requests(item, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(names, valid_values, max_size=5), valid_values)
+def test_client_requests_serialize_as_botocore_serializes_them(item: dict[str, Any], value: Any) -> None:
+    """Valid items, keys and expression values (blobs as bytes, bytearray or text, tuples for lists)
+    serialize to botocore's body."""
+    ours = client_requests(item, value)
+    assert all(isinstance(body, dict) for body in ours.values()), ours  # valid: bodies, not reports
+    with botocore_walkers():
+        assert ours == client_requests(item, value)
+
+
+def client_response(operation: str, body: dict[str, Any]) -> Any:
+    """What the client's JSON parser makes of a response ``body`` of ``operation``."""
+    from botocore.parsers import JSONParser  # noqa: PLC0415
+
+    model = dynamodb_model().operation_model(operation)
+    response = {"body": json.dumps(body).encode(), "headers": {}, "status_code": 200}
+    return outcome_value(lambda: JSONParser().parse(response, model.output_shape))
+
+
+sparse_values = st.recursive(  # as a response may hold them: null members, and null in lists
+    st.one_of(scalars, blob_sets, number_sets, odd, st.just({"BS": ["eA==", None]}), st.just({"L": [None]})),
+    lambda inner: st.one_of(
+        st.builds(lambda m: {"M": m}, st.dictionaries(names, st.one_of(inner, st.none()), max_size=3)),
+        st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+    ),
+    max_leaves=10,
+)
+
+
+def parsed_value(value: Any) -> Any:
+    """What the client's parser makes of ``value`` under the ``AttributeValue`` shape itself."""
+    from botocore.parsers import JSONParser  # noqa: PLC0415
+
+    return outcome_value(lambda: JSONParser()._parse_shape(dynamodb_model().shape_for("AttributeValue"), value))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(names, sparse_values, max_size=5), max_size=3), sparse_values)
+def test_client_responses_parse_as_botocore_parses_them(items: list[dict[str, Any]], value: Any) -> None:
+    """Items of every kind of response (blobs decoded, null members dropped, null kept in lists), and a
+    value on its own, parse to what botocore's own walker makes of them."""
+    items, value = [wire(item) for item in items], wire(value)
+    responses = {
+        "GetItem": {"Item": items[0] if items else {}},
+        "Query": {"Items": items, "Count": len(items), "LastEvaluatedKey": items[-1] if items else {}},
+        "BatchGetItem": {"Responses": {"t": items}, "UnprocessedKeys": {"t": {"Keys": items}}},
+        "UpdateItem": {"Attributes": items[0] if items else {}},
+    }
+    ours = {operation: client_response(operation, body) for operation, body in responses.items()}
+    ours["value"] = parsed_value(value)
+    with botocore_walkers():
+        theirs = {operation: client_response(operation, body) for operation, body in responses.items()}
+        theirs["value"] = parsed_value(value)
+    assert ours == theirs
+
+
+def test_the_client_walkers_serve_dynamodb_attribute_values_only() -> None:
+    """``AttributeValue`` of DynamoDB and DynamoDB Streams, and maps of names to it, take the direct walk;
+    other shapes (a string map, a structure holding values) take botocore's."""
+    import botocore.session  # noqa: PLC0415
+
+    session = botocore.session.get_session()
+    dynamodb = session.get_service_model("dynamodb")
+    for service in ("dynamodb", "dynamodbstreams"):
+        assert moto_speedups._kind(session.get_service_model(service).shape_for("AttributeValue")) == "value"
+    for name in ("AttributeMap", "Key", "PutItemInputAttributeMap", "ExpressionAttributeValueMap"):
+        assert moto_speedups._kind(dynamodb.shape_for(name)) == "map", name
+    for name in ("ExpressionAttributeNameMap", "ItemList", "PutRequest", "AttributeValueUpdate", "Condition"):
+        assert moto_speedups._kind(dynamodb.shape_for(name)) == "", name
