@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -280,8 +281,37 @@ def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back
 
 def test_a_local_run_collects_garbage_less_often_and_the_thresholds_come_back() -> None:
     before = gc.get_threshold()
-    with simulate.spaced_collections():
+    with simulate.spaced_collections() as settle:
         assert gc.get_threshold() == simulate.GC_THRESHOLD
-        assert gc.get_freeze_count() > 0  # what existed before the run is not scanned again
+        frozen = gc.get_freeze_count()
+        assert frozen > 0  # what existed before the run is not scanned again
+        survivors = [[n] for n in range(1000)]  # a round's items, still held when it ends
+        settle()
+        assert gc.get_freeze_count() >= frozen + len(survivors)
     assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_run_in_moto_settles_what_each_round_leaves() -> None:
+    """``run_in_moto`` hands ``spaced_collections``' ``settle`` to the run, which calls it once a round."""
+    config = simulate.PROFILES["dev"]
+    now = simulate.parse_instant(NOW)
+    messages = simulate.generate(8, 3, start_ns=simulate.first_minute(now, 3), now_ns=now)
+    options = simulate.RunOptions(messages, now, config.batch_size, config, check_every_seconds=60)
+    rounds = len(simulate.rounds(messages, now, 60))
+    assert rounds >= 3
+    settled: list[int] = []
+    real = simulate.spaced_collections
+
+    @contextmanager
+    def counted() -> Iterator[Callable[[], None]]:
+        with real() as settle:
+            yield lambda: (settled.append(gc.get_freeze_count()), settle())
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(simulate, "spaced_collections", counted)
+        summary = simulate.run_in_moto("dev", options)
+    assert len(settled) == rounds
+    assert simulate.balanced(summary)
+    assert options.after_round is None  # the caller's options are left as they were
     assert gc.get_freeze_count() == 0

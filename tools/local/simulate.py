@@ -37,7 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -797,6 +797,8 @@ class RunOptions:
     """Check every AWS call of the functions against their roles (``--check-iam``)."""
     check_every_seconds: int | None = None
     """Run the silence check every this many seconds of reading time (``rounds``); else once, at ``now_ns``."""
+    after_round: Callable[[], None] | None = None
+    """Called when a round is done (``spaced_collections``' ``settle`` in ``run_in_moto``)."""
 
 
 @contextmanager
@@ -1033,6 +1035,8 @@ def run(clients: Clients, targets: Targets, options: RunOptions, out: Any = sys.
         requests["silence"].update(counted)
         per_check.append(sum(counted.values()))
         seconds["silence"] += time.monotonic() - t0
+        if options.after_round is not None:
+            options.after_round()
 
     summary = summarize(clients, targets, len(options.messages), inbox.alerts(), config.aggregation_window_seconds)
     summary["run"] = {
@@ -1275,14 +1279,19 @@ took a fifth of a 200,000-reading run (76.6 s of 360.7, `gc.callbacks`)."""
 
 
 @contextmanager
-def spaced_collections() -> Iterator[None]:
+def spaced_collections() -> Iterator[Callable[[], None]]:
     """``GC_THRESHOLD`` while the block runs, what exists at its start frozen out of collections (the
-    generated messages); then the thresholds as before."""
+    generated messages); then the thresholds as before, nothing frozen.
+
+    Yields ``settle``, which freezes what exists when it is called: after each round of a run, what
+    survived it (moto's stored items, above all) is left out of the full collections that follow. In the
+    million-reading run (`gc.callbacks`) they took 118.7 s in 16 collections; settled after each minute,
+    1.1 s in 9, with the same peak memory."""
     saved = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.set_threshold(*saved)
         gc.unfreeze()
@@ -1296,9 +1305,9 @@ def run_in_moto(environment: str, options: RunOptions, shards: int | None = None
         in_moto(environment, options.config, shards) as (clients, targets),
         atomic_requests(),
         lane_switches(options.parallel),
-        spaced_collections(),
+        spaced_collections() as settle,
     ):
-        return run(clients, targets, options)
+        return run(clients, targets, replace(options, after_round=settle))
 
 
 MOTO_CREDENTIALS = {
