@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -279,6 +280,10 @@ def test_parallel_lanes_hand_over_the_gil_less_often_and_the_interval_comes_back
     assert sys.getswitchinterval() == before
 
 
+class Node:
+    next: Node | None = None
+
+
 def test_a_local_run_collects_garbage_less_often_and_the_thresholds_come_back() -> None:
     before = gc.get_threshold()
     with simulate.spaced_collections() as settle:
@@ -286,8 +291,13 @@ def test_a_local_run_collects_garbage_less_often_and_the_thresholds_come_back() 
         frozen = gc.get_freeze_count()
         assert frozen > 0  # what existed before the run is not scanned again
         survivors = [[n] for n in range(1000)]  # a round's items, still held when it ends
+        node = Node()
+        node.next = node  # and its garbage: a cycle nothing holds
+        gone = weakref.ref(node)
+        del node
         settle()
         assert gc.get_freeze_count() >= frozen + len(survivors)
+        assert gone() is None, "a round's garbage cycles are collected, not frozen"
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
 
@@ -312,6 +322,7 @@ def test_a_run_in_moto_settles_what_each_round_leaves() -> None:
         patch.setattr(simulate, "spaced_collections", counted)
         summary = simulate.run_in_moto("dev", options)
     assert len(settled) == rounds
+    assert settled == sorted(settled) and settled[0] > 0  # each round adds to what is frozen
     assert simulate.balanced(summary)
     assert options.after_round is None  # the caller's options are left as they were
     assert gc.get_freeze_count() == 0
