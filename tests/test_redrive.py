@@ -6,6 +6,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -280,3 +281,31 @@ def test_folder_redrive_through_the_deployed_functions_invoke_sends_lambdas_even
         assert record["eventSourceARN"].endswith("/tap-partials-dev")
     (message,) = env.clients["sqs"].receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(json.loads(message["Body"])["Message"])["alert_id"] == "dev:seg-a:2026-06-01T11:50:00Z"
+
+
+def test_a_replayed_event_stays_under_five_mebibytes_whatever_the_batch_size() -> None:
+    """``tools.redrive`` sends each event through ``Invoke`` (its payload: 6 MB with the call's own framing), so
+    it cuts at 5 MiB, tighter than the mapping's 6 MB: 10,000 records of ~1 KB in the event go in three events."""
+    arn = "arn:aws:kinesis:us-east-1:123456789012:stream/tap-readings-dev"
+    info = redrive.BatchInfo(arn, "shardId-000000000000", "1", "10000", 10_000)
+    records = [
+        {
+            "Data": b"r" * 500,
+            "PartitionKey": f"sensor-{i}",
+            "SequenceNumber": str(49_650_000_000 + i),
+            "ApproximateArrivalTimestamp": datetime(2026, 6, 1, tzinfo=UTC),
+        }
+        for i in range(10_000)
+    ]
+    sizes: list[int] = []
+    sent: list[str] = []
+
+    def submit(event: dict[str, Any]) -> list[str]:
+        sizes.append(len(json.dumps(event)))
+        sent.extend(r["kinesis"]["sequenceNumber"] for r in event["Records"])
+        return []
+
+    assert redrive.replay(info, records, submit, batch_size=10_000) == []
+    assert sent == [r["SequenceNumber"] for r in records]  # each once, in stream order
+    assert max(sizes) <= redrive.MAX_EVENT_BYTES
+    assert len(sizes) == 3 and sum(sizes) < 2 * 6_000_000  # cut at the mapping's 6 MB, two events
