@@ -958,9 +958,9 @@ NOTES = """## How these are measured
   short batch (6,250 readings an invocation on average where a steady lane fills 8,055) and no batch
   spans a window's end, where the model adds one for a batch gathered across it. The per-invocation
   requests (the shard's partials mark, the folder's Query and PutMetricData) are therefore above the
-  model's (per reading and per partial) and the aggregate puts below it; the calibration runs of `--compare`, batched as
-  the event source mappings batch sensors on their own phases, are the check the model is held to
-  (within 10 %, `tests/test_capacity.py`).
+  model's (per reading and per partial) and the aggregate puts below it; the calibration runs of
+  `--compare`, batched as the event source mappings batch sensors on their own phases, are the check the
+  model is held to (within 10 %, `tests/test_capacity.py`).
 - **costs**: `stacks.capacity` (calibrated on the real handlers) priced with `prices/us-east-1.json`.
   *Before the levers* is each profile's stream and batching window before issue 13 (`LEVERS_BASELINE`)
   on standard topics; each lever is then added in turn; at the scale sizes each lever is turned off
